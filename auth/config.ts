@@ -1,0 +1,227 @@
+/**
+ * Startup configuration. Pure: the environment is passed in (server.ts is the only reader of
+ * Bun.env), and the result is either a typed config or every problem at once. Problems name the
+ * variable, say what is wrong and how to fix it, and never repeat the value they reject.
+ */
+import { z } from "zod";
+import { isTokenShaped } from "./credentials.ts";
+
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+export type LogFormat = "pretty" | "json";
+
+export type TokenSource =
+  | { readonly kind: "env"; readonly value: string }
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "generated" };
+
+export interface Config {
+  readonly token: TokenSource;
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
+  readonly wsMaxPayload: number;
+  /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
+  readonly wsIdleTimeout: number;
+  /** Seconds an HTTP keep-alive connection may sit idle. */
+  readonly httpIdleTimeout: number;
+  /** Seconds that graceful shutdown waits for sockets before it forces the exit. */
+  readonly shutdownTimeout: number;
+}
+
+export interface ConfigProblem {
+  readonly variable: string;
+  readonly message: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+export const MIN_SECRET_LENGTH = 32;
+
+const GENERATE_HINT = "generate one with `openssl rand -hex 32`";
+
+/** Known placeholder secrets, compared case-insensitively with separators ignored. */
+const PLACEHOLDERS = [
+  "my-super-secret-token",
+  "changeme",
+  "change-me",
+  "secret",
+  "token",
+  "password",
+  "your-secret-here",
+  "your-token-here",
+  "replace-me",
+  "valid-token",
+  "example",
+  "test",
+  "xxxxxxxx",
+];
+const normalize = (value: string) => value.toLowerCase().replace(/[^a-z0-9]/g, "");
+const PLACEHOLDER_SET = new Set(PLACEHOLDERS.map(normalize));
+/** Phrases that only ever appear in a template someone forgot to fill in. */
+const PLACEHOLDER_PHRASES = ["mysupersecrettoken", "changeme", "replaceme", "yoursecret", "yourtoken", "placeholder"];
+
+/**
+ * Every reason a secret is unacceptable, as fix-it sentences that never include the secret.
+ * Shared by AUTH_TOKEN, the file behind AUTH_TOKEN_FILE and the generated token file.
+ */
+export function checkSecret(secret: string): string[] {
+  const problems: string[] = [];
+  const normalized = normalize(secret);
+  if (secret.trim() !== secret || /[\r\n]/.test(secret)) {
+    problems.push("has leading or trailing whitespace or a line break; remove it");
+  }
+  if (/^(["']).*\1$/s.test(secret)) {
+    problems.push("is wrapped in quotes, which would become part of the token; remove the quotes");
+  }
+  if (/\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/.test(secret)) {
+    problems.push("contains an unexpanded shell variable such as ${VAR} or $VAR; set the real value");
+  }
+  if (PLACEHOLDER_SET.has(normalized) || PLACEHOLDER_PHRASES.some((phrase) => normalized.includes(phrase))) {
+    problems.push(`is a well-known placeholder that anyone could guess; ${GENERATE_HINT}`);
+  } else if (secret.length < MIN_SECRET_LENGTH) {
+    problems.push(`is shorter than ${MIN_SECRET_LENGTH} characters; ${GENERATE_HINT}`);
+  } else if (new Set(secret).size < 8) {
+    problems.push(`uses fewer than 8 distinct characters, which is trivially guessable; ${GENERATE_HINT}`);
+  }
+  if (problems.length === 0 && !isTokenShaped(secret)) {
+    problems.push(
+      `contains a character clients cannot send in a header (space, comma, control or non-ASCII); ${GENERATE_HINT}`,
+    );
+  }
+  return problems;
+}
+
+/** A whole number read from the environment, with the bounds spelled out in the error. */
+function wholeNumber(variable: string, min: number, max: number, fallback: number, unit = "") {
+  const message = `must be a whole number from ${min} to ${max}${unit}; set ${variable}=${fallback} or unset it for the default`;
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      const value = Number(raw.trim());
+      if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+        ctx.addIssue({ code: "custom", message });
+        return z.NEVER;
+      }
+      return value;
+    });
+}
+
+function choice<const T extends readonly [string, ...string[]]>(variable: string, options: T, hint: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const value = raw.trim().toLowerCase();
+      if (!(options as readonly string[]).includes(value)) {
+        ctx.addIssue({ code: "custom", message: `must be one of ${options.join(", ")}; ${hint.replace("$VAR", variable)}` });
+        return z.NEVER;
+      }
+      return value as T[number];
+    });
+}
+
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
+
+const envSchema = z.object({
+  AUTH_TOKEN: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value === undefined) return;
+      if (value === "") {
+        ctx.addIssue({
+          code: "custom",
+          message: "is set but empty; unset it to have a token generated under DATA_DIR, or set a strong secret",
+        });
+        return;
+      }
+      for (const message of checkSecret(value)) ctx.addIssue({ code: "custom", message });
+    }),
+  AUTH_TOKEN_FILE: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value.trim() === "") {
+        ctx.addIssue({ code: "custom", message: "is set but empty; give the path of a file that holds the secret, or unset it" });
+      }
+    }),
+  PORT: wholeNumber("PORT", 0, 65535, 8000),
+  HOST: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value !== "" && !HOST.test(value)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "must be an IP address or a host name, e.g. 0.0.0.0 (every interface) or 127.0.0.1 (this machine only)",
+        });
+      }
+    }),
+  DATA_DIR: z.string().optional(),
+  LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
+  LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
+  WS_MAX_PAYLOAD_BYTES: wholeNumber("WS_MAX_PAYLOAD_BYTES", 1, 16 * 1024 * 1024, 64 * 1024, " bytes"),
+  WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
+  HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
+  SHUTDOWN_TIMEOUT_SECONDS: wholeNumber("SHUTDOWN_TIMEOUT_SECONDS", 1, 9, 5, " seconds"),
+});
+
+export interface ConfigContext {
+  /** Whether stdout is a terminal: picks the default LOG_FORMAT. */
+  readonly isTTY: boolean;
+}
+
+export function parseConfig(env: Readonly<Record<string, string | undefined>>, context: ConfigContext): ConfigResult {
+  const parsed = envSchema.safeParse(env);
+  const problems: ConfigProblem[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push({ variable: String(issue.path[0] ?? "environment"), message: issue.message });
+    }
+  }
+  if (env.AUTH_TOKEN !== undefined && env.AUTH_TOKEN_FILE !== undefined) {
+    problems.push({
+      variable: "AUTH_TOKEN_FILE",
+      message: "is set together with AUTH_TOKEN; keep only one of them so it is clear which secret is in force",
+    });
+  }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+
+  const vars = parsed.data;
+  const token: TokenSource =
+    vars.AUTH_TOKEN !== undefined
+      ? { kind: "env", value: vars.AUTH_TOKEN }
+      : vars.AUTH_TOKEN_FILE !== undefined
+        ? { kind: "file", path: vars.AUTH_TOKEN_FILE }
+        : { kind: "generated" };
+  return {
+    ok: true,
+    config: {
+      token,
+      port: vars.PORT,
+      host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
+      dataDir: vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR,
+      logLevel: vars.LOG_LEVEL ?? "info",
+      logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
+      wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
+      wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
+      httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,
+      shutdownTimeout: vars.SHUTDOWN_TIMEOUT_SECONDS,
+    },
+  };
+}
+
+/** The text printed for a failed configuration: every problem, one per line, no values. */
+export function formatConfigProblems(problems: readonly ConfigProblem[]): string {
+  const noun = problems.length === 1 ? "problem" : "problems";
+  const lines = problems.map((problem) => `  - ${problem.variable} ${problem.message}`);
+  return `tokengate: the configuration has ${problems.length} ${noun}; nothing was started.\n${lines.join("\n")}\n`;
+}

@@ -1,0 +1,179 @@
+/**
+ * Reading a presented token out of a request. Pure: no I/O, never throws. Each parser returns
+ * `undefined` for malformed input; `readCredential` turns the combination of sources into a
+ * single token, "none", or an `invalid_request` refusal that says which rule was broken.
+ */
+import { GateError } from "./errors.ts";
+
+export type CredentialSource = "x-auth-token" | "authorization" | "query" | "subprotocol";
+
+export interface Credential {
+  readonly token: string;
+  readonly source: CredentialSource;
+}
+
+/** The subprotocol a browser offers alongside its token; the only one the server ever echoes. */
+export const SUBPROTOCOL = "tokengate";
+export const SUBPROTOCOL_BEARER_PREFIX = "tokengate.bearer.";
+
+export const MAX_TOKEN_LENGTH = 4096;
+
+/**
+ * A token is 1..4096 visible ASCII characters without a comma. Spaces and commas are excluded
+ * because HTTP joins repeated header fields with ", ": a token containing them is
+ * indistinguishable from two tokens, so it is refused rather than guessed at.
+ */
+const TOKEN_CHARS = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+export function isTokenShaped(value: string): boolean {
+  return value.length > 0 && value.length <= MAX_TOKEN_LENGTH && TOKEN_CHARS.test(value);
+}
+
+export interface ParsedAuthorization {
+  /** Lower-cased scheme name. */
+  readonly scheme: string;
+  /** Everything after the scheme and its separating spaces; may be empty. */
+  readonly value: string;
+}
+
+const AUTHORIZATION = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: +(.*))?$/;
+
+/** Splits an `Authorization` header into scheme and credentials (RFC 9110 §11.4). */
+export function parseAuthorization(header: string): ParsedAuthorization | undefined {
+  const match = AUTHORIZATION.exec(header);
+  if (match === null) return undefined;
+  return { scheme: match[1]!.toLowerCase(), value: match[2] ?? "" };
+}
+
+/** The token of `Authorization: Bearer <token>`, or `undefined` when the value is not one token. */
+export function parseBearerToken(header: string): string | undefined {
+  const parsed = parseAuthorization(header);
+  if (parsed === undefined || parsed.scheme !== "bearer") return undefined;
+  return isTokenShaped(parsed.value) ? parsed.value : undefined;
+}
+
+/** Base64url without padding, the alphabet allowed in a `Sec-WebSocket-Protocol` token. */
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+export interface ParsedSubprotocols {
+  readonly offered: readonly string[];
+  /** The decoded token of a `tokengate.bearer.<base64url>` entry, if one was offered. */
+  readonly token: string | undefined;
+}
+
+/**
+ * Parses `Sec-WebSocket-Protocol: tokengate, tokengate.bearer.<base64url token>`. Returns
+ * `undefined` if the list is malformed, if more than one bearer entry is present, or if the
+ * bearer entry does not decode to a token-shaped string.
+ */
+export function parseSubprotocols(header: string): ParsedSubprotocols | undefined {
+  const offered = header.split(",").map((part) => part.trim());
+  let token: string | undefined;
+  for (const name of offered) {
+    if (name.length === 0) return undefined;
+    if (!name.startsWith(SUBPROTOCOL_BEARER_PREFIX)) continue;
+    if (token !== undefined) return undefined;
+    const encoded = name.slice(SUBPROTOCOL_BEARER_PREFIX.length);
+    if (!BASE64URL.test(encoded) || encoded.length % 4 === 1) return undefined;
+    const decoded = Buffer.from(encoded, "base64url").toString("latin1");
+    if (!isTokenShaped(decoded)) return undefined;
+    token = decoded;
+  }
+  return { offered, token };
+}
+
+/** Encodes a token for the subprotocol transport (what a browser client puts in its protocol list). */
+export function encodeSubprotocolToken(token: string): string {
+  return SUBPROTOCOL_BEARER_PREFIX + Buffer.from(token, "latin1").toString("base64url");
+}
+
+export type CredentialReading = Credential | "none" | GateError;
+
+/** Where the token may come from for a given request; the WebSocket endpoint allows all four. */
+export interface CredentialInputs {
+  readonly xAuthToken: string | null;
+  readonly authorization: string | null;
+  /** Every value of the `token` query parameter (the seed's WebSocket transport). */
+  readonly queryTokens?: readonly string[];
+  readonly subprotocols?: string | null;
+}
+
+function malformed(description: string): GateError {
+  return new GateError("invalid_request", description);
+}
+
+/**
+ * Combines every credential the request carries into one. All presented credentials must be
+ * well-formed and identical: a request that carries two different tokens is ambiguous and is
+ * refused instead of silently preferring one of them.
+ */
+export function readCredential(inputs: CredentialInputs): CredentialReading {
+  let found: Credential | undefined;
+  const offer = (token: string, source: CredentialSource): GateError | undefined => {
+    if (found !== undefined && found.token !== token) {
+      return malformed("Different tokens were presented in more than one place; send exactly one");
+    }
+    found ??= { token, source };
+    return undefined;
+  };
+
+  if (inputs.xAuthToken !== null) {
+    if (!isTokenShaped(inputs.xAuthToken)) {
+      return malformed(
+        "X-Auth-Token must hold exactly one token: visible ASCII without spaces or commas, sent once",
+      );
+    }
+    found = { token: inputs.xAuthToken, source: "x-auth-token" };
+  }
+
+  if (inputs.authorization !== null) {
+    const parsed = parseAuthorization(inputs.authorization);
+    if (parsed === undefined) return malformed("The Authorization header is malformed");
+    if (parsed.scheme === "bearer") {
+      if (!isTokenShaped(parsed.value)) {
+        return malformed(
+          "Authorization must be 'Bearer <token>' with one token: visible ASCII without spaces or commas, sent once",
+        );
+      }
+      const conflict = offer(parsed.value, "authorization");
+      if (conflict !== undefined) return conflict;
+    } else if (found === undefined) {
+      // Another scheme (e.g. Basic) is a client that does not know us yet: answer with the
+      // challenge so it learns which scheme to use, rather than calling the request malformed.
+      return new GateError(
+        "missing_token",
+        "This Authorization scheme is not accepted here; use 'Bearer <token>' or X-Auth-Token",
+      );
+    }
+  }
+
+  if (inputs.queryTokens !== undefined && inputs.queryTokens.length > 0) {
+    if (inputs.queryTokens.length > 1) return malformed("The token query parameter was given more than once");
+    const token = inputs.queryTokens[0]!;
+    if (!isTokenShaped(token)) {
+      return malformed("The token query parameter must be one token: visible ASCII without spaces or commas");
+    }
+    const conflict = offer(token, "query");
+    if (conflict !== undefined) return conflict;
+  }
+
+  if (inputs.subprotocols !== undefined && inputs.subprotocols !== null) {
+    const parsed = parseSubprotocols(inputs.subprotocols);
+    if (parsed === undefined) {
+      return malformed(
+        "Sec-WebSocket-Protocol must be 'tokengate, tokengate.bearer.<base64url token>' with one bearer entry",
+      );
+    }
+    if (parsed.token !== undefined) {
+      if (!parsed.offered.includes(SUBPROTOCOL)) {
+        // The server must echo one offered protocol; without the plain marker the only
+        // candidate would be the one carrying the token, which must never be reflected.
+        return malformed("Offer the 'tokengate' subprotocol alongside the tokengate.bearer entry");
+      }
+      const conflict = offer(parsed.token, "subprotocol");
+      if (conflict !== undefined) return conflict;
+    }
+  }
+
+  return found ?? "none";
+}

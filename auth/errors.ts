@@ -1,0 +1,67 @@
+/**
+ * The one error family of tokengate. Every refusal carries a stable `code` taken from the wire
+ * vocabulary (RFC 6750 / RFC 6749 where one exists) so clients can branch on it; `http.ts` and
+ * `ws.ts` turn it into a Response or a close code, and nothing else does.
+ */
+
+export type GateErrorCode =
+  | "missing_token"
+  | "invalid_token"
+  | "invalid_request"
+  | "insufficient_scope"
+  | "not_found"
+  | "method_not_allowed"
+  | "upgrade_required"
+  | "internal_error";
+
+interface CodeSpec {
+  readonly status: number;
+  /** Close code used when the same refusal happens on an open WebSocket (4000 + HTTP status). */
+  readonly close: number;
+  /** Whether the refusal is an authentication challenge (gets `WWW-Authenticate`). */
+  readonly challenge: boolean;
+  /** Value of RFC 6750's `error` attribute; absent when the request had no credentials at all (§3.1). */
+  readonly bearerError?: string;
+}
+
+export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
+  missing_token: { status: 401, close: 4401, challenge: true },
+  invalid_token: { status: 401, close: 4401, challenge: true, bearerError: "invalid_token" },
+  invalid_request: { status: 400, close: 4400, challenge: true, bearerError: "invalid_request" },
+  insufficient_scope: { status: 403, close: 4403, challenge: true, bearerError: "insufficient_scope" },
+  not_found: { status: 404, close: 4404, challenge: false },
+  method_not_allowed: { status: 405, close: 4405, challenge: false },
+  upgrade_required: { status: 426, close: 4426, challenge: false },
+  internal_error: { status: 500, close: 1011, challenge: false },
+};
+
+/** The seed's body text for every authentication failure, kept so FastAPI-era clients keep working. */
+export const SEED_DETAIL = "Invalid or missing token";
+
+export class GateError {
+  readonly code: GateErrorCode;
+  /**
+   * Human-readable explanation. It is sent to the client (body and `error_description`), so it
+   * must never contain a secret or echo client input; callers pass fixed strings only.
+   */
+  readonly description: string;
+  /** Extra response headers (e.g. `Allow` for 405). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  /** For `insufficient_scope`: the scope the resource needs (RFC 6750 §3 `scope` attribute). */
+  readonly scope: string | undefined;
+
+  constructor(
+    code: GateErrorCode,
+    description: string,
+    extra: { headers?: Record<string, string>; scope?: string } = {},
+  ) {
+    this.code = code;
+    this.description = description;
+    this.headers = extra.headers;
+    this.scope = extra.scope;
+  }
+}
+
+// Shared instances for the hot refusals: they are immutable, so allocating per request buys nothing.
+export const MISSING_TOKEN = new GateError("missing_token", "No token was presented");
+export const INVALID_TOKEN = new GateError("invalid_token", "The token is not valid");

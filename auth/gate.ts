@@ -1,0 +1,166 @@
+/**
+ * The gate: one `fetch` for every request. It routes, checks the method, authenticates and
+ * authorizes, and only then runs a protected handler or upgrades to a WebSocket (the card:
+ * `server.upgrade` runs only when the token matches). Every request yields one log line.
+ */
+import type { Server } from "bun";
+import { readCredential, SUBPROTOCOL, type CredentialInputs } from "./credentials.ts";
+import { GateError, MISSING_TOKEN } from "./errors.ts";
+import { toResponse } from "./http.ts";
+import type { Logger } from "./log.ts";
+import { requireScope, type Authenticator, type Principal } from "./principal.ts";
+import { redactTarget, splitUrl } from "./redact.ts";
+import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
+import type { WsData } from "./ws.ts";
+
+export interface GateOptions {
+  readonly authenticate: Authenticator;
+  readonly routes: readonly Route[];
+  readonly logger: Logger;
+}
+
+export interface Gate {
+  fetch(request: Request, server: Server<WsData>): Response | undefined | Promise<Response | undefined>;
+}
+
+const NOT_FOUND = new GateError("not_found", "Not Found");
+const UPGRADE_REQUIRED = new GateError(
+  "upgrade_required",
+  "This endpoint speaks WebSocket only; connect with a WebSocket client (ws://…/ws)",
+  { headers: { upgrade: "websocket", connection: "Upgrade" } },
+);
+const UPGRADE_FAILED = new GateError(
+  "invalid_request",
+  "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
+);
+const FOREIGN_SUBPROTOCOL = new GateError(
+  "invalid_request",
+  "Unsupported WebSocket subprotocol; offer 'tokengate' (optionally with tokengate.bearer.<token>) or none",
+);
+
+function methodNotAllowed(route: Route): GateError {
+  const allow = route.kind === "http" ? route.methods.join(", ") : "GET";
+  return new GateError("method_not_allowed", "Method Not Allowed", { headers: { allow } });
+}
+
+function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+function authorize(inputs: CredentialInputs, authenticate: Authenticator, scope: string): Principal | GateError {
+  const credential = readCredential(inputs);
+  if (credential instanceof GateError) return credential;
+  if (credential === "none") return MISSING_TOKEN;
+  const principal = authenticate(credential.token);
+  if (principal instanceof GateError) return principal;
+  return requireScope(principal, scope) ?? principal;
+}
+
+let connectionCounter = 0;
+
+export function createGate(options: GateOptions): Gate {
+  const { authenticate, logger } = options;
+  const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
+  const logRequests = logger.enabled("info");
+
+  function finish(request: Request, server: Server<WsData>, target: { path: string; query: string }, started: number, status: number, principal: string) {
+    if (!logRequests) return;
+    logger.info("request", {
+      method: request.method,
+      path: redactTarget(target.path, target.query),
+      status,
+      ms: Math.round((performance.now() - started) * 100) / 100,
+      principal,
+      remote: server.requestIP(request)?.address ?? "-",
+    });
+  }
+
+  function handleHttp(request: Request, route: HttpRoute): { response: Response | Promise<Response>; principal: string } {
+    if (route.scope === null) return { response: route.handle(request, undefined), principal: "-" };
+    const who = authorize(
+      { xAuthToken: request.headers.get("x-auth-token"), authorization: request.headers.get("authorization") },
+      authenticate,
+      route.scope,
+    );
+    if (who instanceof GateError) return { response: toResponse(who), principal: "-" };
+    return { response: route.handle(request, who), principal: who.id };
+  }
+
+  function handleSocket(
+    request: Request,
+    server: Server<WsData>,
+    route: SocketRoute,
+    target: { path: string; query: string },
+    started: number,
+  ): { response: Response | undefined; principal: string } {
+    if (!isWebSocketUpgrade(request)) return { response: toResponse(UPGRADE_REQUIRED), principal: "-" };
+    const subprotocols = request.headers.get("sec-websocket-protocol");
+    const who = authorize(
+      {
+        xAuthToken: request.headers.get("x-auth-token"),
+        authorization: request.headers.get("authorization"),
+        queryTokens: target.query === "" ? [] : new URLSearchParams(target.query).getAll("token"),
+        subprotocols,
+      },
+      authenticate,
+      route.scope,
+    );
+    if (who instanceof GateError) return { response: toResponse(who), principal: "-" };
+
+    // Bun echoes the first offered subprotocol unless told otherwise; that could be the entry
+    // carrying the token. Answer with the plain marker, and refuse protocols we do not speak.
+    let headers: Headers | undefined;
+    if (subprotocols !== null) {
+      const offered = subprotocols.split(",").map((name) => name.trim());
+      if (!offered.includes(SUBPROTOCOL)) return { response: toResponse(FOREIGN_SUBPROTOCOL), principal: who.id };
+      headers = new Headers({ "sec-websocket-protocol": SUBPROTOCOL });
+    }
+    connectionCounter += 1;
+    const data: WsData = {
+      principal: who,
+      connId: `c${connectionCounter.toString(36)}`,
+      remote: server.requestIP(request)?.address ?? "-",
+      path: route.path,
+      greeting: route.greeting,
+      openedAt: started,
+    };
+    const upgraded = headers === undefined ? server.upgrade(request, { data }) : server.upgrade(request, { data, headers });
+    if (!upgraded) return { response: toResponse(UPGRADE_FAILED), principal: who.id };
+    return { response: undefined, principal: who.id };
+  }
+
+  return {
+    fetch(request, server) {
+      const started = performance.now();
+      const target = splitUrl(request.url);
+      const route = table.get(target.path);
+      let outcome: { response: Response | undefined | Promise<Response>; principal: string };
+      if (route === undefined) {
+        outcome = { response: toResponse(NOT_FOUND), principal: "-" };
+      } else if (route.kind === "websocket") {
+        outcome =
+          request.method === "GET"
+            ? handleSocket(request, server, route, target, started)
+            : { response: toResponse(methodNotAllowed(route)), principal: "-" };
+      } else if (!route.methods.includes(request.method)) {
+        outcome = { response: toResponse(methodNotAllowed(route)), principal: "-" };
+      } else {
+        outcome = handleHttp(request, route);
+      }
+
+      const { response, principal } = outcome;
+      if (response === undefined) {
+        finish(request, server, target, started, 101, principal);
+        return undefined;
+      }
+      if (response instanceof Promise) {
+        return response.then((resolved) => {
+          finish(request, server, target, started, resolved.status, principal);
+          return resolved;
+        });
+      }
+      finish(request, server, target, started, response.status, principal);
+      return response;
+    },
+  };
+}

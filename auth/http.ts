@@ -1,0 +1,40 @@
+/**
+ * HTTP responses. `toResponse` is the one place a GateError becomes a Response: status, body
+ * (`detail` + stable `code`) and the RFC 6750 challenge all come from the error's code.
+ */
+import { codeSpecs, type GateError, SEED_DETAIL } from "./errors.ts";
+
+export const REALM = "tokengate";
+
+const JSON_HEADERS = {
+  "content-type": "application/json; charset=utf-8",
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+} as const;
+
+export function jsonResponse(status: number, body: string, extra?: Readonly<Record<string, string>>): Response {
+  return new Response(body, { status, headers: extra === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...extra } });
+}
+
+/** The `WWW-Authenticate` value for an authentication or authorization refusal. */
+export function challengeFor(error: GateError): string {
+  const spec = codeSpecs[error.code];
+  let challenge = `Bearer realm="${REALM}"`;
+  if (spec.bearerError !== undefined) {
+    challenge += `, error="${spec.bearerError}", error_description="${error.description}"`;
+    if (error.scope !== undefined) challenge += `, scope="${error.scope}"`;
+  }
+  return challenge;
+}
+
+export function toResponse(error: GateError): Response {
+  const spec = codeSpecs[error.code];
+  // 401s keep the seed's exact `detail` so FastAPI-era clients keep matching on it.
+  const body =
+    spec.status === 401
+      ? { detail: SEED_DETAIL, code: error.code, description: error.description }
+      : { detail: error.description, code: error.code };
+  const headers: Record<string, string> = { ...error.headers };
+  if (spec.challenge) headers["www-authenticate"] = challengeFor(error);
+  return jsonResponse(spec.status, JSON.stringify(body), headers);
+}

@@ -1,0 +1,84 @@
+/**
+ * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
+ * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
+ */
+import type { Server } from "bun";
+import { GateError } from "./errors.ts";
+import { createGate } from "./gate.ts";
+import { toResponse } from "./http.ts";
+import type { Logger } from "./log.ts";
+import type { Authenticator } from "./principal.ts";
+import type { Route } from "./routes.ts";
+import { CLOSE_GOING_AWAY, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
+
+export interface ListenerOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly authenticate: Authenticator;
+  readonly routes: readonly Route[];
+  readonly logger: Logger;
+  readonly wsMaxPayload: number;
+  readonly wsIdleTimeout: number;
+  readonly httpIdleTimeout: number;
+  readonly shutdownTimeout: number;
+}
+
+export interface Listener {
+  readonly server: Server<WsData>;
+  readonly sockets: SocketRegistry;
+  readonly url: URL;
+  /** Stops accepting, closes open sockets with 1001, waits for them (bounded), then stops. */
+  shutdown(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** No route takes a body yet; anything larger than this is refused by Bun with 413 before `fetch`. */
+const MAX_REQUEST_BODY = 64 * 1024;
+const INTERNAL = new GateError("internal_error", "Internal Server Error");
+
+export function startListener(options: ListenerOptions): Listener {
+  const { logger } = options;
+  const sockets = new SocketRegistry();
+  const gate = createGate({ authenticate: options.authenticate, routes: options.routes, logger });
+  const server = Bun.serve({
+    port: options.port,
+    hostname: options.host,
+    idleTimeout: options.httpIdleTimeout,
+    maxRequestBodySize: MAX_REQUEST_BODY,
+    development: false,
+    fetch: gate.fetch,
+    websocket: createSocketHandler({
+      logger,
+      registry: sockets,
+      maxPayload: options.wsMaxPayload,
+      idleTimeout: options.wsIdleTimeout,
+    }),
+    error(error) {
+      // Only the error's class and message: request data (and so any credential) is not in it.
+      logger.error("unhandled error", { error: error.name, message: error.message });
+      return toResponse(INTERNAL);
+    },
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      void server.stop(false);
+      const closing = sockets.closeWhere(CLOSE_GOING_AWAY, "server shutting down");
+      const deadline = performance.now() + options.shutdownTimeout * 1000;
+      while (sockets.size > 0 && performance.now() < deadline) await Bun.sleep(10);
+      if (sockets.size > 0) logger.warn("shutdown timed out; dropping sockets", { open: sockets.size });
+      await server.stop(true);
+      logger.info("stopped", { closed_sockets: closing });
+    })();
+    return stopping;
+  };
+
+  return {
+    server,
+    sockets,
+    url: server.url,
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}

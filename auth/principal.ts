@@ -1,0 +1,39 @@
+/**
+ * Who a request acts as, once its token has been verified, and what it may do. Pure.
+ */
+import { GateError, INVALID_TOKEN } from "./errors.ts";
+import { createSecretMatcher } from "./tokens.ts";
+
+export interface Principal {
+  /** Stable public identifier, safe to log (never derived from the secret). */
+  readonly id: string;
+  readonly kind: "bootstrap";
+  readonly name: string;
+  /** Granted scopes; `*` grants every scope. */
+  readonly scopes: readonly string[];
+}
+
+/** Verifies a well-formed presented token: the principal it belongs to, or why it is refused. */
+export type Authenticator = (token: string) => Principal | GateError;
+
+export function hasScope(principal: Principal, scope: string): boolean {
+  return principal.scopes.includes("*") || principal.scopes.includes(scope);
+}
+
+export function requireScope(principal: Principal, scope: string): GateError | undefined {
+  if (hasScope(principal, scope)) return undefined;
+  return new GateError("insufficient_scope", `This resource needs the ${scope} scope`, { scope });
+}
+
+export const BOOTSTRAP_PRINCIPAL: Principal = Object.freeze({
+  id: "bootstrap",
+  kind: "bootstrap",
+  name: "bootstrap token",
+  scopes: Object.freeze(["*"]),
+});
+
+/** The seed's single shared secret, acting with every scope. Keeps only the secret's digest. */
+export function createBootstrapAuthenticator(secretDigest: Uint8Array): Authenticator {
+  const matches = createSecretMatcher(secretDigest);
+  return (token) => (matches(token) ? BOOTSTRAP_PRINCIPAL : INVALID_TOKEN);
+}

@@ -1,0 +1,53 @@
+/**
+ * The route table: which paths exist, which methods they take, which scope they need, and what
+ * a protected handler returns once the gate has let a request through. Handlers never see a
+ * request that failed authentication; they receive the verified principal instead.
+ */
+import { jsonResponse } from "./http.ts";
+import type { Principal } from "./principal.ts";
+
+export interface HttpRoute {
+  readonly kind: "http";
+  readonly path: string;
+  readonly methods: readonly string[];
+  /** Scope the caller needs, or `null` for a public route. */
+  readonly scope: string | null;
+  handle(request: Request, principal: Principal | undefined): Response | Promise<Response>;
+}
+
+export interface SocketRoute {
+  readonly kind: "websocket";
+  readonly path: string;
+  readonly scope: string;
+  /** First message sent after the upgrade. */
+  readonly greeting: string;
+}
+
+export type Route = HttpRoute | SocketRoute;
+
+/** The seed's bodies, byte for byte, so FastAPI-era clients keep working unchanged. */
+export const SECURE_DATA_BODY = JSON.stringify({ message: "✅ Access granted", data: "Here is your secret data!" });
+export const WS_GREETING = "✅ WebSocket connected with valid token";
+const HEALTH_BODY = JSON.stringify({ status: "ok" });
+
+export const SCOPES = { dataRead: "data:read", wsConnect: "ws:connect" } as const;
+
+export function createSeedRoutes(): Route[] {
+  return [
+    {
+      kind: "http",
+      path: "/secure-data",
+      methods: ["GET", "HEAD"],
+      scope: SCOPES.dataRead,
+      handle: () => jsonResponse(200, SECURE_DATA_BODY),
+    },
+    {
+      kind: "http",
+      path: "/healthz",
+      methods: ["GET", "HEAD"],
+      scope: null,
+      handle: () => jsonResponse(200, HEALTH_BODY),
+    },
+    { kind: "websocket", path: "/ws", scope: SCOPES.wsConnect, greeting: WS_GREETING },
+  ];
+}

@@ -1,0 +1,30 @@
+/**
+ * Secret handling: generating strong tokens, digesting them, and comparing in constant time.
+ * Comparisons always run over fixed-length SHA-256 digests, so neither the content nor the length
+ * of the expected secret leaks through timing.
+ */
+import { timingSafeEqual } from "node:crypto";
+
+export const DIGEST_BYTES = 32;
+
+/** SHA-256 of a token's bytes (latin1: header values arrive as byte strings). */
+export function digestToken(token: string): Uint8Array {
+  return Bun.SHA256.hash(Buffer.from(token, "latin1")) as Uint8Array;
+}
+
+export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === DIGEST_BYTES && b.byteLength === DIGEST_BYTES && timingSafeEqual(a, b);
+}
+
+/** A matcher for one configured secret. Only the digest is kept; the plain secret is not captured. */
+export function createSecretMatcher(secretDigest: Uint8Array): (candidate: string) => boolean {
+  const expected = Uint8Array.from(secretDigest);
+  return (candidate) => digestsEqual(digestToken(candidate), expected);
+}
+
+/** 256 bits from the platform CSPRNG, base64url without padding (43 characters, header- and URL-safe). */
+export function generateToken(bytes = 32): string {
+  const buffer = new Uint8Array(bytes);
+  crypto.getRandomValues(buffer);
+  return Buffer.from(buffer).toString("base64url");
+}

@@ -1,0 +1,103 @@
+/**
+ * tokengate's composition root: the only reader of Bun.env. It validates the configuration,
+ * resolves the bootstrap token, wires the logger to stdout and starts the listener.
+ */
+import { networkInterfaces } from "node:os";
+import { createBootstrapAuthenticator } from "./auth/principal.ts";
+import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
+import { loadBootstrapToken } from "./auth/bootstrap.ts";
+import { startListener } from "./auth/listener.ts";
+import { createLogger } from "./auth/log.ts";
+import { createSeedRoutes } from "./auth/routes.ts";
+import { digestToken } from "./auth/tokens.ts";
+
+const EX_CONFIG = 78;
+
+function failConfig(problems: readonly ConfigProblem[]): never {
+  process.stderr.write(formatConfigProblems(problems));
+  process.exit(EX_CONFIG);
+}
+
+const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
+if (!parsed.ok) failConfig(parsed.problems);
+const config = parsed.config;
+
+const bootstrap = loadBootstrapToken(config.token, config.dataDir);
+if (!bootstrap.ok) failConfig(bootstrap.problems);
+
+// Buffered stdout: one write syscall per batch instead of per request; flushed often enough
+// that a tail -f or a test reading the pipe sees lines within a few tens of milliseconds.
+const stdout = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
+const flushTimer = setInterval(() => void stdout.flush(), 25);
+flushTimer.unref();
+const logger = createLogger({
+  level: config.logLevel,
+  format: config.logFormat,
+  sink: {
+    write(line) {
+      stdout.write(line);
+      if (config.logFormat === "pretty") void stdout.flush();
+    },
+  },
+});
+for (const warning of bootstrap.warnings) logger.warn(warning);
+
+let listener;
+try {
+  listener = startListener({
+    port: config.port,
+    host: config.host,
+    authenticate: createBootstrapAuthenticator(digestToken(bootstrap.token)),
+    routes: createSeedRoutes(),
+    logger,
+    wsMaxPayload: config.wsMaxPayload,
+    wsIdleTimeout: config.wsIdleTimeout,
+    httpIdleTimeout: config.httpIdleTimeout,
+    shutdownTimeout: config.shutdownTimeout,
+  });
+} catch (error) {
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+  const why =
+    code === "EADDRINUSE"
+      ? `port ${config.port} on ${config.host} is already in use; stop the other program or choose another PORT`
+      : code === "EACCES"
+        ? `this user may not listen on port ${config.port}; choose a PORT above 1023`
+        : code === "EADDRNOTAVAIL"
+          ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
+          : `the listener could not start (${code || "unknown error"})`;
+  failConfig([{ variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why }]);
+}
+
+const port = listener.server.port ?? config.port;
+const lanAddresses =
+  config.host === "0.0.0.0" || config.host === "::"
+    ? Object.values(networkInterfaces())
+        .flat()
+        .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
+        .map((net) => `http://${net!.address}:${port}`)
+    : [];
+logger.info("listening", { url: `http://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined });
+
+const origin = bootstrap.origin;
+if (origin === "generated") {
+  logger.warn(
+    `No AUTH_TOKEN was configured, so a new token was generated and saved to ${bootstrap.path} (readable only by this user). ` +
+      `Try it: curl -H "X-Auth-Token: $(cat ${bootstrap.path})" http://127.0.0.1:${port}/secure-data`,
+  );
+} else {
+  logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
+}
+
+let signalled = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (signalled) return;
+    signalled = true;
+    logger.info("shutting down", { signal });
+    void listener.shutdown().then(async () => {
+      clearInterval(flushTimer);
+      await stdout.flush();
+      process.exit(0);
+    });
+  });
+}

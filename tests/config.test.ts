@@ -1,0 +1,135 @@
+import { describe, expect, test } from "bun:test";
+import { checkSecret, formatConfigProblems, parseConfig } from "../auth/config.ts";
+import { newSecret, trackSecret } from "./support/secrets.ts";
+
+const tty = { isTTY: false };
+
+describe("parseConfig defaults", () => {
+  test("an empty environment is a valid config with a generated token", () => {
+    const result = parseConfig({}, tty);
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        token: { kind: "generated" },
+        port: 8000,
+        host: "0.0.0.0",
+        dataDir: "./data",
+        logLevel: "info",
+        logFormat: "json",
+        wsMaxPayload: 65536,
+        wsIdleTimeout: 120,
+        httpIdleTimeout: 10,
+        shutdownTimeout: 5,
+      },
+    });
+  });
+
+  test("LOG_FORMAT defaults to pretty on a terminal", () => {
+    const result = parseConfig({}, { isTTY: true });
+    expect(result.ok && result.config.logFormat).toBe("pretty");
+  });
+
+  test("reads every variable", () => {
+    const secret = newSecret();
+    const result = parseConfig(
+      {
+        AUTH_TOKEN: secret,
+        PORT: "9001",
+        HOST: "127.0.0.1",
+        DATA_DIR: "/var/lib/tokengate",
+        LOG_LEVEL: "WARN",
+        LOG_FORMAT: "pretty",
+        WS_MAX_PAYLOAD_BYTES: "1024",
+        WS_IDLE_TIMEOUT_SECONDS: "30",
+        HTTP_IDLE_TIMEOUT_SECONDS: "5",
+        SHUTDOWN_TIMEOUT_SECONDS: "2",
+      },
+      tty,
+    );
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        token: { kind: "env", value: secret },
+        port: 9001,
+        host: "127.0.0.1",
+        dataDir: "/var/lib/tokengate",
+        logLevel: "warn",
+        logFormat: "pretty",
+        wsMaxPayload: 1024,
+        wsIdleTimeout: 30,
+        httpIdleTimeout: 5,
+        shutdownTimeout: 2,
+      },
+    });
+  });
+
+  test("AUTH_TOKEN_FILE selects the file source", () => {
+    const result = parseConfig({ AUTH_TOKEN_FILE: "/run/secrets/token" }, tty);
+    expect(result.ok && result.config.token).toEqual({ kind: "file", path: "/run/secrets/token" });
+  });
+});
+
+describe("secret rules", () => {
+  const strong = "Zq8rT2vLx9mNpW4cYb7dHf3kJs6gAe5u";
+  test.each([
+    ["the seed's placeholder", "my-super-secret-token", /placeholder/],
+    ["changeme", "changeme", /placeholder/],
+    ["secret", "secret", /placeholder/],
+    ["token", "token", /placeholder/],
+    ["a long placeholder", "changeme-changeme-changeme-changeme", /placeholder/],
+    ["short", "Zq8rT2vLx9mNpW4c", /shorter than 32/],
+    ["${VAR}", "${TOKENGATE_SECRET_FROM_VAULT_XYZ}", /unexpanded shell variable/],
+    ["$VAR", `$TOKENGATE_SECRET${strong}`, /unexpanded shell variable/],
+    ["double quotes", `"${strong}"`, /quotes/],
+    ["single quotes", `'${strong}'`, /quotes/],
+    ["trailing newline", `${strong}\n`, /whitespace or a line break/],
+    ["leading space", ` ${strong}`, /whitespace/],
+    ["low variety", "abababababababababababababababab", /distinct characters/],
+    ["inner space", "Zq8rT2vLx9mNpW4c Yb7dHf3kJs6gAe5u", /cannot send in a header/],
+    ["comma", "Zq8rT2vLx9mNpW4c,Yb7dHf3kJs6gAe5u", /cannot send in a header/],
+    ["non-ASCII", "Zq8rT2vLx9mNpW4cé7dHf3kJs6gAe5uQ", /cannot send in a header/],
+  ])("refuses %s", (_name, secret, reason) => {
+    const problems = checkSecret(secret);
+    expect(problems.join("\n")).toMatch(reason);
+  });
+
+  test("accepts a strong secret", () => {
+    expect(checkSecret(strong)).toEqual([]);
+  });
+});
+
+describe("problems", () => {
+  test("every problem is reported at once, naming the variable, without echoing any value", () => {
+    const weak = trackSecret("weak-but-unique-7f3a");
+    const result = parseConfig(
+      { AUTH_TOKEN: weak, PORT: "eighty", HOST: "not a host!", LOG_LEVEL: "loud", LOG_FORMAT: "xml", WS_MAX_PAYLOAD_BYTES: "-1" },
+      tty,
+    );
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((problem) => problem.variable).sort()).toEqual(
+      ["AUTH_TOKEN", "HOST", "LOG_FORMAT", "LOG_LEVEL", "PORT", "WS_MAX_PAYLOAD_BYTES"].sort(),
+    );
+    const text = formatConfigProblems(result.problems);
+    for (const value of [weak, "eighty", "not a host!", "loud", "xml"]) expect(text).not.toContain(value);
+    expect(text).toContain("6 problems");
+    expect(text).toContain("set PORT=8000");
+  });
+
+  test.each([
+    ["empty AUTH_TOKEN", { AUTH_TOKEN: "" }, "AUTH_TOKEN", /set but empty/],
+    ["both token sources", { AUTH_TOKEN: "Zq8rT2vLx9mNpW4cYb7dHf3kJs6gAe5u", AUTH_TOKEN_FILE: "/x" }, "AUTH_TOKEN_FILE", /keep only one/],
+    ["empty AUTH_TOKEN_FILE", { AUTH_TOKEN_FILE: " " }, "AUTH_TOKEN_FILE", /set but empty/],
+    ["port out of range", { PORT: "70000" }, "PORT", /0 to 65535/],
+    ["port with junk", { PORT: "80a" }, "PORT", /whole number/],
+    ["fractional port", { PORT: "80.5" }, "PORT", /whole number/],
+    ["idle timeout too large", { WS_IDLE_TIMEOUT_SECONDS: "961" }, "WS_IDLE_TIMEOUT_SECONDS", /8 to 960/],
+    ["shutdown too long", { SHUTDOWN_TIMEOUT_SECONDS: "10" }, "SHUTDOWN_TIMEOUT_SECONDS", /1 to 9/],
+  ])("%s", (_name, env, variable, message) => {
+    const result = parseConfig(env, tty);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const problem = result.problems.find((candidate) => candidate.variable === variable);
+    expect(problem?.message).toMatch(message);
+  });
+});

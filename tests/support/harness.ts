@@ -1,0 +1,238 @@
+/**
+ * Real servers for tests: the gate in-process on port 0 (with a capturing log sink), or the real
+ * `bun run server.ts` as a subprocess. No mocks of Bun or of the network.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startListener, type Listener } from "../../auth/listener.ts";
+import { createLogger } from "../../auth/log.ts";
+import { createBootstrapAuthenticator, type Authenticator } from "../../auth/principal.ts";
+import { createSeedRoutes, type Route } from "../../auth/routes.ts";
+import { digestToken } from "../../auth/tokens.ts";
+import { captureOutput, newSecret } from "./secrets.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const SERVER_ENTRY = join(ROOT, "server.ts");
+
+export interface TestGate {
+  readonly listener: Listener;
+  readonly token: string;
+  readonly http: string;
+  readonly ws: string;
+  readonly port: number;
+  readonly lines: string[];
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface TestGateOptions {
+  readonly token?: string;
+  readonly routes?: readonly Route[];
+  readonly authenticate?: Authenticator;
+  readonly wsMaxPayload?: number;
+  readonly shutdownTimeout?: number;
+}
+
+export function startTestGate(options: TestGateOptions = {}): TestGate {
+  const token = options.token ?? newSecret();
+  const lines: string[] = [];
+  const logger = createLogger({
+    level: "debug",
+    format: "json",
+    sink: {
+      write(line) {
+        lines.push(line);
+        captureOutput(line);
+      },
+    },
+  });
+  const listener = startListener({
+    port: 0,
+    host: "127.0.0.1",
+    authenticate: options.authenticate ?? createBootstrapAuthenticator(digestToken(token)),
+    routes: options.routes ?? createSeedRoutes(),
+    logger,
+    wsMaxPayload: options.wsMaxPayload ?? 64 * 1024,
+    wsIdleTimeout: 120,
+    httpIdleTimeout: 10,
+    shutdownTimeout: options.shutdownTimeout ?? 5,
+  });
+  const port = listener.server.port!;
+  return {
+    listener,
+    token,
+    port,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}`,
+    lines,
+    [Symbol.asyncDispose]: () => listener.shutdown(),
+  };
+}
+
+export function makeTempDir(prefix = "tokengate-test-"): { path: string; [Symbol.dispose](): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A `bun run server.ts` child process with its output captured as it arrives. */
+export class ServerProcess {
+  readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  stdout = "";
+  stderr = "";
+  readonly #done: Promise<void>;
+
+  constructor(env: Record<string, string>, cwd: string) {
+    this.proc = Bun.spawn([process.execPath, "run", SERVER_ENTRY], {
+      cwd,
+      // A clean environment: nothing from the developer's shell (or CI) may leak into the config.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, LOG_FORMAT: "json", ...env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        const text = decoder.decode(chunk, { stream: true });
+        this[key] += text;
+        captureOutput(text);
+      }
+    };
+    this.#done = Promise.all([pump(this.proc.stdout, "stdout"), pump(this.proc.stderr, "stderr")]).then(() => undefined);
+  }
+
+  /** Resolves once all output has been read and the process has exited. */
+  async exited(): Promise<number> {
+    const code = await this.proc.exited;
+    await this.#done;
+    return code;
+  }
+
+  /** Parsed JSON log lines printed so far. */
+  logLines(): Array<Record<string, unknown>> {
+    return this.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  async waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = this.logLines().find(predicate);
+      if (found !== undefined) return found;
+      if (this.proc.exitCode !== null) break;
+      await Bun.sleep(20);
+    }
+    throw new Error(`log line not seen within ${timeoutMs} ms (exit code ${this.proc.exitCode})`);
+  }
+
+  /** Waits for the listening line and returns the bound port. */
+  async port(): Promise<number> {
+    const line = await this.waitFor((entry) => entry.msg === "listening");
+    return Number(line.port);
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number> {
+    if (this.proc.exitCode === null) this.proc.kill(signal);
+    return this.exited();
+  }
+}
+
+/** Sends bytes exactly as given over a real TCP connection and returns the raw response. */
+export async function rawRequest(port: number, request: string | Uint8Array, timeoutMs = 3000): Promise<RawResponse> {
+  let received = "";
+  const { promise, resolve: done } = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_socket, chunk) {
+        received += chunk.toString("latin1");
+        const parsed = parseRaw(received);
+        if (parsed !== undefined && parsed.complete) done();
+      },
+      close() {
+        done();
+      },
+      error() {
+        done();
+      },
+    },
+  });
+  socket.write(request);
+  const timer = setTimeout(done, timeoutMs);
+  await promise;
+  clearTimeout(timer);
+  socket.end();
+  const parsed = parseRaw(received);
+  if (parsed === undefined) return { status: 0, headers: new Headers(), body: "", raw: received };
+  return { status: parsed.status, headers: parsed.headers, body: parsed.body, raw: received };
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: string;
+  readonly raw: string;
+}
+
+function parseRaw(text: string): (Omit<RawResponse, "raw"> & { complete: boolean }) | undefined {
+  const end = text.indexOf("\r\n\r\n");
+  if (end === -1) return undefined;
+  const [statusLine = "", ...headerLines] = text.slice(0, end).split("\r\n");
+  const status = Number(statusLine.split(" ")[1]);
+  const headers = new Headers();
+  for (const line of headerLines) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  const body = Buffer.from(text.slice(end + 4), "latin1").toString("utf8");
+  const length = Number(headers.get("content-length") ?? "NaN");
+  const complete = status === 101 || (Number.isFinite(length) && Buffer.byteLength(body) >= length);
+  return { status, headers, body, complete };
+}
+
+/** Runs the real curl binary; returns status, headers and body. */
+export async function curl(args: string[]): Promise<{ status: number; body: string; headers: string; exitCode: number }> {
+  const proc = Bun.spawn(["curl", "-s", "-S", "-D", "-", "--max-time", "5", ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, exitCode] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  const split = out.indexOf("\r\n\r\n");
+  const headers = split === -1 ? out : out.slice(0, split);
+  const body = split === -1 ? "" : out.slice(split + 4);
+  const status = Number(headers.split("\r\n")[0]?.split(" ")[1] ?? 0);
+  return { status, body, headers, exitCode };
+}
+
+/** Opens a WebSocket and collects what happens to it. */
+export class WsProbe {
+  readonly socket: WebSocket;
+  readonly messages: Array<string | ArrayBuffer> = [];
+  readonly opened: Promise<boolean>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(url: string, options?: { protocols?: string[]; headers?: Headers }) {
+    this.socket =
+      options === undefined
+        ? new WebSocket(url)
+        : new WebSocket(url, { protocols: options.protocols ?? [], headers: options.headers ?? new Headers() } as never);
+    this.socket.binaryType = "arraybuffer";
+    this.opened = new Promise((resolve) => {
+      this.socket.addEventListener("open", () => resolve(true));
+      this.socket.addEventListener("close", () => resolve(false));
+    });
+    this.closed = new Promise((resolve) => {
+      this.socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason }));
+    });
+    this.socket.addEventListener("message", (event) => this.messages.push(event.data as string | ArrayBuffer));
+  }
+
+  async nextMessage(index: number, timeoutMs = 3000): Promise<string | ArrayBuffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length <= index) {
+      if (Date.now() > deadline) throw new Error(`no message #${index} within ${timeoutMs} ms`);
+      await Bun.sleep(5);
+    }
+    return this.messages[index]!;
+  }
+}
