@@ -10,7 +10,7 @@ import { toResponse } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 import { redactTarget, splitUrl } from "./redact.ts";
-import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
+import type { Route, SocketRoute } from "./routes.ts";
 import type { WsData } from "./ws.ts";
 
 export interface GateOptions {
@@ -63,56 +63,33 @@ export function createGate(options: GateOptions): Gate {
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const logRequests = logger.enabled("info");
 
-  function finish(request: Request, server: Server<WsData>, target: { path: string; query: string }, started: number, status: number, principal: string) {
-    if (!logRequests) return;
-    logger.info("request", {
-      method: request.method,
-      path: redactTarget(target.path, target.query),
-      status,
-      ms: Math.round((performance.now() - started) * 100) / 100,
-      principal,
-      remote: server.requestIP(request)?.address ?? "-",
-    });
-  }
-
-  function handleHttp(request: Request, route: HttpRoute): { response: Response | Promise<Response>; principal: string } {
-    if (route.scope === null) return { response: route.handle(request, undefined), principal: "-" };
-    const who = authorize(
-      { xAuthToken: request.headers.get("x-auth-token"), authorization: request.headers.get("authorization") },
-      authenticate,
-      route.scope,
-    );
-    if (who instanceof GateError) return { response: toResponse(who), principal: "-" };
-    return { response: route.handle(request, who), principal: who.id };
-  }
-
-  function handleSocket(
+  function upgradeSocket(
     request: Request,
     server: Server<WsData>,
     route: SocketRoute,
-    target: { path: string; query: string },
+    query: string,
     started: number,
-  ): { response: Response | undefined; principal: string } {
-    if (!isWebSocketUpgrade(request)) return { response: toResponse(UPGRADE_REQUIRED), principal: "-" };
+  ): Principal | GateError {
+    if (!isWebSocketUpgrade(request)) return UPGRADE_REQUIRED;
     const subprotocols = request.headers.get("sec-websocket-protocol");
     const who = authorize(
       {
         xAuthToken: request.headers.get("x-auth-token"),
         authorization: request.headers.get("authorization"),
-        queryTokens: target.query === "" ? [] : new URLSearchParams(target.query).getAll("token"),
+        queryTokens: query === "" ? [] : new URLSearchParams(query).getAll("token"),
         subprotocols,
       },
       authenticate,
       route.scope,
     );
-    if (who instanceof GateError) return { response: toResponse(who), principal: "-" };
+    if (who instanceof GateError) return who;
 
     // Bun echoes the first offered subprotocol unless told otherwise; that could be the entry
     // carrying the token. Answer with the plain marker, and refuse protocols we do not speak.
     let headers: Headers | undefined;
     if (subprotocols !== null) {
       const offered = subprotocols.split(",").map((name) => name.trim());
-      if (!offered.includes(SUBPROTOCOL)) return { response: toResponse(FOREIGN_SUBPROTOCOL), principal: who.id };
+      if (!offered.includes(SUBPROTOCOL)) return FOREIGN_SUBPROTOCOL;
       headers = new Headers({ "sec-websocket-protocol": SUBPROTOCOL });
     }
     connectionCounter += 1;
@@ -125,41 +102,63 @@ export function createGate(options: GateOptions): Gate {
       openedAt: started,
     };
     const upgraded = headers === undefined ? server.upgrade(request, { data }) : server.upgrade(request, { data, headers });
-    if (!upgraded) return { response: toResponse(UPGRADE_FAILED), principal: who.id };
-    return { response: undefined, principal: who.id };
+    return upgraded ? who : UPGRADE_FAILED;
   }
 
   return {
     fetch(request, server) {
       const started = performance.now();
-      const target = splitUrl(request.url);
-      const route = table.get(target.path);
-      let outcome: { response: Response | undefined | Promise<Response>; principal: string };
+      const { path, query } = splitUrl(request.url);
+      const route = table.get(path);
+      let principal = "-";
+      let response: Response | Promise<Response> | undefined;
+
       if (route === undefined) {
-        outcome = { response: toResponse(NOT_FOUND), principal: "-" };
+        response = toResponse(NOT_FOUND);
       } else if (route.kind === "websocket") {
-        outcome =
-          request.method === "GET"
-            ? handleSocket(request, server, route, target, started)
-            : { response: toResponse(methodNotAllowed(route)), principal: "-" };
+        if (request.method !== "GET") {
+          response = toResponse(methodNotAllowed(route));
+        } else {
+          const outcome = upgradeSocket(request, server, route, query, started);
+          if (outcome instanceof GateError) response = toResponse(outcome);
+          else principal = outcome.id;
+        }
       } else if (!route.methods.includes(request.method)) {
-        outcome = { response: toResponse(methodNotAllowed(route)), principal: "-" };
+        response = toResponse(methodNotAllowed(route));
+      } else if (route.scope === null) {
+        response = route.handle(request, undefined);
       } else {
-        outcome = handleHttp(request, route);
+        const headers = request.headers;
+        const who = authorize(
+          { xAuthToken: headers.get("x-auth-token"), authorization: headers.get("authorization") },
+          authenticate,
+          route.scope,
+        );
+        if (who instanceof GateError) {
+          response = toResponse(who);
+        } else {
+          principal = who.id;
+          response = route.handle(request, who);
+        }
       }
 
-      const { response, principal } = outcome;
-      if (response === undefined) {
-        finish(request, server, target, started, 101, principal);
-        return undefined;
-      }
-      if (response instanceof Promise) {
-        return response.then((resolved) => {
-          finish(request, server, target, started, resolved.status, principal);
-          return resolved;
+      if (!logRequests) return response;
+      const log = (status: number) =>
+        logger.access({
+          method: request.method,
+          target: redactTarget(path, query),
+          status,
+          ms: Math.round((performance.now() - started) * 100) / 100,
+          principal,
+          remote: server.requestIP(request)?.address ?? "-",
         });
+      if (response === undefined) {
+        log(101);
+      } else if (response instanceof Promise) {
+        return response.then((resolved) => (log(resolved.status), resolved));
+      } else {
+        log(response.status);
       }
-      finish(request, server, target, started, response.status, principal);
       return response;
     },
   };

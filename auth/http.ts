@@ -6,14 +6,19 @@ import { codeSpecs, type GateError, SEED_DETAIL } from "./errors.ts";
 
 export const REALM = "tokengate";
 
-const JSON_HEADERS = {
+// One Headers instance, copied by each Response: building headers from a plain object costs
+// about twice as much per response, and this sits on every request.
+const JSON_HEADERS = new Headers({
   "content-type": "application/json; charset=utf-8",
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
-} as const;
+});
 
 export function jsonResponse(status: number, body: string, extra?: Readonly<Record<string, string>>): Response {
-  return new Response(body, { status, headers: extra === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...extra } });
+  if (extra === undefined) return new Response(body, { status, headers: JSON_HEADERS });
+  const headers = new Headers(JSON_HEADERS);
+  for (const name in extra) headers.set(name, extra[name]!);
+  return new Response(body, { status, headers });
 }
 
 /** The `WWW-Authenticate` value for an authentication or authorization refusal. */

@@ -10,9 +10,21 @@ export interface LogSink {
   write(line: string): void;
 }
 
+/** One access-log entry. `target` must already be redacted; `principal` is a public id. */
+export interface AccessEntry {
+  readonly method: string;
+  readonly target: string;
+  readonly status: number;
+  readonly ms: number;
+  readonly principal: string;
+  readonly remote: string;
+}
+
 export interface Logger {
   readonly level: LogLevel;
   enabled(level: Exclude<LogLevel, "silent">): boolean;
+  /** The per-request line (level info). Formatted without a generic object walk: it runs on every request. */
+  access(entry: AccessEntry): void;
   debug(message: string, fields?: LogFields): void;
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
@@ -28,8 +40,20 @@ function prettyValue(value: string | number | boolean): string {
   return /^[\x21-\x7e]*$/.test(text) && !text.includes('"') && text !== "" ? text : JSON.stringify(text);
 }
 
-function formatPretty(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined, now: Date): string {
-  let line = `${now.toISOString().slice(11, 23)} ${LABEL[level]} ${message.replace(/[\x00-\x1f\x7f]/g, " ")}`;
+let clockMs = 0;
+let clockIso = "";
+/** ISO time, recomputed at most once per millisecond: at tens of thousands of lines a second it adds up. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== clockMs) {
+    clockMs = now;
+    clockIso = new Date(now).toISOString();
+  }
+  return clockIso;
+}
+
+function formatPretty(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
+  let line = `${isoNow().slice(11, 23)} ${LABEL[level]} ${message.replace(/[\x00-\x1f\x7f]/g, " ")}`;
   if (fields !== undefined) {
     for (const key in fields) {
       const value = fields[key];
@@ -39,8 +63,18 @@ function formatPretty(level: Exclude<LogLevel, "silent">, message: string, field
   return `${line}\n`;
 }
 
-function formatJson(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined, now: Date): string {
-  return `${JSON.stringify({ time: now.toISOString(), level, msg: message, ...fields })}\n`;
+function formatJson(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
+  return `${JSON.stringify({ time: isoNow(), level, msg: message, ...fields })}\n`;
+}
+
+// Same fields and order as formatJson would produce. Only `target` can hold client-chosen bytes,
+// so only it goes through JSON.stringify; method, principal and remote are tokens and addresses.
+function accessJson(entry: AccessEntry): string {
+  return `{"time":"${isoNow()}","level":"info","msg":"request","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"}\n`;
+}
+
+function accessPretty(entry: AccessEntry): string {
+  return `${isoNow().slice(11, 23)} ${LABEL.info} ${prettyValue(entry.method)} ${prettyValue(entry.target)} ${entry.status} ${entry.ms}ms principal=${entry.principal} remote=${entry.remote}\n`;
 }
 
 export interface LoggerOptions {
@@ -52,13 +86,19 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const threshold = RANK[options.level];
   const format = options.format === "json" ? formatJson : formatPretty;
+  const formatAccess = options.format === "json" ? accessJson : accessPretty;
+  const { sink } = options;
   const emit = (level: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
     if (RANK[level] < threshold) return;
-    options.sink.write(format(level, message, fields, new Date()));
+    sink.write(format(level, message, fields));
   };
+  const accessOn = RANK.info >= threshold;
   return {
     level: options.level,
     enabled: (level) => RANK[level] >= threshold,
+    access: (entry) => {
+      if (accessOn) sink.write(formatAccess(entry));
+    },
     debug: (message, fields) => emit("debug", message, fields),
     info: (message, fields) => emit("info", message, fields),
     warn: (message, fields) => emit("warn", message, fields),

@@ -7,9 +7,9 @@ import { timingSafeEqual } from "node:crypto";
 
 export const DIGEST_BYTES = 32;
 
-/** SHA-256 of a token's bytes (latin1: header values arrive as byte strings). */
+/** SHA-256 of a token (UTF-8; accepted tokens are ASCII, so this is also their wire bytes). */
 export function digestToken(token: string): Uint8Array {
-  return Bun.SHA256.hash(Buffer.from(token, "latin1")) as Uint8Array;
+  return Bun.SHA256.hash(token) as Uint8Array;
 }
 
 export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -74,7 +74,8 @@ describe("parseSubprotocols", () => {
 
 describe("readCredential", () => {
   const none: CredentialInputs = { xAuthToken: null, authorization: null };
-  const code = (reading: ReturnType<typeof readCredential>) => (reading instanceof GateError ? reading.code : reading);
+  const code = (reading: ReturnType<typeof readCredential>): string =>
+    reading instanceof GateError ? reading.code : reading === "none" ? "none" : reading.token;
 
   test.each<[string, CredentialInputs, string]>([
     ["nothing", none, "none"],
