@@ -58,6 +58,7 @@ try {
     authenticate: createBootstrapAuthenticator(digestToken(bootstrap.token)),
     routes: createSeedRoutes(),
     logger,
+    accessLog: config.accessLog,
     wsMaxPayload: config.wsMaxPayload,
     wsIdleTimeout: config.wsIdleTimeout,
     httpIdleTimeout: config.httpIdleTimeout,

@@ -8,6 +8,8 @@ import { isTokenShaped } from "./credentials.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFormat = "pretty" | "json";
+/** Which requests get an access-log line: all, only refusals (and WebSocket connections), or none. */
+export type AccessLogMode = "all" | "refused" | "off";
 
 export type TokenSource =
   | { readonly kind: "env"; readonly value: string }
@@ -21,6 +23,7 @@ export interface Config {
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
+  readonly accessLog: AccessLogMode;
   /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
   readonly wsMaxPayload: number;
   /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
@@ -168,6 +171,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().optional(),
   LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
+  ACCESS_LOG: choice("ACCESS_LOG", ["all", "refused", "off"], "set $VAR=all, or unset it"),
   WS_MAX_PAYLOAD_BYTES: wholeNumber("WS_MAX_PAYLOAD_BYTES", 1, 16 * 1024 * 1024, 64 * 1024, " bytes"),
   WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
   HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
@@ -211,6 +215,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       dataDir: vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR,
       logLevel: vars.LOG_LEVEL ?? "info",
       logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
+      accessLog: vars.ACCESS_LOG ?? "all",
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
       httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,

@@ -98,8 +98,46 @@ export interface CredentialInputs {
   readonly subprotocols?: string | null;
 }
 
+const MALFORMED_X_AUTH_TOKEN = new GateError(
+  "invalid_request",
+  "X-Auth-Token must hold exactly one token: visible ASCII without spaces or commas, sent once",
+);
+const MALFORMED_AUTHORIZATION = new GateError("invalid_request", "The Authorization header is malformed");
+const MALFORMED_BEARER = new GateError(
+  "invalid_request",
+  "Authorization must be 'Bearer <token>' with one token: visible ASCII without spaces or commas, sent once",
+);
+const CONFLICTING_TOKENS = new GateError(
+  "invalid_request",
+  "Different tokens were presented in more than one place; send exactly one",
+);
+const UNSUPPORTED_SCHEME = new GateError(
+  "missing_token",
+  "This Authorization scheme is not accepted here; use 'Bearer <token>' or X-Auth-Token",
+);
+
 function malformed(description: string): GateError {
   return new GateError("invalid_request", description);
+}
+
+/**
+ * The header-only credential of a plain HTTP request: the token, `undefined` when there is none,
+ * or the refusal. This is `readCredential` restricted to the two headers, without allocating:
+ * it runs on every protected request.
+ */
+export function readHeaderToken(xAuthToken: string | null, authorization: string | null): string | GateError | undefined {
+  if (xAuthToken !== null && !isTokenShaped(xAuthToken)) return MALFORMED_X_AUTH_TOKEN;
+  if (authorization === null) return xAuthToken ?? undefined;
+  const parsed = parseAuthorization(authorization);
+  if (parsed === undefined) return MALFORMED_AUTHORIZATION;
+  if (parsed.scheme !== "bearer") {
+    // Another scheme (e.g. Basic) is a client that does not know us yet: answer with the
+    // challenge so it learns which scheme to use, rather than calling the request malformed.
+    return xAuthToken ?? UNSUPPORTED_SCHEME;
+  }
+  if (!isTokenShaped(parsed.value)) return MALFORMED_BEARER;
+  if (xAuthToken !== null && xAuthToken !== parsed.value) return CONFLICTING_TOKENS;
+  return parsed.value;
 }
 
 /**
@@ -108,44 +146,17 @@ function malformed(description: string): GateError {
  * refused instead of silently preferring one of them.
  */
 export function readCredential(inputs: CredentialInputs): CredentialReading {
-  let found: Credential | undefined;
+  const fromHeaders = readHeaderToken(inputs.xAuthToken, inputs.authorization);
+  if (fromHeaders instanceof GateError) return fromHeaders;
+  let found: Credential | undefined =
+    fromHeaders === undefined
+      ? undefined
+      : { token: fromHeaders, source: inputs.xAuthToken !== null ? "x-auth-token" : "authorization" };
   const offer = (token: string, source: CredentialSource): GateError | undefined => {
-    if (found !== undefined && found.token !== token) {
-      return malformed("Different tokens were presented in more than one place; send exactly one");
-    }
+    if (found !== undefined && found.token !== token) return CONFLICTING_TOKENS;
     found ??= { token, source };
     return undefined;
   };
-
-  if (inputs.xAuthToken !== null) {
-    if (!isTokenShaped(inputs.xAuthToken)) {
-      return malformed(
-        "X-Auth-Token must hold exactly one token: visible ASCII without spaces or commas, sent once",
-      );
-    }
-    found = { token: inputs.xAuthToken, source: "x-auth-token" };
-  }
-
-  if (inputs.authorization !== null) {
-    const parsed = parseAuthorization(inputs.authorization);
-    if (parsed === undefined) return malformed("The Authorization header is malformed");
-    if (parsed.scheme === "bearer") {
-      if (!isTokenShaped(parsed.value)) {
-        return malformed(
-          "Authorization must be 'Bearer <token>' with one token: visible ASCII without spaces or commas, sent once",
-        );
-      }
-      const conflict = offer(parsed.value, "authorization");
-      if (conflict !== undefined) return conflict;
-    } else if (found === undefined) {
-      // Another scheme (e.g. Basic) is a client that does not know us yet: answer with the
-      // challenge so it learns which scheme to use, rather than calling the request malformed.
-      return new GateError(
-        "missing_token",
-        "This Authorization scheme is not accepted here; use 'Bearer <token>' or X-Auth-Token",
-      );
-    }
-  }
 
   if (inputs.queryTokens !== undefined && inputs.queryTokens.length > 0) {
     if (inputs.queryTokens.length > 1) return malformed("The token query parameter was given more than once");

@@ -4,9 +4,10 @@
  * `server.upgrade` runs only when the token matches). Every request yields one log line.
  */
 import type { Server } from "bun";
-import { readCredential, SUBPROTOCOL, type CredentialInputs } from "./credentials.ts";
+import { readCredential, readHeaderToken, SUBPROTOCOL, type CredentialInputs } from "./credentials.ts";
 import { GateError, MISSING_TOKEN } from "./errors.ts";
 import { toResponse } from "./http.ts";
+import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 import { redactTarget, splitUrl } from "./redact.ts";
@@ -17,6 +18,7 @@ export interface GateOptions {
   readonly authenticate: Authenticator;
   readonly routes: readonly Route[];
   readonly logger: Logger;
+  readonly accessLog: AccessLogMode;
 }
 
 export interface Gate {
@@ -47,13 +49,17 @@ function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
-function authorize(inputs: CredentialInputs, authenticate: Authenticator, scope: string): Principal | GateError {
-  const credential = readCredential(inputs);
-  if (credential instanceof GateError) return credential;
-  if (credential === "none") return MISSING_TOKEN;
-  const principal = authenticate(credential.token);
+function authorizeToken(token: string | GateError | undefined, authenticate: Authenticator, scope: string): Principal | GateError {
+  if (token === undefined) return MISSING_TOKEN;
+  if (token instanceof GateError) return token;
+  const principal = authenticate(token);
   if (principal instanceof GateError) return principal;
   return requireScope(principal, scope) ?? principal;
+}
+
+function authorize(inputs: CredentialInputs, authenticate: Authenticator, scope: string): Principal | GateError {
+  const credential = readCredential(inputs);
+  return authorizeToken(credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token, authenticate, scope);
 }
 
 let connectionCounter = 0;
@@ -61,14 +67,16 @@ let connectionCounter = 0;
 export function createGate(options: GateOptions): Gate {
   const { authenticate, logger } = options;
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
-  const logRequests = logger.enabled("info");
+  const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
+  const logRequests = accessLog !== "off";
+  // In "refused" mode successful HTTP requests are not logged; refusals and upgrades always are.
+  const logsStatus = (status: number) => accessLog === "all" || status >= 400 || status === 101;
 
   function upgradeSocket(
     request: Request,
     server: Server<WsData>,
     route: SocketRoute,
     query: string,
-    started: number,
   ): Principal | GateError {
     if (!isWebSocketUpgrade(request)) return UPGRADE_REQUIRED;
     const subprotocols = request.headers.get("sec-websocket-protocol");
@@ -99,7 +107,7 @@ export function createGate(options: GateOptions): Gate {
       remote: server.requestIP(request)?.address ?? "-",
       path: route.path,
       greeting: route.greeting,
-      openedAt: started,
+      openedAt: performance.now(),
     };
     const upgraded = headers === undefined ? server.upgrade(request, { data }) : server.upgrade(request, { data, headers });
     return upgraded ? who : UPGRADE_FAILED;
@@ -107,7 +115,7 @@ export function createGate(options: GateOptions): Gate {
 
   return {
     fetch(request, server) {
-      const started = performance.now();
+      const started = logRequests ? performance.now() : 0;
       const { path, query } = splitUrl(request.url);
       const route = table.get(path);
       let principal = "-";
@@ -119,7 +127,7 @@ export function createGate(options: GateOptions): Gate {
         if (request.method !== "GET") {
           response = toResponse(methodNotAllowed(route));
         } else {
-          const outcome = upgradeSocket(request, server, route, query, started);
+          const outcome = upgradeSocket(request, server, route, query);
           if (outcome instanceof GateError) response = toResponse(outcome);
           else principal = outcome.id;
         }
@@ -129,11 +137,7 @@ export function createGate(options: GateOptions): Gate {
         response = route.handle(request, undefined);
       } else {
         const headers = request.headers;
-        const who = authorize(
-          { xAuthToken: headers.get("x-auth-token"), authorization: headers.get("authorization") },
-          authenticate,
-          route.scope,
-        );
+        const who = authorizeToken(readHeaderToken(headers.get("x-auth-token"), headers.get("authorization")), authenticate, route.scope);
         if (who instanceof GateError) {
           response = toResponse(who);
         } else {
@@ -144,6 +148,7 @@ export function createGate(options: GateOptions): Gate {
 
       if (!logRequests) return response;
       const log = (status: number) =>
+        logsStatus(status) &&
         logger.access({
           method: request.method,
           target: redactTarget(path, query),

@@ -6,6 +6,7 @@ import type { Server } from "bun";
 import { GateError } from "./errors.ts";
 import { createGate } from "./gate.ts";
 import { toResponse } from "./http.ts";
+import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator } from "./principal.ts";
 import type { Route } from "./routes.ts";
@@ -17,6 +18,7 @@ export interface ListenerOptions {
   readonly authenticate: Authenticator;
   readonly routes: readonly Route[];
   readonly logger: Logger;
+  readonly accessLog: AccessLogMode;
   readonly wsMaxPayload: number;
   readonly wsIdleTimeout: number;
   readonly httpIdleTimeout: number;
@@ -39,7 +41,12 @@ const INTERNAL = new GateError("internal_error", "Internal Server Error");
 export function startListener(options: ListenerOptions): Listener {
   const { logger } = options;
   const sockets = new SocketRegistry();
-  const gate = createGate({ authenticate: options.authenticate, routes: options.routes, logger });
+  const gate = createGate({
+    authenticate: options.authenticate,
+    routes: options.routes,
+    logger,
+    accessLog: options.accessLog,
+  });
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,

@@ -67,10 +67,15 @@ function formatJson(level: Exclude<LogLevel, "silent">, message: string, fields:
   return `${JSON.stringify({ time: isoNow(), level, msg: message, ...fields })}\n`;
 }
 
-// Same fields and order as formatJson would produce. Only `target` can hold client-chosen bytes,
-// so only it goes through JSON.stringify; method, principal and remote are tokens and addresses.
+/** Printable ASCII without `"` or `\` needs no JSON escaping. */
+const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const jsonString = (text: string) => (JSON_SAFE.test(text) ? `"${text}"` : JSON.stringify(text));
+
+// Same fields and order as formatJson would produce, built directly: this runs once per request.
+// Method and target are client-chosen, so they are escaped when they need it; principal ids and
+// addresses are ours.
 function accessJson(entry: AccessEntry): string {
-  return `{"time":"${isoNow()}","level":"info","msg":"request","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"}\n`;
+  return `{"time":"${isoNow()}","level":"info","msg":"request","method":${jsonString(entry.method)},"path":${jsonString(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"}\n`;
 }
 
 function accessPretty(entry: AccessEntry): string {

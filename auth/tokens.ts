@@ -19,7 +19,13 @@ export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
 /** A matcher for one configured secret. Only the digest is kept; the plain secret is not captured. */
 export function createSecretMatcher(secretDigest: Uint8Array): (candidate: string) => boolean {
   const expected = Uint8Array.from(secretDigest);
-  return (candidate) => digestsEqual(digestToken(candidate), expected);
+  // Hashing into one scratch buffer saves an allocation per request; safe because the hash and
+  // the comparison run synchronously, with no await in between.
+  const scratch = new Uint8Array(DIGEST_BYTES);
+  return (candidate) => {
+    Bun.SHA256.hash(candidate, scratch);
+    return timingSafeEqual(scratch, expected);
+  };
 }
 
 /** 256 bits from the platform CSPRNG, base64url without padding (43 characters, header- and URL-safe). */

@@ -20,6 +20,7 @@ const { values } = parseArgs({
     "skip-ws": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     "log-level": { type: "string", default: "info" },
+    "access-log": { type: "string", default: "all" },
   },
 });
 const rounds = Math.min(Math.max(Number(values.rounds), 1), 20);
@@ -128,6 +129,7 @@ try {
     AUTH_TOKEN: token,
     DATA_DIR: dataDir,
     LOG_LEVEL: values["log-level"]!,
+    ACCESS_LOG: values["access-log"]!,
     LOG_FORMAT: "json",
   });
   const rawWs = await startServer("raw-ws", join(root, "bench/servers/raw-ws.ts"), {});
@@ -138,6 +140,7 @@ try {
     { key: "c", label: "(c) tokengate /secure-data", url: `http://127.0.0.1:${gate.port}/secure-data`, token },
   ] as const;
 
+  say(`bench: tokengate with LOG_LEVEL=${values["log-level"]} ACCESS_LOG=${values["access-log"]} (log written to a file)`);
   say(`bench: ${rounds} rounds × ${targets.length} servers × ${seconds}s, wrk -t1 -c${connections}, servers on core 0, wrk on core 1`);
   for (const target of targets) await wrk(target.url, target.token, 1); // warm-up (JIT, connections)
 
@@ -184,7 +187,7 @@ try {
     non2xx: list.reduce((sum, f) => sum + f.non2xx, 0),
   });
   const report = {
-    settings: { rounds, seconds, connections, wsSeconds, pinned, bun: Bun.version, tokengateLogLevel: values["log-level"] },
+    settings: { rounds, seconds, connections, wsSeconds, pinned, bun: Bun.version, tokengateLogLevel: values["log-level"], accessLog: values["access-log"] },
     http: { a_raw: summary(http.a), b_naive: summary(http.b), c_tokengate: summary(http.c) },
     ratios,
     target: { c_over_b: 0.95, met: ratios.c_over_b >= 0.95 },

@@ -16,6 +16,7 @@ describe("parseConfig defaults", () => {
         dataDir: "./data",
         logLevel: "info",
         logFormat: "json",
+        accessLog: "all",
         wsMaxPayload: 65536,
         wsIdleTimeout: 120,
         httpIdleTimeout: 10,
@@ -39,6 +40,7 @@ describe("parseConfig defaults", () => {
         DATA_DIR: "/var/lib/tokengate",
         LOG_LEVEL: "WARN",
         LOG_FORMAT: "pretty",
+        ACCESS_LOG: "refused",
         WS_MAX_PAYLOAD_BYTES: "1024",
         WS_IDLE_TIMEOUT_SECONDS: "30",
         HTTP_IDLE_TIMEOUT_SECONDS: "5",
@@ -55,6 +57,7 @@ describe("parseConfig defaults", () => {
         dataDir: "/var/lib/tokengate",
         logLevel: "warn",
         logFormat: "pretty",
+        accessLog: "refused",
         wsMaxPayload: 1024,
         wsIdleTimeout: 30,
         httpIdleTimeout: 5,
@@ -124,6 +127,7 @@ describe("problems", () => {
     ["port with junk", { PORT: "80a" }, "PORT", /whole number/],
     ["fractional port", { PORT: "80.5" }, "PORT", /whole number/],
     ["idle timeout too large", { WS_IDLE_TIMEOUT_SECONDS: "961" }, "WS_IDLE_TIMEOUT_SECONDS", /8 to 960/],
+    ["unknown access-log mode", { ACCESS_LOG: "some" }, "ACCESS_LOG", /all, refused, off/],
     ["shutdown too long", { SHUTDOWN_TIMEOUT_SECONDS: "10" }, "SHUTDOWN_TIMEOUT_SECONDS", /1 to 9/],
   ])("%s", (_name, env, variable, message) => {
     const result = parseConfig(env, tty);

@@ -191,6 +191,21 @@ describe("request log", () => {
     expect(typeof lines[0]!.ms).toBe("number");
   });
 
+  test("ACCESS_LOG=refused skips successful HTTP lines but keeps refusals and upgrades", async () => {
+    await using quiet = startTestGate({ accessLog: "refused" });
+    await fetch(`${quiet.http}/secure-data`, { headers: { "X-Auth-Token": quiet.token } });
+    await fetch(`${quiet.http}/healthz`);
+    await fetch(`${quiet.http}/secure-data`, { headers: { "X-Auth-Token": OTHER } });
+    const ws = new WebSocket(`${quiet.ws}/ws?token=${quiet.token}`);
+    await new Promise((resolve) => ws.addEventListener("message", resolve));
+    ws.close();
+    const statuses = quiet.lines
+      .map((line) => JSON.parse(line) as { msg: string; status?: number })
+      .filter((line) => line.msg === "request")
+      .map((line) => line.status);
+    expect(statuses).toEqual([401, 101]);
+  });
+
   test("credential query parameters are redacted", async () => {
     const before = gate.lines.length;
     await get(`/ws?token=${T}&x=1`);

@@ -148,6 +148,8 @@ describe("the seed's clients against the real server", () => {
     expect(JSON.parse(fails.body)).toMatchObject({ detail: "Invalid or missing token" });
     expect(fails.headers.toLowerCase()).toContain('www-authenticate: bearer realm="tokengate"');
 
+    // Log lines are flushed in batches every 25 ms; wait for the second one rather than race it.
+    await server.waitFor((line) => line.msg === "request" && line.status === 401);
     const logs = server.logLines().filter((line) => line.msg === "request");
     expect(logs.map((line) => line.status)).toEqual([200, 401]);
     expect(await server.stop()).toBe(0);

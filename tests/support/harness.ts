@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { AccessLogMode } from "../../auth/config.ts";
 import { startListener, type Listener } from "../../auth/listener.ts";
 import { createLogger } from "../../auth/log.ts";
 import { createBootstrapAuthenticator, type Authenticator } from "../../auth/principal.ts";
@@ -31,6 +32,7 @@ export interface TestGateOptions {
   readonly authenticate?: Authenticator;
   readonly wsMaxPayload?: number;
   readonly shutdownTimeout?: number;
+  readonly accessLog?: AccessLogMode;
 }
 
 export function startTestGate(options: TestGateOptions = {}): TestGate {
@@ -52,6 +54,7 @@ export function startTestGate(options: TestGateOptions = {}): TestGate {
     authenticate: options.authenticate ?? createBootstrapAuthenticator(digestToken(token)),
     routes: options.routes ?? createSeedRoutes(),
     logger,
+    accessLog: options.accessLog ?? "all",
     wsMaxPayload: options.wsMaxPayload ?? 64 * 1024,
     wsIdleTimeout: 120,
     httpIdleTimeout: 10,
