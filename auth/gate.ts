@@ -64,6 +64,26 @@ function authorize(inputs: CredentialInputs, authenticate: Authenticator, scope:
 
 let connectionCounter = 0;
 
+function logAccessTo(
+  logger: Logger,
+  request: Request,
+  server: Server<WsData>,
+  path: string,
+  query: string,
+  status: number,
+  started: number,
+  principal: string,
+): void {
+  logger.access({
+    method: request.method,
+    target: redactTarget(path, query),
+    status,
+    ms: Math.round((performance.now() - started) * 100) / 100,
+    principal,
+    remote: server.requestIP(request)?.address ?? "-",
+  });
+}
+
 export function createGate(options: GateOptions): Gate {
   const { authenticate, logger } = options;
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
@@ -71,6 +91,7 @@ export function createGate(options: GateOptions): Gate {
   const logRequests = accessLog !== "off";
   // In "refused" mode successful HTTP requests are not logged; refusals and upgrades always are.
   const logsStatus = (status: number) => accessLog === "all" || status >= 400 || status === 101;
+  const logAccess = logAccessTo.bind(null, logger);
 
   function upgradeSocket(
     request: Request,
@@ -147,23 +168,14 @@ export function createGate(options: GateOptions): Gate {
       }
 
       if (!logRequests) return response;
-      const log = (status: number) =>
-        logsStatus(status) &&
-        logger.access({
-          method: request.method,
-          target: redactTarget(path, query),
-          status,
-          ms: Math.round((performance.now() - started) * 100) / 100,
-          principal,
-          remote: server.requestIP(request)?.address ?? "-",
+      if (response instanceof Promise) {
+        return response.then((resolved) => {
+          if (logsStatus(resolved.status)) logAccess(request, server, path, query, resolved.status, started, principal);
+          return resolved;
         });
-      if (response === undefined) {
-        log(101);
-      } else if (response instanceof Promise) {
-        return response.then((resolved) => (log(resolved.status), resolved));
-      } else {
-        log(response.status);
       }
+      const status = response === undefined ? 101 : response.status;
+      if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal);
       return response;
     },
   };

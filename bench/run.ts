@@ -80,7 +80,7 @@ function toMicros(text: string): number {
   const match = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
   if (match === null) return Number.NaN;
   const value = Number(match[1]);
-  return match[2] === "us" ? value : match[2] === "ms" ? value * 1000 : value * 1_000_000;
+  return Math.round(match[2] === "us" ? value : match[2] === "ms" ? value * 1000 : value * 1_000_000);
 }
 
 interface HttpFigures {
