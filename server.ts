@@ -3,12 +3,13 @@
  * resolves the bootstrap token, wires the logger to stdout and starts the listener.
  */
 import { networkInterfaces } from "node:os";
-import { createBootstrapAuthenticator } from "./auth/principal.ts";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
 import { loadBootstrapToken } from "./auth/bootstrap.ts";
+import { createKeyring } from "./auth/keyring.ts";
 import { startListener } from "./auth/listener.ts";
 import { createLogger } from "./auth/log.ts";
 import { createSeedRoutes } from "./auth/routes.ts";
+import { openSqliteStore, type KeyStore } from "./auth/store.ts";
 import { digestToken } from "./auth/tokens.ts";
 
 const EX_CONFIG = 78;
@@ -24,6 +25,14 @@ const config = parsed.config;
 
 const bootstrap = loadBootstrapToken(config.token, config.dataDir);
 if (!bootstrap.ok) failConfig(bootstrap.problems);
+
+let store: KeyStore;
+try {
+  store = openSqliteStore(config.dataDir);
+} catch (error) {
+  const why = error instanceof Error ? error.message : String(error);
+  failConfig([{ variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }]);
+}
 
 // Log lines are batched in memory and written in one call per batch (or every 25 ms), so a
 // busy server makes a few write syscalls a second instead of one per request.
@@ -50,12 +59,20 @@ const logger = createLogger({
 });
 for (const warning of bootstrap.warnings) logger.warn(warning);
 
+const keyring = createKeyring({
+  store,
+  bootstrapDigest: digestToken(bootstrap.token),
+  onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
+});
+
 let listener;
 try {
   listener = startListener({
     port: config.port,
     host: config.host,
-    authenticate: createBootstrapAuthenticator(digestToken(bootstrap.token)),
+    authenticate: keyring.authenticate,
+    recordUse: keyring.recordUse,
+    revalidate: keyring.revalidate,
     routes: createSeedRoutes(),
     logger,
     accessLog: config.accessLog,
@@ -76,6 +93,11 @@ try {
           : `the listener could not start (${code || "unknown error"})`;
   failConfig([{ variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why }]);
 }
+
+keyring.start(() => {
+  const closed = listener.revalidateSockets();
+  logger.info("keys reloaded", { closed_sockets: closed });
+});
 
 const port = listener.server.port ?? config.port;
 const lanAddresses =
@@ -104,6 +126,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     signalled = true;
     logger.info("shutting down", { signal });
     void listener.shutdown().then(async () => {
+      keyring.stop();
+      keyring.flushUsage();
+      store.close();
       clearInterval(flushTimer);
       await flushLog();
       process.exit(0);

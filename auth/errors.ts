@@ -49,19 +49,25 @@ export class GateError {
   readonly headers: Readonly<Record<string, string>> | undefined;
   /** For `insufficient_scope`: the scope the resource needs (RFC 6750 §3 `scope` attribute). */
   readonly scope: string | undefined;
+  /** WebSocket close code when it differs from the code's default (revoked keys: 4403). */
+  readonly close: number | undefined;
 
   constructor(
     code: GateErrorCode,
     description: string,
-    extra: { headers?: Record<string, string>; scope?: string } = {},
+    extra: { headers?: Record<string, string>; scope?: string; close?: number } = {},
   ) {
     this.code = code;
     this.description = description;
     this.headers = extra.headers;
     this.scope = extra.scope;
+    this.close = extra.close;
   }
 }
 
 // Shared instances for the hot refusals: they are immutable, so allocating per request buys nothing.
 export const MISSING_TOKEN = new GateError("missing_token", "No token was presented");
 export const INVALID_TOKEN = new GateError("invalid_token", "The token is not valid");
+/** Known but no longer valid: distinct descriptions so a client can tell "rotate me" from "wrong". */
+export const REVOKED_TOKEN = new GateError("invalid_token", "The token has been revoked", { close: 4403 });
+export const EXPIRED_TOKEN = new GateError("invalid_token", "The token has expired", { close: 4401 });

@@ -14,8 +14,12 @@ import { redactTarget, splitUrl } from "./redact.ts";
 import type { Route, SocketRoute } from "./routes.ts";
 import type { WsData } from "./ws.ts";
 
+/** Called after each successful authentication; `remote` computes the peer address on demand. */
+export type UseRecorder = (principal: Principal, remote: () => string) => void;
+
 export interface GateOptions {
   readonly authenticate: Authenticator;
+  readonly recordUse?: UseRecorder | undefined;
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -85,7 +89,7 @@ function logAccessTo(
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { authenticate, logger } = options;
+  const { authenticate, logger, recordUse } = options;
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
   const logRequests = accessLog !== "off";
@@ -131,7 +135,9 @@ export function createGate(options: GateOptions): Gate {
       openedAt: performance.now(),
     };
     const upgraded = headers === undefined ? server.upgrade(request, { data }) : server.upgrade(request, { data, headers });
-    return upgraded ? who : UPGRADE_FAILED;
+    if (!upgraded) return UPGRADE_FAILED;
+    recordUse?.(who, () => data.remote);
+    return who;
   }
 
   return {
@@ -163,6 +169,9 @@ export function createGate(options: GateOptions): Gate {
           response = toResponse(who);
         } else {
           principal = who.id;
+          if (recordUse !== undefined && who.kind !== "bootstrap") {
+            recordUse(who, () => server.requestIP(request)?.address ?? "-");
+          }
           response = route.handle(request, who);
         }
       }

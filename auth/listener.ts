@@ -4,18 +4,21 @@
  */
 import type { Server } from "bun";
 import { GateError } from "./errors.ts";
-import { createGate } from "./gate.ts";
+import { createGate, type UseRecorder } from "./gate.ts";
 import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { Authenticator } from "./principal.ts";
+import type { Authenticator, Principal } from "./principal.ts";
 import type { Route } from "./routes.ts";
-import { CLOSE_GOING_AWAY, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
+import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
 
 export interface ListenerOptions {
   readonly port: number;
   readonly host: string;
   readonly authenticate: Authenticator;
+  readonly recordUse?: UseRecorder | undefined;
+  /** Re-checks the principal of open sockets; without it sockets are never closed for auth reasons. */
+  readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -29,6 +32,8 @@ export interface Listener {
   readonly server: Server<WsData>;
   readonly sockets: SocketRegistry;
   readonly url: URL;
+  /** Closes sockets whose principal was revoked or expired; runs on a timer and on demand. */
+  revalidateSockets(): number;
   /** Stops accepting, closes open sockets with 1001, waits for them (bounded), then stops. */
   shutdown(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -37,12 +42,15 @@ export interface Listener {
 /** No route takes a body yet; anything larger than this is refused by Bun with 413 before `fetch`. */
 const MAX_REQUEST_BODY = 64 * 1024;
 const INTERNAL = new GateError("internal_error", "Internal Server Error");
+/** How often open sockets are re-checked for expiry (revocations also trigger a check at once). */
+const REVALIDATE_EVERY_MS = 250;
 
 export function startListener(options: ListenerOptions): Listener {
   const { logger } = options;
   const sockets = new SocketRegistry();
   const gate = createGate({
     authenticate: options.authenticate,
+    recordUse: options.recordUse,
     routes: options.routes,
     logger,
     accessLog: options.accessLog,
@@ -67,9 +75,15 @@ export function startListener(options: ListenerOptions): Listener {
     },
   });
 
+  const { revalidate } = options;
+  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate));
+  const revalidateTimer = revalidate === undefined ? undefined : setInterval(revalidateSockets, REVALIDATE_EVERY_MS);
+  revalidateTimer?.unref();
+
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      clearInterval(revalidateTimer);
       void server.stop(false);
       const closing = sockets.closeWhere(CLOSE_GOING_AWAY, "server shutting down");
       const deadline = performance.now() + options.shutdownTimeout * 1000;
@@ -85,6 +99,7 @@ export function startListener(options: ListenerOptions): Listener {
     server,
     sockets,
     url: server.url,
+    revalidateSockets,
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

@@ -7,17 +7,22 @@ import { createSecretMatcher } from "./tokens.ts";
 export interface Principal {
   /** Stable public identifier, safe to log (never derived from the secret). */
   readonly id: string;
-  readonly kind: "bootstrap";
+  readonly kind: "bootstrap" | "key";
   readonly name: string;
   /** Granted scopes; `*` grants every scope. */
   readonly scopes: readonly string[];
+  /** Epoch milliseconds after which the credential no longer works, if it expires. */
+  readonly expiresAt: number | null;
 }
+
+/** Scope value of routes that any authenticated principal may use (e.g. /auth/whoami). */
+export const ANY_SCOPE = "";
 
 /** Verifies a well-formed presented token: the principal it belongs to, or why it is refused. */
 export type Authenticator = (token: string) => Principal | GateError;
 
 export function hasScope(principal: Principal, scope: string): boolean {
-  return principal.scopes.includes("*") || principal.scopes.includes(scope);
+  return scope === ANY_SCOPE || principal.scopes.includes("*") || principal.scopes.includes(scope);
 }
 
 export function requireScope(principal: Principal, scope: string): GateError | undefined {
@@ -30,6 +35,7 @@ export const BOOTSTRAP_PRINCIPAL: Principal = Object.freeze({
   kind: "bootstrap",
   name: "bootstrap token",
   scopes: Object.freeze(["*"]),
+  expiresAt: null,
 });
 
 /** The seed's single shared secret, acting with every scope. Keeps only the secret's digest. */

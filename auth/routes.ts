@@ -4,7 +4,7 @@
  * request that failed authentication; they receive the verified principal instead.
  */
 import { jsonResponse } from "./http.ts";
-import type { Principal } from "./principal.ts";
+import { ANY_SCOPE, type Principal } from "./principal.ts";
 
 export interface HttpRoute {
   readonly kind: "http";
@@ -32,6 +32,17 @@ const HEALTH_BODY = JSON.stringify({ status: "ok" });
 
 export const SCOPES = { dataRead: "data:read", wsConnect: "ws:connect" } as const;
 
+/** What a caller may learn about itself: ids, names, scopes, expiry; never a secret. */
+export function describePrincipal(principal: Principal) {
+  return {
+    id: principal.id,
+    kind: principal.kind,
+    name: principal.name,
+    scopes: principal.scopes,
+    expires_at: principal.expiresAt === null ? null : new Date(principal.expiresAt).toISOString(),
+  };
+}
+
 export function createSeedRoutes(): Route[] {
   return [
     {
@@ -47,6 +58,13 @@ export function createSeedRoutes(): Route[] {
       methods: ["GET", "HEAD"],
       scope: null,
       handle: () => jsonResponse(200, HEALTH_BODY),
+    },
+    {
+      kind: "http",
+      path: "/auth/whoami",
+      methods: ["GET", "HEAD"],
+      scope: ANY_SCOPE,
+      handle: (_request, principal) => jsonResponse(200, JSON.stringify(describePrincipal(principal!))),
     },
     { kind: "websocket", path: "/ws", scope: SCOPES.wsConnect, greeting: WS_GREETING },
   ];

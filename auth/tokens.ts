@@ -16,16 +16,20 @@ export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === DIGEST_BYTES && b.byteLength === DIGEST_BYTES && timingSafeEqual(a, b);
 }
 
+// Hashing into one scratch buffer saves an allocation per request; safe because the hash and
+// the comparison run synchronously, with no await in between.
+const scratch = new Uint8Array(DIGEST_BYTES);
+
+/** Whether `candidate` hashes to `expected` (a 32-byte SHA-256), compared in constant time. */
+export function tokenMatchesDigest(candidate: string, expected: Uint8Array): boolean {
+  Bun.SHA256.hash(candidate, scratch);
+  return expected.byteLength === DIGEST_BYTES && timingSafeEqual(scratch, expected);
+}
+
 /** A matcher for one configured secret. Only the digest is kept; the plain secret is not captured. */
 export function createSecretMatcher(secretDigest: Uint8Array): (candidate: string) => boolean {
   const expected = Uint8Array.from(secretDigest);
-  // Hashing into one scratch buffer saves an allocation per request; safe because the hash and
-  // the comparison run synchronously, with no await in between.
-  const scratch = new Uint8Array(DIGEST_BYTES);
-  return (candidate) => {
-    Bun.SHA256.hash(candidate, scratch);
-    return timingSafeEqual(scratch, expected);
-  };
+  return (candidate) => tokenMatchesDigest(candidate, expected);
 }
 
 /** 256 bits from the platform CSPRNG, base64url without padding (43 characters, header- and URL-safe). */

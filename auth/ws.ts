@@ -36,6 +36,11 @@ export class SocketRegistry {
     return this.#open.size;
   }
 
+  /** Calls `visit` on each open socket (a snapshot, so closing inside is safe). */
+  closeEach(visit: (ws: GateSocket) => boolean): void {
+    for (const ws of [...this.#open]) visit(ws);
+  }
+
   /** Closes every socket matching `predicate` (all of them by default); returns how many. */
   closeWhere(code: number, reason: string, predicate: (ws: GateSocket) => boolean = () => true): number {
     let closed = 0;
@@ -48,9 +53,25 @@ export class SocketRegistry {
   }
 }
 
+/**
+ * Closes every socket whose principal is no longer valid (revoked, expired, deleted), with the
+ * refusal's close code. Returns how many were closed.
+ */
+export function closeInvalidated(registry: SocketRegistry, revalidate: (principal: Principal) => GateError | undefined): number {
+  let closed = 0;
+  registry.closeEach((ws) => {
+    const error = revalidate(ws.data.principal);
+    if (error === undefined) return false;
+    closeWithError(ws, error);
+    closed += 1;
+    return true;
+  });
+  return closed;
+}
+
 /** Close reasons are limited to 123 bytes by RFC 6455 §5.5; ours are short fixed strings. */
 export function closeWithError(ws: GateSocket, error: GateError): void {
-  ws.close(codeSpecs[error.code].close, error.description.slice(0, 120));
+  ws.close(error.close ?? codeSpecs[error.code].close, error.description.slice(0, 120));
 }
 
 export interface SocketHandlerOptions {

@@ -1,0 +1,293 @@
+/**
+ * `bun run cli …`: manage API keys in the same database the server uses. The running server sees
+ * every change within a poll interval, without a restart. Exit codes are for scripts:
+ * 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key not in a state that allows the action.
+ */
+import { parseArgs } from "node:util";
+import {
+  DEFAULT_KEY_SCOPES,
+  generateApiKey,
+  ID_LENGTH,
+  keyState,
+  parseApiKey,
+  parseDuration,
+  parseScopes,
+} from "./keys.ts";
+import type { KeyRecord, KeyStore, NewKey } from "./store.ts";
+import { digestToken, generateToken } from "./tokens.ts";
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4 } as const;
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface CliContext {
+  readonly io: CliIo;
+  /** Opened only by commands that need it, so `--help` and `token new` work without a data dir. */
+  openStore(): KeyStore;
+  readonly now: () => number;
+}
+
+const HELP: Record<string, string> = {
+  main: `Usage: bun run cli <command> [options]
+
+Commands:
+  keys create --name NAME [--scopes a,b] [--expires 30d] [--json]   create a key (printed once)
+  keys list [--json]                                                 list keys and their state
+  keys revoke ID [--json]                                            revoke a key now
+  keys rotate ID [--overlap 1h] [--expires 30d] [--json]             replace a key, old one works for the overlap
+  token new                                                          print a fresh secret for AUTH_TOKEN
+
+Every command takes --help. The database is DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
+`,
+  "keys create": `Usage: bun run cli keys create --name NAME [--scopes a,b] [--expires DURATION] [--json]
+
+Creates an API key and prints it once; only its hash is stored.
+  --name NAME        what the key is for, e.g. "kitchen lamp" (required)
+  --scopes a,b       scopes granted (default: ${DEFAULT_KEY_SCOPES.join(",")}; * grants all)
+  --expires DURATION lifetime such as 90s, 15m, 12h, 30d, 2w (default: never expires)
+  --json             print a JSON object instead of text
+`,
+  "keys list": `Usage: bun run cli keys list [--json]
+
+Lists every key: id, name, scopes, created, expires, last used, state (active, expired, revoked).
+Secrets are never shown; they are not stored.
+`,
+  "keys revoke": `Usage: bun run cli keys revoke ID [--json]
+
+Revokes the key with this id (see keys list). Open WebSockets that use it are closed with 4403
+and HTTP requests get 401 within a second.
+`,
+  "keys rotate": `Usage: bun run cli keys rotate ID [--overlap DURATION] [--expires DURATION] [--json]
+
+Creates a replacement key with the same name and scopes and prints it once. The old key keeps
+working for the overlap (default 0s: it stops at once), then counts as revoked.
+  --overlap DURATION  how long the old key stays valid, e.g. 1h
+  --expires DURATION  lifetime of the new key (default: the old key's lifetime, or never)
+`,
+  "token new": `Usage: bun run cli token new
+
+Prints a fresh 256-bit secret suitable for AUTH_TOKEN (base64url, 43 characters).
+`,
+};
+
+class UsageError extends Error {}
+
+function iso(ms: number | null): string {
+  return ms === null ? "never" : new Date(ms).toISOString().replace(/:\d\d\.\d{3}Z$/, "Z").replace("T", " ");
+}
+
+function keyJson(record: KeyRecord, now: number) {
+  return {
+    id: record.id,
+    name: record.name,
+    scopes: record.scopes,
+    created_at: new Date(record.createdAt).toISOString(),
+    expires_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(),
+    revoked_at: record.revokedAt === null ? null : new Date(record.revokedAt).toISOString(),
+    last_used_at: record.lastUsedAt === null ? null : new Date(record.lastUsedAt).toISOString(),
+    last_used_addr: record.lastUsedAddr,
+    replaced_by: record.replacedBy,
+    state: keyState(record, now),
+  };
+}
+
+/** Accepts `3f9a0c12be45` or `tg_3f9a0c12be45`; refuses a whole key, which would land in shell history. */
+function parseKeyId(text: string | undefined): string {
+  if (text === undefined) throw new UsageError("give the key id (see `keys list`)");
+  if (parseApiKey(text) !== undefined) {
+    throw new UsageError("pass the key id (see `keys list`), not the key itself: keys do not belong in shell history");
+  }
+  const id = text.startsWith("tg_") ? text.slice(3) : text;
+  if (!new RegExp(`^[0-9a-f]{${ID_LENGTH}}$`).test(id)) throw new UsageError(`a key id is ${ID_LENGTH} hex characters`);
+  return id;
+}
+
+function duration(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`${flag} takes a duration such as 90s, 15m, 12h, 30d or 2w`);
+  return ms;
+}
+
+function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number | undefined, now: number) {
+  const key = generateApiKey();
+  const record: NewKey = {
+    id: key.id,
+    name,
+    scopes,
+    secretHash: digestToken(key.secret),
+    createdAt: now,
+    expiresAt: expiresInMs === undefined ? null : now + expiresInMs,
+  };
+  return { token: key.token, record };
+}
+
+function printNewKey(io: CliIo, verb: string, record: NewKey, token: string, json: boolean): void {
+  if (json) {
+    io.out(`${JSON.stringify({ id: record.id, name: record.name, scopes: record.scopes, created_at: new Date(record.createdAt).toISOString(), expires_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(), key: token })}\n`);
+    return;
+  }
+  io.out(
+    `${verb} API key ${record.id} "${record.name}"\n` +
+      `  scopes:  ${record.scopes.join(" ")}\n` +
+      `  expires: ${iso(record.expiresAt)}\n` +
+      `The key is shown only this once; store it now:\n${token}\n`,
+  );
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+type Handler = (args: string[], context: CliContext) => number;
+
+const commands: Record<string, Handler> = {
+  "keys create": (args, { io, openStore, now }) => {
+    const { values } = parseArgs({
+      args,
+      options: { name: { type: "string" }, scopes: { type: "string" }, expires: { type: "string" }, json: { type: "boolean", default: false } },
+    });
+    const name = values.name?.trim();
+    if (name === undefined || name === "") throw new UsageError("--name is required, e.g. --name \"kitchen lamp\"");
+    if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError("--name must be 1 to 200 characters without control characters");
+    const scopes = values.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(values.scopes);
+    if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
+    const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires), now());
+    const store = openStore();
+    try {
+      store.insertKey(record);
+    } finally {
+      store.close();
+    }
+    printNewKey(io, "Created", record, token, values.json);
+    return EXIT.ok;
+  },
+
+  "keys list": (args, { io, openStore, now }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const store = openStore();
+    let keys: KeyRecord[];
+    try {
+      keys = store.listKeys();
+    } finally {
+      store.close();
+    }
+    const at = now();
+    if (values.json) {
+      io.out(`${JSON.stringify(keys.map((key) => keyJson(key, at)))}\n`);
+      return EXIT.ok;
+    }
+    if (keys.length === 0) {
+      io.out("No API keys yet. Create one with: bun run cli keys create --name NAME\n");
+      return EXIT.ok;
+    }
+    const rows = [["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATE"]];
+    for (const key of keys) {
+      const lastUsed = key.lastUsedAt === null ? "never" : `${iso(key.lastUsedAt)} from ${key.lastUsedAddr ?? "?"}`;
+      const ends = key.revokedAt !== null && key.revokedAt > at ? `${iso(key.revokedAt)} (rotated)` : iso(key.expiresAt);
+      rows.push([key.id, key.name, key.scopes.join(","), iso(key.createdAt), ends, lastUsed, keyState(key, at)]);
+    }
+    io.out(table(rows));
+    return EXIT.ok;
+  },
+
+  "keys revoke": (args, { io, openStore, now }) => {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
+    if (positionals.length > 1) throw new UsageError("revoke takes one key id");
+    const id = parseKeyId(positionals[0]);
+    const store = openStore();
+    try {
+      const at = now();
+      const before = store.getKey(id);
+      if (before === undefined) {
+        io.err(`No key with id ${id}. See: bun run cli keys list\n`);
+        return EXIT.notFound;
+      }
+      if (keyState(before, at) === "revoked") {
+        io.err(`Key ${id} ("${before.name}") was already revoked at ${iso(before.revokedAt)}.\n`);
+        return EXIT.conflict;
+      }
+      const after = store.revokeKey(id, at)!;
+      if (values.json) io.out(`${JSON.stringify(keyJson(after, at))}\n`);
+      else io.out(`Revoked key ${id} ("${after.name}"). Open WebSockets using it are being closed.\n`);
+      return EXIT.ok;
+    } finally {
+      store.close();
+    }
+  },
+
+  "keys rotate": (args, { io, openStore, now }) => {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { overlap: { type: "string" }, expires: { type: "string" }, json: { type: "boolean", default: false } },
+    });
+    if (positionals.length > 1) throw new UsageError("rotate takes one key id");
+    const id = parseKeyId(positionals[0]);
+    const overlap = duration("--overlap", values.overlap) ?? 0;
+    const expires = duration("--expires", values.expires);
+    const store = openStore();
+    try {
+      const at = now();
+      const old = store.getKey(id);
+      if (old === undefined) {
+        io.err(`No key with id ${id}. See: bun run cli keys list\n`);
+        return EXIT.notFound;
+      }
+      const state = keyState(old, at);
+      if (state !== "active") {
+        io.err(`Key ${id} ("${old.name}") is ${state}; create a new key instead.\n`);
+        return EXIT.conflict;
+      }
+      const lifetime = expires ?? (old.expiresAt === null ? undefined : old.expiresAt - old.createdAt);
+      const { token, record } = newKeyFrom(old.name, old.scopes, lifetime, at);
+      store.rotateKey(id, record, at + overlap);
+      printNewKey(io, "Rotated: new", record, token, values.json);
+      if (!values.json) io.out(`Old key ${id} ${overlap === 0 ? "stopped working now" : `keeps working until ${iso(at + overlap)}`}.\n`);
+      return EXIT.ok;
+    } finally {
+      store.close();
+    }
+  },
+
+  "token new": (args, { io }) => {
+    parseArgs({ args, options: {} });
+    io.out(`${generateToken()}\n`);
+    return EXIT.ok;
+  },
+};
+
+export function runCli(argv: readonly string[], context: CliContext): number {
+  const words = argv.filter((arg) => !arg.startsWith("-"));
+  const wantsHelp = argv.includes("--help") || argv.includes("-h");
+  const name = words.length >= 2 ? `${words[0]} ${words[1]}` : words[0] ?? "";
+  const handler = commands[name];
+  if (handler === undefined) {
+    if (wantsHelp || name === "" || name === "help") {
+      context.io.out(HELP.main!);
+      return wantsHelp || name === "help" ? EXIT.ok : EXIT.usage;
+    }
+    context.io.err(`Unknown command: ${name}\n\n${HELP.main}`);
+    return EXIT.usage;
+  }
+  if (wantsHelp) {
+    context.io.out(HELP[name]!);
+    return EXIT.ok;
+  }
+  const rest = argv.slice(argv.indexOf(words[1]!) + 1);
+  try {
+    return handler(rest, context);
+  } catch (error) {
+    if (error instanceof UsageError || (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS"))) {
+      context.io.err(`${name}: ${error.message}\n\n${HELP[name]}`);
+      return EXIT.usage;
+    }
+    context.io.err(`${name} failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.failure;
+  }
+}

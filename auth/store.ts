@@ -1,0 +1,195 @@
+/**
+ * Persistent state behind a small interface. `KeyStore` is what the server and the CLI need from
+ * storage; `openSqliteStore` is the embedded default: one `bun:sqlite` file under DATA_DIR, WAL,
+ * STRICT tables, foreign keys on, schema migrations versioned in code and applied at startup.
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+export interface KeyRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  /** SHA-256 of the key's secret; the secret itself is never stored. */
+  readonly secretHash: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  /** When the key stops working by revocation; may lie in the future for a rotation overlap. */
+  readonly revokedAt: number | null;
+  readonly lastUsedAt: number | null;
+  readonly lastUsedAddr: string | null;
+  /** The key that replaced this one in a rotation. */
+  readonly replacedBy: string | null;
+}
+
+export type NewKey = Pick<KeyRecord, "id" | "name" | "scopes" | "secretHash" | "createdAt" | "expiresAt">;
+
+export interface KeyUsage {
+  readonly id: string;
+  readonly at: number;
+  readonly addr: string;
+}
+
+export interface KeyStore {
+  insertKey(key: NewKey): void;
+  getKey(id: string): KeyRecord | undefined;
+  listKeys(): KeyRecord[];
+  /** Sets the revocation time unless the key is already revoked by then; the updated record. */
+  revokeKey(id: string, at: number): KeyRecord | undefined;
+  /** Inserts `replacement` and schedules the old key's end, in one transaction. */
+  rotateKey(id: string, replacement: NewKey, oldEndsAt: number): KeyRecord | undefined;
+  recordUsage(usages: readonly KeyUsage[]): void;
+  /** Changes whenever another connection (the CLI, another process) commits. Cheap to poll. */
+  changeMarker(): number;
+  close(): void;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly statements: readonly string[];
+}
+
+/** Append-only. A released migration is never edited; a change is a new version. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    statements: [
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY CHECK (length(id) = 12),
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+        scopes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER,
+        last_used_at INTEGER,
+        last_used_addr TEXT,
+        replaced_by TEXT REFERENCES api_keys(id)
+      ) STRICT`,
+      "CREATE INDEX api_keys_name ON api_keys(name)",
+    ],
+  },
+];
+
+export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+}
+
+interface KeyRow {
+  id: string;
+  name: string;
+  secret_hash: Uint8Array;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  last_used_addr: string | null;
+  replaced_by: string | null;
+}
+
+function toRecord(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes === "" ? [] : row.scopes.split(" "),
+    secretHash: new Uint8Array(row.secret_hash),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+    lastUsedAddr: row.last_used_addr,
+    replacedBy: row.replaced_by,
+  };
+}
+
+function applyMigrations(db: Database): void {
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (current > LATEST_SCHEMA) {
+    throw new StoreError(
+      `the database schema is version ${current}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate`,
+    );
+  }
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      for (const statement of migration.statements) db.run(statement);
+      db.run(`PRAGMA user_version = ${migration.version}`);
+    }).immediate();
+  }
+}
+
+export const DATABASE_FILE = "tokengate.db";
+
+export function openSqliteStore(dataDir: string): KeyStore {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const db = new Database(join(dataDir, DATABASE_FILE), { create: true, strict: true });
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA journal_mode = WAL");
+  // FULL: an acknowledged write survives power loss too, not only a killed process; LAN boxes
+  // lose power more often than they crash. Writes are rare (CLI actions, batched usage).
+  db.run("PRAGMA synchronous = FULL");
+  db.run("PRAGMA foreign_keys = ON");
+  applyMigrations(db);
+
+  const insert = db.query(
+    `INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at)
+     VALUES ($id, $name, $secret_hash, $scopes, $created_at, $expires_at)`,
+  );
+  const selectOne = db.query<KeyRow, { id: string }>("SELECT * FROM api_keys WHERE id = $id");
+  const selectAll = db.query<KeyRow, []>("SELECT * FROM api_keys ORDER BY created_at, id");
+  const revoke = db.query(
+    "UPDATE api_keys SET revoked_at = $at WHERE id = $id AND (revoked_at IS NULL OR revoked_at > $at)",
+  );
+  const link = db.query("UPDATE api_keys SET replaced_by = $replaced_by WHERE id = $id");
+  const touch = db.query(
+    "UPDATE api_keys SET last_used_at = $at, last_used_addr = $addr WHERE id = $id AND (last_used_at IS NULL OR last_used_at < $at)",
+  );
+  const dataVersion = db.query<{ data_version: number }, []>("PRAGMA data_version");
+
+  const insertKey = (key: NewKey) =>
+    insert.run({
+      id: key.id,
+      name: key.name,
+      secret_hash: key.secretHash,
+      scopes: key.scopes.join(" "),
+      created_at: key.createdAt,
+      expires_at: key.expiresAt,
+    });
+  const getKey = (id: string) => {
+    const row = selectOne.get({ id });
+    return row === null ? undefined : toRecord(row);
+  };
+
+  return {
+    insertKey,
+    getKey,
+    listKeys: () => selectAll.all().map(toRecord),
+    revokeKey(id, at) {
+      revoke.run({ id, at });
+      return getKey(id);
+    },
+    rotateKey(id, replacement, oldEndsAt) {
+      return db
+        .transaction(() => {
+          if (getKey(id) === undefined) return undefined;
+          insertKey(replacement);
+          revoke.run({ id, at: oldEndsAt });
+          link.run({ id, replaced_by: replacement.id });
+          return getKey(id);
+        })
+        .immediate();
+    },
+    recordUsage(usages) {
+      if (usages.length === 0) return;
+      db.transaction(() => {
+        for (const usage of usages) touch.run({ id: usage.id, at: usage.at, addr: usage.addr });
+      }).immediate();
+    },
+    changeMarker: () => dataVersion.get()!.data_version,
+    close: () => db.close(false),
+  };
+}
