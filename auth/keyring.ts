@@ -15,6 +15,8 @@ interface Entry {
   readonly principal: Principal;
 }
 
+const MISS_RECHECK_MS = 10;
+
 export interface KeyringOptions {
   readonly store: KeyStore;
   readonly bootstrapDigest: Uint8Array;
@@ -30,7 +32,7 @@ export interface Keyring {
   recordUse(principal: Principal, remote: () => string): void;
   /** Why an already-authenticated principal is no longer valid, or `undefined` if it still is. */
   revalidate(principal: Principal): GateError | undefined;
-  /** Reloads if another process changed the store; returns whether it did. */
+  /** Reloads if another process changed the store (and runs the change hook); returns whether it did. */
   refresh(): boolean;
   flushUsage(): void;
   /** Polls for changes and flushes usage on timers; `onChange` runs after each reload. */
@@ -56,6 +58,8 @@ export function createKeyring(options: KeyringOptions): Keyring {
   let marker = -1;
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   let timers: Array<ReturnType<typeof setInterval>> = [];
+  let notify: () => void = () => {};
+  let lastMissCheck = 0;
 
   const reload = () => {
     marker = store.changeMarker();
@@ -74,10 +78,30 @@ export function createKeyring(options: KeyringOptions): Keyring {
     }
   };
 
+  /** Reloads if the store changed, then runs the change hook (socket revalidation). */
+  const refreshAndNotify = () => {
+    if (store.changeMarker() === marker) return false;
+    reload();
+    notify();
+    return true;
+  };
+
+  /**
+   * An unknown key id may be a key the CLI created a moment ago: look again at once instead of
+   * making a freshly provisioned device wait for the next poll. Throttled, because unknown ids
+   * are also what a guesser sends.
+   */
+  const lookupMiss = (id: string): Entry | undefined => {
+    const at = performance.now();
+    if (at - lastMissCheck < MISS_RECHECK_MS) return undefined;
+    lastMissCheck = at;
+    return refreshAndNotify() ? entries.get(id) : undefined;
+  };
+
   const keyring: Keyring = {
     authenticate(token) {
       const parsed = parseApiKey(token);
-      const entry = parsed === undefined ? undefined : entries.get(parsed.id);
+      const entry = parsed === undefined ? undefined : (entries.get(parsed.id) ?? lookupMiss(parsed.id));
       // Anything that is not a known key id is compared with the bootstrap secret, so an
       // AUTH_TOKEN that happens to look like a key still works.
       if (entry === undefined) return bootstrap(token);
@@ -95,11 +119,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       const entry = entries.get(principal.id);
       return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);
     },
-    refresh() {
-      if (store.changeMarker() === marker) return false;
-      reload();
-      return true;
-    },
+    refresh: refreshAndNotify,
     flushUsage() {
       if (pending.size === 0) return;
       const batch: KeyUsage[] = [...pending.values()];
@@ -112,9 +132,8 @@ export function createKeyring(options: KeyringOptions): Keyring {
     },
     start(onChange, pollMs = 100, flushMs = 5_000) {
       keyring.stop();
-      const poll = setInterval(() => {
-        if (keyring.refresh()) onChange();
-      }, pollMs);
+      notify = onChange;
+      const poll = setInterval(refreshAndNotify, pollMs);
       const flush = setInterval(() => keyring.flushUsage(), flushMs);
       timers = [poll, flush];
       for (const timer of timers) timer.unref();
@@ -122,6 +141,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
     stop() {
       for (const timer of timers) clearInterval(timer);
       timers = [];
+      notify = () => {};
     },
   };
   return keyring;

@@ -1,0 +1,165 @@
+/**
+ * The real CLI (`bun run cli.ts`) as a subprocess, next to the real server as a subprocess, both
+ * on the same DATA_DIR: keys created, used, listed, rotated and revoked while the server runs.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { EXIT } from "../auth/cli.ts";
+import { WS_GREETING } from "../auth/routes.ts";
+import { curl, makeTempDir, ROOT, ServerProcess, WsProbe } from "./support/harness.ts";
+import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
+
+interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function cli(dataDir: string, ...args: string[]): Promise<CliResult> {
+  const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
+    env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  // stdout legitimately prints a new key once; stderr never may, so it joins the leak scan.
+  captureOutput(stderr);
+  return { code, stdout, stderr };
+}
+
+async function createKey(dataDir: string, ...args: string[]): Promise<{ id: string; key: string; scopes: string[] }> {
+  const result = await cli(dataDir, "keys", "create", "--json", ...args);
+  expect(result.code).toBe(EXIT.ok);
+  const created = JSON.parse(result.stdout) as { id: string; key: string; scopes: string[] };
+  trackSecret(created.key);
+  return created;
+}
+
+describe("usage", () => {
+  test.each([
+    [["--help"], EXIT.ok, "Usage: bun run cli <command>"],
+    [["keys", "create", "--help"], EXIT.ok, "--expires DURATION"],
+    [["keys", "list", "--help"], EXIT.ok, "Lists every key"],
+    [["keys", "revoke", "--help"], EXIT.ok, "4403"],
+    [["keys", "rotate", "--help"], EXIT.ok, "--overlap"],
+    [["token", "new", "--help"], EXIT.ok, "AUTH_TOKEN"],
+    [[], EXIT.usage, "Commands:"],
+    [["keys", "explode"], EXIT.usage, "Unknown command"],
+    [["keys", "create"], EXIT.usage, "--name is required"],
+    [["keys", "create", "--name", "x", "--expires", "soon"], EXIT.usage, "duration"],
+    [["keys", "create", "--name", "x", "--scopes", "Data:Read"], EXIT.usage, "--scopes"],
+    [["keys", "create", "--name", "x", "--bogus"], EXIT.usage, "Unknown option"],
+    [["keys", "revoke"], EXIT.usage, "key id"],
+    [["keys", "revoke", "nothex"], EXIT.usage, "12 hex characters"],
+    [["keys", "revoke", "0123456789ab"], EXIT.notFound, "No key with id"],
+  ])("%p exits %d", async (args, code, text) => {
+    using dir = makeTempDir();
+    const result = await cli(join(dir.path, "data"), ...(args as string[]));
+    expect(result.code).toBe(code);
+    expect(result.stdout + result.stderr).toContain(text as string);
+  });
+
+  test("a whole key passed as an id is refused (it would end up in shell history)", async () => {
+    using dir = makeTempDir();
+    const created = await createKey(dir.path, "--name", "lamp");
+    const result = await cli(dir.path, "keys", "revoke", created.key);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain("not the key itself");
+    expect(result.stderr).not.toContain(created.key);
+  });
+
+  test("token new prints a fresh strong secret that the server accepts as AUTH_TOKEN", async () => {
+    using dir = makeTempDir();
+    const first = (await cli(dir.path, "token", "new")).stdout.trim();
+    const second = (await cli(dir.path, "token", "new")).stdout.trim();
+    trackSecret(first);
+    trackSecret(second);
+    expect(first).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(first).not.toBe(second);
+    const server = new ServerProcess({ AUTH_TOKEN: first, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const port = await server.port();
+    expect((await curl(["-H", `X-Auth-Token: ${first}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
+    expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("keys next to a running server", () => {
+  test("create → use → list → revoke: the running server follows without a restart", async () => {
+    using dir = makeTempDir();
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const port = await server.port();
+    const created = await createKey(dir.path, "--name", "kitchen lamp", "--expires", "30d");
+    expect(created.scopes).toEqual(["data:read", "ws:connect"]);
+
+    const ok = await curl(["-H", `Authorization: Bearer ${created.key}`, `http://127.0.0.1:${port}/secure-data`]);
+    expect(ok.status).toBe(200);
+    const whoami = await curl(["-H", `X-Auth-Token: ${created.key}`, `http://127.0.0.1:${port}/auth/whoami`]);
+    expect(JSON.parse(whoami.body)).toMatchObject({ id: created.id, kind: "key", name: "kitchen lamp" });
+
+    const probe = new WsProbe(`ws://127.0.0.1:${port}/ws?token=${created.key}`);
+    expect(await probe.nextMessage(0)).toBe(WS_GREETING);
+
+    const listed = await cli(dir.path, "keys", "list");
+    expect(listed.code).toBe(EXIT.ok);
+    expect(listed.stdout).toContain(created.id);
+    expect(listed.stdout).toContain("kitchen lamp");
+    expect(listed.stdout).toContain("active");
+    expect(listed.stdout).not.toContain(created.key);
+
+    const revoked = await cli(dir.path, "keys", "revoke", created.id);
+    const revokedAt = performance.now();
+    expect(revoked.code).toBe(EXIT.ok);
+    const closed = await probe.closed;
+    expect(closed).toEqual({ code: 4403, reason: "The token has been revoked" });
+    expect(performance.now() - revokedAt).toBeLessThan(1_000);
+
+    const refused = await curl(["-H", `X-Auth-Token: ${created.key}`, `http://127.0.0.1:${port}/secure-data`]);
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body)).toMatchObject({ code: "invalid_token", description: "The token has been revoked" });
+    expect((await cli(dir.path, "keys", "revoke", created.id)).code).toBe(EXIT.conflict);
+
+    expect(await server.stop()).toBe(0);
+    const after = JSON.parse((await cli(dir.path, "keys", "list", "--json")).stdout) as Array<{ id: string; state: string; last_used_addr: string | null }>;
+    // The usage batch is flushed at shutdown.
+    expect(after.find((key) => key.id === created.id)).toMatchObject({ state: "revoked", last_used_addr: "127.0.0.1" });
+  });
+
+  test("rotate with overlap: both keys work during the overlap, the new one after", async () => {
+    using dir = makeTempDir();
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const port = await server.port();
+    const old = await createKey(dir.path, "--name", "dashboard", "--scopes", "data:read");
+    const rotated = await cli(dir.path, "keys", "rotate", old.id, "--overlap", "1h", "--json");
+    expect(rotated.code).toBe(EXIT.ok);
+    const replacement = JSON.parse(rotated.stdout) as { id: string; key: string; scopes: string[]; name: string };
+    trackSecret(replacement.key);
+    expect(replacement).toMatchObject({ name: "dashboard", scopes: ["data:read"] });
+    await Bun.sleep(300);
+    for (const key of [old.key, replacement.key]) {
+      expect((await curl(["-H", `X-Auth-Token: ${key}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
+    }
+    const list = JSON.parse((await cli(dir.path, "keys", "list", "--json")).stdout) as Array<{ id: string; replaced_by: string | null }>;
+    expect(list.find((key) => key.id === old.id)?.replaced_by).toBe(replacement.id);
+    expect(await server.stop()).toBe(0);
+  });
+
+  test("a key whose scopes lack ws:connect cannot open /ws on the real server", async () => {
+    using dir = makeTempDir();
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const port = await server.port();
+    const key = await createKey(dir.path, "--name", "reader", "--scopes", "data:read");
+    await Bun.sleep(300);
+    const upgrade = await curl([
+      "-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "-H", "Sec-WebSocket-Version: 13",
+      "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", `X-Auth-Token: ${key.key}`,
+      `http://127.0.0.1:${port}/ws`,
+    ]);
+    expect(upgrade.status).toBe(403);
+    expect(upgrade.headers).toContain('scope="ws:connect"');
+    expect(await server.stop()).toBe(0);
+  });
+});
+
+test("no secret used in this file reached any server output or CLI error", () => {
+  expectNoSecretsInOutput();
+});

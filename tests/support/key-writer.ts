@@ -1,0 +1,16 @@
+/**
+ * A writer for the durability test: inserts keys as fast as it can and prints `id hash` for each
+ * one only after its transaction has committed, i.e. each printed line is an acknowledged write.
+ * The test kills this process with SIGKILL at random moments.
+ */
+import { generateApiKey } from "../../auth/keys.ts";
+import { openSqliteStore } from "../../auth/store.ts";
+import { digestToken } from "../../auth/tokens.ts";
+
+const store = openSqliteStore(process.argv[2]!);
+for (;;) {
+  const key = generateApiKey();
+  const secretHash = digestToken(key.secret);
+  store.insertKey({ id: key.id, name: "durability", scopes: ["data:read"], secretHash, createdAt: Date.now(), expiresAt: null });
+  process.stdout.write(`${key.id} ${Buffer.from(secretHash).toString("hex")}\n`);
+}
