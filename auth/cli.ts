@@ -106,6 +106,12 @@ function parseKeyId(text: string | undefined): string {
   return id;
 }
 
+function findKey(store: KeyStore, id: string, io: CliIo): KeyRecord | undefined {
+  const key = store.getKey(id);
+  if (key === undefined) io.err(`No key with id ${id}. See: bun run cli keys list\n`);
+  return key;
+}
+
 function duration(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
@@ -203,11 +209,8 @@ const commands: Record<string, Handler> = {
     const store = openStore();
     try {
       const at = now();
-      const before = store.getKey(id);
-      if (before === undefined) {
-        io.err(`No key with id ${id}. See: bun run cli keys list\n`);
-        return EXIT.notFound;
-      }
+      const before = findKey(store, id, io);
+      if (before === undefined) return EXIT.notFound;
       if (keyState(before, at) === "revoked") {
         io.err(`Key ${id} ("${before.name}") was already revoked at ${iso(before.revokedAt)}.\n`);
         return EXIT.conflict;
@@ -234,11 +237,8 @@ const commands: Record<string, Handler> = {
     const store = openStore();
     try {
       const at = now();
-      const old = store.getKey(id);
-      if (old === undefined) {
-        io.err(`No key with id ${id}. See: bun run cli keys list\n`);
-        return EXIT.notFound;
-      }
+      const old = findKey(store, id, io);
+      if (old === undefined) return EXIT.notFound;
       const state = keyState(old, at);
       if (state !== "active") {
         io.err(`Key ${id} ("${old.name}") is ${state}; create a new key instead.\n`);
