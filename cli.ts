@@ -1,14 +1,47 @@
 /**
- * The CLI's composition root (as server.ts is the server's): reads DATA_DIR from the environment,
- * opens the same store the server uses, runs one command and exits with its code.
+ * The CLI's composition root (as server.ts is the server's): reads DATA_DIR and ROLE_SCOPES from the
+ * environment, opens the same store the server uses, runs one command and exits with its code.
  */
 import { runCli } from "./auth/cli.ts";
+import { DEFAULT_ROLE_SCOPES, parseRoleScopes } from "./auth/config.ts";
 import { openSqliteStore } from "./auth/store.ts";
 
-const dataDir = Bun.env.DATA_DIR === undefined || Bun.env.DATA_DIR === "" ? "./data" : Bun.env.DATA_DIR;
-const code = runCli(process.argv.slice(2), {
+/** A line from a terminal without echo, or the first line of piped stdin. */
+async function readPassword(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const text = await Bun.stdin.text();
+    return text.split(/\r?\n/)[0] ?? "";
+  }
+  process.stderr.write(prompt);
+  process.stdin.setRawMode(true);
+  let line = "";
+  try {
+    for await (const chunk of process.stdin) {
+      for (const char of String(chunk)) {
+        if (char === "\r" || char === "\n") return line;
+        if (char === "\u0003") process.exit(130);
+        line = char === "\u007f" ? line.slice(0, -1) : line + char;
+      }
+    }
+    return line;
+  } finally {
+    process.stdin.setRawMode(false);
+    process.stdin.pause();
+    process.stderr.write("\n");
+  }
+}
+
+const env = Bun.env;
+const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
+const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
+if (roleScopes === undefined) {
+  process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
+  process.exit(78);
+}
+process.exitCode = await runCli(process.argv.slice(2), {
   io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
   openStore: () => openSqliteStore(dataDir),
   now: Date.now,
+  roleScopes,
+  readPassword,
 });
-process.exitCode = code;

@@ -7,9 +7,11 @@ import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/co
 import { loadBootstrapToken } from "./auth/bootstrap.ts";
 import { createKeyring } from "./auth/keyring.ts";
 import { startListener } from "./auth/listener.ts";
+import { createPasswordVerifier } from "./auth/passwords.ts";
+import { createPasswordAuthenticator } from "./auth/users.ts";
 import { createLogger } from "./auth/log.ts";
 import { createSeedRoutes } from "./auth/routes.ts";
-import { openSqliteStore, type KeyStore } from "./auth/store.ts";
+import { openSqliteStore, type Store } from "./auth/store.ts";
 import { digestToken } from "./auth/tokens.ts";
 
 const EX_CONFIG = 78;
@@ -26,7 +28,7 @@ const config = parsed.config;
 const bootstrap = loadBootstrapToken(config.token, config.dataDir);
 if (!bootstrap.ok) failConfig(bootstrap.problems);
 
-let store: KeyStore;
+let store: Store;
 try {
   store = openSqliteStore(config.dataDir);
 } catch (error) {
@@ -72,6 +74,14 @@ try {
     host: config.host,
     authenticate: keyring.authenticate,
     recordUse: keyring.recordUse,
+    // One argon2id verification at a time keeps a core free for everything else; 8 may wait.
+    authenticatePassword: config.basicAuth
+      ? createPasswordAuthenticator({
+          users: store,
+          verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
+          roleScopes: config.roleScopes,
+        })
+      : undefined,
     revalidate: keyring.revalidate,
     routes: createSeedRoutes(),
     logger,

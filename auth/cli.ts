@@ -13,7 +13,9 @@ import {
   parseDuration,
   parseScopes,
 } from "./keys.ts";
-import type { KeyRecord, KeyStore, NewKey } from "./store.ts";
+import { checkPassword, hashPassword } from "./passwords.ts";
+import type { KeyRecord, KeyStore, NewKey, Store, UserRecord } from "./store.ts";
+import { scopesForRoles, USERNAME, type RoleScopes } from "./users.ts";
 import { digestToken, generateToken } from "./tokens.ts";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4 } as const;
@@ -26,8 +28,12 @@ export interface CliIo {
 export interface CliContext {
   readonly io: CliIo;
   /** Opened only by commands that need it, so `--help` and `token new` work without a data dir. */
-  openStore(): KeyStore;
+  openStore(): Store;
   readonly now: () => number;
+  /** Role → scopes, as the server is configured (ROLE_SCOPES). */
+  readonly roleScopes: RoleScopes;
+  /** Reads a password from a no-echo prompt or from stdin; never from argv. */
+  readPassword(prompt: string): Promise<string>;
 }
 
 const HELP: Record<string, string> = {
@@ -39,6 +45,10 @@ Commands:
   keys revoke ID [--json]                                            revoke a key now
   keys rotate ID [--overlap 1h] [--expires 30d] [--json]             replace a key, old one works for the overlap
   token new                                                          print a fresh secret for AUTH_TOKEN
+  users add NAME --role ROLE [--role ROLE]                           add a user (password from prompt or stdin)
+  users list [--json]                                                list users, roles and scopes
+  users passwd NAME                                                  set a new password (prompt or stdin)
+  users disable NAME | users enable NAME                             stop or allow a user's sign-in
 
 Every command takes --help. The database is DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
@@ -67,6 +77,29 @@ Creates a replacement key with the same name and scopes and prints it once. The 
 working for the overlap (default 0s: it stops at once), then counts as revoked.
   --overlap DURATION  how long the old key stays valid, e.g. 1h
   --expires DURATION  lifetime of the new key (default: the old key's lifetime, or never)
+`,
+  "users add": `Usage: bun run cli users add NAME --role ROLE [--role ROLE]
+
+Adds a user who can sign in with a password (Basic auth, when BASIC_AUTH=true). The password is
+read from a prompt without echo, or from standard input when it is not a terminal
+(e.g. printf '%s\\n' "$PW" | bun run cli users add alice --role viewer). Never from the command line.
+Roles are those of ROLE_SCOPES (default: admin=*, viewer=data:read,ws:connect).
+`,
+  "users list": `Usage: bun run cli users list [--json]
+
+Lists users with their roles, the scopes those roles grant, and whether they are disabled.
+`,
+  "users passwd": `Usage: bun run cli users passwd NAME
+
+Sets a new password, read from a prompt without echo or from standard input.
+`,
+  "users disable": `Usage: bun run cli users disable NAME
+
+Stops the user from signing in; takes effect on the next request.
+`,
+  "users enable": `Usage: bun run cli users enable NAME
+
+Allows a disabled user to sign in again.
 `,
   "token new": `Usage: bun run cli token new
 
@@ -150,7 +183,48 @@ function table(rows: string[][]): string {
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-type Handler = (args: string[], context: CliContext) => number;
+type Handler = (args: string[], context: CliContext) => number | Promise<number>;
+
+function parseUsername(text: string | undefined): string {
+  if (text === undefined) throw new UsageError("give the username");
+  if (!USERNAME.test(text)) throw new UsageError("a username is 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit");
+  return text;
+}
+
+async function readNewPassword(context: CliContext): Promise<string> {
+  const password = await context.readPassword("New password: ");
+  const problem = checkPassword(password);
+  if (problem !== undefined) throw new UsageError(`the password ${problem}`);
+  return password;
+}
+
+function userJson(user: UserRecord, roleScopes: RoleScopes) {
+  return {
+    username: user.username,
+    roles: user.roles,
+    scopes: scopesForRoles(user.roles, roleScopes),
+    created_at: new Date(user.createdAt).toISOString(),
+    disabled: user.disabledAt !== null,
+  };
+}
+
+function setDisabled(disabled: boolean): Handler {
+  return (args, { io, openStore, now }) => {
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const username = parseUsername(positionals[0]);
+    const store = openStore();
+    try {
+      if (!store.setDisabled(username, disabled ? now() : null, now())) {
+        io.err(`No user named ${username}. See: bun run cli users list\n`);
+        return EXIT.notFound;
+      }
+      io.out(`User ${username} ${disabled ? "disabled" : "enabled"}.\n`);
+      return EXIT.ok;
+    } finally {
+      store.close();
+    }
+  };
+}
 
 const commands: Record<string, Handler> = {
   "keys create": (args, { io, openStore, now }) => {
@@ -255,6 +329,72 @@ const commands: Record<string, Handler> = {
     }
   },
 
+  "users add": async (args, context) => {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: "string", multiple: true } } });
+    const username = parseUsername(positionals[0]);
+    const roles = [...new Set(values.role ?? [])];
+    if (roles.length === 0) throw new UsageError(`give at least one --role (${[...context.roleScopes.keys()].join(", ")})`);
+    const unknown = roles.filter((role) => !context.roleScopes.has(role));
+    if (unknown.length > 0) {
+      throw new UsageError(`unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${[...context.roleScopes.keys()].join(", ")}`);
+    }
+    const passwordHash = await hashPassword(await readNewPassword(context));
+    const store = context.openStore();
+    try {
+      if (!store.insertUser({ username, passwordHash, roles, createdAt: context.now() })) {
+        context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
+        return EXIT.conflict;
+      }
+    } finally {
+      store.close();
+    }
+    context.io.out(`Added user ${username} (roles: ${roles.join(" ")}; scopes: ${scopesForRoles(roles, context.roleScopes).join(" ")}).\n`);
+    return EXIT.ok;
+  },
+
+  "users list": (args, { io, openStore, roleScopes }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const store = openStore();
+    let users: UserRecord[];
+    try {
+      users = store.listUsers();
+    } finally {
+      store.close();
+    }
+    if (values.json) {
+      io.out(`${JSON.stringify(users.map((user) => userJson(user, roleScopes)))}\n`);
+    } else if (users.length === 0) {
+      io.out("No users yet. Add one with: bun run cli users add NAME --role admin\n");
+    } else {
+      const rows = [["USERNAME", "ROLES", "SCOPES", "CREATED", "STATE"]];
+      for (const user of users) {
+        rows.push([user.username, user.roles.join(","), scopesForRoles(user.roles, roleScopes).join(","), iso(user.createdAt), user.disabledAt === null ? "active" : "disabled"]);
+      }
+      io.out(table(rows));
+    }
+    return EXIT.ok;
+  },
+
+  "users passwd": async (args, context) => {
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const username = parseUsername(positionals[0]);
+    const store = context.openStore();
+    try {
+      if (store.getUser(username) === undefined) {
+        context.io.err(`No user named ${username}. See: bun run cli users list\n`);
+        return EXIT.notFound;
+      }
+      store.setPassword(username, await hashPassword(await readNewPassword(context)), context.now());
+    } finally {
+      store.close();
+    }
+    context.io.out(`Password of ${username} changed.\n`);
+    return EXIT.ok;
+  },
+
+  "users disable": setDisabled(true),
+  "users enable": setDisabled(false),
+
   "token new": (args, { io }) => {
     parseArgs({ args, options: {} });
     io.out(`${generateToken()}\n`);
@@ -262,7 +402,7 @@ const commands: Record<string, Handler> = {
   },
 };
 
-export function runCli(argv: readonly string[], context: CliContext): number {
+export async function runCli(argv: readonly string[], context: CliContext): Promise<number> {
   const words = argv.filter((arg) => !arg.startsWith("-"));
   const wantsHelp = argv.includes("--help") || argv.includes("-h");
   const name = words.length >= 2 ? `${words[0]} ${words[1]}` : words[0] ?? "";
@@ -281,7 +421,7 @@ export function runCli(argv: readonly string[], context: CliContext): number {
   }
   const rest = argv.slice(argv.indexOf(words[1]!) + 1);
   try {
-    return handler(rest, context);
+    return await handler(rest, context);
   } catch (error) {
     if (error instanceof UsageError || (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS"))) {
       context.io.err(`${name}: ${error.message}\n\n${HELP[name]}`);

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { isTokenShaped } from "./credentials.ts";
+import { parseScopes } from "./keys.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFormat = "pretty" | "json";
@@ -24,6 +25,10 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   readonly accessLog: AccessLogMode;
+  /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
+  readonly basicAuth: boolean;
+  /** Role name → scopes it grants; users get the union of their roles' scopes. */
+  readonly roleScopes: ReadonlyMap<string, readonly string[]>;
   /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
   readonly wsMaxPayload: number;
   /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
@@ -131,6 +136,22 @@ function choice<const T extends readonly [string, ...string[]]>(variable: string
     });
 }
 
+export const DEFAULT_ROLE_SCOPES = "admin=*;viewer=data:read,ws:connect";
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** `admin=*;viewer=data:read,ws:connect` → a map, or `undefined` if any part is malformed. */
+export function parseRoleScopes(text: string): Map<string, string[]> | undefined {
+  const roles = new Map<string, string[]>();
+  for (const part of text.split(";").map((entry) => entry.trim()).filter((entry) => entry !== "")) {
+    const eq = part.indexOf("=");
+    const name = part.slice(0, eq).trim();
+    const scopes = eq === -1 ? undefined : parseScopes(part.slice(eq + 1));
+    if (eq <= 0 || !ROLE_NAME.test(name) || scopes === undefined || roles.has(name)) return undefined;
+    roles.set(name, scopes);
+  }
+  return roles.size === 0 ? undefined : roles;
+}
+
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
 
 const envSchema = z.object({
@@ -171,6 +192,32 @@ const envSchema = z.object({
   DATA_DIR: z.string().optional(),
   LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
+  BASIC_AUTH: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return false;
+      const parsed = z.stringbool().safeParse(raw.trim());
+      if (!parsed.success) {
+        ctx.addIssue({ code: "custom", message: "must be true or false (also 1/0, yes/no, on/off); set BASIC_AUTH=true to accept curl -u" });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+  ROLE_SCOPES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const roles = parseRoleScopes(raw === undefined || raw.trim() === "" ? DEFAULT_ROLE_SCOPES : raw);
+      if (roles === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must look like role=scope,scope;role=scope (lower-case names, each role once), e.g. ${DEFAULT_ROLE_SCOPES}`,
+        });
+        return z.NEVER;
+      }
+      return roles;
+    }),
   ACCESS_LOG: choice("ACCESS_LOG", ["all", "refused", "off"], "set $VAR=all, or unset it"),
   WS_MAX_PAYLOAD_BYTES: wholeNumber("WS_MAX_PAYLOAD_BYTES", 1, 16 * 1024 * 1024, 64 * 1024, " bytes"),
   WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
@@ -216,6 +263,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       logLevel: vars.LOG_LEVEL ?? "info",
       logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
       accessLog: vars.ACCESS_LOG ?? "all",
+      basicAuth: vars.BASIC_AUTH,
+      roleScopes: vars.ROLE_SCOPES,
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
       httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,

@@ -52,6 +52,45 @@ export function parseBearerToken(header: string): string | undefined {
   return isTokenShaped(parsed.value) ? parsed.value : undefined;
 }
 
+/**
+ * Username and password from `Authorization: Basic` (RFC 7617). Holds a password, so it refuses
+ * to be serialized or inspected with its contents.
+ */
+export class BasicCredentials {
+  readonly username: string;
+  readonly password: string;
+
+  constructor(username: string, password: string) {
+    this.username = username;
+    this.password = password;
+  }
+
+  toJSON() {
+    return { username: this.username, password: "REDACTED" };
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")]() {
+    return `BasicCredentials { username: ${JSON.stringify(this.username)}, password: REDACTED }`;
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes RFC 7617 credentials (UTF-8); `undefined` for bad base64, bad UTF-8, no colon or control bytes. */
+export function parseBasicCredentials(value: string): BasicCredentials | undefined {
+  if (value.length === 0 || value.length > MAX_TOKEN_LENGTH || value.length % 4 !== 0 || !BASE64.test(value)) return undefined;
+  let text: string;
+  try {
+    text = utf8.decode(Buffer.from(value, "base64"));
+  } catch {
+    return undefined;
+  }
+  const colon = text.indexOf(":");
+  if (colon <= 0 || /[\x00-\x1f\x7f]/.test(text)) return undefined;
+  return new BasicCredentials(text.slice(0, colon).normalize("NFC"), text.slice(colon + 1).normalize("NFC"));
+}
+
 /** Base64url without padding, the alphabet allowed in a `Sec-WebSocket-Protocol` token. */
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -111,7 +150,11 @@ const CONFLICTING_TOKENS = new GateError(
   "invalid_request",
   "Different tokens were presented in more than one place; send exactly one",
 );
-const UNSUPPORTED_SCHEME = new GateError(
+const MALFORMED_BASIC = new GateError(
+  "invalid_request",
+  "Authorization: Basic must carry base64 of 'username:password' in UTF-8, without control characters",
+);
+export const UNSUPPORTED_SCHEME = new GateError(
   "missing_token",
   "This Authorization scheme is not accepted here; use 'Bearer <token>' or X-Auth-Token",
 );
@@ -121,18 +164,22 @@ function malformed(description: string): GateError {
 }
 
 /**
- * The header-only credential of a plain HTTP request: the token, `undefined` when there is none,
- * or the refusal. This is `readCredential` restricted to the two headers, without allocating:
- * it runs on every protected request.
+ * The header-only credential of a plain HTTP request: the token, Basic credentials, `undefined`
+ * when there is none, or the refusal. This is `readCredential` restricted to the two headers,
+ * without allocating on the token path: it runs on every protected request.
  */
-export function readHeaderToken(xAuthToken: string | null, authorization: string | null): string | GateError | undefined {
+export function readHeaderToken(
+  xAuthToken: string | null,
+  authorization: string | null,
+): string | BasicCredentials | GateError | undefined {
   if (xAuthToken !== null && !isTokenShaped(xAuthToken)) return MALFORMED_X_AUTH_TOKEN;
   if (authorization === null) return xAuthToken ?? undefined;
   const parsed = parseAuthorization(authorization);
   if (parsed === undefined) return MALFORMED_AUTHORIZATION;
+  if (parsed.scheme === "basic" && xAuthToken === null) return parseBasicCredentials(parsed.value) ?? MALFORMED_BASIC;
   if (parsed.scheme !== "bearer") {
-    // Another scheme (e.g. Basic) is a client that does not know us yet: answer with the
-    // challenge so it learns which scheme to use, rather than calling the request malformed.
+    // Another scheme is a client that does not know us yet: answer with the challenge so it
+    // learns which scheme to use, rather than calling the request malformed.
     return xAuthToken ?? UNSUPPORTED_SCHEME;
   }
   if (!isTokenShaped(parsed.value)) return MALFORMED_BEARER;
@@ -148,6 +195,8 @@ export function readHeaderToken(xAuthToken: string | null, authorization: string
 export function readCredential(inputs: CredentialInputs): CredentialReading {
   const fromHeaders = readHeaderToken(inputs.xAuthToken, inputs.authorization);
   if (fromHeaders instanceof GateError) return fromHeaders;
+  // WebSocket upgrades take tokens only: a password check is too slow to sit in front of upgrades.
+  if (fromHeaders instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
   let found: Credential | undefined =
     fromHeaders === undefined
       ? undefined

@@ -9,6 +9,8 @@ export type GateErrorCode =
   | "invalid_token"
   | "invalid_request"
   | "insufficient_scope"
+  | "invalid_credentials"
+  | "temporarily_unavailable"
   | "not_found"
   | "method_not_allowed"
   | "upgrade_required"
@@ -29,6 +31,10 @@ export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
   invalid_token: { status: 401, close: 4401, challenge: true, bearerError: "invalid_token" },
   invalid_request: { status: 400, close: 4400, challenge: true, bearerError: "invalid_request" },
   insufficient_scope: { status: 403, close: 4403, challenge: true, bearerError: "insufficient_scope" },
+  // A wrong username/password: a challenge without a Bearer error (the credential was not a token).
+  invalid_credentials: { status: 401, close: 4401, challenge: true },
+  // RFC 6749 §4.1.2.1 vocabulary: the password queue is full; comes with Retry-After.
+  temporarily_unavailable: { status: 503, close: 1013, challenge: false },
   not_found: { status: 404, close: 4404, challenge: false },
   method_not_allowed: { status: 405, close: 4405, challenge: false },
   upgrade_required: { status: 426, close: 4426, challenge: false },

@@ -4,14 +4,22 @@
  * `server.upgrade` runs only when the token matches). Every request yields one log line.
  */
 import type { Server } from "bun";
-import { readCredential, readHeaderToken, SUBPROTOCOL, type CredentialInputs } from "./credentials.ts";
+import {
+  BasicCredentials,
+  readCredential,
+  readHeaderToken,
+  SUBPROTOCOL,
+  UNSUPPORTED_SCHEME,
+  type CredentialInputs,
+} from "./credentials.ts";
 import { GateError, MISSING_TOKEN } from "./errors.ts";
 import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 import { redactTarget, splitUrl } from "./redact.ts";
-import type { Route, SocketRoute } from "./routes.ts";
+import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
+import type { PasswordAuthenticator } from "./users.ts";
 import type { WsData } from "./ws.ts";
 
 /** Called after each successful authentication; `remote` computes the peer address on demand. */
@@ -20,6 +28,8 @@ export type UseRecorder = (principal: Principal, remote: () => string) => void;
 export interface GateOptions {
   readonly authenticate: Authenticator;
   readonly recordUse?: UseRecorder | undefined;
+  /** Verifies `Authorization: Basic`; without it Basic is answered like an unknown scheme. */
+  readonly authenticatePassword?: PasswordAuthenticator | undefined;
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -53,9 +63,14 @@ function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
-function authorizeToken(token: string | GateError | undefined, authenticate: Authenticator, scope: string): Principal | GateError {
+function authorizeToken(
+  token: string | BasicCredentials | GateError | undefined,
+  authenticate: Authenticator,
+  scope: string,
+): Principal | GateError {
   if (token === undefined) return MISSING_TOKEN;
   if (token instanceof GateError) return token;
+  if (token instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
   const principal = authenticate(token);
   if (principal instanceof GateError) return principal;
   return requireScope(principal, scope) ?? principal;
@@ -89,7 +104,18 @@ function logAccessTo(
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { authenticate, logger, recordUse } = options;
+  const { authenticate, logger, recordUse, authenticatePassword } = options;
+  const offerBasic = authenticatePassword !== undefined;
+
+  /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
+  async function handleWithPassword(request: Request, route: HttpRoute, credentials: BasicCredentials, onPrincipal: (id: string) => void) {
+    const who = await authenticatePassword!(credentials);
+    if (who instanceof GateError) return toResponse(who, true);
+    const denied = requireScope(who, route.scope!);
+    if (denied !== undefined) return toResponse(denied, true);
+    onPrincipal(who.id);
+    return route.handle(request, who);
+  }
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
   const logRequests = accessLog !== "off";
@@ -164,15 +190,20 @@ export function createGate(options: GateOptions): Gate {
         response = route.handle(request, undefined);
       } else {
         const headers = request.headers;
-        const who = authorizeToken(readHeaderToken(headers.get("x-auth-token"), headers.get("authorization")), authenticate, route.scope);
-        if (who instanceof GateError) {
-          response = toResponse(who);
+        const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+        if (credential instanceof BasicCredentials && offerBasic) {
+          response = handleWithPassword(request, route, credential, (id) => (principal = id));
         } else {
-          principal = who.id;
-          if (recordUse !== undefined && who.kind !== "bootstrap") {
-            recordUse(who, () => server.requestIP(request)?.address ?? "-");
+          const who = authorizeToken(credential, authenticate, route.scope);
+          if (who instanceof GateError) {
+            response = toResponse(who, offerBasic);
+          } else {
+            principal = who.id;
+            if (recordUse !== undefined && who.kind !== "bootstrap") {
+              recordUse(who, () => server.requestIP(request)?.address ?? "-");
+            }
+            response = route.handle(request, who);
           }
-          response = route.handle(request, who);
         }
       }
 

@@ -32,14 +32,19 @@ export function challengeFor(error: GateError): string {
   return challenge;
 }
 
-export function toResponse(error: GateError): Response {
+/** Offered next to the Bearer challenge on 401s when users may sign in with a password. */
+export const BASIC_CHALLENGE = `Basic realm="${REALM}", charset="UTF-8"`;
+
+export function toResponse(error: GateError, offerBasic = false): Response {
   const spec = codeSpecs[error.code];
   // 401s keep the seed's exact `detail` so FastAPI-era clients keep matching on it.
   const body =
     spec.status === 401
       ? { detail: SEED_DETAIL, code: error.code, description: error.description }
       : { detail: error.description, code: error.code };
-  const headers: Record<string, string> = { ...error.headers };
-  if (spec.challenge) headers["www-authenticate"] = challengeFor(error);
-  return jsonResponse(spec.status, JSON.stringify(body), headers);
+  const headers = new Headers(JSON_HEADERS);
+  for (const name in error.headers) headers.set(name, error.headers[name]!);
+  if (spec.challenge) headers.append("www-authenticate", challengeFor(error));
+  if (offerBasic && spec.status === 401) headers.append("www-authenticate", BASIC_CHALLENGE);
+  return new Response(JSON.stringify(body), { status: spec.status, headers });
 }

@@ -10,6 +10,7 @@ import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator, Principal } from "./principal.ts";
 import type { Route } from "./routes.ts";
+import type { PasswordAuthenticator } from "./users.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
 
 export interface ListenerOptions {
@@ -17,6 +18,7 @@ export interface ListenerOptions {
   readonly host: string;
   readonly authenticate: Authenticator;
   readonly recordUse?: UseRecorder | undefined;
+  readonly authenticatePassword?: PasswordAuthenticator | undefined;
   /** Re-checks the principal of open sockets; without it sockets are never closed for auth reasons. */
   readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
   readonly routes: readonly Route[];
@@ -51,6 +53,7 @@ export function startListener(options: ListenerOptions): Listener {
   const gate = createGate({
     authenticate: options.authenticate,
     recordUse: options.recordUse,
+    authenticatePassword: options.authenticatePassword,
     routes: options.routes,
     logger,
     accessLog: options.accessLog,

@@ -7,7 +7,7 @@ import { createSecretMatcher } from "./tokens.ts";
 export interface Principal {
   /** Stable public identifier, safe to log (never derived from the secret). */
   readonly id: string;
-  readonly kind: "bootstrap" | "key";
+  readonly kind: "bootstrap" | "key" | "user";
   readonly name: string;
   /** Granted scopes; `*` grants every scope. */
   readonly scopes: readonly string[];

@@ -45,6 +45,28 @@ export interface KeyStore {
   close(): void;
 }
 
+export interface UserRecord {
+  readonly username: string;
+  /** argon2id PHC string. */
+  readonly passwordHash: string;
+  readonly roles: readonly string[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly disabledAt: number | null;
+}
+
+export interface UserStore {
+  /** Inserts a user; false if the username is taken. */
+  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt">): boolean;
+  getUser(username: string): UserRecord | undefined;
+  listUsers(): UserRecord[];
+  setPassword(username: string, passwordHash: string, at: number): boolean;
+  setDisabled(username: string, disabledAt: number | null, at: number): boolean;
+}
+
+/** The embedded default implements every store interface over one database file. */
+export type Store = KeyStore & UserStore;
+
 interface Migration {
   readonly version: number;
   readonly statements: readonly string[];
@@ -70,6 +92,19 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX api_keys_name ON api_keys(name)",
     ],
   },
+  {
+    version: 2,
+    statements: [
+      `CREATE TABLE users (
+        username TEXT PRIMARY KEY CHECK (length(username) BETWEEN 1 AND 64),
+        password_hash TEXT NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+        roles TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        disabled_at INTEGER
+      ) STRICT`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;
@@ -89,6 +124,26 @@ interface KeyRow {
   last_used_at: number | null;
   last_used_addr: string | null;
   replaced_by: string | null;
+}
+
+interface UserRow {
+  username: string;
+  password_hash: string;
+  roles: string;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+}
+
+function toUser(row: UserRow): UserRecord {
+  return {
+    username: row.username,
+    passwordHash: row.password_hash,
+    roles: row.roles === "" ? [] : row.roles.split(" "),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    disabledAt: row.disabled_at,
+  };
 }
 
 function toRecord(row: KeyRow): KeyRecord {
@@ -124,7 +179,7 @@ function applyMigrations(db: Database): void {
 
 export const DATABASE_FILE = "tokengate.db";
 
-export function openSqliteStore(dataDir: string): KeyStore {
+export function openSqliteStore(dataDir: string): Store {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = new Database(join(dataDir, DATABASE_FILE), { create: true, strict: true });
   db.run("PRAGMA busy_timeout = 5000");
@@ -149,6 +204,14 @@ export function openSqliteStore(dataDir: string): KeyStore {
     "UPDATE api_keys SET last_used_at = $at, last_used_addr = $addr WHERE id = $id AND (last_used_at IS NULL OR last_used_at < $at)",
   );
   const dataVersion = db.query<{ data_version: number }, []>("PRAGMA data_version");
+  const insertUser = db.query(
+    `INSERT INTO users (username, password_hash, roles, created_at, updated_at)
+     VALUES ($username, $password_hash, $roles, $created_at, $created_at) ON CONFLICT (username) DO NOTHING`,
+  );
+  const selectUser = db.query<UserRow, { username: string }>("SELECT * FROM users WHERE username = $username");
+  const selectUsers = db.query<UserRow, []>("SELECT * FROM users ORDER BY username");
+  const updatePassword = db.query("UPDATE users SET password_hash = $hash, updated_at = $at WHERE username = $username");
+  const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
 
   const insertKey = (key: NewKey) =>
     insert.run({
@@ -190,6 +253,20 @@ export function openSqliteStore(dataDir: string): KeyStore {
       }).immediate();
     },
     changeMarker: () => dataVersion.get()!.data_version,
+    insertUser: (user) =>
+      insertUser.run({
+        username: user.username,
+        password_hash: user.passwordHash,
+        roles: user.roles.join(" "),
+        created_at: user.createdAt,
+      }).changes === 1,
+    getUser(username) {
+      const row = selectUser.get({ username });
+      return row === null ? undefined : toUser(row);
+    },
+    listUsers: () => selectUsers.all().map(toUser),
+    setPassword: (username, hash, at) => updatePassword.run({ username, hash, at }).changes === 1,
+    setDisabled: (username, disabledAt, at) => updateDisabled.run({ username, disabled_at: disabledAt, at }).changes === 1,
     close: () => db.close(false),
   };
 }

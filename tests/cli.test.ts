@@ -16,8 +16,13 @@ interface CliResult {
 }
 
 async function cli(dataDir: string, ...args: string[]): Promise<CliResult> {
+  return cliWithInput(dataDir, "", ...args);
+}
+
+async function cliWithInput(dataDir: string, input: string, ...args: string[]): Promise<CliResult> {
   const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
     env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir },
+    stdin: new Blob([input]),
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -157,6 +162,46 @@ describe("keys next to a running server", () => {
     expect(upgrade.status).toBe(403);
     expect(upgrade.headers).toContain('scope="ws:connect"');
     expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("users", () => {
+  test("add (password on stdin), list, passwd, disable: the running server follows, curl -u works", async () => {
+    using dir = makeTempDir();
+    const password = trackSecret("first password for alice");
+    const added = await cliWithInput(dir.path, `${password}\n`, "users", "add", "alice", "--role", "viewer");
+    expect(added.code).toBe(EXIT.ok);
+    expect(added.stdout).toContain("scopes: data:read ws:connect");
+    expect(added.stdout + added.stderr).not.toContain(password);
+
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const port = await server.port();
+    expect((await curl(["-u", `alice:${password}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
+
+    const second = trackSecret("second password for alice");
+    expect((await cliWithInput(dir.path, `${second}\n`, "users", "passwd", "alice")).code).toBe(EXIT.ok);
+    expect((await curl(["-u", `alice:${password}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(401);
+    expect((await curl(["-u", `alice:${second}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
+
+    expect((await cli(dir.path, "users", "disable", "alice")).code).toBe(EXIT.ok);
+    expect((await curl(["-u", `alice:${second}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(401);
+    const listed = JSON.parse((await cli(dir.path, "users", "list", "--json")).stdout) as Array<{ username: string; disabled: boolean }>;
+    expect(listed).toEqual([expect.objectContaining({ username: "alice", disabled: true })]);
+    expect(await server.stop()).toBe(0);
+  });
+
+  test.each([
+    [["users", "add", "bob"], "x-long-enough-pw\n", EXIT.usage, "--role"],
+    [["users", "add", "bob", "--role", "root"], "x-long-enough-pw\n", EXIT.usage, "unknown role root"],
+    [["users", "add", "bob", "--role", "admin"], "short\n", EXIT.usage, "at least 10"],
+    [["users", "add", "b:ob", "--role", "admin"], "x-long-enough-pw\n", EXIT.usage, "username"],
+    [["users", "passwd", "nobody"], "x-long-enough-pw\n", EXIT.notFound, "No user named nobody"],
+    [["users", "disable", "nobody"], "", EXIT.notFound, "No user named nobody"],
+  ])("%p exits %d", async (args, input, code, text) => {
+    using dir = makeTempDir();
+    const result = await cliWithInput(dir.path, input as string, ...(args as string[]));
+    expect(result.code).toBe(code as number);
+    expect(result.stdout + result.stderr).toContain(text as string);
   });
 });
 

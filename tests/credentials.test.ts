@@ -3,6 +3,7 @@ import {
   encodeSubprotocolToken,
   isTokenShaped,
   parseAuthorization,
+  parseBasicCredentials,
   parseBearerToken,
   parseSubprotocols,
   readCredential,
@@ -113,5 +114,31 @@ describe("readCredential", () => {
     const reading = readCredential({ xAuthToken: `${T} x`, authorization: null });
     expect(reading).toBeInstanceOf(GateError);
     expect((reading as GateError).description).not.toContain(T);
+  });
+});
+
+describe("parseBasicCredentials (RFC 7617)", () => {
+  const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+  test.each<[string, string, { username: string; password: string } | undefined]>([
+    ["simple", b64("alice:pw"), { username: "alice", password: "pw" }],
+    ["colon in password", b64("alice:a:b:c"), { username: "alice", password: "a:b:c" }],
+    ["empty password", b64("alice:"), { username: "alice", password: "" }],
+    ["UTF-8", b64("jösé:pässwörd"), { username: "jösé", password: "pässwörd" }],
+    ["no colon", b64("alice"), undefined],
+    ["empty username", b64(":pw"), undefined],
+    ["control byte", b64("alice:p\u0000w"), undefined],
+    ["bad base64", "a!b=", undefined],
+    ["bad padding length", "YWxpY2U6cHc", undefined],
+    ["invalid UTF-8", Buffer.from([0x61, 0x3a, 0xc3, 0x28]).toString("base64"), undefined],
+    ["empty", "", undefined],
+  ])("%s", (_name, value, expected) => {
+    const parsed = parseBasicCredentials(value);
+    expect(parsed === undefined ? undefined : { username: parsed.username, password: parsed.password }).toEqual(expected);
+  });
+
+  test("the password never shows in JSON or inspection", () => {
+    const parsed = parseBasicCredentials(b64("alice:hunter2-very-secret"))!;
+    expect(JSON.stringify(parsed)).not.toContain("hunter2");
+    expect(Bun.inspect(parsed)).not.toContain("hunter2");
   });
 });
