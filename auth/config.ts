@@ -29,6 +29,15 @@ export interface Config {
   readonly basicAuth: boolean;
   /** Role name → scopes it grants; users get the union of their roles' scopes. */
   readonly roleScopes: ReadonlyMap<string, readonly string[]>;
+  /** Whether POST /auth/token accepts grant_type=password (the seed's OAuth2PasswordRequestForm flow). */
+  readonly passwordGrant: boolean;
+  readonly jwt: {
+    readonly alg: "EdDSA" | "HS256";
+    readonly issuer: string;
+    readonly audience: string;
+    /** Access-token lifetime, seconds. */
+    readonly ttl: number;
+  };
   /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
   readonly wsMaxPayload: number;
   /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
@@ -121,6 +130,37 @@ function wholeNumber(variable: string, min: number, max: number, fallback: numbe
     });
 }
 
+/** A boolean in any of zod's stringbool spellings (true/false, 1/0, yes/no, on/off). */
+function flag(fallback: boolean, hint: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      const parsed = z.stringbool().safeParse(raw.trim());
+      if (!parsed.success) {
+        ctx.addIssue({ code: "custom", message: `must be true or false (also 1/0, yes/no, on/off); ${hint}` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    });
+}
+
+/** Free text of visible ASCII (an issuer, an audience), with a default. */
+function text(variable: string, fallback: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      if (!/^[\x21-\x7e]{1,200}$/.test(raw)) {
+        ctx.addIssue({ code: "custom", message: `must be 1 to 200 visible ASCII characters without spaces, e.g. ${variable}=${fallback}` });
+        return z.NEVER;
+      }
+      return raw;
+    });
+}
+
 function choice<const T extends readonly [string, ...string[]]>(variable: string, options: T, hint: string) {
   return z
     .string()
@@ -192,18 +232,20 @@ const envSchema = z.object({
   DATA_DIR: z.string().optional(),
   LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
-  BASIC_AUTH: z
+  BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
+  PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
+  JWT_ALG: z
     .string()
     .optional()
     .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === "") return false;
-      const parsed = z.stringbool().safeParse(raw.trim());
-      if (!parsed.success) {
-        ctx.addIssue({ code: "custom", message: "must be true or false (also 1/0, yes/no, on/off); set BASIC_AUTH=true to accept curl -u" });
-        return z.NEVER;
-      }
-      return parsed.data;
+      if (raw === undefined || raw.trim() === "") return "EdDSA" as const;
+      if (raw.trim() === "EdDSA" || raw.trim() === "HS256") return raw.trim() as "EdDSA" | "HS256";
+      ctx.addIssue({ code: "custom", message: "must be EdDSA (default, Ed25519, public JWKS) or HS256 (shared secret, no JWKS)" });
+      return z.NEVER;
     }),
+  JWT_ISSUER: text("JWT_ISSUER", "tokengate"),
+  JWT_AUDIENCE: text("JWT_AUDIENCE", "tokengate"),
+  ACCESS_TOKEN_TTL_SECONDS: wholeNumber("ACCESS_TOKEN_TTL_SECONDS", 30, 86_400, 900, " seconds"),
   ROLE_SCOPES: z
     .string()
     .optional()
@@ -265,6 +307,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       accessLog: vars.ACCESS_LOG ?? "all",
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
+      passwordGrant: vars.PASSWORD_GRANT,
+      jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS },
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
       httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,

@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { JwtAlgorithm, SigningKeyRecord } from "./jwt.ts";
 
 export interface KeyRecord {
   readonly id: string;
@@ -64,8 +65,14 @@ export interface UserStore {
   setDisabled(username: string, disabledAt: number | null, at: number): boolean;
 }
 
+export interface SigningKeyStore {
+  listSigningKeys(): SigningKeyRecord[];
+  /** Inserts a key unless one of the same algorithm was inserted meanwhile; returns the live set. */
+  ensureSigningKey(candidate: SigningKeyRecord): SigningKeyRecord[];
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore;
+export type Store = KeyStore & UserStore & SigningKeyStore;
 
 interface Migration {
   readonly version: number;
@@ -105,6 +112,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT`,
     ],
   },
+  {
+    version: 3,
+    statements: [
+      `CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL CHECK (alg IN ('EdDSA', 'HS256')),
+        private_jwk TEXT NOT NULL,
+        public_jwk TEXT,
+        created_at INTEGER NOT NULL,
+        retired_at INTEGER
+      ) STRICT`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;
@@ -133,6 +153,26 @@ interface UserRow {
   created_at: number;
   updated_at: number;
   disabled_at: number | null;
+}
+
+interface SigningKeyRow {
+  kid: string;
+  alg: JwtAlgorithm;
+  private_jwk: string;
+  public_jwk: string | null;
+  created_at: number;
+  retired_at: number | null;
+}
+
+function toSigningKey(row: SigningKeyRow): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg,
+    privateJwk: row.private_jwk,
+    publicJwk: row.public_jwk,
+    createdAt: row.created_at,
+    retiredAt: row.retired_at,
+  };
 }
 
 function toUser(row: UserRow): UserRecord {
@@ -211,6 +251,14 @@ export function openSqliteStore(dataDir: string): Store {
   const selectUser = db.query<UserRow, { username: string }>("SELECT * FROM users WHERE username = $username");
   const selectUsers = db.query<UserRow, []>("SELECT * FROM users ORDER BY username");
   const updatePassword = db.query("UPDATE users SET password_hash = $hash, updated_at = $at WHERE username = $username");
+  const selectSigningKeys = db.query<SigningKeyRow, []>("SELECT * FROM signing_keys ORDER BY created_at");
+  const countLiveSigningKeys = db.query<{ n: number }, { alg: string }>(
+    "SELECT count(*) AS n FROM signing_keys WHERE alg = $alg AND retired_at IS NULL",
+  );
+  const insertSigningKey = db.query(
+    `INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at)
+     VALUES ($kid, $alg, $private_jwk, $public_jwk, $created_at)`,
+  );
   const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
 
   const insertKey = (key: NewKey) =>
@@ -265,6 +313,21 @@ export function openSqliteStore(dataDir: string): Store {
       return row === null ? undefined : toUser(row);
     },
     listUsers: () => selectUsers.all().map(toUser),
+    listSigningKeys: () => selectSigningKeys.all().map(toSigningKey),
+    ensureSigningKey(candidate) {
+      // Two instances starting at once must agree on one key: check and insert in one write transaction.
+      db.transaction(() => {
+        if (countLiveSigningKeys.get({ alg: candidate.alg })!.n > 0) return;
+        insertSigningKey.run({
+          kid: candidate.kid,
+          alg: candidate.alg,
+          private_jwk: candidate.privateJwk,
+          public_jwk: candidate.publicJwk,
+          created_at: candidate.createdAt,
+        });
+      }).immediate();
+      return selectSigningKeys.all().map(toSigningKey);
+    },
     setPassword: (username, hash, at) => updatePassword.run({ username, hash, at }).changes === 1,
     setDisabled: (username, disabledAt, at) => updateDisabled.run({ username, disabled_at: disabledAt, at }).changes === 1,
     close: () => db.close(false),

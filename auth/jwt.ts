@@ -1,0 +1,166 @@
+/**
+ * JWT access tokens (RFC 9068) through jose; nothing about JWS is done by hand. Signing keys are
+ * EdDSA (Ed25519) by default or HS256 by configuration, identified by `kid`. Verification pins
+ * the algorithm, issuer, audience, `typ`, required claims and a small clock tolerance, and maps
+ * every jose failure onto the gate's own errors.
+ */
+import { exportJWK, generateKeyPair, generateSecret, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from "jose";
+import { errors } from "jose";
+import { EXPIRED_TOKEN, GateError, INVALID_TOKEN } from "./errors.ts";
+
+export type JwtAlgorithm = "EdDSA" | "HS256";
+
+/** A signing key as stored: JWKs as JSON, the public half absent for HS256. */
+export interface SigningKeyRecord {
+  readonly kid: string;
+  readonly alg: JwtAlgorithm;
+  readonly privateJwk: string;
+  readonly publicJwk: string | null;
+  readonly createdAt: number;
+  /** When it stopped signing; it keeps verifying (and stays published) until its tokens expire. */
+  readonly retiredAt: number | null;
+}
+
+export async function generateSigningKey(alg: JwtAlgorithm, now: number): Promise<SigningKeyRecord> {
+  const kidBytes = new Uint8Array(8);
+  crypto.getRandomValues(kidBytes);
+  const kid = Buffer.from(kidBytes).toString("base64url");
+  if (alg === "HS256") {
+    const secret = await generateSecret("HS256", { extractable: true });
+    return { kid, alg, privateJwk: JSON.stringify(await exportJWK(secret)), publicJwk: null, createdAt: now, retiredAt: null };
+  }
+  const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  return {
+    kid,
+    alg,
+    privateJwk: JSON.stringify(await exportJWK(pair.privateKey)),
+    publicJwk: JSON.stringify(await exportJWK(pair.publicKey)),
+    createdAt: now,
+    retiredAt: null,
+  };
+}
+
+type JoseKey = Awaited<ReturnType<typeof importJWK>>;
+
+export interface KeySet {
+  readonly alg: JwtAlgorithm;
+  readonly signing: { readonly kid: string; readonly key: JoseKey };
+  readonly verifying: ReadonlyMap<string, JoseKey>;
+  /** Public JWKS document (empty for HS256: a symmetric key is never published). */
+  readonly jwks: { readonly keys: readonly JWK[] };
+}
+
+/** Imports the usable keys; the newest unretired key of the configured algorithm signs. */
+export async function importKeySet(records: readonly SigningKeyRecord[], alg: JwtAlgorithm): Promise<KeySet | undefined> {
+  const usable = records.filter((record) => record.alg === alg);
+  const signer = usable.filter((record) => record.retiredAt === null).sort((a, b) => b.createdAt - a.createdAt)[0];
+  if (signer === undefined) return undefined;
+  const verifying = new Map<string, JoseKey>();
+  const published: JWK[] = [];
+  for (const record of usable) {
+    const jwk = JSON.parse(record.publicJwk ?? record.privateJwk) as JWK;
+    verifying.set(record.kid, await importJWK(jwk, alg));
+    if (record.publicJwk !== null) published.push({ ...jwk, kid: record.kid, alg, use: "sig" });
+  }
+  const signingKey = await importJWK(JSON.parse(signer.privateJwk) as JWK, alg);
+  return { alg, signing: { kid: signer.kid, key: signingKey }, verifying, jwks: { keys: published } };
+}
+
+export interface TokenSettings {
+  readonly issuer: string;
+  readonly audience: string;
+  /** Access-token lifetime in seconds. */
+  readonly ttl: number;
+  /** Clock tolerance in seconds for exp/nbf/iat. */
+  readonly clockTolerance: number;
+}
+
+export interface AccessTokenClaims {
+  readonly sub: string;
+  readonly scope: readonly string[];
+  readonly roles: readonly string[];
+  readonly clientId: string;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly jti: string;
+  /** Epoch seconds. */
+  readonly exp: number;
+}
+
+export async function issueAccessToken(keys: KeySet, settings: TokenSettings, claims: AccessTokenClaims, nowMs: number): Promise<IssuedToken> {
+  const iat = Math.floor(nowMs / 1000);
+  const exp = iat + settings.ttl;
+  const jti = crypto.randomUUID();
+  const token = await new SignJWT({ scope: claims.scope.join(" "), roles: [...claims.roles], client_id: claims.clientId })
+    .setProtectedHeader({ alg: keys.alg, typ: "at+jwt", kid: keys.signing.kid })
+    .setIssuer(settings.issuer)
+    .setAudience(settings.audience)
+    .setSubject(claims.sub)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .setJti(jti)
+    .sign(keys.signing.key);
+  return { token, jti, exp };
+}
+
+export interface VerifiedAccessToken {
+  readonly sub: string;
+  readonly scope: readonly string[];
+  readonly roles: readonly string[];
+  readonly clientId: string;
+  readonly jti: string;
+  /** Epoch seconds. */
+  readonly exp: number;
+}
+
+/** Three base64url segments: worth handing to jose. Anything else is not a JWT. */
+export function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*$/.test(token);
+}
+
+const REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "scope", "client_id"];
+
+function stringList(value: unknown): string[] | undefined {
+  return Array.isArray(value) && value.every((entry) => typeof entry === "string") ? value : undefined;
+}
+
+/**
+ * Verifies an access token. Returns its claims, or EXPIRED_TOKEN / INVALID_TOKEN; never throws.
+ * alg is pinned (so `none` and HS/EdDSA confusion fail), typ must be at+jwt, kid must be known.
+ */
+export async function verifyAccessToken(token: string, keys: KeySet, settings: TokenSettings, nowMs: number): Promise<VerifiedAccessToken | GateError> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(
+      token,
+      (header) => {
+        const key = header.kid === undefined ? undefined : keys.verifying.get(header.kid);
+        if (key === undefined) throw new errors.JWKSNoMatchingKey();
+        return key;
+      },
+      {
+        algorithms: [keys.alg],
+        issuer: settings.issuer,
+        audience: settings.audience,
+        typ: "at+jwt",
+        requiredClaims: REQUIRED_CLAIMS,
+        clockTolerance: settings.clockTolerance,
+        currentDate: new Date(nowMs),
+      },
+    ));
+  } catch (error) {
+    return error instanceof errors.JWTExpired ? EXPIRED_TOKEN : INVALID_TOKEN;
+  }
+  const roles = payload.roles === undefined ? [] : stringList(payload.roles);
+  if (typeof payload.scope !== "string" || typeof payload.client_id !== "string" || roles === undefined) return INVALID_TOKEN;
+  return {
+    sub: payload.sub!,
+    scope: payload.scope === "" ? [] : payload.scope.split(" "),
+    roles,
+    clientId: payload.client_id,
+    jti: payload.jti!,
+    exp: payload.exp!,
+  };
+}
