@@ -2,19 +2,20 @@
  * The gate: one `fetch` for every request. It routes, checks the method, authenticates and
  * authorizes, and only then runs a protected handler or upgrades to a WebSocket (the card:
  * `server.upgrade` runs only when the token matches). Every request yields one log line.
+ * Secrets and cached JWTs are checked synchronously; a password or an uncached JWT takes an
+ * async path, and the upgrade then happens after the check.
  */
 import type { Server } from "bun";
+import type { AccessLogMode } from "./config.ts";
 import {
   BasicCredentials,
   readCredential,
   readHeaderToken,
   SUBPROTOCOL,
   UNSUPPORTED_SCHEME,
-  type CredentialInputs,
 } from "./credentials.ts";
 import { GateError, MISSING_TOKEN } from "./errors.ts";
 import { toResponse } from "./http.ts";
-import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 import { redactTarget, splitUrl } from "./redact.ts";
@@ -63,22 +64,21 @@ function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
+type Verdict = Principal | GateError;
+
+/** A presented credential → who, or why not; a Promise only when verification is asynchronous. */
 function authorizeToken(
   token: string | BasicCredentials | GateError | undefined,
   authenticate: Authenticator,
   scope: string,
-): Principal | GateError {
+): Verdict | Promise<Verdict> {
   if (token === undefined) return MISSING_TOKEN;
   if (token instanceof GateError) return token;
   if (token instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
   const principal = authenticate(token);
+  if (principal instanceof Promise) return principal.then((who) => (who instanceof GateError ? who : (requireScope(who, scope) ?? who)));
   if (principal instanceof GateError) return principal;
   return requireScope(principal, scope) ?? principal;
-}
-
-function authorize(inputs: CredentialInputs, authenticate: Authenticator, scope: string): Principal | GateError {
-  const credential = readCredential(inputs);
-  return authorizeToken(credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token, authenticate, scope);
 }
 
 let connectionCounter = 0;
@@ -106,16 +106,6 @@ function logAccessTo(
 export function createGate(options: GateOptions): Gate {
   const { authenticate, logger, recordUse, authenticatePassword } = options;
   const offerBasic = authenticatePassword !== undefined;
-
-  /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
-  async function handleWithPassword(request: Request, route: HttpRoute, credentials: BasicCredentials, onPrincipal: (id: string) => void) {
-    const who = await authenticatePassword!(credentials);
-    if (who instanceof GateError) return toResponse(who, true);
-    const denied = requireScope(who, route.scope!);
-    if (denied !== undefined) return toResponse(denied, true);
-    onPrincipal(who.id);
-    return route.handle(request, who);
-  }
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
   const logRequests = accessLog !== "off";
@@ -123,26 +113,23 @@ export function createGate(options: GateOptions): Gate {
   const logsStatus = (status: number) => accessLog === "all" || status >= 400 || status === 101;
   const logAccess = logAccessTo.bind(null, logger);
 
-  function upgradeSocket(
-    request: Request,
-    server: Server<WsData>,
-    route: SocketRoute,
-    query: string,
-  ): Principal | GateError {
-    if (!isWebSocketUpgrade(request)) return UPGRADE_REQUIRED;
-    const subprotocols = request.headers.get("sec-websocket-protocol");
-    const who = authorize(
-      {
-        xAuthToken: request.headers.get("x-auth-token"),
-        authorization: request.headers.get("authorization"),
-        queryTokens: query === "" ? [] : new URLSearchParams(query).getAll("token"),
-        subprotocols,
-      },
-      authenticate,
-      route.scope,
-    );
-    if (who instanceof GateError) return who;
+  /** Runs a protected handler for a verified principal (or answers the refusal). */
+  function serveHttp(request: Request, server: Server<WsData>, route: HttpRoute, who: Verdict): Response | Promise<Response> {
+    if (who instanceof GateError) return toResponse(who, offerBasic);
+    if (recordUse !== undefined && who.kind !== "bootstrap") recordUse(who, () => server.requestIP(request)?.address ?? "-");
+    return route.handle(request, who);
+  }
 
+  /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
+  async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
+    const who = await authenticatePassword!(credentials);
+    const verdict = who instanceof GateError ? who : (requireScope(who, route.scope!) ?? who);
+    if (!(verdict instanceof GateError)) seen(verdict.id);
+    return serveHttp(request, server, route, verdict);
+  }
+
+  function upgrade(request: Request, server: Server<WsData>, route: SocketRoute, subprotocols: string | null, who: Verdict): GateError | Principal {
+    if (who instanceof GateError) return who;
     // Bun echoes the first offered subprotocol unless told otherwise; that could be the entry
     // carrying the token. Answer with the plain marker, and refuse protocols we do not speak.
     let headers: Headers | undefined;
@@ -166,24 +153,41 @@ export function createGate(options: GateOptions): Gate {
     return who;
   }
 
+  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, query: string, seen: (id: string) => void) {
+    if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
+    const subprotocols = request.headers.get("sec-websocket-protocol");
+    const credential = readCredential({
+      xAuthToken: request.headers.get("x-auth-token"),
+      authorization: request.headers.get("authorization"),
+      queryTokens: query === "" ? [] : new URLSearchParams(query).getAll("token"),
+      subprotocols,
+    });
+    const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
+    const settle = (who: Verdict): Response | undefined => {
+      const outcome = upgrade(request, server, route, subprotocols, who);
+      if (outcome instanceof GateError) return toResponse(outcome);
+      seen(outcome.id);
+      return undefined;
+    };
+    const who = authorizeToken(token, authenticate, route.scope);
+    return who instanceof Promise ? who.then(settle) : settle(who);
+  }
+
   return {
     fetch(request, server) {
       const started = logRequests ? performance.now() : 0;
       const { path, query } = splitUrl(request.url);
       const route = table.get(path);
       let principal = "-";
-      let response: Response | Promise<Response> | undefined;
+      const seen = (id: string) => {
+        principal = id;
+      };
+      let response: Response | undefined | Promise<Response | undefined>;
 
       if (route === undefined) {
         response = toResponse(NOT_FOUND);
       } else if (route.kind === "websocket") {
-        if (request.method !== "GET") {
-          response = toResponse(methodNotAllowed(route));
-        } else {
-          const outcome = upgradeSocket(request, server, route, query);
-          if (outcome instanceof GateError) response = toResponse(outcome);
-          else principal = outcome.id;
-        }
+        response = request.method === "GET" ? serveSocket(request, server, route, query, seen) : toResponse(methodNotAllowed(route));
       } else if (!route.methods.includes(request.method)) {
         response = toResponse(methodNotAllowed(route));
       } else if (route.scope === null) {
@@ -192,17 +196,17 @@ export function createGate(options: GateOptions): Gate {
         const headers = request.headers;
         const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
         if (credential instanceof BasicCredentials && offerBasic) {
-          response = handleWithPassword(request, route, credential, (id) => (principal = id));
+          response = serveWithPassword(request, server, route, credential, seen);
         } else {
           const who = authorizeToken(credential, authenticate, route.scope);
-          if (who instanceof GateError) {
-            response = toResponse(who, offerBasic);
+          if (who instanceof Promise) {
+            response = who.then((verdict) => {
+              if (!(verdict instanceof GateError)) seen(verdict.id);
+              return serveHttp(request, server, route, verdict);
+            });
           } else {
-            principal = who.id;
-            if (recordUse !== undefined && who.kind !== "bootstrap") {
-              recordUse(who, () => server.requestIP(request)?.address ?? "-");
-            }
-            response = route.handle(request, who);
+            if (!(who instanceof GateError)) principal = who.id;
+            response = serveHttp(request, server, route, who);
           }
         }
       }
@@ -210,7 +214,8 @@ export function createGate(options: GateOptions): Gate {
       if (!logRequests) return response;
       if (response instanceof Promise) {
         return response.then((resolved) => {
-          if (logsStatus(resolved.status)) logAccess(request, server, path, query, resolved.status, started, principal);
+          const status = resolved === undefined ? 101 : resolved.status;
+          if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal);
           return resolved;
         });
       }

@@ -5,9 +5,10 @@
  * last-used updates so a request never waits on a disk write.
  */
 import { EXPIRED_TOKEN, GateError, INVALID_TOKEN, REVOKED_TOKEN } from "./errors.ts";
+import { looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings, type VerifiedAccessToken } from "./jwt.ts";
 import { keyState, parseApiKey } from "./keys.ts";
 import { createBootstrapAuthenticator, type Principal } from "./principal.ts";
-import type { KeyRecord, KeyStore, KeyUsage } from "./store.ts";
+import type { KeyRecord, KeyStore, KeyUsage, UserStore } from "./store.ts";
 import { tokenMatchesDigest } from "./tokens.ts";
 
 interface Entry {
@@ -17,8 +18,18 @@ interface Entry {
 
 const MISS_RECHECK_MS = 10;
 
+/** Verified JWTs kept for reuse; bounded, and never trusted past `exp` or a revocation. */
+const JWT_CACHE_LIMIT = 10_000;
+
+export interface JwtVerification {
+  readonly keys: KeySet;
+  readonly settings: TokenSettings;
+}
+
 export interface KeyringOptions {
-  readonly store: KeyStore;
+  readonly store: KeyStore & UserStore;
+  /** Accept JWT access tokens signed by these keys; without it JWTs are unknown tokens. */
+  readonly jwt?: JwtVerification | undefined;
   readonly bootstrapDigest: Uint8Array;
   /** Clock in epoch milliseconds; tests move it with setSystemTime. */
   readonly now?: () => number;
@@ -27,7 +38,7 @@ export interface KeyringOptions {
 }
 
 export interface Keyring {
-  authenticate(token: string): Principal | GateError;
+  authenticate(token: string): Principal | GateError | Promise<Principal | GateError>;
   /** Notes a successful use; `remote` is only called once per key per flush window. */
   recordUse(principal: Principal, remote: () => string): void;
   /** Why an already-authenticated principal is no longer valid, or `undefined` if it still is. */
@@ -47,7 +58,25 @@ function toPrincipal(record: KeyRecord): Principal {
     name: record.name,
     scopes: Object.freeze([...record.scopes]),
     expiresAt: record.expiresAt,
+    roles: Object.freeze([]),
   });
+}
+
+/** The subject of an issued token: `user:<name>` or `key:<id>`. */
+export function subjectOf(principal: Principal): string {
+  return principal.kind === "user" ? principal.id : `key:${principal.id}`;
+}
+
+/** A JWT's principal: its own scopes and expiry, the identity of its subject. */
+function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined {
+  const expiresAt = claims.exp * 1000;
+  if (claims.sub.startsWith("user:")) {
+    return Object.freeze({ id: claims.sub, kind: "user", name: claims.sub.slice(5), scopes: claims.scope, expiresAt, roles: claims.roles });
+  }
+  if (claims.sub.startsWith("key:")) {
+    return Object.freeze({ id: claims.sub.slice(4), kind: "key", name: claims.sub.slice(4), scopes: claims.scope, expiresAt, roles: [] });
+  }
+  return undefined;
 }
 
 export function createKeyring(options: KeyringOptions): Keyring {
@@ -55,6 +84,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
   const now = options.now ?? Date.now;
   const bootstrap = createBootstrapAuthenticator(options.bootstrapDigest);
   let entries = new Map<string, Entry>();
+  /** Username → disabled time (null when active); absent means no such user. */
+  let users = new Map<string, number | null>();
+  const verifiedJwts = new Map<string, Principal>();
   let marker = -1;
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   let timers: Array<ReturnType<typeof setInterval>> = [];
@@ -64,6 +96,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
   const reload = () => {
     marker = store.changeMarker();
     entries = new Map(store.listKeys().map((record) => [record.id, { record, principal: toPrincipal(record) }]));
+    users = new Map(store.listUsers().map((user) => [user.username, user.disabledAt]));
   };
   reload();
 
@@ -98,8 +131,39 @@ export function createKeyring(options: KeyringOptions): Keyring {
     return refreshAndNotify() ? entries.get(id) : undefined;
   };
 
+  /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
+  const revalidate = (principal: Principal): GateError | undefined => {
+    if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
+    if (principal.kind === "key") {
+      const entry = entries.get(principal.id);
+      return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);
+    }
+    if (principal.kind === "user") {
+      const disabledAt = users.get(principal.name);
+      return disabledAt === undefined || disabledAt !== null ? REVOKED_TOKEN : undefined;
+    }
+    return undefined;
+  };
+
+  const verifyJwt = async (token: string, jwt: JwtVerification): Promise<Principal | GateError> => {
+    const claims = await verifyAccessToken(token, jwt.keys, jwt.settings, now());
+    if (claims instanceof GateError) return claims;
+    const principal = jwtPrincipal(claims);
+    if (principal === undefined) return INVALID_TOKEN;
+    if (verifiedJwts.size >= JWT_CACHE_LIMIT) verifiedJwts.delete(verifiedJwts.keys().next().value!);
+    verifiedJwts.set(token, principal);
+    return revalidate(principal) ?? principal;
+  };
+
   const keyring: Keyring = {
     authenticate(token) {
+      if (options.jwt !== undefined && looksLikeJwt(token)) {
+        const cached = verifiedJwts.get(token);
+        if (cached === undefined) return verifyJwt(token, options.jwt);
+        const refusal = revalidate(cached);
+        if (refusal === EXPIRED_TOKEN) verifiedJwts.delete(token);
+        return refusal ?? cached;
+      }
       const parsed = parseApiKey(token);
       const entry = parsed === undefined ? undefined : (entries.get(parsed.id) ?? lookupMiss(parsed.id));
       // Anything that is not a known key id is compared with the bootstrap secret, so an
@@ -114,11 +178,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       if (seen !== undefined) seen.at = now();
       else pending.set(principal.id, { id: principal.id, at: now(), addr: remote() });
     },
-    revalidate(principal) {
-      if (principal.kind !== "key") return undefined;
-      const entry = entries.get(principal.id);
-      return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);
-    },
+    revalidate,
     refresh: refreshAndNotify,
     flushUsage() {
       if (pending.size === 0) return;

@@ -13,13 +13,18 @@ export interface Principal {
   readonly scopes: readonly string[];
   /** Epoch milliseconds after which the credential no longer works, if it expires. */
   readonly expiresAt: number | null;
+  /** User roles (empty for keys and the bootstrap token); carried into issued JWTs. */
+  readonly roles: readonly string[];
 }
 
 /** Scope value of routes that any authenticated principal may use (e.g. /auth/whoami). */
 export const ANY_SCOPE = "";
 
-/** Verifies a well-formed presented token: the principal it belongs to, or why it is refused. */
-export type Authenticator = (token: string) => Principal | GateError;
+/**
+ * Verifies a well-formed presented token: the principal it belongs to, or why it is refused.
+ * Synchronous for secrets and cached JWTs; a Promise only when a JWT needs a signature check.
+ */
+export type Authenticator = (token: string) => Principal | GateError | Promise<Principal | GateError>;
 
 export function hasScope(principal: Principal, scope: string): boolean {
   return scope === ANY_SCOPE || principal.scopes.includes("*") || principal.scopes.includes(scope);
@@ -36,10 +41,11 @@ export const BOOTSTRAP_PRINCIPAL: Principal = Object.freeze({
   name: "bootstrap token",
   scopes: Object.freeze(["*"]),
   expiresAt: null,
+  roles: Object.freeze([]),
 });
 
 /** The seed's single shared secret, acting with every scope. Keeps only the secret's digest. */
-export function createBootstrapAuthenticator(secretDigest: Uint8Array): Authenticator {
+export function createBootstrapAuthenticator(secretDigest: Uint8Array): (token: string) => Principal | GateError {
   const matches = createSecretMatcher(secretDigest);
   return (token) => (matches(token) ? BOOTSTRAP_PRINCIPAL : INVALID_TOKEN);
 }

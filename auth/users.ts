@@ -25,6 +25,7 @@ export function userPrincipal(user: UserRecord, roleScopes: RoleScopes): Princip
     name: user.username,
     scopes: scopesForRoles(user.roles, roleScopes),
     expiresAt: null,
+    roles: user.roles,
   };
 }
 
