@@ -4,15 +4,10 @@
  */
 import { networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
+import { startApp, type App } from "./auth/app.ts";
 import { loadBootstrapToken } from "./auth/bootstrap.ts";
-import { createKeyring } from "./auth/keyring.ts";
-import { startListener } from "./auth/listener.ts";
-import { createPasswordVerifier } from "./auth/passwords.ts";
-import { createPasswordAuthenticator } from "./auth/users.ts";
 import { createLogger } from "./auth/log.ts";
-import { createSeedRoutes } from "./auth/routes.ts";
 import { openSqliteStore, type Store } from "./auth/store.ts";
-import { digestToken } from "./auth/tokens.ts";
 
 const EX_CONFIG = 78;
 
@@ -61,36 +56,9 @@ const logger = createLogger({
 });
 for (const warning of bootstrap.warnings) logger.warn(warning);
 
-const keyring = createKeyring({
-  store,
-  bootstrapDigest: digestToken(bootstrap.token),
-  onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
-});
-
-let listener;
+let app: App;
 try {
-  listener = startListener({
-    port: config.port,
-    host: config.host,
-    authenticate: keyring.authenticate,
-    recordUse: keyring.recordUse,
-    // One argon2id verification at a time keeps a core free for everything else; 8 may wait.
-    authenticatePassword: config.basicAuth
-      ? createPasswordAuthenticator({
-          users: store,
-          verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
-          roleScopes: config.roleScopes,
-        })
-      : undefined,
-    revalidate: keyring.revalidate,
-    routes: createSeedRoutes(),
-    logger,
-    accessLog: config.accessLog,
-    wsMaxPayload: config.wsMaxPayload,
-    wsIdleTimeout: config.wsIdleTimeout,
-    httpIdleTimeout: config.httpIdleTimeout,
-    shutdownTimeout: config.shutdownTimeout,
-  });
+  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger });
 } catch (error) {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
   const why =
@@ -100,14 +68,10 @@ try {
         ? `this user may not listen on port ${config.port}; choose a PORT above 1023`
         : code === "EADDRNOTAVAIL"
           ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
-          : `the listener could not start (${code || "unknown error"})`;
+          : `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`;
   failConfig([{ variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why }]);
 }
-
-keyring.start(() => {
-  const closed = listener.revalidateSockets();
-  logger.info("keys reloaded", { closed_sockets: closed });
-});
+const { listener } = app;
 
 const port = listener.server.port ?? config.port;
 const lanAddresses =
@@ -135,9 +99,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (signalled) return;
     signalled = true;
     logger.info("shutting down", { signal });
-    void listener.shutdown().then(async () => {
-      keyring.stop();
-      keyring.flushUsage();
+    void app.shutdown().then(async () => {
       store.close();
       clearInterval(flushTimer);
       await flushLog();

@@ -11,6 +11,11 @@ export type GateErrorCode =
   | "insufficient_scope"
   | "invalid_credentials"
   | "temporarily_unavailable"
+  | "invalid_grant"
+  | "invalid_client"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
   | "not_found"
   | "method_not_allowed"
   | "upgrade_required"
@@ -35,6 +40,12 @@ export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
   invalid_credentials: { status: 401, close: 4401, challenge: true },
   // RFC 6749 §4.1.2.1 vocabulary: the password queue is full; comes with Retry-After.
   temporarily_unavailable: { status: 503, close: 1013, challenge: false },
+  // RFC 6749 §5.2: token-endpoint errors. invalid_client carries its own Basic challenge header.
+  invalid_grant: { status: 400, close: 4400, challenge: false },
+  invalid_client: { status: 401, close: 4401, challenge: false },
+  unauthorized_client: { status: 400, close: 4400, challenge: false },
+  unsupported_grant_type: { status: 400, close: 4400, challenge: false },
+  invalid_scope: { status: 400, close: 4400, challenge: false },
   not_found: { status: 404, close: 4404, challenge: false },
   method_not_allowed: { status: 405, close: 4405, challenge: false },
   upgrade_required: { status: 426, close: 4426, challenge: false },

@@ -48,3 +48,20 @@ export function toResponse(error: GateError, offerBasic = false): Response {
   if (offerBasic && spec.status === 401) headers.append("www-authenticate", BASIC_CHALLENGE);
   return new Response(JSON.stringify(body), { status: spec.status, headers });
 }
+
+const OAUTH_HEADERS = { "cache-control": "no-store", pragma: "no-cache" } as const;
+
+/**
+ * The token endpoint's form of the same errors (RFC 6749 §5.2): `error` and `error_description`,
+ * which OAuth client libraries parse, plus the gate's `detail` and `code` for consistency.
+ */
+export function toOAuthResponse(error: GateError): Response {
+  const spec = codeSpecs[error.code];
+  const body = { error: error.code, error_description: error.description, detail: error.description, code: error.code };
+  return jsonResponse(spec.status, JSON.stringify(body), { ...OAUTH_HEADERS, ...error.headers });
+}
+
+/** A successful token response (RFC 6749 §5.1): never cached by anyone. */
+export function tokenResponse(body: Record<string, unknown>): Response {
+  return jsonResponse(200, JSON.stringify(body), OAUTH_HEADERS);
+}

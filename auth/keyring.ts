@@ -87,7 +87,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
   /** Username → disabled time (null when active); absent means no such user. */
   let users = new Map<string, number | null>();
   const verifiedJwts = new Map<string, Principal>();
-  let marker = -1;
+  let marker = "";
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   let timers: Array<ReturnType<typeof setInterval>> = [];
   let notify: () => void = () => {};
@@ -124,12 +124,14 @@ export function createKeyring(options: KeyringOptions): Keyring {
    * making a freshly provisioned device wait for the next poll. Throttled, because unknown ids
    * are also what a guesser sends.
    */
-  const lookupMiss = (id: string): Entry | undefined => {
+  const recheckAllowed = () => {
     const at = performance.now();
-    if (at - lastMissCheck < MISS_RECHECK_MS) return undefined;
+    if (at - lastMissCheck < MISS_RECHECK_MS) return false;
     lastMissCheck = at;
-    return refreshAndNotify() ? entries.get(id) : undefined;
+    return true;
   };
+  const lookupMiss = (id: string): Entry | undefined =>
+    recheckAllowed() && refreshAndNotify() ? entries.get(id) : undefined;
 
   /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
   const revalidate = (principal: Principal): GateError | undefined => {
@@ -139,7 +141,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
       return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);
     }
     if (principal.kind === "user") {
-      const disabledAt = users.get(principal.name);
+      let disabledAt = users.get(principal.name);
+      // A user added a moment ago may not be loaded yet: look again before calling it revoked.
+      if (disabledAt === undefined && recheckAllowed() && refreshAndNotify()) disabledAt = users.get(principal.name);
       return disabledAt === undefined || disabledAt !== null ? REVOKED_TOKEN : undefined;
     }
     return undefined;

@@ -41,8 +41,8 @@ export interface KeyStore {
   /** Inserts `replacement` and schedules the old key's end, in one transaction. */
   rotateKey(id: string, replacement: NewKey, oldEndsAt: number): KeyRecord | undefined;
   recordUsage(usages: readonly KeyUsage[]): void;
-  /** Changes whenever another connection (the CLI, another process) commits. Cheap to poll. */
-  changeMarker(): number;
+  /** Changes whenever anyone (the CLI, another process, this connection) commits. Cheap to poll. */
+  changeMarker(): string;
   close(): void;
 }
 
@@ -243,7 +243,10 @@ export function openSqliteStore(dataDir: string): Store {
   const touch = db.query(
     "UPDATE api_keys SET last_used_at = $at, last_used_addr = $addr WHERE id = $id AND (last_used_at IS NULL OR last_used_at < $at)",
   );
-  const dataVersion = db.query<{ data_version: number }, []>("PRAGMA data_version");
+  // data_version moves for other connections' commits, total_changes() for this connection's own.
+  const changeMarker = db.query<{ marker: string }, []>(
+    "SELECT (SELECT data_version FROM pragma_data_version) || ':' || total_changes() AS marker",
+  );
   const insertUser = db.query(
     `INSERT INTO users (username, password_hash, roles, created_at, updated_at)
      VALUES ($username, $password_hash, $roles, $created_at, $created_at) ON CONFLICT (username) DO NOTHING`,
@@ -300,7 +303,7 @@ export function openSqliteStore(dataDir: string): Store {
         for (const usage of usages) touch.run({ id: usage.id, at: usage.at, addr: usage.addr });
       }).immediate();
     },
-    changeMarker: () => dataVersion.get()!.data_version,
+    changeMarker: () => changeMarker.get()!.marker,
     insertUser: (user) =>
       insertUser.run({
         username: user.username,

@@ -110,15 +110,19 @@ describe("keys", () => {
     store.close();
   });
 
-  test("changeMarker moves when another connection commits, not for our own writes", () => {
+  test("changeMarker moves for commits of another connection and of our own, and only then", () => {
     using dir = makeTempDir();
     const server = openSqliteStore(dir.path);
     const cli = openSqliteStore(dir.path);
-    const before = server.changeMarker();
+    const first = server.changeMarker();
+    expect(server.changeMarker()).toBe(first);
+    server.listKeys();
+    expect(server.changeMarker()).toBe(first);
     server.insertKey(newKey().record);
-    expect(server.changeMarker()).toBe(before);
+    const second = server.changeMarker();
+    expect(second).not.toBe(first);
     cli.insertKey(newKey().record);
-    expect(server.changeMarker()).not.toBe(before);
+    expect(server.changeMarker()).not.toBe(second);
     server.close();
     cli.close();
   });

@@ -239,3 +239,41 @@ export class WsProbe {
     return this.messages[index]!;
   }
 }
+
+/** The whole application (startApp: keyring, JWTs, token endpoint) in-process on port 0. */
+export interface TestApp extends AsyncDisposable {
+  readonly app: import("../../auth/app.ts").App;
+  readonly store: import("../../auth/store.ts").Store;
+  readonly token: string;
+  readonly http: string;
+  readonly ws: string;
+  readonly lines: string[];
+}
+
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const { parseConfig } = await import("../../auth/config.ts");
+  const { startApp } = await import("../../auth/app.ts");
+  const { openSqliteStore } = await import("../../auth/store.ts");
+  const dir = makeTempDir();
+  const token = newSecret();
+  const parsed = parseConfig({ AUTH_TOKEN: token, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...env }, { isTTY: false });
+  if (!parsed.ok) throw new Error(`test config invalid: ${parsed.problems.map((problem) => problem.variable).join(", ")}`);
+  const store = openSqliteStore(dir.path);
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
+  const app = await startApp({ config: parsed.config, store, bootstrapToken: token, logger, pollMs: 50 });
+  const port = app.listener.server.port!;
+  return {
+    app,
+    store,
+    token,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}`,
+    lines,
+    async [Symbol.asyncDispose]() {
+      await app.shutdown();
+      store.close();
+      dir[Symbol.dispose]();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The assembled application: signing keys, the keyring, the password queue, the routes and the
+ * listener, wired from a validated config and an open store. server.ts calls it with the real
+ * environment; tests call it with their own config, so both run exactly the same wiring.
+ */
+import type { Config } from "./config.ts";
+import { generateSigningKey, importKeySet } from "./jwt.ts";
+import { createKeyring, type Keyring } from "./keyring.ts";
+import { startListener, type Listener } from "./listener.ts";
+import type { Logger } from "./log.ts";
+import { createTokenRoutes } from "./oauth.ts";
+import { createPasswordVerifier } from "./passwords.ts";
+import { createSeedRoutes } from "./routes.ts";
+import type { Store } from "./store.ts";
+import { digestToken } from "./tokens.ts";
+import { createPasswordAuthenticator } from "./users.ts";
+
+export interface App {
+  readonly listener: Listener;
+  readonly keyring: Keyring;
+  /** Stops polling, flushes usage, closes sockets with 1001 and stops the listener. */
+  shutdown(): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly store: Store;
+  readonly bootstrapToken: string;
+  readonly logger: Logger;
+  /** How often the keyring looks for changes made by other processes (ms). */
+  readonly pollMs?: number;
+}
+
+/** Clock tolerance for JWT exp/nbf/iat, seconds. */
+const CLOCK_TOLERANCE = 5;
+
+/** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, store, logger } = options;
+
+  // The first start generates the signing key; every later start (and every instance) reuses it.
+  const records = store.ensureSigningKey(await generateSigningKey(config.jwt.alg, Date.now()));
+  const signingKeys = await importKeySet(records, config.jwt.alg);
+  if (signingKeys === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
+  const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
+
+  const keyring = createKeyring({
+    store,
+    bootstrapDigest: digestToken(options.bootstrapToken),
+    jwt: { keys: signingKeys, settings: tokenSettings },
+    onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
+  });
+
+  // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
+  // auth and the password grant share the queue.
+  const authenticatePassword = createPasswordAuthenticator({
+    users: store,
+    verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
+    roleScopes: config.roleScopes,
+  });
+
+  const listener = startListener({
+    port: config.port,
+    host: config.host,
+    authenticate: keyring.authenticate,
+    recordUse: keyring.recordUse,
+    authenticatePassword: config.basicAuth ? authenticatePassword : undefined,
+    revalidate: keyring.revalidate,
+    routes: [
+      ...createSeedRoutes(),
+      ...createTokenRoutes({
+        keys: signingKeys,
+        settings: tokenSettings,
+        authenticatePassword: config.passwordGrant ? authenticatePassword : undefined,
+        authenticateKey: keyring.authenticate,
+        logger,
+        now: Date.now,
+      }),
+    ],
+    logger,
+    accessLog: config.accessLog,
+    wsMaxPayload: config.wsMaxPayload,
+    wsIdleTimeout: config.wsIdleTimeout,
+    httpIdleTimeout: config.httpIdleTimeout,
+    shutdownTimeout: config.shutdownTimeout,
+  });
+
+  keyring.start(() => {
+    const closed = listener.revalidateSockets();
+    logger.info("keys reloaded", { closed_sockets: closed });
+  }, options.pollMs);
+
+  return {
+    listener,
+    keyring,
+    async shutdown() {
+      keyring.stop();
+      keyring.flushUsage();
+      await listener.shutdown();
+    },
+  };
+}
