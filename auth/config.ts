@@ -37,6 +37,8 @@ export interface Config {
     readonly audience: string;
     /** Access-token lifetime, seconds. */
     readonly ttl: number;
+    /** Refresh-token lifetime, seconds (each exchange starts a new one). */
+    readonly refreshTtl: number;
   };
   /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
   readonly wsMaxPayload: number;
@@ -246,6 +248,7 @@ const envSchema = z.object({
   JWT_ISSUER: text("JWT_ISSUER", "tokengate"),
   JWT_AUDIENCE: text("JWT_AUDIENCE", "tokengate"),
   ACCESS_TOKEN_TTL_SECONDS: wholeNumber("ACCESS_TOKEN_TTL_SECONDS", 30, 86_400, 900, " seconds"),
+  REFRESH_TOKEN_TTL_SECONDS: wholeNumber("REFRESH_TOKEN_TTL_SECONDS", 60, 31_536_000, 2_592_000, " seconds"),
   ROLE_SCOPES: z
     .string()
     .optional()
@@ -308,7 +311,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,
-      jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS },
+      jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS, refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS },
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
       httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,

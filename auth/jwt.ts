@@ -80,6 +80,8 @@ export interface AccessTokenClaims {
   readonly scope: readonly string[];
   readonly roles: readonly string[];
   readonly clientId: string;
+  /** The refresh-token family (session) this token belongs to, when it has one. */
+  readonly sid?: string | undefined;
 }
 
 export interface IssuedToken {
@@ -93,7 +95,9 @@ export async function issueAccessToken(keys: KeySet, settings: TokenSettings, cl
   const iat = Math.floor(nowMs / 1000);
   const exp = iat + settings.ttl;
   const jti = crypto.randomUUID();
-  const token = await new SignJWT({ scope: claims.scope.join(" "), roles: [...claims.roles], client_id: claims.clientId })
+  const payload: JWTPayload = { scope: claims.scope.join(" "), roles: [...claims.roles], client_id: claims.clientId };
+  if (claims.sid !== undefined) payload.sid = claims.sid;
+  const token = await new SignJWT(payload)
     .setProtectedHeader({ alg: keys.alg, typ: "at+jwt", kid: keys.signing.kid })
     .setIssuer(settings.issuer)
     .setAudience(settings.audience)
@@ -113,6 +117,7 @@ export interface VerifiedAccessToken {
   readonly jti: string;
   /** Epoch seconds. */
   readonly exp: number;
+  readonly sid: string | null;
 }
 
 /** Three base64url segments: worth handing to jose. Anything else is not a JWT. */
@@ -154,7 +159,10 @@ export async function verifyAccessToken(token: string, keys: KeySet, settings: T
     return error instanceof errors.JWTExpired ? EXPIRED_TOKEN : INVALID_TOKEN;
   }
   const roles = payload.roles === undefined ? [] : stringList(payload.roles);
-  if (typeof payload.scope !== "string" || typeof payload.client_id !== "string" || roles === undefined) return INVALID_TOKEN;
+  const sid = payload.sid === undefined ? null : payload.sid;
+  if (typeof payload.scope !== "string" || typeof payload.client_id !== "string" || roles === undefined || (sid !== null && typeof sid !== "string")) {
+    return INVALID_TOKEN;
+  }
   return {
     sub: payload.sub!,
     scope: payload.scope === "" ? [] : payload.scope.split(" "),
@@ -162,5 +170,6 @@ export async function verifyAccessToken(token: string, keys: KeySet, settings: T
     clientId: payload.client_id,
     jti: payload.jti!,
     exp: payload.exp!,
+    sid: sid as string | null,
   };
 }

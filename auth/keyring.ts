@@ -8,7 +8,7 @@ import { EXPIRED_TOKEN, GateError, INVALID_TOKEN, REVOKED_TOKEN } from "./errors
 import { looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings, type VerifiedAccessToken } from "./jwt.ts";
 import { keyState, parseApiKey } from "./keys.ts";
 import { createBootstrapAuthenticator, type Principal } from "./principal.ts";
-import type { KeyRecord, KeyStore, KeyUsage, UserStore } from "./store.ts";
+import type { KeyRecord, KeyStore, KeyUsage, RefreshStore, UserStore } from "./store.ts";
 import { tokenMatchesDigest } from "./tokens.ts";
 
 interface Entry {
@@ -27,7 +27,7 @@ export interface JwtVerification {
 }
 
 export interface KeyringOptions {
-  readonly store: KeyStore & UserStore;
+  readonly store: KeyStore & UserStore & RefreshStore;
   /** Accept JWT access tokens signed by these keys; without it JWTs are unknown tokens. */
   readonly jwt?: JwtVerification | undefined;
   readonly bootstrapDigest: Uint8Array;
@@ -59,6 +59,8 @@ function toPrincipal(record: KeyRecord): Principal {
     scopes: Object.freeze([...record.scopes]),
     expiresAt: record.expiresAt,
     roles: Object.freeze([]),
+    session: null,
+    tokenId: null,
   });
 }
 
@@ -70,11 +72,12 @@ export function subjectOf(principal: Principal): string {
 /** A JWT's principal: its own scopes and expiry, the identity of its subject. */
 function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined {
   const expiresAt = claims.exp * 1000;
+  const token = { expiresAt, scopes: claims.scope, session: claims.sid, tokenId: claims.jti };
   if (claims.sub.startsWith("user:")) {
-    return Object.freeze({ id: claims.sub, kind: "user", name: claims.sub.slice(5), scopes: claims.scope, expiresAt, roles: claims.roles });
+    return Object.freeze({ id: claims.sub, kind: "user", name: claims.sub.slice(5), roles: claims.roles, ...token });
   }
   if (claims.sub.startsWith("key:")) {
-    return Object.freeze({ id: claims.sub.slice(4), kind: "key", name: claims.sub.slice(4), scopes: claims.scope, expiresAt, roles: [] });
+    return Object.freeze({ id: claims.sub.slice(4), kind: "key", name: claims.sub.slice(4), roles: [], ...token });
   }
   return undefined;
 }
@@ -86,6 +89,8 @@ export function createKeyring(options: KeyringOptions): Keyring {
   let entries = new Map<string, Entry>();
   /** Username → disabled time (null when active); absent means no such user. */
   let users = new Map<string, number | null>();
+  let revokedSessions = new Set<string>();
+  let revokedTokenIds = new Set<string>();
   const verifiedJwts = new Map<string, Principal>();
   let marker = "";
   const pending = new Map<string, { id: string; at: number; addr: string }>();
@@ -97,6 +102,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
     marker = store.changeMarker();
     entries = new Map(store.listKeys().map((record) => [record.id, { record, principal: toPrincipal(record) }]));
     users = new Map(store.listUsers().map((user) => [user.username, user.disabledAt]));
+    // Access tokens live at most a day (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): older revocations no longer matter.
+    revokedSessions = new Set(store.revokedFamilies(now() - 86_400_000));
+    revokedTokenIds = new Set(store.revokedAccessTokens(now()));
   };
   reload();
 
@@ -136,6 +144,8 @@ export function createKeyring(options: KeyringOptions): Keyring {
   /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
   const revalidate = (principal: Principal): GateError | undefined => {
     if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
+    if (principal.tokenId !== null && revokedTokenIds.has(principal.tokenId)) return REVOKED_TOKEN;
+    if (principal.session !== null && revokedSessions.has(principal.session)) return REVOKED_TOKEN;
     if (principal.kind === "key") {
       const entry = entries.get(principal.id);
       return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);

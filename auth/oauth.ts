@@ -3,18 +3,22 @@
  * (`application/x-www-form-urlencoded`) and issues short-lived JWT access tokens:
  *   grant_type=password            the seed's OAuth2PasswordRequestForm flow (first-party clients)
  *   grant_type=client_credentials  an API key as the client secret (HTTP Basic or form)
- * `scope` narrows what is granted. Errors follow §5.2.
+ *   grant_type=refresh_token       one-time refresh tokens (§6); a replay revokes the whole family
+ * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
 import { GateError } from "./errors.ts";
 import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
-import { issueAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
+import { issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
 import { subjectOf } from "./keyring.ts";
 import { parseApiKey, parseScopes } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import type { HttpRoute } from "./routes.ts";
-import type { PasswordAuthenticator } from "./users.ts";
+import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRACE_MS } from "./refresh.ts";
+import type { NewRefreshToken, RefreshStore, UserStore } from "./store.ts";
+import { digestToken, tokenMatchesDigest } from "./tokens.ts";
+import { scopesForRoles, type PasswordAuthenticator, type RoleScopes } from "./users.ts";
 
 export interface TokenEndpointOptions {
   readonly keys: KeySet;
@@ -23,6 +27,12 @@ export interface TokenEndpointOptions {
   readonly authenticatePassword: PasswordAuthenticator | undefined;
   /** Verifies an API key presented as a client secret. */
   readonly authenticateKey: (token: string) => Principal | GateError | Promise<Principal | GateError>;
+  readonly store: RefreshStore & UserStore;
+  readonly roleScopes: RoleScopes;
+  /** Refresh-token lifetime, seconds. */
+  readonly refreshTtl: number;
+  /** Runs after a revocation so open sockets and caches follow at once. */
+  readonly afterRevocation: () => void;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -41,6 +51,14 @@ const WRONG_PASSWORD_GRANT = oauthError("invalid_grant", "Wrong username or pass
 const BAD_SCOPE = oauthError("invalid_scope", "scope must be space-separated scope names such as data:read ws:connect");
 const SCOPE_NOT_GRANTED = oauthError("invalid_scope", "The requested scope exceeds what this account may have");
 const BAD_CLIENT_ID = oauthError("invalid_request", "client_id must be 1 to 100 visible ASCII characters");
+const NO_REFRESH_TOKEN = oauthError("invalid_request", "grant_type=refresh_token needs refresh_token");
+const BAD_REFRESH = oauthError("invalid_grant", "The refresh token is not valid");
+const REFRESH_EXPIRED = oauthError("invalid_grant", "The refresh token has expired; sign in again");
+const REFRESH_REVOKED = oauthError("invalid_grant", "The refresh token has been revoked; sign in again");
+const REFRESH_REUSED = oauthError("invalid_grant", "The refresh token was already used; the session has been revoked, sign in again");
+const SUBJECT_GONE = oauthError("invalid_grant", "The account behind this refresh token is disabled or gone");
+const WRONG_CLIENT = oauthError("invalid_grant", "The refresh token was issued to another client");
+const NO_TOKEN_PARAM = oauthError("invalid_request", "token is required");
 
 /** Form parameters, refusing repeats (RFC 6749 §3.2: a parameter must not be sent twice). */
 function parseForm(body: string): Map<string, string> | GateError {
@@ -87,38 +105,105 @@ function readClient(request: Request, params: Map<string, string>): ClientCreden
   return { clientId: formId, secret: formSecret };
 }
 
-export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
-  const { keys, settings, logger } = options;
+interface Grant {
+  readonly principal: Principal;
+  readonly clientId: string;
+  /** Scopes the grant may give at most (the principal's, or the refresh token's). */
+  readonly ceiling: readonly string[];
+  /** For password and refresh grants: the session the tokens belong to. */
+  readonly session?: { readonly familyId: string; readonly refresh: string };
+}
 
-  async function grantFor(request: Request, params: Map<string, string>, grant: string): Promise<{ principal: Principal; clientId: string } | GateError> {
-    if (grant === "password") {
-      if (options.authenticatePassword === undefined) return PASSWORD_GRANT_OFF;
-      const username = params.get("username");
-      const password = params.get("password");
-      if (username === undefined || password === undefined || username === "") {
-        return oauthError("invalid_request", "grant_type=password needs username and password");
-      }
-      const clientId = params.get("client_id") ?? "tokengate";
-      if (!/^[\x21-\x7e]{1,100}$/.test(clientId)) return BAD_CLIENT_ID;
-      const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), password.normalize("NFC")));
-      if (who instanceof GateError) return who.code === "temporarily_unavailable" ? who : WRONG_PASSWORD_GRANT;
-      return { principal: who, clientId };
+export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
+  const { keys, settings, logger, store } = options;
+
+  const mayHave = (ceiling: readonly string[], scope: string) => ceiling.includes("*") || ceiling.includes(scope);
+
+  /** A new refresh token for `familyId`, stored hashed; the plain token goes to the client once. */
+  function newRefresh(familyId: string, principal: Principal, scopes: readonly string[], clientId: string): { record: NewRefreshToken; token: string } {
+    const fresh = generateRefreshToken();
+    const now = options.now();
+    return {
+      token: fresh.token,
+      record: {
+        id: fresh.id,
+        familyId,
+        secretHash: digestToken(fresh.secret),
+        subject: subjectOf(principal),
+        scopes,
+        roles: principal.roles,
+        clientId,
+        createdAt: now,
+        expiresAt: now + options.refreshTtl * 1000,
+      },
+    };
+  }
+
+  async function passwordGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Promise<Grant | GateError> {
+    if (options.authenticatePassword === undefined) return PASSWORD_GRANT_OFF;
+    const username = params.get("username");
+    const password = params.get("password");
+    if (username === undefined || password === undefined || username === "") {
+      return oauthError("invalid_request", "grant_type=password needs username and password");
     }
-    if (grant === "client_credentials") {
-      const client = readClient(request, params);
-      if (client instanceof GateError) return client;
-      const key = parseApiKey(client.secret);
-      if (key === undefined || key.id !== client.clientId) return BAD_CLIENT;
-      const who = await options.authenticateKey(client.secret);
-      if (who instanceof GateError) {
-        return who.code === "invalid_token" && who.description !== "The token is not valid"
-          ? oauthError("invalid_client", `Client authentication failed: ${who.description.toLowerCase()}`, CLIENT_CHALLENGE)
-          : BAD_CLIENT;
-      }
-      if (who.kind !== "key") return BAD_CLIENT;
-      return { principal: who, clientId: who.id };
+    const clientId = params.get("client_id") ?? "tokengate";
+    if (!/^[\x21-\x7e]{1,100}$/.test(clientId)) return BAD_CLIENT_ID;
+    const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), password.normalize("NFC")));
+    if (who instanceof GateError) return who.code === "temporarily_unavailable" ? who : WRONG_PASSWORD_GRANT;
+    if (scopes !== undefined && !scopes.every((scope) => hasScope(who, scope))) return SCOPE_NOT_GRANTED;
+    const familyId = generateFamilyId();
+    const refresh = newRefresh(familyId, who, scopes ?? who.scopes, clientId);
+    store.insertRefreshToken(refresh.record);
+    return { principal: who, clientId, ceiling: who.scopes, session: { familyId, refresh: refresh.token } };
+  }
+
+  async function clientCredentialsGrant(request: Request, params: Map<string, string>): Promise<Grant | GateError> {
+    const client = readClient(request, params);
+    if (client instanceof GateError) return client;
+    const key = parseApiKey(client.secret);
+    if (key === undefined || key.id !== client.clientId) return BAD_CLIENT;
+    const who = await options.authenticateKey(client.secret);
+    if (who instanceof GateError) {
+      return who.code === "invalid_token" && who.description !== "The token is not valid"
+        ? oauthError("invalid_client", `Client authentication failed: ${who.description.toLowerCase()}`, CLIENT_CHALLENGE)
+        : BAD_CLIENT;
     }
-    return oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials");
+    if (who.kind !== "key") return BAD_CLIENT;
+    // RFC 6749 §4.4.3: no refresh token for client credentials; the client can always ask again.
+    return { principal: who, clientId: who.id, ceiling: who.scopes };
+  }
+
+  function refreshGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Grant | GateError {
+    const presented = params.get("refresh_token");
+    if (presented === undefined || presented === "") return NO_REFRESH_TOKEN;
+    const parsed = parseRefreshToken(presented);
+    const record = parsed === undefined ? undefined : store.getRefreshToken(parsed.id);
+    if (record === undefined || !tokenMatchesDigest(parsed!.secret, record.secretHash)) return BAD_REFRESH;
+    const clientId = params.get("client_id");
+    if (clientId !== undefined && clientId !== record.clientId) return WRONG_CLIENT;
+    if (record.revokedAt !== null) return REFRESH_REVOKED;
+    const now = options.now();
+    if (record.expiresAt <= now) return REFRESH_EXPIRED;
+
+    // The account must still exist and be enabled; its current roles cap the scopes.
+    const username = record.subject.startsWith("user:") ? record.subject.slice(5) : undefined;
+    const user = username === undefined ? undefined : store.getUser(username);
+    if (user === undefined || user.disabledAt !== null) return SUBJECT_GONE;
+    const current = scopesForRoles(user.roles, options.roleScopes);
+    const ceiling = record.scopes.filter((scope) => mayHave(current, scope));
+    if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return SCOPE_NOT_GRANTED;
+
+    const principal: Principal = { id: record.subject, kind: "user", name: user.username, scopes: ceiling, expiresAt: null, roles: user.roles, session: null, tokenId: null };
+    const next = newRefresh(record.familyId, principal, scopes ?? ceiling, record.clientId);
+    const outcome = store.consumeRefreshToken(record.id, next.record, now, REFRESH_GRACE_MS);
+    if (outcome === "reused") {
+      logger.warn("refresh.reuse_detected", { family: record.familyId, sub: record.subject, client_id: record.clientId });
+      options.afterRevocation();
+      return REFRESH_REUSED;
+    }
+    if (outcome === "revoked") return REFRESH_REVOKED;
+    if (outcome === "missing") return BAD_REFRESH;
+    return { principal, clientId: record.clientId, ceiling, session: { familyId: record.familyId, refresh: next.token } };
   }
 
   async function handleToken(request: Request): Promise<Response> {
@@ -132,20 +217,63 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     const scopes = requested === undefined ? undefined : parseScopes(requested);
     if (requested !== undefined && scopes === undefined) return toOAuthResponse(BAD_SCOPE);
 
-    const granted = await grantFor(request, params, grant);
+    const granted =
+      grant === "password"
+        ? await passwordGrant(params, scopes)
+        : grant === "client_credentials"
+          ? await clientCredentialsGrant(request, params)
+          : grant === "refresh_token"
+            ? refreshGrant(params, scopes)
+            : oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
     if (granted instanceof GateError) return toOAuthResponse(granted);
-    const { principal, clientId } = granted;
-    if (scopes !== undefined && !scopes.every((scope) => hasScope(principal, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
-    const scope = scopes ?? principal.scopes;
+    const { principal, clientId, ceiling, session } = granted;
+    if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
+    const scope = scopes ?? ceiling;
 
-    const issued = await issueAccessToken(keys, settings, { sub: subjectOf(principal), scope, roles: principal.roles, clientId }, options.now());
-    logger.info("token.issued", { grant, sub: subjectOf(principal), client_id: clientId, scope: scope.join(" "), jti: issued.jti });
-    return tokenResponse({ access_token: issued.token, token_type: "Bearer", expires_in: settings.ttl, scope: scope.join(" ") });
+    const issued = await issueAccessToken(
+      keys,
+      settings,
+      { sub: subjectOf(principal), scope, roles: principal.roles, clientId, sid: session?.familyId },
+      options.now(),
+    );
+    logger.info("token.issued", { grant, sub: subjectOf(principal), client_id: clientId, scope: scope.join(" "), jti: issued.jti, session: session?.familyId });
+    const body: Record<string, unknown> = { access_token: issued.token, token_type: "Bearer", expires_in: settings.ttl, scope: scope.join(" ") };
+    if (session !== undefined) body.refresh_token = session.refresh;
+    return tokenResponse(body);
+  }
+
+  /** RFC 7009: revoke a refresh token (its whole family) or an access token (its jti). Always 200. */
+  async function handleRevoke(request: Request): Promise<Response> {
+    if (!isFormContentType(request.headers.get("content-type"))) return toOAuthResponse(WRONG_CONTENT_TYPE);
+    const params = parseForm(await request.text());
+    if (params instanceof GateError) return toOAuthResponse(params);
+    const token = params.get("token");
+    if (token === undefined || token === "") return toOAuthResponse(NO_TOKEN_PARAM);
+
+    const refresh = parseRefreshToken(token);
+    if (refresh !== undefined) {
+      const record = store.getRefreshToken(refresh.id);
+      if (record !== undefined && tokenMatchesDigest(refresh.secret, record.secretHash)) {
+        store.revokeFamily(record.familyId, options.now());
+        logger.info("refresh.revoked", { family: record.familyId, sub: record.subject });
+        options.afterRevocation();
+      }
+    } else if (looksLikeJwt(token)) {
+      // Expired tokens need no revocation; anything that does not verify is ignored (§2.2).
+      const claims = await verifyAccessToken(token, keys, settings, options.now());
+      if (!(claims instanceof GateError)) {
+        store.revokeAccessToken(claims.jti, claims.exp * 1000);
+        logger.info("access_token.revoked", { jti: claims.jti, sub: claims.sub });
+        options.afterRevocation();
+      }
+    }
+    return tokenResponse({});
   }
 
   const jwksBody = JSON.stringify(keys.jwks);
   return [
     { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, handle: handleToken },
+    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, handle: handleRevoke },
     {
       kind: "http",
       path: "/.well-known/jwks.json",

@@ -15,6 +15,10 @@ export interface Principal {
   readonly expiresAt: number | null;
   /** User roles (empty for keys and the bootstrap token); carried into issued JWTs. */
   readonly roles: readonly string[];
+  /** For JWTs: the refresh-token family (sign-in session) they came from, if any. */
+  readonly session: string | null;
+  /** For JWTs: the token's `jti`, so a single access token can be revoked. */
+  readonly tokenId: string | null;
 }
 
 /** Scope value of routes that any authenticated principal may use (e.g. /auth/whoami). */
@@ -42,6 +46,8 @@ export const BOOTSTRAP_PRINCIPAL: Principal = Object.freeze({
   scopes: Object.freeze(["*"]),
   expiresAt: null,
   roles: Object.freeze([]),
+  session: null,
+  tokenId: null,
 });
 
 /** The seed's single shared secret, acting with every scope. Keeps only the secret's digest. */

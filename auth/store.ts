@@ -71,8 +71,44 @@ export interface SigningKeyStore {
   ensureSigningKey(candidate: SigningKeyRecord): SigningKeyRecord[];
 }
 
+export interface RefreshTokenRecord {
+  readonly id: string;
+  /** All tokens descended from one sign-in share a family; reuse revokes the whole family. */
+  readonly familyId: string;
+  readonly secretHash: Uint8Array;
+  readonly subject: string;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly clientId: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+export type NewRefreshToken = Omit<RefreshTokenRecord, "usedAt" | "revokedAt">;
+
+/**
+ * What happened to a presented refresh token, decided in one transaction: "rotated" (first use),
+ * "grace" (a concurrent retry within the grace window: a sibling is issued), "reused" (replay:
+ * the family is now revoked), "revoked", or "missing".
+ */
+export type RefreshOutcome = "rotated" | "grace" | "reused" | "revoked" | "missing";
+
+export interface RefreshStore {
+  insertRefreshToken(token: NewRefreshToken): void;
+  getRefreshToken(id: string): RefreshTokenRecord | undefined;
+  consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): RefreshOutcome;
+  revokeFamily(familyId: string, at: number): void;
+  /** Families revoked after `since` (older ones' access tokens have all expired). */
+  revokedFamilies(since: number): string[];
+  /** Puts an access token's jti on the deny list until its expiry. */
+  revokeAccessToken(jti: string, expiresAt: number): void;
+  revokedAccessTokens(now: number): string[];
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore & SigningKeyStore;
+export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore;
 
 interface Migration {
   readonly version: number;
@@ -125,6 +161,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT`,
     ],
   },
+  {
+    version: 4,
+    statements: [
+      `CREATE TABLE refresh_tokens (
+        id TEXT PRIMARY KEY,
+        family_id TEXT NOT NULL,
+        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+        subject TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        replaced_by TEXT,
+        revoked_at INTEGER
+      ) STRICT`,
+      "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
+      `CREATE TABLE revoked_access_tokens (
+        jti TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+      ) STRICT`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;
@@ -172,6 +232,38 @@ function toSigningKey(row: SigningKeyRow): SigningKeyRecord {
     publicJwk: row.public_jwk,
     createdAt: row.created_at,
     retiredAt: row.retired_at,
+  };
+}
+
+interface RefreshRow {
+  id: string;
+  family_id: string;
+  secret_hash: Uint8Array;
+  subject: string;
+  scopes: string;
+  roles: string;
+  client_id: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  revoked_at: number | null;
+}
+
+const words = (text: string) => (text === "" ? [] : text.split(" "));
+
+function toRefresh(row: RefreshRow): RefreshTokenRecord {
+  return {
+    id: row.id,
+    familyId: row.family_id,
+    secretHash: new Uint8Array(row.secret_hash),
+    subject: row.subject,
+    scopes: words(row.scopes),
+    roles: words(row.roles),
+    clientId: row.client_id,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    usedAt: row.used_at,
+    revokedAt: row.revoked_at,
   };
 }
 
@@ -262,8 +354,37 @@ export function openSqliteStore(dataDir: string): Store {
     `INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at)
      VALUES ($kid, $alg, $private_jwk, $public_jwk, $created_at)`,
   );
+  const insertRefresh = db.query(
+    `INSERT INTO refresh_tokens (id, family_id, secret_hash, subject, scopes, roles, client_id, created_at, expires_at)
+     VALUES ($id, $family_id, $secret_hash, $subject, $scopes, $roles, $client_id, $created_at, $expires_at)`,
+  );
+  const selectRefresh = db.query<RefreshRow, { id: string }>("SELECT * FROM refresh_tokens WHERE id = $id");
+  const markRefreshUsed = db.query("UPDATE refresh_tokens SET used_at = $at, replaced_by = $next WHERE id = $id");
+  const revokeRefreshFamily = db.query(
+    "UPDATE refresh_tokens SET revoked_at = $at WHERE family_id = $family_id AND revoked_at IS NULL",
+  );
+  const selectRevokedFamilies = db.query<{ family_id: string }, { since: number }>(
+    "SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at IS NOT NULL AND revoked_at > $since",
+  );
+  const insertRevokedJti = db.query(
+    "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($jti, $expires_at) ON CONFLICT (jti) DO NOTHING",
+  );
+  const selectRevokedJtis = db.query<{ jti: string }, { now: number }>("SELECT jti FROM revoked_access_tokens WHERE expires_at > $now");
+  const pruneRevokedJtis = db.query("DELETE FROM revoked_access_tokens WHERE expires_at <= $now");
   const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
 
+  const insertRefreshRow = (token: NewRefreshToken) =>
+    insertRefresh.run({
+      id: token.id,
+      family_id: token.familyId,
+      secret_hash: token.secretHash,
+      subject: token.subject,
+      scopes: token.scopes.join(" "),
+      roles: token.roles.join(" "),
+      client_id: token.clientId,
+      created_at: token.createdAt,
+      expires_at: token.expiresAt,
+    });
   const insertKey = (key: NewKey) =>
     insert.run({
       id: key.id,
@@ -317,6 +438,40 @@ export function openSqliteStore(dataDir: string): Store {
     },
     listUsers: () => selectUsers.all().map(toUser),
     listSigningKeys: () => selectSigningKeys.all().map(toSigningKey),
+    insertRefreshToken: (token) => insertRefreshRow(token),
+    getRefreshToken(id) {
+      const row = selectRefresh.get({ id });
+      return row === null ? undefined : toRefresh(row);
+    },
+    consumeRefreshToken(id, next, at, graceMs) {
+      return db
+        .transaction((): RefreshOutcome => {
+          const row = selectRefresh.get({ id });
+          if (row === null) return "missing";
+          if (row.revoked_at !== null) return "revoked";
+          if (row.used_at === null) {
+            insertRefreshRow(next);
+            markRefreshUsed.run({ id, at, next: next.id });
+            return "rotated";
+          }
+          if (at - row.used_at <= graceMs) {
+            insertRefreshRow(next);
+            return "grace";
+          }
+          revokeRefreshFamily.run({ family_id: row.family_id, at });
+          return "reused";
+        })
+        .immediate();
+    },
+    revokeFamily: (familyId, at) => void revokeRefreshFamily.run({ family_id: familyId, at }),
+    revokedFamilies: (since) => selectRevokedFamilies.all({ since }).map((row) => row.family_id),
+    revokeAccessToken(jti, expiresAt) {
+      db.transaction(() => {
+        pruneRevokedJtis.run({ now: Date.now() });
+        insertRevokedJti.run({ jti, expires_at: expiresAt });
+      }).immediate();
+    },
+    revokedAccessTokens: (now) => selectRevokedJtis.all({ now }).map((row) => row.jti),
     ensureSigningKey(candidate) {
       // Two instances starting at once must agree on one key: check and insert in one write transaction.
       db.transaction(() => {

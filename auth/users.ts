@@ -26,6 +26,8 @@ export function userPrincipal(user: UserRecord, roleScopes: RoleScopes): Princip
     scopes: scopesForRoles(user.roles, roleScopes),
     expiresAt: null,
     roles: user.roles,
+    session: null,
+    tokenId: null,
   };
 }
 

@@ -165,7 +165,7 @@ describe("routing", () => {
 
 describe("scopes", () => {
   test("a principal without data:read gets 403 insufficient_scope with the scope named", async () => {
-    const limited: Principal = { id: "limited", kind: "bootstrap", name: "limited", scopes: ["ws:connect"], expiresAt: null, roles: [] };
+    const limited: Principal = { id: "limited", kind: "bootstrap", name: "limited", scopes: ["ws:connect"], expiresAt: null, roles: [], session: null, tokenId: null };
     const secret = newSecret();
     await using scoped = startTestGate({ routes: countedRoutes, authenticate: (token) => (token === secret ? limited : INVALID_TOKEN) });
     const before = handlerRuns;

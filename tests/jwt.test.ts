@@ -52,6 +52,7 @@ describe("round trip", () => {
       clientId: "tokengate",
       jti: issued.jti,
       exp: Math.floor(NOW / 1000) + 900,
+      sid: null,
     });
   });
 

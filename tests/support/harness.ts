@@ -244,6 +244,7 @@ export class WsProbe {
 export interface TestApp extends AsyncDisposable {
   readonly app: import("../../auth/app.ts").App;
   readonly store: import("../../auth/store.ts").Store;
+  readonly dataDir: string;
   readonly token: string;
   readonly http: string;
   readonly ws: string;
@@ -266,6 +267,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   return {
     app,
     store,
+    dataDir: dir.path,
     token,
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
