@@ -141,6 +141,8 @@ export function createGate(options: GateOptions): Gate {
     connectionCounter += 1;
     const data: WsData = {
       principal: who,
+      warned: false,
+      scope: route.scope,
       connId: `c${connectionCounter.toString(36)}`,
       remote: server.requestIP(request)?.address ?? "-",
       path: route.path,

@@ -70,6 +70,7 @@ export function startListener(options: ListenerOptions): Listener {
       registry: sockets,
       maxPayload: options.wsMaxPayload,
       idleTimeout: options.wsIdleTimeout,
+      authenticate: options.revalidate === undefined ? undefined : options.authenticate,
     }),
     error(error) {
       // Only the error's class and message: request data (and so any credential) is not in it.
