@@ -38,7 +38,9 @@ if (roleScopes === undefined) {
   process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
   process.exit(78);
 }
+const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
 process.exitCode = await runCli(process.argv.slice(2), {
+  jwtAlg,
   io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
   openStore: () => openSqliteStore(dataDir),
   now: Date.now,

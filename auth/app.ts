@@ -4,7 +4,7 @@
  * environment; tests call it with their own config, so both run exactly the same wiring.
  */
 import type { Config } from "./config.ts";
-import { generateSigningKey, importKeySet } from "./jwt.ts";
+import { fingerprintOf, generateSigningKey, importKeySet, usableKeys, type KeySet } from "./jwt.ts";
 import { createKeyring, type Keyring } from "./keyring.ts";
 import { startListener, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
@@ -40,14 +40,29 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   // The first start generates the signing key; every later start (and every instance) reuses it.
   const records = store.ensureSigningKey(await generateSigningKey(config.jwt.alg, Date.now()));
-  const signingKeys = await importKeySet(records, config.jwt.alg);
-  if (signingKeys === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
+  const initial = await importKeySet(records, config.jwt.alg);
+  if (initial === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
+  let keySet: KeySet = initial;
+  const currentKeys = () => keySet;
+
+  /** After `cli signing-keys rotate` (or a retirement aging out): re-import, keep the old set on failure. */
+  const reloadSigningKeys = async () => {
+    const stored = store.listSigningKeys();
+    if (fingerprintOf(usableKeys(stored, config.jwt.alg, Date.now())) === keySet.fingerprint) return;
+    const next = await importKeySet(stored, config.jwt.alg);
+    if (next === undefined) {
+      logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
+      return;
+    }
+    keySet = next;
+    logger.info("signing keys reloaded", { kid: next.signing.kid, published: next.jwks.keys.length });
+  };
   const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
 
   const keyring = createKeyring({
     store,
     bootstrapDigest: digestToken(options.bootstrapToken),
-    jwt: { keys: signingKeys, settings: tokenSettings },
+    jwt: { keys: currentKeys, settings: tokenSettings },
     onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
   });
 
@@ -69,7 +84,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     routes: [
       ...createSeedRoutes(),
       ...createTokenRoutes({
-        keys: signingKeys,
+        keys: currentKeys,
         settings: tokenSettings,
         authenticatePassword: config.passwordGrant ? authenticatePassword : undefined,
         authenticateKey: keyring.authenticate,
@@ -92,6 +107,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   keyring.start(() => {
     const closed = listener.revalidateSockets();
     logger.info("keys reloaded", { closed_sockets: closed });
+    void reloadSigningKeys();
   }, options.pollMs);
 
   return {

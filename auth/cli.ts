@@ -13,6 +13,7 @@ import {
   parseDuration,
   parseScopes,
 } from "./keys.ts";
+import { generateSigningKey, usableKeys, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
 import { checkPassword, hashPassword } from "./passwords.ts";
 import type { KeyRecord, KeyStore, NewKey, Store, UserRecord } from "./store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "./users.ts";
@@ -34,6 +35,8 @@ export interface CliContext {
   readonly roleScopes: RoleScopes;
   /** Reads a password from a no-echo prompt or from stdin; never from argv. */
   readPassword(prompt: string): Promise<string>;
+  /** JWT_ALG, for new signing keys. */
+  readonly jwtAlg: JwtAlgorithm;
 }
 
 const HELP: Record<string, string> = {
@@ -49,6 +52,8 @@ Commands:
   users list [--json]                                                list users, roles and scopes
   users passwd NAME                                                  set a new password (prompt or stdin)
   users disable NAME | users enable NAME                             stop or allow a user's sign-in
+  signing-keys list [--json]                                         JWT signing keys (kid, alg, state)
+  signing-keys rotate                                                new signing key; old ones verify until their tokens expire
 
 Every command takes --help. The database is DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
@@ -100,6 +105,17 @@ Stops the user from signing in; takes effect on the next request.
   "users enable": `Usage: bun run cli users enable NAME
 
 Allows a disabled user to sign in again.
+`,
+  "signing-keys list": `Usage: bun run cli signing-keys list [--json]
+
+Lists the JWT signing keys: kid, algorithm, created, and whether each signs, only verifies
+(retired, still in the JWKS until its last tokens expire), or is past use.
+`,
+  "signing-keys rotate": `Usage: bun run cli signing-keys rotate
+
+Generates a new signing key for JWT_ALG (default EdDSA) and retires the current one. Running
+servers switch within a second; tokens signed by the old key stay valid until they expire, and
+the old key stays in /.well-known/jwks.json until then.
 `,
   "token new": `Usage: bun run cli token new
 
@@ -394,6 +410,41 @@ const commands: Record<string, Handler> = {
 
   "users disable": setDisabled(true),
   "users enable": setDisabled(false),
+
+  "signing-keys list": (args, { io, openStore, now }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const store = openStore();
+    let keys: SigningKeyRecord[];
+    try {
+      keys = store.listSigningKeys();
+    } finally {
+      store.close();
+    }
+    const at = now();
+    const state = (key: SigningKeyRecord) =>
+      key.retiredAt === null ? "signing" : usableKeys([key], key.alg, at).length > 0 ? "verifying" : "expired";
+    if (values.json) {
+      io.out(`${JSON.stringify(keys.map((key) => ({ kid: key.kid, alg: key.alg, created_at: new Date(key.createdAt).toISOString(), retired_at: key.retiredAt === null ? null : new Date(key.retiredAt).toISOString(), state: state(key) })))}\n`);
+    } else if (keys.length === 0) {
+      io.out("No signing keys yet; the server creates one on its first start.\n");
+    } else {
+      io.out(table([["KID", "ALG", "CREATED", "RETIRED", "STATE"], ...keys.map((key) => [key.kid, key.alg, iso(key.createdAt), key.retiredAt === null ? "-" : iso(key.retiredAt), state(key)])]));
+    }
+    return EXIT.ok;
+  },
+
+  "signing-keys rotate": async (args, { io, openStore, now, jwtAlg }) => {
+    parseArgs({ args, options: {} });
+    const candidate = await generateSigningKey(jwtAlg, now());
+    const store = openStore();
+    try {
+      store.rotateSigningKey(candidate, now());
+    } finally {
+      store.close();
+    }
+    io.out(`New ${jwtAlg} signing key ${candidate.kid}; the previous one only verifies from now on.\n`);
+    return EXIT.ok;
+  },
 
   "token new": (args, { io }) => {
     parseArgs({ args, options: {} });

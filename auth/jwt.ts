@@ -48,11 +48,29 @@ export interface KeySet {
   readonly verifying: ReadonlyMap<string, JoseKey>;
   /** Public JWKS document (empty for HS256: a symmetric key is never published). */
   readonly jwks: { readonly keys: readonly JWK[] };
+  /** Identifies the records this set was built from, to tell when the store has moved on. */
+  readonly fingerprint: string;
+}
+
+/** Which keys, and which of them are retired: enough to tell whether a re-import is due. */
+export function fingerprintOf(records: readonly SigningKeyRecord[]): string {
+  return records.map((record) => `${record.kid}:${record.retiredAt ?? ""}`).sort().join(",");
+}
+
+/**
+ * A retired key keeps verifying (and stays in the JWKS) this long: the longest an access token
+ * can live (ACCESS_TOKEN_TTL_SECONDS ≤ 86400) plus a minute of clock slack.
+ */
+export const RETIRED_KEY_LIFETIME_MS = 86_400_000 + 60_000;
+
+/** The keys of `alg` that still matter: live ones, and retired ones whose tokens may still be alive. */
+export function usableKeys(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number): SigningKeyRecord[] {
+  return records.filter((record) => record.alg === alg && (record.retiredAt === null || record.retiredAt + RETIRED_KEY_LIFETIME_MS > nowMs));
 }
 
 /** Imports the usable keys; the newest unretired key of the configured algorithm signs. */
-export async function importKeySet(records: readonly SigningKeyRecord[], alg: JwtAlgorithm): Promise<KeySet | undefined> {
-  const usable = records.filter((record) => record.alg === alg);
+export async function importKeySet(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number = Date.now()): Promise<KeySet | undefined> {
+  const usable = usableKeys(records, alg, nowMs);
   const signer = usable.filter((record) => record.retiredAt === null).sort((a, b) => b.createdAt - a.createdAt)[0];
   if (signer === undefined) return undefined;
   const verifying = new Map<string, JoseKey>();
@@ -63,7 +81,7 @@ export async function importKeySet(records: readonly SigningKeyRecord[], alg: Jw
     if (record.publicJwk !== null) published.push({ ...jwk, kid: record.kid, alg, use: "sig" });
   }
   const signingKey = await importJWK(JSON.parse(signer.privateJwk) as JWK, alg);
-  return { alg, signing: { kid: signer.kid, key: signingKey }, verifying, jwks: { keys: published } };
+  return { alg, signing: { kid: signer.kid, key: signingKey }, verifying, jwks: { keys: published }, fingerprint: fingerprintOf(usable) };
 }
 
 export interface TokenSettings {

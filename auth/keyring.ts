@@ -22,7 +22,8 @@ const MISS_RECHECK_MS = 10;
 const JWT_CACHE_LIMIT = 10_000;
 
 export interface JwtVerification {
-  readonly keys: KeySet;
+  /** The current key set; replaced when the signing keys are rotated. */
+  readonly keys: () => KeySet;
   readonly settings: TokenSettings;
 }
 
@@ -160,7 +161,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
   };
 
   const verifyJwt = async (token: string, jwt: JwtVerification): Promise<Principal | GateError> => {
-    const claims = await verifyAccessToken(token, jwt.keys, jwt.settings, now());
+    const claims = await verifyAccessToken(token, jwt.keys(), jwt.settings, now());
     if (claims instanceof GateError) return claims;
     const principal = jwtPrincipal(claims);
     if (principal === undefined) return INVALID_TOKEN;

@@ -21,7 +21,8 @@ import { digestToken, tokenMatchesDigest } from "./tokens.ts";
 import { scopesForRoles, type PasswordAuthenticator, type RoleScopes } from "./users.ts";
 
 export interface TokenEndpointOptions {
-  readonly keys: KeySet;
+  /** The current key set; replaced when the signing keys are rotated. */
+  readonly keys: () => KeySet;
   readonly settings: TokenSettings;
   /** Verifies passwords for grant_type=password; undefined when that grant is disabled. */
   readonly authenticatePassword: PasswordAuthenticator | undefined;
@@ -115,7 +116,7 @@ interface Grant {
 }
 
 export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
-  const { keys, settings, logger, store } = options;
+  const { settings, logger, store } = options;
 
   const mayHave = (ceiling: readonly string[], scope: string) => ceiling.includes("*") || ceiling.includes(scope);
 
@@ -231,7 +232,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     const scope = scopes ?? ceiling;
 
     const issued = await issueAccessToken(
-      keys,
+      options.keys(),
       settings,
       { sub: subjectOf(principal), scope, roles: principal.roles, clientId, sid: session?.familyId },
       options.now(),
@@ -260,7 +261,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
       }
     } else if (looksLikeJwt(token)) {
       // Expired tokens need no revocation; anything that does not verify is ignored (§2.2).
-      const claims = await verifyAccessToken(token, keys, settings, options.now());
+      const claims = await verifyAccessToken(token, options.keys(), settings, options.now());
       if (!(claims instanceof GateError)) {
         store.revokeAccessToken(claims.jti, claims.exp * 1000);
         logger.info("access_token.revoked", { jti: claims.jti, sub: claims.sub });
@@ -270,7 +271,12 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return tokenResponse({});
   }
 
-  const jwksBody = JSON.stringify(keys.jwks);
+  let jwks = { for: "", body: "" };
+  const jwksBody = () => {
+    const current = options.keys();
+    if (jwks.for !== current.fingerprint) jwks = { for: current.fingerprint, body: JSON.stringify(current.jwks) };
+    return jwks.body;
+  };
   return [
     { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, handle: handleToken },
     { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, handle: handleRevoke },
@@ -279,7 +285,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
       path: "/.well-known/jwks.json",
       methods: ["GET", "HEAD"],
       scope: null,
-      handle: () => jsonResponse(200, jwksBody, { "cache-control": "public, max-age=300" }),
+      handle: () => jsonResponse(200, jwksBody(), { "cache-control": "public, max-age=300" }),
     },
   ];
 }

@@ -6,7 +6,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { JwtAlgorithm, SigningKeyRecord } from "./jwt.ts";
+import { RETIRED_KEY_LIFETIME_MS, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
 
 export interface KeyRecord {
   readonly id: string;
@@ -67,6 +67,8 @@ export interface UserStore {
 
 export interface SigningKeyStore {
   listSigningKeys(): SigningKeyRecord[];
+  /** Retires the live keys of the candidate's algorithm and inserts it, in one transaction. */
+  rotateSigningKey(candidate: SigningKeyRecord, at: number): SigningKeyRecord[];
   /** Inserts a key unless one of the same algorithm was inserted meanwhile; returns the live set. */
   ensureSigningKey(candidate: SigningKeyRecord): SigningKeyRecord[];
 }
@@ -371,6 +373,8 @@ export function openSqliteStore(dataDir: string): Store {
   );
   const selectRevokedJtis = db.query<{ jti: string }, { now: number }>("SELECT jti FROM revoked_access_tokens WHERE expires_at > $now");
   const pruneRevokedJtis = db.query("DELETE FROM revoked_access_tokens WHERE expires_at <= $now");
+  const retireSigningKeys = db.query("UPDATE signing_keys SET retired_at = $at WHERE alg = $alg AND retired_at IS NULL");
+  const pruneSigningKeys = db.query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $before");
   const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
 
   const insertRefreshRow = (token: NewRefreshToken) =>
@@ -438,6 +442,21 @@ export function openSqliteStore(dataDir: string): Store {
     },
     listUsers: () => selectUsers.all().map(toUser),
     listSigningKeys: () => selectSigningKeys.all().map(toSigningKey),
+    rotateSigningKey(candidate, at) {
+      db.transaction(() => {
+        retireSigningKeys.run({ at, alg: candidate.alg });
+        insertSigningKey.run({
+          kid: candidate.kid,
+          alg: candidate.alg,
+          private_jwk: candidate.privateJwk,
+          public_jwk: candidate.publicJwk,
+          created_at: candidate.createdAt,
+        });
+        // Keys retired long enough ago that every token they signed has expired are of no use.
+        pruneSigningKeys.run({ before: at - RETIRED_KEY_LIFETIME_MS });
+      }).immediate();
+      return selectSigningKeys.all().map(toSigningKey);
+    },
     insertRefreshToken: (token) => insertRefreshRow(token),
     getRefreshToken(id) {
       const row = selectRefresh.get({ id });

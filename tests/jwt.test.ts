@@ -76,6 +76,16 @@ describe("round trip", () => {
   });
 });
 
+test("a key retired more than a day ago is dropped from verification and the JWKS", async () => {
+  const { usableKeys, RETIRED_KEY_LIFETIME_MS } = await import("../auth/jwt.ts");
+  const current = await generateSigningKey("EdDSA", NOW);
+  const recent = { ...(await generateSigningKey("EdDSA", NOW - 5_000)), retiredAt: NOW - 1_000 };
+  const ancient = { ...(await generateSigningKey("EdDSA", NOW - 10 * RETIRED_KEY_LIFETIME_MS)), retiredAt: NOW - RETIRED_KEY_LIFETIME_MS - 1 };
+  expect(usableKeys([current, recent, ancient], "EdDSA", NOW).map((key) => key.kid)).toEqual([current.kid, recent.kid]);
+  const keys = (await importKeySet([current, recent, ancient], "EdDSA", NOW))!;
+  expect(keys.jwks.keys.map((key) => key.kid).sort()).toEqual([current.kid, recent.kid].sort());
+});
+
 describe("attacks and malformed tokens are refused", () => {
   test("expiry honours the 5 s clock tolerance and then says 'expired'", async () => {
     const keys = await keySet();
