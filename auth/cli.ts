@@ -155,6 +155,16 @@ function parseKeyId(text: string | undefined): string {
   return id;
 }
 
+/** Opens the store for one use and always closes it, so the CLI never leaves a connection behind. */
+function withStore<T>(openStore: () => Store, use: (store: Store) => T): T {
+  const store = openStore();
+  try {
+    return use(store);
+  } finally {
+    store.close();
+  }
+}
+
 function findKey(store: KeyStore, id: string, io: CliIo): KeyRecord | undefined {
   const key = store.getKey(id);
   if (key === undefined) io.err(`No key with id ${id}. See: bun run cli keys list\n`);
@@ -228,17 +238,14 @@ function setDisabled(disabled: boolean): Handler {
   return (args, { io, openStore, now }) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
-    const store = openStore();
-    try {
+    return withStore(openStore, (store) => {
       if (!store.setDisabled(username, disabled ? now() : null, now())) {
         io.err(`No user named ${username}. See: bun run cli users list\n`);
         return EXIT.notFound;
       }
       io.out(`User ${username} ${disabled ? "disabled" : "enabled"}.\n`);
       return EXIT.ok;
-    } finally {
-      store.close();
-    }
+    });
   };
 }
 
@@ -254,25 +261,14 @@ const commands: Record<string, Handler> = {
     const scopes = values.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(values.scopes);
     if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
     const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires), now());
-    const store = openStore();
-    try {
-      store.insertKey(record);
-    } finally {
-      store.close();
-    }
+    withStore(openStore, (store) => store.insertKey(record));
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
   },
 
   "keys list": (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const store = openStore();
-    let keys: KeyRecord[];
-    try {
-      keys = store.listKeys();
-    } finally {
-      store.close();
-    }
+    const keys: KeyRecord[] = withStore(openStore, (store) => store.listKeys());
     const at = now();
     if (values.json) {
       io.out(`${JSON.stringify(keys.map((key) => keyJson(key, at)))}\n`);
@@ -296,8 +292,7 @@ const commands: Record<string, Handler> = {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
     if (positionals.length > 1) throw new UsageError("revoke takes one key id");
     const id = parseKeyId(positionals[0]);
-    const store = openStore();
-    try {
+    return withStore(openStore, (store) => {
       const at = now();
       const before = findKey(store, id, io);
       if (before === undefined) return EXIT.notFound;
@@ -309,9 +304,7 @@ const commands: Record<string, Handler> = {
       if (values.json) io.out(`${JSON.stringify(keyJson(after, at))}\n`);
       else io.out(`Revoked key ${id} ("${after.name}"). Open WebSockets using it are being closed.\n`);
       return EXIT.ok;
-    } finally {
-      store.close();
-    }
+    });
   },
 
   "keys rotate": (args, { io, openStore, now }) => {
@@ -324,8 +317,7 @@ const commands: Record<string, Handler> = {
     const id = parseKeyId(positionals[0]);
     const overlap = duration("--overlap", values.overlap) ?? 0;
     const expires = duration("--expires", values.expires);
-    const store = openStore();
-    try {
+    return withStore(openStore, (store) => {
       const at = now();
       const old = findKey(store, id, io);
       if (old === undefined) return EXIT.notFound;
@@ -340,9 +332,7 @@ const commands: Record<string, Handler> = {
       printNewKey(io, "Rotated: new", record, token, values.json);
       if (!values.json) io.out(`Old key ${id} ${overlap === 0 ? "stopped working now" : `keeps working until ${iso(at + overlap)}`}.\n`);
       return EXIT.ok;
-    } finally {
-      store.close();
-    }
+    });
   },
 
   "users add": async (args, context) => {
@@ -355,14 +345,9 @@ const commands: Record<string, Handler> = {
       throw new UsageError(`unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${[...context.roleScopes.keys()].join(", ")}`);
     }
     const passwordHash = await hashPassword(await readNewPassword(context));
-    const store = context.openStore();
-    try {
-      if (!store.insertUser({ username, passwordHash, roles, createdAt: context.now() })) {
-        context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
-        return EXIT.conflict;
-      }
-    } finally {
-      store.close();
+    if (!withStore(context.openStore, (store) => store.insertUser({ username, passwordHash, roles, createdAt: context.now() }))) {
+      context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
+      return EXIT.conflict;
     }
     context.io.out(`Added user ${username} (roles: ${roles.join(" ")}; scopes: ${scopesForRoles(roles, context.roleScopes).join(" ")}).\n`);
     return EXIT.ok;
@@ -370,13 +355,7 @@ const commands: Record<string, Handler> = {
 
   "users list": (args, { io, openStore, roleScopes }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const store = openStore();
-    let users: UserRecord[];
-    try {
-      users = store.listUsers();
-    } finally {
-      store.close();
-    }
+    const users: UserRecord[] = withStore(openStore, (store) => store.listUsers());
     if (values.json) {
       io.out(`${JSON.stringify(users.map((user) => userJson(user, roleScopes)))}\n`);
     } else if (users.length === 0) {
@@ -394,16 +373,12 @@ const commands: Record<string, Handler> = {
   "users passwd": async (args, context) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
-    const store = context.openStore();
-    try {
-      if (store.getUser(username) === undefined) {
-        context.io.err(`No user named ${username}. See: bun run cli users list\n`);
-        return EXIT.notFound;
-      }
-      store.setPassword(username, await hashPassword(await readNewPassword(context)), context.now());
-    } finally {
-      store.close();
+    if (withStore(context.openStore, (store) => store.getUser(username)) === undefined) {
+      context.io.err(`No user named ${username}. See: bun run cli users list\n`);
+      return EXIT.notFound;
     }
+    const passwordHash = await hashPassword(await readNewPassword(context));
+    withStore(context.openStore, (store) => store.setPassword(username, passwordHash, context.now()));
     context.io.out(`Password of ${username} changed.\n`);
     return EXIT.ok;
   },
@@ -413,13 +388,7 @@ const commands: Record<string, Handler> = {
 
   "signing-keys list": (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const store = openStore();
-    let keys: SigningKeyRecord[];
-    try {
-      keys = store.listSigningKeys();
-    } finally {
-      store.close();
-    }
+    const keys: SigningKeyRecord[] = withStore(openStore, (store) => store.listSigningKeys());
     const at = now();
     const state = (key: SigningKeyRecord) =>
       key.retiredAt === null ? "signing" : usableKeys([key], key.alg, at).length > 0 ? "verifying" : "expired";
@@ -436,12 +405,7 @@ const commands: Record<string, Handler> = {
   "signing-keys rotate": async (args, { io, openStore, now, jwtAlg }) => {
     parseArgs({ args, options: {} });
     const candidate = await generateSigningKey(jwtAlg, now());
-    const store = openStore();
-    try {
-      store.rotateSigningKey(candidate, now());
-    } finally {
-      store.close();
-    }
+    withStore(openStore, (store) => store.rotateSigningKey(candidate, now()));
     io.out(`New ${jwtAlg} signing key ${candidate.kid}; the previous one only verifies from now on.\n`);
     return EXIT.ok;
   },

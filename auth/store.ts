@@ -195,6 +195,9 @@ export class StoreError extends Error {
   override readonly name = "StoreError";
 }
 
+/** Space-separated lists (scopes, roles) as stored. */
+const words = (text: string) => (text === "" ? [] : text.split(" "));
+
 interface KeyRow {
   id: string;
   name: string;
@@ -251,8 +254,6 @@ interface RefreshRow {
   revoked_at: number | null;
 }
 
-const words = (text: string) => (text === "" ? [] : text.split(" "));
-
 function toRefresh(row: RefreshRow): RefreshTokenRecord {
   return {
     id: row.id,
@@ -273,7 +274,7 @@ function toUser(row: UserRow): UserRecord {
   return {
     username: row.username,
     passwordHash: row.password_hash,
-    roles: row.roles === "" ? [] : row.roles.split(" "),
+    roles: words(row.roles),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     disabledAt: row.disabled_at,
@@ -284,7 +285,7 @@ function toRecord(row: KeyRow): KeyRecord {
   return {
     id: row.id,
     name: row.name,
-    scopes: row.scopes === "" ? [] : row.scopes.split(" "),
+    scopes: words(row.scopes),
     secretHash: new Uint8Array(row.secret_hash),
     createdAt: row.created_at,
     expiresAt: row.expires_at,
