@@ -140,7 +140,8 @@ export interface VerifiedAccessToken {
 
 /** Three base64url segments: worth handing to jose. Anything else is not a JWT. */
 export function looksLikeJwt(token: string): boolean {
-  return /^[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*$/.test(token);
+  // The dot test first: bootstrap tokens and API keys have none, and they are the hot path.
+  return token.includes(".") && /^[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*$/.test(token);
 }
 
 const REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "scope", "client_id"];
