@@ -2,7 +2,7 @@
  * tokengate's composition root: the only reader of Bun.env. It validates the configuration,
  * resolves the bootstrap token, wires the logger to stdout and starts the listener.
  */
-import { networkInterfaces } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
 import { startApp, type App } from "./auth/app.ts";
 import { loadBootstrapToken } from "./auth/bootstrap.ts";
@@ -58,7 +58,7 @@ for (const warning of bootstrap.warnings) logger.warn(warning);
 
 let app: App;
 try {
-  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger });
+  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname() });
 } catch (error) {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
   const why =

@@ -9,6 +9,7 @@ import { createKeyring, type Keyring } from "./keyring.ts";
 import { startListener, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
+import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createSeedRoutes } from "./routes.ts";
 import type { Store } from "./store.ts";
@@ -29,6 +30,8 @@ export interface AppOptions {
   readonly logger: Logger;
   /** How often the keyring looks for changes made by other processes (ms). */
   readonly pollMs?: number;
+  /** This machine's host name: answered by default (and as `<name>.local`). */
+  readonly machineHostname: string;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -81,6 +84,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     recordUse: keyring.recordUse,
     authenticatePassword: config.basicAuth ? authenticatePassword : undefined,
     revalidate: keyring.revalidate,
+    hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
+    originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
       ...createSeedRoutes(),
       ...createTokenRoutes({

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { isTokenShaped } from "./credentials.ts";
 import { parseScopes } from "./keys.ts";
+import { parseHostPattern, parseOrigin } from "./origins.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFormat = "pretty" | "json";
@@ -25,6 +26,10 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   readonly accessLog: AccessLogMode;
+  /** Extra Host names answered besides IP literals, localhost, the machine's name and *.local. */
+  readonly allowedHosts: readonly string[];
+  /** Browser origins allowed to call the API and open WebSockets, besides same-origin pages. */
+  readonly allowedOrigins: readonly string[];
   /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
   readonly basicAuth: boolean;
   /** Role name → scopes it grants; users get the union of their roles' scopes. */
@@ -132,6 +137,22 @@ function wholeNumber(variable: string, min: number, max: number, fallback: numbe
     });
 }
 
+/** A comma-separated list whose entries `parse` accepts; the message names what an entry must be. */
+function list(parse: (entry: string) => string | undefined, what: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const entries = (raw ?? "").split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+      const parsed = entries.map(parse);
+      if (parsed.some((entry) => entry === undefined)) {
+        ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}; fix or remove the entries that are not` });
+        return z.NEVER;
+      }
+      return parsed as string[];
+    });
+}
+
 /** A boolean in any of zod's stringbool spellings (true/false, 1/0, yes/no, on/off). */
 function flag(fallback: boolean, hint: string) {
   return z
@@ -234,6 +255,8 @@ const envSchema = z.object({
   DATA_DIR: z.string().optional(),
   LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
+  ALLOWED_HOSTS: list(parseHostPattern, "host names or *.suffix patterns, e.g. gate.lan,*.home.arpa"),
+  ALLOWED_ORIGINS: list(parseOrigin, "origins such as https://dash.lan:8443 (scheme, host, optional port; no path)"),
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
   JWT_ALG: z
@@ -308,6 +331,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       logLevel: vars.LOG_LEVEL ?? "info",
       logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
       accessLog: vars.ACCESS_LOG ?? "all",
+      allowedHosts: vars.ALLOWED_HOSTS,
+      allowedOrigins: vars.ALLOWED_ORIGINS,
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,

@@ -16,6 +16,8 @@ export type GateErrorCode =
   | "unauthorized_client"
   | "unsupported_grant_type"
   | "invalid_scope"
+  | "misdirected_request"
+  | "forbidden_origin"
   | "not_found"
   | "method_not_allowed"
   | "upgrade_required"
@@ -46,6 +48,9 @@ export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
   unauthorized_client: { status: 400, close: 4400, challenge: false },
   unsupported_grant_type: { status: 400, close: 4400, challenge: false },
   invalid_scope: { status: 400, close: 4400, challenge: false },
+  // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
+  misdirected_request: { status: 421, close: 4421, challenge: false },
+  forbidden_origin: { status: 403, close: 4403, challenge: false },
   not_found: { status: 404, close: 4404, challenge: false },
   method_not_allowed: { status: 405, close: 4405, challenge: false },
   upgrade_required: { status: 426, close: 4426, challenge: false },

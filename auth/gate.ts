@@ -15,8 +15,9 @@ import {
   UNSUPPORTED_SCHEME,
 } from "./credentials.ts";
 import { GateError, MISSING_TOKEN } from "./errors.ts";
-import { toResponse } from "./http.ts";
+import { allowOrigin, preflightResponse, toResponse } from "./http.ts";
 import type { Logger } from "./log.ts";
+import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 import { redactTarget, splitUrl } from "./redact.ts";
 import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
@@ -34,6 +35,10 @@ export interface GateOptions {
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
+  /** Host allow-list (DNS rebinding); without it every Host is answered. */
+  readonly hostPolicy?: HostPolicy | undefined;
+  /** Origin allow-list (CSWSH, CORS); without it every Origin is accepted. */
+  readonly originPolicy?: OriginPolicy | undefined;
 }
 
 export interface Gate {
@@ -41,6 +46,8 @@ export interface Gate {
 }
 
 const NOT_FOUND = new GateError("not_found", "Not Found");
+const MISDIRECTED = new GateError("misdirected_request", "This server does not answer for that host name; add it to ALLOWED_HOSTS");
+const FOREIGN_ORIGIN = new GateError("forbidden_origin", "Requests from this page's origin are not allowed; add it to ALLOWED_ORIGINS");
 const UPGRADE_REQUIRED = new GateError(
   "upgrade_required",
   "This endpoint speaks WebSocket only; connect with a WebSocket client (ws://…/ws)",
@@ -104,7 +111,7 @@ function logAccessTo(
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { authenticate, logger, recordUse, authenticatePassword } = options;
+  const { authenticate, logger, recordUse, authenticatePassword, hostPolicy, originPolicy } = options;
   const offerBasic = authenticatePassword !== undefined;
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
@@ -185,32 +192,52 @@ export function createGate(options: GateOptions): Gate {
         principal = id;
       };
       let response: Response | undefined | Promise<Response | undefined>;
+      const host = request.headers.get("host");
+      const origin = request.headers.get("origin");
+      // A browser page on an allowed origin gets CORS headers; any other page is refused outright.
+      let corsOrigin: string | undefined;
 
-      if (route === undefined) {
-        response = toResponse(NOT_FOUND);
-      } else if (route.kind === "websocket") {
-        response = request.method === "GET" ? serveSocket(request, server, route, query, seen) : toResponse(methodNotAllowed(route));
-      } else if (!route.methods.includes(request.method)) {
-        response = toResponse(methodNotAllowed(route));
-      } else if (route.scope === null) {
-        response = route.handle(request, undefined);
+      if (hostPolicy !== undefined && !hostPolicy.allows(host)) {
+        response = toResponse(MISDIRECTED);
+      } else if (origin !== null && originPolicy !== undefined && !originPolicy.allows(origin, host)) {
+        response = toResponse(FOREIGN_ORIGIN);
       } else {
-        const headers = request.headers;
-        const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
-        if (credential instanceof BasicCredentials && offerBasic) {
-          response = serveWithPassword(request, server, route, credential, seen);
+        if (origin !== null) corsOrigin = origin;
+        if (route === undefined) {
+          response = toResponse(NOT_FOUND);
+        } else if (request.method === "OPTIONS" && origin !== null && request.headers.has("access-control-request-method")) {
+          response = preflightResponse(origin, route.kind === "http" ? route.methods : ["GET"]);
+        } else if (route.kind === "websocket") {
+          response = request.method === "GET" ? serveSocket(request, server, route, query, seen) : toResponse(methodNotAllowed(route));
+        } else if (!route.methods.includes(request.method)) {
+          response = toResponse(methodNotAllowed(route));
+        } else if (route.scope === null) {
+          response = route.handle(request, undefined);
         } else {
-          const who = authorizeToken(credential, authenticate, route.scope);
-          if (who instanceof Promise) {
-            response = who.then((verdict) => {
-              if (!(verdict instanceof GateError)) seen(verdict.id);
-              return serveHttp(request, server, route, verdict);
-            });
+          const headers = request.headers;
+          const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+          if (credential instanceof BasicCredentials && offerBasic) {
+            response = serveWithPassword(request, server, route, credential, seen);
           } else {
-            if (!(who instanceof GateError)) principal = who.id;
-            response = serveHttp(request, server, route, who);
+            const who = authorizeToken(credential, authenticate, route.scope);
+            if (who instanceof Promise) {
+              response = who.then((verdict) => {
+                if (!(verdict instanceof GateError)) seen(verdict.id);
+                return serveHttp(request, server, route, verdict);
+              });
+            } else {
+              if (!(who instanceof GateError)) principal = who.id;
+              response = serveHttp(request, server, route, who);
+            }
           }
         }
+      }
+
+      if (corsOrigin !== undefined && originPolicy !== undefined && response !== undefined) {
+        const allowed = corsOrigin;
+        response = response instanceof Promise
+          ? response.then((resolved) => (resolved === undefined ? undefined : allowOrigin(resolved, allowed)))
+          : allowOrigin(response, allowed);
       }
 
       if (!logRequests) return response;

@@ -12,7 +12,35 @@ const JSON_HEADERS = new Headers({
   "content-type": "application/json; charset=utf-8",
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
+  // An API answers data, never pages: nothing may frame, script or refer from its responses.
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
 });
+
+/** Headers a browser on an allowed other origin needs to read a response (and see challenges). */
+export function allowOrigin(response: Response, origin: string): Response {
+  response.headers.set("access-control-allow-origin", origin);
+  response.headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After");
+  response.headers.set("vary", "Origin");
+  return response;
+}
+
+/** The answer to a CORS preflight from an allowed origin: no authentication needed for it. */
+export function preflightResponse(origin: string, methods: readonly string[]): Response {
+  return new Response(null, {
+    status: 204,
+    headers: {
+      "access-control-allow-origin": origin,
+      "access-control-allow-methods": methods.join(", "),
+      "access-control-allow-headers": "Authorization, X-Auth-Token, Content-Type",
+      "access-control-max-age": "600",
+      vary: "Origin",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    },
+  });
+}
 
 export function jsonResponse(status: number, body: string, extra?: Readonly<Record<string, string>>): Response {
   if (extra === undefined) return new Response(body, { status, headers: JSON_HEADERS });

@@ -9,6 +9,7 @@ import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator, Principal } from "./principal.ts";
+import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import type { Route } from "./routes.ts";
 import type { PasswordAuthenticator } from "./users.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
@@ -22,6 +23,8 @@ export interface ListenerOptions {
   /** Re-checks the principal of open sockets; without it sockets are never closed for auth reasons. */
   readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
   readonly routes: readonly Route[];
+  readonly hostPolicy?: HostPolicy | undefined;
+  readonly originPolicy?: OriginPolicy | undefined;
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
   readonly wsMaxPayload: number;
@@ -55,6 +58,8 @@ export function startListener(options: ListenerOptions): Listener {
     recordUse: options.recordUse,
     authenticatePassword: options.authenticatePassword,
     routes: options.routes,
+    hostPolicy: options.hostPolicy,
+    originPolicy: options.originPolicy,
     logger,
     accessLog: options.accessLog,
   });

@@ -262,7 +262,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const store = openSqliteStore(dir.path);
   const lines: string[] = [];
   const logger = createLogger({ level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
-  const app = await startApp({ config: parsed.config, store, bootstrapToken: token, logger, pollMs: 50 });
+  const app = await startApp({ config: parsed.config, store, bootstrapToken: token, logger, pollMs: 50, machineHostname: "testbox" });
   const port = app.listener.server.port!;
   return {
     app,
