@@ -10,6 +10,8 @@ import { startListener, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
+import { createAddressList } from "./addresses.ts";
+import { createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createSeedRoutes } from "./routes.ts";
 import type { Store } from "./store.ts";
@@ -77,6 +79,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     roleScopes: config.roleScopes,
   });
 
+  const exempt = createAddressList(config.banExempt);
+  const guard = createRequestGuard(
+    createGuard({
+      attempts: createMemoryAttemptStore(),
+      bans: store,
+      exempt: (address) => exempt.has(address),
+      onEvent: (event) =>
+        event.event === "ban.started"
+          ? logger.warn(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
+          : logger.info(event.event, { subject: event.subject }),
+    }),
+    createAddressList(config.trustedProxies),
+  );
+
   const listener = startListener({
     port: config.port,
     host: config.host,
@@ -84,6 +100,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     recordUse: keyring.recordUse,
     authenticatePassword: config.basicAuth ? authenticatePassword : undefined,
     revalidate: keyring.revalidate,
+    guard,
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
@@ -97,6 +114,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         roleScopes: config.roleScopes,
         refreshTtl: config.jwt.refreshTtl,
         afterRevocation: () => void keyring.refresh(),
+        guard,
         logger,
         now: Date.now,
       }),
@@ -112,6 +130,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   keyring.start(() => {
     const closed = listener.revalidateSockets();
     logger.info("keys reloaded", { closed_sockets: closed });
+    guard.reload();
     void reloadSigningKeys();
   }, options.pollMs);
 

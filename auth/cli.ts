@@ -52,6 +52,8 @@ Commands:
   users list [--json]                                                list users, roles and scopes
   users passwd NAME                                                  set a new password (prompt or stdin)
   users disable NAME | users enable NAME                             stop or allow a user's sign-in
+  bans list [--json]                                                 addresses and key ids banned for failed attempts
+  bans clear [SUBJECT]                                               lift all bans, or one (addr:1.2.3.4, key:<id>)
   signing-keys list [--json]                                         JWT signing keys (kid, alg, state)
   signing-keys rotate                                                new signing key; old ones verify until their tokens expire
 
@@ -105,6 +107,16 @@ Stops the user from signing in; takes effect on the next request.
   "users enable": `Usage: bun run cli users enable NAME
 
 Allows a disabled user to sign in again.
+`,
+  "bans list": `Usage: bun run cli bans list [--json]
+
+Lists active bans: the subject (addr:<ip> or key:<id>), since when, until when, and the level
+(each ban soon after the previous one lasts twice as long, up to an hour).
+`,
+  "bans clear": `Usage: bun run cli bans clear [SUBJECT]
+
+Lifts every active ban, or only SUBJECT's (as shown by bans list, e.g. addr:192.168.1.50).
+Running servers follow within a second.
 `,
   "signing-keys list": `Usage: bun run cli signing-keys list [--json]
 
@@ -385,6 +397,35 @@ const commands: Record<string, Handler> = {
 
   "users disable": setDisabled(true),
   "users enable": setDisabled(false),
+
+  "bans list": (args, { io, openStore, now }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const bans = withStore(openStore, (store) => store.listBans(now()));
+    if (values.json) {
+      io.out(`${JSON.stringify(bans.map((ban) => ({ subject: ban.subject, started_at: new Date(ban.startedAt).toISOString(), until: new Date(ban.until).toISOString(), level: ban.level })))}\n`);
+    } else if (bans.length === 0) {
+      io.out("No active bans.\n");
+    } else {
+      io.out(table([["SUBJECT", "SINCE", "UNTIL", "LEVEL"], ...bans.map((ban) => [ban.subject, iso(ban.startedAt), iso(ban.until), String(ban.level)])]));
+    }
+    return EXIT.ok;
+  },
+
+  "bans clear": (args, { io, openStore, now }) => {
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
+    const subject = positionals[0];
+    if (subject !== undefined && !/^(?:addr:[0-9a-f.:]+|key:[0-9a-f]{12})$/.test(subject)) {
+      throw new UsageError("a subject looks like addr:192.168.1.50 or key:3f9a0c12be45 (see bans list)");
+    }
+    const cleared = withStore(openStore, (store) => store.clearBans(now(), subject));
+    if (subject !== undefined && cleared === 0) {
+      io.err(`No active ban for ${subject}.\n`);
+      return EXIT.notFound;
+    }
+    io.out(`Lifted ${cleared} ban${cleared === 1 ? "" : "s"}.\n`);
+    return EXIT.ok;
+  },
 
   "signing-keys list": (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });

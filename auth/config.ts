@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { isTokenShaped } from "./credentials.ts";
 import { parseScopes } from "./keys.ts";
+import { parseAddressPattern } from "./addresses.ts";
 import { parseHostPattern, parseOrigin } from "./origins.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -30,6 +31,10 @@ export interface Config {
   readonly allowedHosts: readonly string[];
   /** Browser origins allowed to call the API and open WebSockets, besides same-origin pages. */
   readonly allowedOrigins: readonly string[];
+  /** Proxies whose X-Forwarded-For is believed (addresses or IPv4 CIDRs). */
+  readonly trustedProxies: readonly string[];
+  /** Addresses never counted or banned by the brute-force guard. */
+  readonly banExempt: readonly string[];
   /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
   readonly basicAuth: boolean;
   /** Role name → scopes it grants; users get the union of their roles' scopes. */
@@ -257,6 +262,20 @@ const envSchema = z.object({
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
   ALLOWED_HOSTS: list(parseHostPattern, "host names or *.suffix patterns, e.g. gate.lan,*.home.arpa"),
   ALLOWED_ORIGINS: list(parseOrigin, "origins such as https://dash.lan:8443 (scheme, host, optional port; no path)"),
+  TRUSTED_PROXIES: list(parseAddressPattern, "addresses or IPv4 CIDRs such as 10.0.0.2,192.168.1.0/24"),
+  BAN_EXEMPT: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      // Unset: loopback is exempt (your own box). Set (even empty): exactly the listed addresses.
+      const entries = raw === undefined ? ["127.0.0.1", "::1"] : raw.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+      const parsed = entries.map(parseAddressPattern);
+      if (parsed.some((entry) => entry === undefined)) {
+        ctx.addIssue({ code: "custom", message: "must be a comma-separated list of addresses or IPv4 CIDRs (empty: nobody is exempt)" });
+        return z.NEVER;
+      }
+      return parsed as string[];
+    }),
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
   JWT_ALG: z
@@ -333,6 +352,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       accessLog: vars.ACCESS_LOG ?? "all",
       allowedHosts: vars.ALLOWED_HOSTS,
       allowedOrigins: vars.ALLOWED_ORIGINS,
+      trustedProxies: vars.TRUSTED_PROXIES,
+      banExempt: vars.BAN_EXEMPT,
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,

@@ -18,6 +18,7 @@ export type GateErrorCode =
   | "invalid_scope"
   | "misdirected_request"
   | "forbidden_origin"
+  | "too_many_requests"
   | "not_found"
   | "method_not_allowed"
   | "upgrade_required"
@@ -51,6 +52,8 @@ export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
   // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
   misdirected_request: { status: 421, close: 4421, challenge: false },
   forbidden_origin: { status: 403, close: 4403, challenge: false },
+  // The brute-force guard: comes with Retry-After.
+  too_many_requests: { status: 429, close: 4429, challenge: false },
   not_found: { status: 404, close: 4404, challenge: false },
   method_not_allowed: { status: 405, close: 4405, challenge: false },
   upgrade_required: { status: 426, close: 4426, challenge: false },
@@ -90,6 +93,17 @@ export class GateError {
 // Shared instances for the hot refusals: they are immutable, so allocating per request buys nothing.
 export const MISSING_TOKEN = new GateError("missing_token", "No token was presented");
 export const INVALID_TOKEN = new GateError("invalid_token", "The token is not valid");
+/** Refusals that mean "someone is guessing": they count toward a ban. Known-but-stale ones do not. */
+export function countsAsGuess(error: GateError): boolean {
+  return error === INVALID_TOKEN || error.code === "invalid_credentials";
+}
+
+export function tooManyAttempts(retryAfterSeconds: number): GateError {
+  return new GateError("too_many_requests", "Too many failed attempts; retry later", {
+    headers: { "retry-after": String(retryAfterSeconds) },
+  });
+}
+
 /** Known but no longer valid: distinct descriptions so a client can tell "rotate me" from "wrong". */
 export const REVOKED_TOKEN = new GateError("invalid_token", "The token has been revoked", { close: 4403 });
 export const EXPIRED_TOKEN = new GateError("invalid_token", "The token has expired", { close: 4401 });

@@ -14,7 +14,9 @@ import {
   SUBPROTOCOL,
   UNSUPPORTED_SCHEME,
 } from "./credentials.ts";
-import { GateError, MISSING_TOKEN } from "./errors.ts";
+import { countsAsGuess, GateError, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
+import type { RequestGuard } from "./guard.ts";
+import { parseApiKey } from "./keys.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./http.ts";
 import type { Logger } from "./log.ts";
 import type { HostPolicy, OriginPolicy } from "./origins.ts";
@@ -39,6 +41,8 @@ export interface GateOptions {
   readonly hostPolicy?: HostPolicy | undefined;
   /** Origin allow-list (CSWSH, CORS); without it every Origin is accepted. */
   readonly originPolicy?: OriginPolicy | undefined;
+  /** Brute-force guard; without it failures are not counted. */
+  readonly guard?: RequestGuard | undefined;
 }
 
 export interface Gate {
@@ -111,7 +115,27 @@ function logAccessTo(
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { authenticate, logger, recordUse, authenticatePassword, hostPolicy, originPolicy } = options;
+  const { authenticate, logger, recordUse, authenticatePassword, hostPolicy, originPolicy, guard } = options;
+
+  /**
+   * A refusal that looks like guessing is counted; if that (or an earlier ban on the presented
+   * key id) puts the client over the limit, the answer becomes 429. Stale-but-genuine
+   * credentials (revoked, expired) are never counted: they are the operator's own devices.
+   */
+  function judge(request: Request, server: Server<WsData>, verdict: Verdict, token: unknown): Verdict {
+    if (guard === undefined || !(verdict instanceof GateError) || !countsAsGuess(verdict)) return verdict;
+    const keyId = typeof token === "string" ? parseApiKey(token)?.id : undefined;
+    guard.recordFailure(request, server, keyId);
+    const wait = guard.retryAfter(request, server, keyId);
+    return wait > 0 ? tooManyAttempts(wait) : verdict;
+  }
+
+  /** A banned client gets 429 before any authentication work. */
+  function banned(request: Request, server: Server<WsData>): GateError | undefined {
+    if (guard === undefined || !guard.active) return undefined;
+    const wait = guard.retryAfter(request, server);
+    return wait > 0 ? tooManyAttempts(wait) : undefined;
+  }
   const offerBasic = authenticatePassword !== undefined;
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = logger.enabled("info") ? options.accessLog : "off";
@@ -124,12 +148,12 @@ export function createGate(options: GateOptions): Gate {
   function serveHttp(request: Request, server: Server<WsData>, route: HttpRoute, who: Verdict): Response | Promise<Response> {
     if (who instanceof GateError) return toResponse(who, offerBasic);
     if (recordUse !== undefined && who.kind !== "bootstrap") recordUse(who, () => server.requestIP(request)?.address ?? "-");
-    return route.handle(request, who);
+    return route.handle(request, who, server);
   }
 
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
   async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
-    const who = await authenticatePassword!(credentials);
+    const who = judge(request, server, await authenticatePassword!(credentials), undefined);
     const verdict = who instanceof GateError ? who : (requireScope(who, route.scope!) ?? who);
     if (!(verdict instanceof GateError)) seen(verdict.id);
     return serveHttp(request, server, route, verdict);
@@ -173,7 +197,7 @@ export function createGate(options: GateOptions): Gate {
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
     const settle = (who: Verdict): Response | undefined => {
-      const outcome = upgrade(request, server, route, subprotocols, who);
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, who, token));
       if (outcome instanceof GateError) return toResponse(outcome);
       seen(outcome.id);
       return undefined;
@@ -208,26 +232,37 @@ export function createGate(options: GateOptions): Gate {
         } else if (request.method === "OPTIONS" && origin !== null && request.headers.has("access-control-request-method")) {
           response = preflightResponse(origin, route.kind === "http" ? route.methods : ["GET"]);
         } else if (route.kind === "websocket") {
-          response = request.method === "GET" ? serveSocket(request, server, route, query, seen) : toResponse(methodNotAllowed(route));
+          const ban = request.method === "GET" ? banned(request, server) : undefined;
+          response =
+            request.method !== "GET"
+              ? toResponse(methodNotAllowed(route))
+              : ban !== undefined
+                ? toResponse(ban)
+                : serveSocket(request, server, route, query, seen);
         } else if (!route.methods.includes(request.method)) {
           response = toResponse(methodNotAllowed(route));
-        } else if (route.scope === null) {
-          response = route.handle(request, undefined);
         } else {
-          const headers = request.headers;
-          const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
-          if (credential instanceof BasicCredentials && offerBasic) {
-            response = serveWithPassword(request, server, route, credential, seen);
+          const ban = route.scope !== null || route.guarded === true ? banned(request, server) : undefined;
+          if (ban !== undefined) {
+            response = toResponse(ban);
+          } else if (route.scope === null) {
+            response = route.handle(request, undefined, server);
           } else {
-            const who = authorizeToken(credential, authenticate, route.scope);
-            if (who instanceof Promise) {
-              response = who.then((verdict) => {
-                if (!(verdict instanceof GateError)) seen(verdict.id);
-                return serveHttp(request, server, route, verdict);
-              });
+            const headers = request.headers;
+            const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+            if (credential instanceof BasicCredentials && offerBasic) {
+              response = serveWithPassword(request, server, route, credential, seen);
             } else {
-              if (!(who instanceof GateError)) principal = who.id;
-              response = serveHttp(request, server, route, who);
+              const who = authorizeToken(credential, authenticate, route.scope);
+              if (who instanceof Promise) {
+                response = who.then((verdict) => {
+                  if (!(verdict instanceof GateError)) seen(verdict.id);
+                  return serveHttp(request, server, route, judge(request, server, verdict, credential));
+                });
+              } else {
+                if (!(who instanceof GateError)) principal = who.id;
+                response = serveHttp(request, server, route, who instanceof GateError ? judge(request, server, who, credential) : who);
+              }
             }
           }
         }

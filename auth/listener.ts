@@ -9,6 +9,7 @@ import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator, Principal } from "./principal.ts";
+import type { RequestGuard } from "./guard.ts";
 import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import type { Route } from "./routes.ts";
 import type { PasswordAuthenticator } from "./users.ts";
@@ -24,6 +25,7 @@ export interface ListenerOptions {
   readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
   readonly routes: readonly Route[];
   readonly hostPolicy?: HostPolicy | undefined;
+  readonly guard?: RequestGuard | undefined;
   readonly originPolicy?: OriginPolicy | undefined;
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -59,6 +61,7 @@ export function startListener(options: ListenerOptions): Listener {
     authenticatePassword: options.authenticatePassword,
     routes: options.routes,
     hostPolicy: options.hostPolicy,
+    guard: options.guard,
     originPolicy: options.originPolicy,
     logger,
     accessLog: options.accessLog,

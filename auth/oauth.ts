@@ -7,7 +7,8 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError } from "./errors.ts";
+import { GateError, tooManyAttempts } from "./errors.ts";
+import type { RequestGuard } from "./guard.ts";
 import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
 import { issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
 import { subjectOf } from "./keyring.ts";
@@ -15,6 +16,8 @@ import { parseApiKey, parseScopes } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import type { HttpRoute } from "./routes.ts";
+import type { Server } from "bun";
+import type { WsData } from "./ws.ts";
 import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRACE_MS } from "./refresh.ts";
 import type { NewRefreshToken, RefreshStore, UserStore } from "./store.ts";
 import { digestToken, tokenMatchesDigest } from "./tokens.ts";
@@ -34,6 +37,8 @@ export interface TokenEndpointOptions {
   readonly refreshTtl: number;
   /** Runs after a revocation so open sockets and caches follow at once. */
   readonly afterRevocation: () => void;
+  /** Counts guesses (wrong passwords, unknown refresh tokens, wrong client secrets) toward a ban. */
+  readonly guard?: RequestGuard | undefined;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -60,6 +65,8 @@ const REFRESH_REUSED = oauthError("invalid_grant", "The refresh token was alread
 const SUBJECT_GONE = oauthError("invalid_grant", "The account behind this refresh token is disabled or gone");
 const WRONG_CLIENT = oauthError("invalid_grant", "The refresh token was issued to another client");
 const NO_TOKEN_PARAM = oauthError("invalid_request", "token is required");
+/** The refusals that mean someone is guessing; expired, revoked or replayed tokens are not guesses. */
+const GUESSES: ReadonlySet<GateError> = new Set([WRONG_PASSWORD_GRANT, BAD_REFRESH, BAD_CLIENT]);
 
 /** Form parameters, refusing repeats (RFC 6749 §3.2: a parameter must not be sent twice). */
 function parseForm(body: string): Map<string, string> | GateError {
@@ -207,7 +214,15 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return { principal, clientId: record.clientId, ceiling, session: { familyId: record.familyId, refresh: next.token } };
   }
 
-  async function handleToken(request: Request): Promise<Response> {
+  /** Guesses count toward a ban; the answer turns into 429 once the client is over the limit. */
+  function judge(request: Request, server: Server<WsData>, error: GateError, keyId: string | undefined): GateError {
+    if (options.guard === undefined || !GUESSES.has(error)) return error;
+    options.guard.recordFailure(request, server, keyId);
+    const wait = options.guard.retryAfter(request, server, keyId);
+    return wait > 0 ? tooManyAttempts(wait) : error;
+  }
+
+  async function handleToken(request: Request, _principal: Principal | undefined, server: Server<WsData>): Promise<Response> {
     if (!isFormContentType(request.headers.get("content-type"))) return toOAuthResponse(WRONG_CONTENT_TYPE);
     const params = parseForm(await request.text());
     if (params instanceof GateError) return toOAuthResponse(params);
@@ -226,7 +241,10 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
           : grant === "refresh_token"
             ? refreshGrant(params, scopes)
             : oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
-    if (granted instanceof GateError) return toOAuthResponse(granted);
+    if (granted instanceof GateError) {
+      const keyId = grant === "client_credentials" ? params.get("client_id") : undefined;
+      return toOAuthResponse(judge(request, server, granted, keyId));
+    }
     const { principal, clientId, ceiling, session } = granted;
     if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
     const scope = scopes ?? ceiling;
@@ -278,8 +296,8 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return jwks.body;
   };
   return [
-    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, handle: handleToken },
-    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, handle: handleRevoke },
+    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: handleToken },
+    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: handleRevoke },
     {
       kind: "http",
       path: "/.well-known/jwks.json",

@@ -3,8 +3,10 @@
  * a protected handler returns once the gate has let a request through. Handlers never see a
  * request that failed authentication; they receive the verified principal instead.
  */
+import type { Server } from "bun";
 import { jsonResponse } from "./http.ts";
 import { ANY_SCOPE, type Principal } from "./principal.ts";
+import type { WsData } from "./ws.ts";
 
 export interface HttpRoute {
   readonly kind: "http";
@@ -12,7 +14,9 @@ export interface HttpRoute {
   readonly methods: readonly string[];
   /** Scope the caller needs, or `null` for a public route. */
   readonly scope: string | null;
-  handle(request: Request, principal: Principal | undefined): Response | Promise<Response>;
+  /** A public route that checks credentials itself (the token endpoint): banned clients get 429 too. */
+  readonly guarded?: boolean;
+  handle(request: Request, principal: Principal | undefined, server: Server<WsData>): Response | Promise<Response>;
 }
 
 export interface SocketRoute {

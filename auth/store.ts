@@ -109,8 +109,26 @@ export interface RefreshStore {
   revokedAccessTokens(now: number): string[];
 }
 
+export interface BanRecord {
+  /** `addr:<ip>` or `key:<id>`. */
+  readonly subject: string;
+  readonly startedAt: number;
+  readonly until: number;
+  /** 1 for a first ban; each ban soon after the previous one doubles the duration. */
+  readonly level: number;
+}
+
+export interface BanStore {
+  /** Bans whose end lies after `now`. */
+  listBans(now: number): BanRecord[];
+  /** Records a ban; the level grows if the subject's previous ban ended less than `memoryMs` ago. */
+  startBan(subject: string, now: number, baseMs: number, maxMs: number, memoryMs: number): BanRecord;
+  /** Ends bans now (all, or one subject's); returns how many were active. */
+  clearBans(now: number, subject?: string): number;
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore;
+export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore;
 
 interface Migration {
   readonly version: number;
@@ -184,6 +202,17 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE revoked_access_tokens (
         jti TEXT PRIMARY KEY,
         expires_at INTEGER NOT NULL
+      ) STRICT`,
+    ],
+  },
+  {
+    version: 5,
+    statements: [
+      `CREATE TABLE bans (
+        subject TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL,
+        until INTEGER NOT NULL,
+        level INTEGER NOT NULL CHECK (level >= 1)
       ) STRICT`,
     ],
   },
@@ -376,6 +405,17 @@ export function openSqliteStore(dataDir: string): Store {
   const pruneRevokedJtis = db.query("DELETE FROM revoked_access_tokens WHERE expires_at <= $now");
   const retireSigningKeys = db.query("UPDATE signing_keys SET retired_at = $at WHERE alg = $alg AND retired_at IS NULL");
   const pruneSigningKeys = db.query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $before");
+  const selectActiveBans = db.query<{ subject: string; started_at: number; until: number; level: number }, { now: number }>(
+    "SELECT * FROM bans WHERE until > $now ORDER BY until",
+  );
+  const selectBan = db.query<{ subject: string; started_at: number; until: number; level: number }, { subject: string }>(
+    "SELECT * FROM bans WHERE subject = $subject",
+  );
+  const upsertBan = db.query(
+    `INSERT INTO bans (subject, started_at, until, level) VALUES ($subject, $started_at, $until, $level)
+     ON CONFLICT (subject) DO UPDATE SET started_at = excluded.started_at, until = excluded.until, level = excluded.level`,
+  );
+  const endBans = db.query("UPDATE bans SET until = $now WHERE until > $now AND ($subject IS NULL OR subject = $subject)");
   const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
 
   const insertRefreshRow = (token: NewRefreshToken) =>
@@ -492,6 +532,20 @@ export function openSqliteStore(dataDir: string): Store {
       }).immediate();
     },
     revokedAccessTokens: (now) => selectRevokedJtis.all({ now }).map((row) => row.jti),
+    listBans: (now) =>
+      selectActiveBans.all({ now }).map((row) => ({ subject: row.subject, startedAt: row.started_at, until: row.until, level: row.level })),
+    startBan(subject, now, baseMs, maxMs, memoryMs) {
+      return db
+        .transaction((): BanRecord => {
+          const previous = selectBan.get({ subject });
+          const level = previous !== null && now - previous.until < memoryMs ? previous.level + 1 : 1;
+          const until = now + Math.min(maxMs, baseMs * 2 ** (level - 1));
+          upsertBan.run({ subject, started_at: now, until, level });
+          return { subject, startedAt: now, until, level };
+        })
+        .immediate();
+    },
+    clearBans: (now, subject) => endBans.run({ now, subject: subject ?? null }).changes,
     ensureSigningKey(candidate) {
       // Two instances starting at once must agree on one key: check and insert in one write transaction.
       db.transaction(() => {

@@ -10,7 +10,7 @@ import { expectNoSecretsInOutput, newSecret } from "./support/secrets.ts";
 let handlerRuns = 0;
 const countedRoutes: Route[] = createSeedRoutes().map((route) =>
   route.kind === "http" && route.path === "/secure-data"
-    ? { ...route, handle: (request, principal) => ((handlerRuns += 1), route.handle(request, principal)) }
+    ? { ...route, handle: (request, principal, server) => ((handlerRuns += 1), route.handle(request, principal, server)) }
     : route,
 );
 

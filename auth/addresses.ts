@@ -1,0 +1,76 @@
+/**
+ * Client addresses: matching IPs against configured lists (exact addresses and IPv4 CIDRs), and
+ * finding the real client behind trusted proxies. Pure. `X-Forwarded-For` is only believed when
+ * the peer itself is a trusted proxy; otherwise anyone could pick an address to hide behind.
+ */
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function ipv4ToNumber(address: string): number | undefined {
+  const match = IPV4.exec(address);
+  if (match === null) return undefined;
+  const parts = match.slice(1, 5).map(Number);
+  if (parts.some((part) => part > 255)) return undefined;
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+/** `::ffff:192.168.1.5` (how Bun reports IPv4 on a dual-stack socket) → `192.168.1.5`. */
+export function normalizeAddress(address: string): string {
+  const lower = address.trim().toLowerCase();
+  return lower.startsWith("::ffff:") && IPV4.test(lower.slice(7)) ? lower.slice(7) : lower;
+}
+
+/** An address or IPv4 CIDR as written in config, or `undefined` if it is neither. */
+export function parseAddressPattern(text: string): string | undefined {
+  const value = text.trim().toLowerCase();
+  const [base, bits, extra] = value.split("/");
+  if (extra !== undefined || base === undefined) return undefined;
+  if (bits !== undefined) {
+    const width = Number(bits);
+    return ipv4ToNumber(base) !== undefined && /^\d{1,2}$/.test(bits) && width <= 32 ? value : undefined;
+  }
+  return ipv4ToNumber(base) !== undefined || /^[0-9a-f:]+$/.test(base) ? value : undefined;
+}
+
+export interface AddressList {
+  has(address: string): boolean;
+}
+
+export function createAddressList(patterns: readonly string[]): AddressList {
+  const exact = new Set<string>();
+  const ranges: Array<{ base: number; mask: number }> = [];
+  for (const pattern of patterns) {
+    const [base, bits] = pattern.split("/");
+    if (bits === undefined) {
+      exact.add(normalizeAddress(base!));
+      continue;
+    }
+    const mask = Number(bits) === 0 ? 0 : (0xffffffff << (32 - Number(bits))) >>> 0;
+    ranges.push({ base: (ipv4ToNumber(base!)! & mask) >>> 0, mask });
+  }
+  return {
+    has(address) {
+      const normalized = normalizeAddress(address);
+      if (exact.has(normalized)) return true;
+      const number = ipv4ToNumber(normalized);
+      return number !== undefined && ranges.some((range) => ((number & range.mask) >>> 0) === range.base);
+    },
+  };
+}
+
+/**
+ * The client behind the connection: the peer itself, or, when the peer is a trusted proxy, the
+ * rightmost `X-Forwarded-For` entry that is not a trusted proxy (entries left of it are claims
+ * made by whoever the proxy talked to, and can be forged).
+ */
+export function clientAddress(peer: string, forwardedFor: string | null, trustedProxies: AddressList): string {
+  const direct = normalizeAddress(peer);
+  if (forwardedFor === null || !trustedProxies.has(direct)) return direct;
+  const hops = forwardedFor.split(",").map((hop) => normalizeAddress(hop));
+  for (let index = hops.length - 1; index >= 0; index--) {
+    const hop = hops[index]!;
+    if (hop === "" || !(ipv4ToNumber(hop) !== undefined || /^[0-9a-f:]+$/.test(hop))) return direct;
+    if (!trustedProxies.has(hop)) return hop;
+  }
+  return direct;
+}

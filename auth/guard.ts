@@ -1,0 +1,149 @@
+/**
+ * The brute-force guard. Failed authentications are counted per client address and per
+ * presented key id in an `AttemptStore`; past the limit the subject is banned for a while, longer
+ * each time it comes back soon after a ban. Bans live in the `BanStore` (SQLite), so the CLI can
+ * list and clear them and every process sees them; this module keeps an in-memory copy so the
+ * per-request check is a Map lookup, and no lookup at all while nobody is banned.
+ */
+import type { Server } from "bun";
+import { clientAddress, type AddressList } from "./addresses.ts";
+import type { BanRecord, BanStore } from "./store.ts";
+import type { WsData } from "./ws.ts";
+
+export interface AttemptStore {
+  /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */
+  countFailure(subject: string, now: number, windowMs: number): number;
+  forget(subject: string): void;
+}
+
+/** The single-process default; a shared backend replaces it when several instances run. */
+export function createMemoryAttemptStore(limit = 100_000): AttemptStore {
+  const windows = new Map<string, { start: number; count: number }>();
+  return {
+    countFailure(subject, now, windowMs) {
+      const window = windows.get(subject);
+      if (window === undefined || now - window.start >= windowMs) {
+        // Bounded: a flood of distinct addresses must not grow memory without end.
+        if (windows.size >= limit) windows.delete(windows.keys().next().value!);
+        windows.set(subject, { start: now, count: 1 });
+        return 1;
+      }
+      window.count += 1;
+      return window.count;
+    },
+    forget: (subject) => void windows.delete(subject),
+  };
+}
+
+export interface GuardLimits {
+  readonly maxFailures: number;
+  readonly windowMs: number;
+  readonly baseBanMs: number;
+  readonly maxBanMs: number;
+  /** A ban that starts within this long after the previous one ended is a repeat. */
+  readonly memoryMs: number;
+}
+
+export const DEFAULT_LIMITS: GuardLimits = {
+  maxFailures: 10,
+  windowMs: 60_000,
+  baseBanMs: 60_000,
+  maxBanMs: 3_600_000,
+  memoryMs: 86_400_000,
+};
+
+export type GuardEvent =
+  | { readonly event: "ban.started"; readonly subject: string; readonly until: number; readonly level: number }
+  | { readonly event: "ban.ended"; readonly subject: string };
+
+export interface Guard {
+  /** Whether anyone is banned at all: when not, callers skip the (costly) address lookup. */
+  readonly active: boolean;
+  /** Seconds until the ban on this address (or key id) ends, or 0 when not banned. */
+  retryAfter(address: string, keyId?: string): number;
+  /** Counts a failure (unknown secret, wrong password) and bans past the limit. */
+  recordFailure(address: string, keyId?: string): void;
+  /** Reloads bans from the store (after `cli bans clear`, or another instance's ban). */
+  reload(): void;
+}
+
+export interface GuardOptions {
+  readonly attempts: AttemptStore;
+  readonly bans: BanStore;
+  readonly limits?: GuardLimits;
+  /** Addresses never counted or banned (loopback, the operator's own devices). */
+  readonly exempt: (address: string) => boolean;
+  readonly now?: () => number;
+  readonly onEvent?: (event: GuardEvent) => void;
+}
+
+export function createGuard(options: GuardOptions): Guard {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const now = options.now ?? Date.now;
+  let banned = new Map<string, number>();
+
+  const load = (records: readonly BanRecord[]) => {
+    const next = new Map(records.map((record) => [record.subject, record.until]));
+    for (const subject of banned.keys()) if (!next.has(subject)) options.onEvent?.({ event: "ban.ended", subject });
+    banned = next;
+  };
+  load(options.bans.listBans(now()));
+
+  const remaining = (subject: string, at: number): number => {
+    const until = banned.get(subject);
+    if (until === undefined) return 0;
+    if (until <= at) {
+      banned.delete(subject);
+      options.onEvent?.({ event: "ban.ended", subject });
+      return 0;
+    }
+    return Math.ceil((until - at) / 1000);
+  };
+
+  const fail = (subject: string, at: number) => {
+    if (options.attempts.countFailure(subject, at, limits.windowMs) < limits.maxFailures) return;
+    const ban = options.bans.startBan(subject, at, limits.baseBanMs, limits.maxBanMs, limits.memoryMs);
+    options.attempts.forget(subject);
+    banned.set(subject, ban.until);
+    options.onEvent?.({ event: "ban.started", subject, until: ban.until, level: ban.level });
+  };
+
+  return {
+    get active() {
+      return banned.size > 0;
+    },
+    retryAfter(address, keyId) {
+      if (banned.size === 0 || options.exempt(address)) return 0;
+      const at = now();
+      return Math.max(remaining(`addr:${address}`, at), keyId === undefined ? 0 : remaining(`key:${keyId}`, at));
+    },
+    recordFailure(address, keyId) {
+      if (options.exempt(address)) return;
+      const at = now();
+      fail(`addr:${address}`, at);
+      if (keyId !== undefined) fail(`key:${keyId}`, at);
+    },
+    reload: () => load(options.bans.listBans(now())),
+  };
+}
+
+/** The guard as the gate uses it: addresses come from the request (trusted proxies honoured). */
+export interface RequestGuard {
+  readonly active: boolean;
+  retryAfter(request: Request, server: Server<WsData>, keyId?: string): number;
+  recordFailure(request: Request, server: Server<WsData>, keyId?: string): void;
+  reload(): void;
+}
+
+export function createRequestGuard(guard: Guard, trustedProxies: AddressList): RequestGuard {
+  const addressOf = (request: Request, server: Server<WsData>) =>
+    clientAddress(server.requestIP(request)?.address ?? "-", request.headers.get("x-forwarded-for"), trustedProxies);
+  return {
+    get active() {
+      return guard.active;
+    },
+    retryAfter: (request, server, keyId) => (guard.active ? guard.retryAfter(addressOf(request, server), keyId) : 0),
+    recordFailure: (request, server, keyId) => guard.recordFailure(addressOf(request, server), keyId),
+    reload: () => guard.reload(),
+  };
+}

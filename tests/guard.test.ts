@@ -1,0 +1,194 @@
+/**
+ * The brute-force guard: counting, bans, escalation, exemptions, trusted proxies, key-id bans
+ * that never lock out the genuine key, and the CLI lifting a ban on a running server.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { clientAddress, createAddressList, normalizeAddress } from "../auth/addresses.ts";
+import { generateApiKey } from "../auth/keys.ts";
+import { createGuard, createMemoryAttemptStore, DEFAULT_LIMITS } from "../auth/guard.ts";
+import { hashPassword } from "../auth/passwords.ts";
+import { openSqliteStore } from "../auth/store.ts";
+import { digestToken } from "../auth/tokens.ts";
+import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp } from "./support/harness.ts";
+import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
+
+describe("addresses", () => {
+  const proxies = createAddressList(["10.0.0.2", "192.168.50.0/24"]);
+  test.each<[string, string | null, string]>([
+    ["203.0.113.9", null, "203.0.113.9"],
+    ["203.0.113.9", "198.51.100.1", "203.0.113.9"],
+    ["10.0.0.2", "198.51.100.1", "198.51.100.1"],
+    ["10.0.0.2", "6.6.6.6, 198.51.100.1", "198.51.100.1"],
+    ["10.0.0.2", "198.51.100.1, 192.168.50.7", "198.51.100.1"],
+    ["10.0.0.2", "not-an-ip", "10.0.0.2"],
+    ["::ffff:10.0.0.2", "198.51.100.1", "198.51.100.1"],
+  ])("peer %s, X-Forwarded-For %p → %s", (peer, forwarded, client) => {
+    expect(clientAddress(peer, forwarded, proxies)).toBe(client);
+  });
+
+  test("CIDR and exact matching, IPv4-mapped IPv6 normalised", () => {
+    expect(proxies.has("192.168.50.200")).toBe(true);
+    expect(proxies.has("192.168.51.1")).toBe(false);
+    expect(normalizeAddress("::FFFF:1.2.3.4")).toBe("1.2.3.4");
+  });
+});
+
+describe("guard (unit, real SQLite ban store)", () => {
+  test("10 failures in the window ban; the ban grows on repeat and ends by itself", () => {
+    using dir = makeTempDir();
+    const store = openSqliteStore(dir.path);
+    let now = 1_000_000;
+    const events: string[] = [];
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now, onEvent: (event) => events.push(event.event) });
+    for (let i = 0; i < 9; i++) guard.recordFailure("192.0.2.1");
+    expect(guard.retryAfter("192.0.2.1")).toBe(0);
+    guard.recordFailure("192.0.2.1");
+    expect(guard.retryAfter("192.0.2.1")).toBe(60);
+    now += 61_000;
+    expect(guard.retryAfter("192.0.2.1")).toBe(0);
+    for (let i = 0; i < 10; i++) guard.recordFailure("192.0.2.1");
+    expect(guard.retryAfter("192.0.2.1")).toBe(120);
+    expect(events).toEqual(["ban.started", "ban.ended", "ban.started"]);
+    store.close();
+  });
+
+  test("failures spread beyond the window never add up to a ban", () => {
+    using dir = makeTempDir();
+    const store = openSqliteStore(dir.path);
+    let now = 0;
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now });
+    for (let i = 0; i < 30; i++) {
+      guard.recordFailure("192.0.2.2");
+      now += 7_000;
+    }
+    expect(guard.retryAfter("192.0.2.2")).toBe(0);
+    expect(guard.active).toBe(false);
+    store.close();
+  });
+
+  test("exempt addresses are never counted", () => {
+    using dir = makeTempDir();
+    const store = openSqliteStore(dir.path);
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: (address) => address === "127.0.0.1" });
+    for (let i = 0; i < 50; i++) guard.recordFailure("127.0.0.1");
+    expect(store.listBans(Date.now())).toEqual([]);
+    expect(DEFAULT_LIMITS.maxFailures).toBe(10);
+    store.close();
+  });
+});
+
+const PROXIED = { BAN_EXEMPT: "", TRUSTED_PROXIES: "127.0.0.1" };
+const from = (address: string, headers: Record<string, string> = {}) => ({ headers: { "X-Forwarded-For": address, ...headers } });
+
+async function failTimes(app: TestApp, address: string, count: number) {
+  for (let i = 0; i < count; i++) {
+    await fetch(`${app.http}/secure-data`, from(address, { "X-Auth-Token": trackSecret(generateApiKey().token) }));
+  }
+}
+
+describe("on the wire", () => {
+  test("ten unknown tokens from one address: 429 with Retry-After for HTTP, WebSocket and token endpoint alike", async () => {
+    await using app = await startTestApp(PROXIED);
+    await failTimes(app, "198.51.100.7", 9);
+    const tenth = await fetch(`${app.http}/secure-data`, from("198.51.100.7", { "X-Auth-Token": trackSecret(generateApiKey().token) }));
+    expect(tenth.status).toBe(429);
+    expect(tenth.headers.get("retry-after")).toBe("60");
+    expect(await tenth.json()).toMatchObject({ code: "too_many_requests" });
+
+    // Even the right token is refused while the address is banned: no oracle for the guesser.
+    const valid = await fetch(`${app.http}/secure-data`, from("198.51.100.7", { "X-Auth-Token": app.token }));
+    expect(valid.status).toBe(429);
+    const ws = new WsProbe(`${app.ws}/ws?token=${app.token}`, { headers: new Headers({ "X-Forwarded-For": "198.51.100.7" }) });
+    expect(await ws.opened).toBe(false);
+    const token = await fetch(`${app.http}/auth/token`, {
+      method: "POST",
+      headers: { "X-Forwarded-For": "198.51.100.7", "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=password&username=a&password=b",
+    });
+    expect(token.status).toBe(429);
+
+    // Another address is unaffected; /healthz stays reachable for the banned one.
+    expect((await fetch(`${app.http}/secure-data`, from("198.51.100.8", { "X-Auth-Token": app.token }))).status).toBe(200);
+    expect((await fetch(`${app.http}/healthz`, from("198.51.100.7"))).status).toBe(200);
+    expect(app.lines.some((line) => line.includes('"msg":"ban.started"') && line.includes("addr:198.51.100.7"))).toBe(true);
+  });
+
+  test("revoked keys and expired tokens get their 401 but never count toward a ban", async () => {
+    await using app = await startTestApp(PROXIED);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    app.store.insertKey({ id: key.id, name: "old lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    app.store.revokeKey(key.id, Date.now());
+    app.app.keyring.refresh();
+    for (let i = 0; i < 15; i++) {
+      const response = await fetch(`${app.http}/secure-data`, from("198.51.100.9", { "X-Auth-Token": key.token }));
+      expect(response.status).toBe(401);
+    }
+    expect(app.store.listBans(Date.now())).toEqual([]);
+  });
+
+  test("wrong passwords on the token endpoint count; the 10th answer is already 429", async () => {
+    await using app = await startTestApp(PROXIED);
+    app.store.insertUser({ username: "frank", passwordHash: await hashPassword(trackSecret("frank's real password")), roles: ["viewer"], createdAt: Date.now() });
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${app.http}/auth/token`, {
+        method: "POST",
+        headers: { "X-Forwarded-For": "198.51.100.10", "content-type": "application/x-www-form-urlencoded" },
+        body: "grant_type=password&username=frank&password=guess" + i,
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 9).every((status) => status === 400)).toBe(true);
+    expect(statuses[9]).toBe(429);
+  });
+
+  test("a key id attacked from many addresses: wrong secrets get 429, the genuine key keeps working", async () => {
+    await using app = await startTestApp(PROXIED);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    app.store.insertKey({ id: key.id, name: "sensor", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    app.app.keyring.refresh();
+    const forged = () => trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
+    for (let i = 0; i < 10; i++) await fetch(`${app.http}/secure-data`, from(`203.0.113.${i + 1}`, { "X-Auth-Token": forged() }));
+    const guess = await fetch(`${app.http}/secure-data`, from("203.0.113.99", { "X-Auth-Token": forged() }));
+    expect(guess.status).toBe(429);
+    const genuine = await fetch(`${app.http}/secure-data`, from("203.0.113.100", { "X-Auth-Token": key.token }));
+    expect(genuine.status).toBe(200);
+  });
+
+  test("X-Forwarded-For from an untrusted peer is ignored: the peer itself is counted", async () => {
+    await using app = await startTestApp({ BAN_EXEMPT: "" });
+    for (let i = 0; i < 10; i++) {
+      await fetch(`${app.http}/secure-data`, from(`198.51.100.${i + 20}`, { "X-Auth-Token": trackSecret(generateApiKey().token) }));
+    }
+    expect(app.store.listBans(Date.now()).map((ban) => ban.subject)).toEqual(["addr:127.0.0.1"]);
+  });
+
+  test("loopback is exempt by default", async () => {
+    await using app = await startTestApp();
+    for (let i = 0; i < 12; i++) await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": trackSecret(generateApiKey().token) } });
+    expect((await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": app.token } })).status).toBe(200);
+  });
+
+  test("cli bans list|clear: lists the ban and lifts it on the running server", async () => {
+    await using app = await startTestApp(PROXIED);
+    await failTimes(app, "198.51.100.30", 10);
+    const cli = async (...args: string[]) => {
+      const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], { env: { PATH: process.env.PATH ?? "", DATA_DIR: app.dataDir }, stdout: "pipe", stderr: "pipe" });
+      const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      return { out, code };
+    };
+    const listed = await cli("bans", "list", "--json");
+    expect(JSON.parse(listed.out)).toEqual([expect.objectContaining({ subject: "addr:198.51.100.30", level: 1 })]);
+    expect((await cli("bans", "clear", "addr:198.51.100.30")).code).toBe(0);
+    await Bun.sleep(300);
+    expect((await fetch(`${app.http}/secure-data`, from("198.51.100.30", { "X-Auth-Token": app.token }))).status).toBe(200);
+    expect((await cli("bans", "clear", "addr:198.51.100.30")).code).toBe(3);
+  });
+});
+
+test("no secret reached any server output", () => {
+  expectNoSecretsInOutput();
+});
