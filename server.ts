@@ -2,6 +2,7 @@
  * tokengate's composition root: the only reader of Bun.env. It validates the configuration,
  * resolves the bootstrap token, wires the logger to stdout and starts the listener.
  */
+import { openSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
 import { startApp, type App } from "./auth/app.ts";
@@ -56,9 +57,22 @@ const logger = createLogger({
 });
 for (const warning of bootstrap.warnings) logger.warn(warning);
 
+// Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us),
+// otherwise into the stdout stream next to the access log.
+let writeAudit = (line: string) => logger.raw(line);
+if (config.auditLogFile !== null) {
+  try {
+    const fd = openSync(config.auditLogFile, "a", 0o600);
+    writeAudit = (line) => void writeSync(fd, line);
+  } catch (error) {
+    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
+    failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which cannot be opened for appending (${code}); create its directory or fix its permissions` }]);
+  }
+}
+
 let app: App;
 try {
-  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname() });
+  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit });
 } catch (error) {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
   const why =

@@ -11,7 +11,8 @@ import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createAddressList } from "./addresses.ts";
-import { createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
+import { createAddressResolver, createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
+import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createSeedRoutes } from "./routes.ts";
 import type { Store } from "./store.ts";
@@ -34,6 +35,8 @@ export interface AppOptions {
   readonly pollMs?: number;
   /** This machine's host name: answered by default (and as `<name>.local`). */
   readonly machineHostname: string;
+  /** Where audit lines go (the caller picks stdout or AUDIT_LOG_FILE). */
+  readonly writeAudit: (line: string) => void;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -64,7 +67,12 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
 
+  const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample });
+  const addressOf = createAddressResolver(createAddressList(config.trustedProxies));
+
   const keyring = createKeyring({
+    onKeyEvent: (event, key) =>
+      audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
     store,
     bootstrapDigest: digestToken(options.bootstrapToken),
     jwt: { keys: currentKeys, settings: tokenSettings },
@@ -87,10 +95,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       exempt: (address) => exempt.has(address),
       onEvent: (event) =>
         event.event === "ban.started"
-          ? logger.warn(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
-          : logger.info(event.event, { subject: event.subject }),
+          ? audit.record(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
+          : audit.record(event.event, { subject: event.subject }),
     }),
-    createAddressList(config.trustedProxies),
+    addressOf,
   );
 
   const listener = startListener({
@@ -101,6 +109,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     authenticatePassword: config.basicAuth ? authenticatePassword : undefined,
     revalidate: keyring.revalidate,
     guard,
+    audit,
+    addressOf,
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
@@ -115,6 +125,8 @@ export async function startApp(options: AppOptions): Promise<App> {
         refreshTtl: config.jwt.refreshTtl,
         afterRevocation: () => void keyring.refresh(),
         guard,
+        audit,
+        addressOf,
         logger,
         now: Date.now,
       }),

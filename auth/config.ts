@@ -35,6 +35,10 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Addresses never counted or banned by the brute-force guard. */
   readonly banExempt: readonly string[];
+  /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
+  readonly auditLogFile: string | null;
+  /** Fraction of successful authentications written to the audit log (0 to 1). */
+  readonly auditSuccessSample: number;
   /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
   readonly basicAuth: boolean;
   /** Role name → scopes it grants; users get the union of their roles' scopes. */
@@ -276,6 +280,19 @@ const envSchema = z.object({
       }
       return parsed as string[];
     }),
+  AUDIT_LOG_FILE: z.string().optional(),
+  AUDIT_SUCCESS_SAMPLE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return 0;
+      const value = Number(raw.trim());
+      if (!/^(?:0|1|0?\.\d+|1\.0+)$/.test(raw.trim()) || value < 0 || value > 1) {
+        ctx.addIssue({ code: "custom", message: "must be a fraction from 0 to 1, e.g. AUDIT_SUCCESS_SAMPLE=0.01 to record 1% of sign-ins" });
+        return z.NEVER;
+      }
+      return value;
+    }),
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
   JWT_ALG: z
@@ -354,6 +371,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       allowedOrigins: vars.ALLOWED_ORIGINS,
       trustedProxies: vars.TRUSTED_PROXIES,
       banExempt: vars.BAN_EXEMPT,
+      auditLogFile: vars.AUDIT_LOG_FILE === undefined || vars.AUDIT_LOG_FILE.trim() === "" ? null : vars.AUDIT_LOG_FILE,
+      auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,

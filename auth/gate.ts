@@ -15,7 +15,8 @@ import {
   UNSUPPORTED_SCHEME,
 } from "./credentials.ts";
 import { countsAsGuess, GateError, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
-import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, RequestGuard } from "./guard.ts";
+import type { AuditLog } from "./audit.ts";
 import { parseApiKey } from "./keys.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./http.ts";
 import type { Logger } from "./log.ts";
@@ -43,6 +44,10 @@ export interface GateOptions {
   readonly originPolicy?: OriginPolicy | undefined;
   /** Brute-force guard; without it failures are not counted. */
   readonly guard?: RequestGuard | undefined;
+  /** Security events; without it nothing is audited. */
+  readonly audit?: AuditLog | undefined;
+  /** Client address with trusted proxies resolved (audit, guard). */
+  readonly addressOf?: AddressResolver | undefined;
 }
 
 export interface Gate {
@@ -115,7 +120,8 @@ function logAccessTo(
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { authenticate, logger, recordUse, authenticatePassword, hostPolicy, originPolicy, guard } = options;
+  const { authenticate, logger, recordUse, authenticatePassword, hostPolicy, originPolicy, guard, audit } = options;
+  const addressOf: AddressResolver = options.addressOf ?? ((request, server) => server.requestIP(request)?.address ?? "-");
 
   /**
    * A refusal that looks like guessing is counted; if that (or an earlier ban on the presented
@@ -123,11 +129,22 @@ export function createGate(options: GateOptions): Gate {
    * credentials (revoked, expired) are never counted: they are the operator's own devices.
    */
   function judge(request: Request, server: Server<WsData>, verdict: Verdict, token: unknown): Verdict {
-    if (guard === undefined || !(verdict instanceof GateError) || !countsAsGuess(verdict)) return verdict;
+    if (!(verdict instanceof GateError)) {
+      if (audit?.samplesSuccess === true) audit.success(verdict, () => addressOf(request, server), splitUrl(request.url).path);
+      return verdict;
+    }
     const keyId = typeof token === "string" ? parseApiKey(token)?.id : undefined;
-    guard.recordFailure(request, server, keyId);
-    const wait = guard.retryAfter(request, server, keyId);
-    return wait > 0 ? tooManyAttempts(wait) : verdict;
+    let outcome: GateError = verdict;
+    if (guard !== undefined && countsAsGuess(verdict)) {
+      guard.recordFailure(request, server, keyId);
+      const wait = guard.retryAfter(request, server, keyId);
+      if (wait > 0) outcome = tooManyAttempts(wait);
+    }
+    // A request without any credential is not an authentication attempt: not worth an audit line.
+    if (audit !== undefined && verdict.code !== "missing_token") {
+      audit.failure(outcome, addressOf(request, server), splitUrl(request.url).path, keyId);
+    }
+    return outcome;
   }
 
   /** A banned client gets 429 before any authentication work. */
@@ -261,7 +278,8 @@ export function createGate(options: GateOptions): Gate {
                 });
               } else {
                 if (!(who instanceof GateError)) principal = who.id;
-                response = serveHttp(request, server, route, who instanceof GateError ? judge(request, server, who, credential) : who);
+                // The success path skips judge() unless successes are sampled: it runs on every request.
+                response = serveHttp(request, server, route, who instanceof GateError || audit?.samplesSuccess === true ? judge(request, server, who, credential) : who);
               }
             }
           }

@@ -127,6 +127,14 @@ export function createGuard(options: GuardOptions): Guard {
   };
 }
 
+/** The client address of a request: the peer, or the forwarded client when the peer is a trusted proxy. */
+export type AddressResolver = (request: Request, server: Server<WsData>) => string;
+
+export function createAddressResolver(trustedProxies: AddressList): AddressResolver {
+  return (request, server) =>
+    clientAddress(server.requestIP(request)?.address ?? "-", request.headers.get("x-forwarded-for"), trustedProxies);
+}
+
 /** The guard as the gate uses it: addresses come from the request (trusted proxies honoured). */
 export interface RequestGuard {
   readonly active: boolean;
@@ -135,9 +143,7 @@ export interface RequestGuard {
   reload(): void;
 }
 
-export function createRequestGuard(guard: Guard, trustedProxies: AddressList): RequestGuard {
-  const addressOf = (request: Request, server: Server<WsData>) =>
-    clientAddress(server.requestIP(request)?.address ?? "-", request.headers.get("x-forwarded-for"), trustedProxies);
+export function createRequestGuard(guard: Guard, addressOf: AddressResolver): RequestGuard {
   return {
     get active() {
       return guard.active;

@@ -36,6 +36,8 @@ export interface KeyringOptions {
   readonly now?: () => number;
   /** Called when a usage flush fails (the batch is kept and retried). */
   readonly onFlushError?: (error: unknown) => void;
+  /** Key lifecycle changes seen on reload (made by the CLI or any other process). */
+  readonly onKeyEvent?: (event: "key.created" | "key.revoked" | "key.rotated", key: KeyRecord) => void;
 }
 
 export interface Keyring {
@@ -99,9 +101,20 @@ export function createKeyring(options: KeyringOptions): Keyring {
   let notify: () => void = () => {};
   let lastMissCheck = 0;
 
+  let loaded = false;
   const reload = () => {
     marker = store.changeMarker();
+    const previous = entries;
     entries = new Map(store.listKeys().map((record) => [record.id, { record, principal: toPrincipal(record) }]));
+    if (loaded && options.onKeyEvent !== undefined) {
+      for (const { record } of entries.values()) {
+        const before = previous.get(record.id)?.record;
+        if (before === undefined) options.onKeyEvent("key.created", record);
+        else if (before.replacedBy === null && record.replacedBy !== null) options.onKeyEvent("key.rotated", record);
+        else if (before.revokedAt === null && record.revokedAt !== null) options.onKeyEvent("key.revoked", record);
+      }
+    }
+    loaded = true;
     users = new Map(store.listUsers().map((user) => [user.username, user.disabledAt]));
     // Access tokens live at most a day (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): older revocations no longer matter.
     revokedSessions = new Set(store.revokedFamilies(now() - 86_400_000));

@@ -9,7 +9,8 @@ import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator, Principal } from "./principal.ts";
-import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, RequestGuard } from "./guard.ts";
+import type { AuditLog } from "./audit.ts";
 import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import type { Route } from "./routes.ts";
 import type { PasswordAuthenticator } from "./users.ts";
@@ -26,6 +27,8 @@ export interface ListenerOptions {
   readonly routes: readonly Route[];
   readonly hostPolicy?: HostPolicy | undefined;
   readonly guard?: RequestGuard | undefined;
+  readonly audit?: AuditLog | undefined;
+  readonly addressOf?: AddressResolver | undefined;
   readonly originPolicy?: OriginPolicy | undefined;
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -62,6 +65,8 @@ export function startListener(options: ListenerOptions): Listener {
     routes: options.routes,
     hostPolicy: options.hostPolicy,
     guard: options.guard,
+    audit: options.audit,
+    addressOf: options.addressOf,
     originPolicy: options.originPolicy,
     logger,
     accessLog: options.accessLog,

@@ -25,6 +25,8 @@ export interface Logger {
   enabled(level: Exclude<LogLevel, "silent">): boolean;
   /** The per-request line (level info). Formatted without a generic object walk: it runs on every request. */
   access(entry: AccessEntry): void;
+  /** A line formatted elsewhere (audit events), written to the same sink whatever the level. */
+  raw(line: string): void;
   debug(message: string, fields?: LogFields): void;
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
@@ -104,6 +106,7 @@ export function createLogger(options: LoggerOptions): Logger {
     access: (entry) => {
       if (accessOn) sink.write(formatAccess(entry));
     },
+    raw: (line) => sink.write(line),
     debug: (message, fields) => emit("debug", message, fields),
     info: (message, fields) => emit("info", message, fields),
     warn: (message, fields) => emit("warn", message, fields),

@@ -8,7 +8,8 @@
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
 import { GateError, tooManyAttempts } from "./errors.ts";
-import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, RequestGuard } from "./guard.ts";
+import type { AuditLog } from "./audit.ts";
 import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
 import { issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
 import { subjectOf } from "./keyring.ts";
@@ -39,6 +40,8 @@ export interface TokenEndpointOptions {
   readonly afterRevocation: () => void;
   /** Counts guesses (wrong passwords, unknown refresh tokens, wrong client secrets) toward a ban. */
   readonly guard?: RequestGuard | undefined;
+  readonly audit?: AuditLog | undefined;
+  readonly addressOf?: AddressResolver | undefined;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -206,6 +209,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     const outcome = store.consumeRefreshToken(record.id, next.record, now, REFRESH_GRACE_MS);
     if (outcome === "reused") {
       logger.warn("refresh.reuse_detected", { family: record.familyId, sub: record.subject, client_id: record.clientId });
+      options.audit?.record("refresh.reuse_detected", { family: record.familyId, sub: record.subject, client_id: record.clientId });
       options.afterRevocation();
       return REFRESH_REUSED;
     }
@@ -216,10 +220,16 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
   /** Guesses count toward a ban; the answer turns into 429 once the client is over the limit. */
   function judge(request: Request, server: Server<WsData>, error: GateError, keyId: string | undefined): GateError {
-    if (options.guard === undefined || !GUESSES.has(error)) return error;
-    options.guard.recordFailure(request, server, keyId);
-    const wait = options.guard.retryAfter(request, server, keyId);
-    return wait > 0 ? tooManyAttempts(wait) : error;
+    let outcome = error;
+    if (options.guard !== undefined && GUESSES.has(error)) {
+      options.guard.recordFailure(request, server, keyId);
+      const wait = options.guard.retryAfter(request, server, keyId);
+      if (wait > 0) outcome = tooManyAttempts(wait);
+    }
+    if (options.audit !== undefined && options.addressOf !== undefined && error.code !== "invalid_request" && error.code !== "unsupported_grant_type") {
+      options.audit.failure(outcome, options.addressOf(request, server), "/auth/token", keyId);
+    }
+    return outcome;
   }
 
   async function handleToken(request: Request, _principal: Principal | undefined, server: Server<WsData>): Promise<Response> {

@@ -111,7 +111,7 @@ describe("on the wire", () => {
     // Another address is unaffected; /healthz stays reachable for the banned one.
     expect((await fetch(`${app.http}/secure-data`, from("198.51.100.8", { "X-Auth-Token": app.token }))).status).toBe(200);
     expect((await fetch(`${app.http}/healthz`, from("198.51.100.7"))).status).toBe(200);
-    expect(app.lines.some((line) => line.includes('"msg":"ban.started"') && line.includes("addr:198.51.100.7"))).toBe(true);
+    expect(app.audit.some((line) => line.includes(`"audit":"ban.started"`) && line.includes("addr:198.51.100.7"))).toBe(true);
   });
 
   test("revoked keys and expired tokens get their 401 but never count toward a ban", async () => {

@@ -96,6 +96,7 @@ describe("refresh_token grant", () => {
     expect(replay.body).toMatchObject({ error: "invalid_grant" });
     expect(replay.body.error_description).toContain("already used");
     expect(app.lines.some((line) => line.includes('"msg":"refresh.reuse_detected"'))).toBe(true);
+    expect(app.audit.some((line) => line.includes('"audit":"refresh.reuse_detected"'))).toBe(true);
 
     // The legitimate holder's newer token is dead too, and so are the family's access tokens and sockets.
     expect((await refresh(app, second.body.refresh_token!)).body).toMatchObject({ error: "invalid_grant" });

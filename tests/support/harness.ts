@@ -245,6 +245,8 @@ export interface TestApp extends AsyncDisposable {
   readonly app: import("../../auth/app.ts").App;
   readonly store: import("../../auth/store.ts").Store;
   readonly dataDir: string;
+  /** Audit lines the app wrote. */
+  readonly audit: string[];
   readonly token: string;
   readonly http: string;
   readonly ws: string;
@@ -261,13 +263,23 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   if (!parsed.ok) throw new Error(`test config invalid: ${parsed.problems.map((problem) => problem.variable).join(", ")}`);
   const store = openSqliteStore(dir.path);
   const lines: string[] = [];
+  const audit: string[] = [];
   const logger = createLogger({ level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
-  const app = await startApp({ config: parsed.config, store, bootstrapToken: token, logger, pollMs: 50, machineHostname: "testbox" });
+  const app = await startApp({
+    config: parsed.config,
+    store,
+    bootstrapToken: token,
+    logger,
+    pollMs: 50,
+    machineHostname: "testbox",
+    writeAudit: (line) => (audit.push(line), captureOutput(line)),
+  });
   const port = app.listener.server.port!;
   return {
     app,
     store,
     dataDir: dir.path,
+    audit,
     token,
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
