@@ -2,7 +2,8 @@
  * tokengate's composition root: the only reader of Bun.env. It validates the configuration,
  * resolves the bootstrap token, wires the logger to stdout and starts the listener.
  */
-import { openSync, writeSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
 import { startApp, type App } from "./auth/app.ts";
@@ -57,6 +58,27 @@ const logger = createLogger({
 });
 for (const warning of bootstrap.warnings) logger.warn(warning);
 
+// TLS: read the PEM files here (I/O stays in the composition root) and show the certificate's
+// fingerprint so clients on the LAN can pin it.
+let tls: { cert: string; key: string } | undefined;
+let fingerprint: string | undefined;
+if (config.tls !== null) {
+  const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (error) {
+      const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
+      return failConfig([{ variable, message: `names ${path}, which cannot be read (${code}); point it at a PEM file this user can read` }]);
+    }
+  };
+  tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
+  try {
+    fingerprint = new X509Certificate(tls.cert).fingerprint256;
+  } catch {
+    failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
+  }
+}
+
 // Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us),
 // otherwise into the stdout stream next to the access log.
 let writeAudit = (line: string) => logger.raw(line);
@@ -72,7 +94,7 @@ if (config.auditLogFile !== null) {
 
 let app: App;
 try {
-  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit });
+  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
 } catch (error) {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
   const why =
@@ -83,25 +105,32 @@ try {
         : code === "EADDRNOTAVAIL"
           ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
           : `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`;
-  failConfig([{ variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why }]);
+  // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
+  const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
+  failConfig([
+    tlsProblem
+      ? { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" }
+      : { variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why },
+  ]);
 }
 const { listener } = app;
 
 const port = listener.server.port ?? config.port;
+const scheme = tls === undefined ? "http" : "https";
 const lanAddresses =
   config.host === "0.0.0.0" || config.host === "::"
     ? Object.values(networkInterfaces())
         .flat()
         .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
-        .map((net) => `http://${net!.address}:${port}`)
+        .map((net) => `${scheme}://${net!.address}:${port}`)
     : [];
-logger.info("listening", { url: `http://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined });
+logger.info("listening", { url: `${scheme}://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined, tls_sha256: fingerprint });
 
 const origin = bootstrap.origin;
 if (origin === "generated") {
   logger.warn(
     `No AUTH_TOKEN was configured, so a new token was generated and saved to ${bootstrap.path} (readable only by this user). ` +
-      `Try it: curl -H "X-Auth-Token: $(cat ${bootstrap.path})" http://127.0.0.1:${port}/secure-data`,
+      `Try it: curl ${tls === undefined ? "" : "-k "}-H "X-Auth-Token: $(cat ${bootstrap.path})" ${scheme}://127.0.0.1:${port}/secure-data`,
   );
 } else {
   logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });

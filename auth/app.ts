@@ -11,7 +11,8 @@ import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createAddressList } from "./addresses.ts";
-import { createAddressResolver, createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
+import { createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
+import { createAddressResolver, createTransportCheck } from "./clients.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createSeedRoutes } from "./routes.ts";
@@ -37,6 +38,8 @@ export interface AppOptions {
   readonly machineHostname: string;
   /** Where audit lines go (the caller picks stdout or AUDIT_LOG_FILE). */
   readonly writeAudit: (line: string) => void;
+  /** PEM contents of TLS_CERT_FILE / TLS_KEY_FILE, read by the caller. */
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -68,7 +71,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
 
   const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample });
-  const addressOf = createAddressResolver(createAddressList(config.trustedProxies));
+  const trustedProxies = createAddressList(config.trustedProxies);
+  const addressOf = createAddressResolver(trustedProxies);
+  const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
 
   const keyring = createKeyring({
     onKeyEvent: (event, key) =>
@@ -111,6 +116,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     guard,
     audit,
     addressOf,
+    passwordTransport,
+    tls: options.tls,
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
@@ -127,6 +134,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         guard,
         audit,
         addressOf,
+        passwordTransport,
         logger,
         now: Date.now,
       }),

@@ -39,6 +39,10 @@ export interface Config {
   readonly auditLogFile: string | null;
   /** Fraction of successful authentications written to the audit log (0 to 1). */
   readonly auditSuccessSample: number;
+  /** PEM certificate and key files; both set means HTTPS and WSS. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** Accept passwords over plain HTTP from other machines (off: only TLS or loopback). */
+  readonly allowInsecurePasswords: boolean;
   /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
   readonly basicAuth: boolean;
   /** Role name → scopes it grants; users get the union of their roles' scopes. */
@@ -293,6 +297,9 @@ const envSchema = z.object({
       }
       return value;
     }),
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  ALLOW_INSECURE_PASSWORDS: flag(false, "set ALLOW_INSECURE_PASSWORDS=true only on a network you trust"),
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
   JWT_ALG: z
@@ -348,6 +355,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       message: "is set together with AUTH_TOKEN; keep only one of them so it is clear which secret is in force",
     });
   }
+  const certSet = env.TLS_CERT_FILE !== undefined && env.TLS_CERT_FILE.trim() !== "";
+  const keySet = env.TLS_KEY_FILE !== undefined && env.TLS_KEY_FILE.trim() !== "";
+  if (certSet !== keySet) {
+    problems.push({
+      variable: certSet ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
+      message: "must be set together with its partner: TLS needs both the certificate (TLS_CERT_FILE) and its private key (TLS_KEY_FILE)",
+    });
+  }
   if (!parsed.success || problems.length > 0) return { ok: false, problems };
 
   const vars = parsed.data;
@@ -373,6 +388,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       banExempt: vars.BAN_EXEMPT,
       auditLogFile: vars.AUDIT_LOG_FILE === undefined || vars.AUDIT_LOG_FILE.trim() === "" ? null : vars.AUDIT_LOG_FILE,
       auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
+      tls: certSet && keySet ? { certFile: vars.TLS_CERT_FILE!, keyFile: vars.TLS_KEY_FILE! } : null,
+      allowInsecurePasswords: vars.ALLOW_INSECURE_PASSWORDS,
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,

@@ -104,6 +104,12 @@ export function tooManyAttempts(retryAfterSeconds: number): GateError {
   });
 }
 
+/** Passwords over plain HTTP from another machine: refused unless the operator allowed it. */
+export const INSECURE_PASSWORD = new GateError(
+  "invalid_request",
+  "Passwords are accepted only over HTTPS or from this machine; enable TLS (TLS_CERT_FILE, TLS_KEY_FILE) or set ALLOW_INSECURE_PASSWORDS=true",
+);
+
 /** Known but no longer valid: distinct descriptions so a client can tell "rotate me" from "wrong". */
 export const REVOKED_TOKEN = new GateError("invalid_token", "The token has been revoked", { close: 4403 });
 export const EXPIRED_TOKEN = new GateError("invalid_token", "The token has expired", { close: 4401 });

@@ -14,8 +14,9 @@ import {
   SUBPROTOCOL,
   UNSUPPORTED_SCHEME,
 } from "./credentials.ts";
-import { countsAsGuess, GateError, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
-import type { AddressResolver, RequestGuard } from "./guard.ts";
+import { countsAsGuess, GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
+import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import { parseApiKey } from "./keys.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./http.ts";
@@ -48,6 +49,8 @@ export interface GateOptions {
   readonly audit?: AuditLog | undefined;
   /** Client address with trusted proxies resolved (audit, guard). */
   readonly addressOf?: AddressResolver | undefined;
+  /** Whether a password may be accepted on this request's transport; absent: always. */
+  readonly passwordTransport?: TransportCheck | undefined;
 }
 
 export interface Gate {
@@ -170,6 +173,7 @@ export function createGate(options: GateOptions): Gate {
 
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
   async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
+    if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);
     const who = judge(request, server, await authenticatePassword!(credentials), undefined);
     const verdict = who instanceof GateError ? who : (requireScope(who, route.scope!) ?? who);
     if (!(verdict instanceof GateError)) seen(verdict.id);

@@ -6,7 +6,7 @@
  * per-request check is a Map lookup, and no lookup at all while nobody is banned.
  */
 import type { Server } from "bun";
-import { clientAddress, type AddressList } from "./addresses.ts";
+import type { AddressResolver } from "./clients.ts";
 import type { BanRecord, BanStore } from "./store.ts";
 import type { WsData } from "./ws.ts";
 
@@ -125,14 +125,6 @@ export function createGuard(options: GuardOptions): Guard {
     },
     reload: () => load(options.bans.listBans(now())),
   };
-}
-
-/** The client address of a request: the peer, or the forwarded client when the peer is a trusted proxy. */
-export type AddressResolver = (request: Request, server: Server<WsData>) => string;
-
-export function createAddressResolver(trustedProxies: AddressList): AddressResolver {
-  return (request, server) =>
-    clientAddress(server.requestIP(request)?.address ?? "-", request.headers.get("x-forwarded-for"), trustedProxies);
 }
 
 /** The guard as the gate uses it: addresses come from the request (trusted proxies honoured). */

@@ -9,7 +9,8 @@ import { toResponse } from "./http.ts";
 import type { AccessLogMode } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Authenticator, Principal } from "./principal.ts";
-import type { AddressResolver, RequestGuard } from "./guard.ts";
+import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import type { Route } from "./routes.ts";
@@ -29,6 +30,9 @@ export interface ListenerOptions {
   readonly guard?: RequestGuard | undefined;
   readonly audit?: AuditLog | undefined;
   readonly addressOf?: AddressResolver | undefined;
+  readonly passwordTransport?: TransportCheck | undefined;
+  /** PEM certificate and key: serve HTTPS and WSS. */
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly originPolicy?: OriginPolicy | undefined;
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
@@ -67,6 +71,7 @@ export function startListener(options: ListenerOptions): Listener {
     guard: options.guard,
     audit: options.audit,
     addressOf: options.addressOf,
+    passwordTransport: options.passwordTransport,
     originPolicy: options.originPolicy,
     logger,
     accessLog: options.accessLog,
@@ -77,6 +82,7 @@ export function startListener(options: ListenerOptions): Listener {
     idleTimeout: options.httpIdleTimeout,
     maxRequestBodySize: MAX_REQUEST_BODY,
     development: false,
+    ...(options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } }),
     fetch: gate.fetch,
     websocket: createSocketHandler({
       logger,

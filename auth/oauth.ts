@@ -7,8 +7,9 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError, tooManyAttempts } from "./errors.ts";
-import type { AddressResolver, RequestGuard } from "./guard.ts";
+import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "./errors.ts";
+import type { RequestGuard } from "./guard.ts";
+import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
 import { issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
@@ -42,6 +43,8 @@ export interface TokenEndpointOptions {
   readonly guard?: RequestGuard | undefined;
   readonly audit?: AuditLog | undefined;
   readonly addressOf?: AddressResolver | undefined;
+  /** Whether a password may be accepted on this request's transport; absent: always. */
+  readonly passwordTransport?: TransportCheck | undefined;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -150,8 +153,14 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     };
   }
 
-  async function passwordGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Promise<Grant | GateError> {
+  async function passwordGrant(
+    request: Request,
+    server: Server<WsData>,
+    params: Map<string, string>,
+    scopes: readonly string[] | undefined,
+  ): Promise<Grant | GateError> {
     if (options.authenticatePassword === undefined) return PASSWORD_GRANT_OFF;
+    if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return INSECURE_PASSWORD;
     const username = params.get("username");
     const password = params.get("password");
     if (username === undefined || password === undefined || username === "") {
@@ -245,7 +254,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
     const granted =
       grant === "password"
-        ? await passwordGrant(params, scopes)
+        ? await passwordGrant(request, server, params, scopes)
         : grant === "client_credentials"
           ? await clientCredentialsGrant(request, params)
           : grant === "refresh_token"
