@@ -146,6 +146,16 @@ export function looksLikeJwt(token: string): boolean {
 
 const REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "scope", "client_id"];
 
+/**
+ * Whether every segment is canonical base64url. The last character of a segment can carry unused
+ * bits; decoders ignore them, so a signed token has several spellings that verify. Accepting only
+ * the canonical one keeps a token one string: one cache entry, one audit identity, no malleability.
+ */
+export function isCanonicalJwt(token: string): boolean {
+  const parts = token.split(".");
+  return parts.length === 3 && parts.every((part) => Buffer.from(part, "base64url").toString("base64url") === part);
+}
+
 function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((entry) => typeof entry === "string") ? value : undefined;
 }
@@ -155,6 +165,7 @@ function stringList(value: unknown): string[] | undefined {
  * alg is pinned (so `none` and HS/EdDSA confusion fail), typ must be at+jwt, kid must be known.
  */
 export async function verifyAccessToken(token: string, keys: KeySet, settings: TokenSettings, nowMs: number): Promise<VerifiedAccessToken | GateError> {
+  if (!isCanonicalJwt(token)) return INVALID_TOKEN;
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(

@@ -113,6 +113,12 @@ const cases: Case[] = [
     const forged = await new SignJWT({ scope: "*", client_id: "x" }).setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: "x" }).setSubject("user:hank").setIssuer("tokengate").setAudience("tokengate").setIssuedAt().setExpirationTime("1h").setJti("j").sign(new TextEncoder().encode("secret"));
     return get("/secure-data", `Authorization: Bearer ${forged}\r\n`);
   }, { status: 401, code: "invalid_token" }],
+  ["JWT whose signature is re-spelled (same bytes, non-canonical base64url)", (c) => {
+    const [header, payload, signature] = segments(c.jwt);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(signature.at(-1)!);
+    return get("/secure-data", `Authorization: Bearer ${header}.${payload}.${signature.slice(0, -1)}${alphabet[(last & 0b110000) | (~last & 0b001111)]}\r\n`);
+  }, { status: 401, code: "invalid_token" }],
   ["JWT with a swapped header (typ JWT)", (c) => {
     const [, payload, signature] = segments(c.jwt);
     return get("/secure-data", `Authorization: Bearer ${Buffer.from('{"alg":"EdDSA","typ":"JWT"}').toString("base64url")}.${payload}.${signature}\r\n`);

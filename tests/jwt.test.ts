@@ -123,6 +123,15 @@ describe("attacks and malformed tokens are refused", () => {
     ["not yet valid (nbf in 10 min)", async (keys) => sign(keys, { nbf: NOW / 1000 + 600 })],
     ["signed by another EdDSA key", async () => (await issueAccessToken(await keySet(), settings, claims, NOW)).token],
     ["garbage", async () => "not.a.jwt"],
+    ["signature re-spelled with different unused trailing bits (found by the fuzzer)", async (_keys, token) => {
+      const [header, payload, signature] = token.split(".") as [string, string, string];
+      // The last of 86 characters carries 2 significant bits; flip only the 4 unused ones.
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+      const last = alphabet.indexOf(signature.at(-1)!);
+      const respelled = alphabet[(last & 0b110000) | (~last & 0b001111)]!;
+      expect(Buffer.from(signature.slice(0, -1) + respelled, "base64url")).toEqual(Buffer.from(signature, "base64url"));
+      return `${header}.${payload}.${signature.slice(0, -1)}${respelled}`;
+    }],
   ])("%s", async (_name, forge) => {
     const keys = await keySet();
     const genuine = await issueAccessToken(keys, settings, claims, NOW);

@@ -1,15 +1,19 @@
 /**
  * Every secret a test uses is registered here, and everything the servers under test print is
  * captured here, so each test file can end by proving that no secret reached any output.
+ *
+ * Test files run one after another in one process, and each ends with a scan; a scan covers the
+ * output captured since the previous scan, against the secrets registered since then: exactly
+ * the file's own. (Scanning everything against everything grows quadratically with the suite.)
  */
 import { expect } from "bun:test";
 import { generateToken } from "../../auth/tokens.ts";
 
-const secrets = new Set<string>();
-const captured: string[] = [];
+let secrets: string[] = [];
+let captured: string[] = [];
 
 export function trackSecret(secret: string): string {
-  secrets.add(secret);
+  secrets.push(secret);
   return secret;
 }
 
@@ -28,9 +32,12 @@ function encodings(secret: string): string[] {
 }
 
 export function expectNoSecretsInOutput(): void {
-  expect(captured.length).toBeGreaterThan(0);
-  const all = captured.join("");
-  const leaked = [...secrets].filter((secret) => encodings(secret).some((form) => all.includes(form)));
+  const output = captured.join("");
+  const scanned = [...new Set(secrets)];
+  captured = [];
+  secrets = [];
+  expect(output.length).toBeGreaterThan(0);
+  const leaked = scanned.filter((secret) => encodings(secret).some((form) => output.includes(form)));
   // Report how many leaked, never which: the failure message itself must not print a secret.
-  expect({ leaked: leaked.length, scannedSecrets: secrets.size }).toEqual({ leaked: 0, scannedSecrets: secrets.size });
+  expect({ leaked: leaked.length, scannedSecrets: scanned.length }).toEqual({ leaked: 0, scannedSecrets: scanned.length });
 }
