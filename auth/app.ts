@@ -15,7 +15,8 @@ import { createGuard, createMemoryAttemptStore, createRequestGuard } from "./gua
 import { createAddressResolver, createTransportCheck } from "./clients.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
-import { createSeedRoutes } from "./routes.ts";
+import { createSeedRoutes, createTicketRoute, SCOPES } from "./routes.ts";
+import { createTicketBook } from "./tickets.ts";
 import type { Store } from "./store.ts";
 import { digestToken } from "./tokens.ts";
 import { createPasswordAuthenticator } from "./users.ts";
@@ -106,7 +107,10 @@ export async function startApp(options: AppOptions): Promise<App> {
     addressOf,
   );
 
+  const tickets = createTicketBook();
+
   const listener = startListener({
+    tickets,
     port: config.port,
     host: config.host,
     authenticate: keyring.authenticate,
@@ -122,6 +126,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
       ...createSeedRoutes(),
+      createTicketRoute(tickets, "/ws", SCOPES.wsConnect),
       ...createTokenRoutes({
         keys: currentKeys,
         settings: tokenSettings,

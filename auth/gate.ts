@@ -27,6 +27,7 @@ import { redactTarget, splitUrl } from "./redact.ts";
 import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
 import type { PasswordAuthenticator } from "./users.ts";
 import type { WsData } from "./ws.ts";
+import type { TicketBook } from "./tickets.ts";
 
 /** Called after each successful authentication; `remote` computes the peer address on demand. */
 export type UseRecorder = (principal: Principal, remote: () => string) => void;
@@ -51,6 +52,8 @@ export interface GateOptions {
   readonly addressOf?: AddressResolver | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
   readonly passwordTransport?: TransportCheck | undefined;
+  /** Single-use WebSocket tickets (`?ticket=`); without it tickets are not accepted. */
+  readonly tickets?: TicketBook | undefined;
 }
 
 export interface Gate {
@@ -69,6 +72,8 @@ const UPGRADE_FAILED = new GateError(
   "invalid_request",
   "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
 );
+const BAD_TICKET = new GateError("invalid_token", "The WebSocket ticket is unknown, already used, expired or for another path; ask for a new one");
+const TICKET_AND_TOKEN = new GateError("invalid_request", "Send either a ticket or a token, not both");
 const FOREIGN_SUBPROTOCOL = new GateError(
   "invalid_request",
   "Unsupported WebSocket subprotocol; offer 'tokengate' (optionally with tokengate.bearer.<token>) or none",
@@ -210,10 +215,21 @@ export function createGate(options: GateOptions): Gate {
   function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, query: string, seen: (id: string) => void) {
     if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
     const subprotocols = request.headers.get("sec-websocket-protocol");
+    const params = query === "" ? undefined : new URLSearchParams(query);
+    const tickets = params?.getAll("ticket") ?? [];
+    if (tickets.length > 0 && options.tickets !== undefined) {
+      const mixed = tickets.length > 1 || params!.has("token") || request.headers.has("authorization") || request.headers.has("x-auth-token");
+      const principal = mixed ? undefined : options.tickets.redeem(tickets[0]!, route.path);
+      const verdict = mixed ? TICKET_AND_TOKEN : principal === undefined ? BAD_TICKET : (requireScope(principal, route.scope) ?? principal);
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, verdict, undefined));
+      if (outcome instanceof GateError) return toResponse(outcome);
+      seen(outcome.id);
+      return undefined;
+    }
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),
       authorization: request.headers.get("authorization"),
-      queryTokens: query === "" ? [] : new URLSearchParams(query).getAll("token"),
+      queryTokens: params?.getAll("token") ?? [],
       subprotocols,
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;

@@ -14,6 +14,7 @@ import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import type { HostPolicy, OriginPolicy } from "./origins.ts";
 import type { Route } from "./routes.ts";
+import type { TicketBook } from "./tickets.ts";
 import type { PasswordAuthenticator } from "./users.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
 
@@ -31,6 +32,7 @@ export interface ListenerOptions {
   readonly audit?: AuditLog | undefined;
   readonly addressOf?: AddressResolver | undefined;
   readonly passwordTransport?: TransportCheck | undefined;
+  readonly tickets?: TicketBook | undefined;
   /** PEM certificate and key: serve HTTPS and WSS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly originPolicy?: OriginPolicy | undefined;
@@ -72,6 +74,7 @@ export function startListener(options: ListenerOptions): Listener {
     audit: options.audit,
     addressOf: options.addressOf,
     passwordTransport: options.passwordTransport,
+    tickets: options.tickets,
     originPolicy: options.originPolicy,
     logger,
     accessLog: options.accessLog,

@@ -6,6 +6,7 @@
 import type { Server } from "bun";
 import { jsonResponse } from "./http.ts";
 import { ANY_SCOPE, type Principal } from "./principal.ts";
+import type { TicketBook } from "./tickets.ts";
 import type { WsData } from "./ws.ts";
 
 export interface HttpRoute {
@@ -35,6 +36,20 @@ export const WS_GREETING = "✅ WebSocket connected with valid token";
 const HEALTH_BODY = JSON.stringify({ status: "ok" });
 
 export const SCOPES = { dataRead: "data:read", wsConnect: "ws:connect" } as const;
+
+/** `POST /auth/ws-ticket`: a single-use, 30-second ticket for opening `socketPath` with `?ticket=`. */
+export function createTicketRoute(tickets: TicketBook, socketPath: string, scope: string): HttpRoute {
+  return {
+    kind: "http",
+    path: "/auth/ws-ticket",
+    methods: ["POST"],
+    scope,
+    handle: (_request, principal) => {
+      const { ticket, expiresIn } = tickets.issue(principal!, socketPath);
+      return jsonResponse(200, JSON.stringify({ ticket, expires_in: expiresIn, path: socketPath }));
+    },
+  };
+}
 
 /** What a caller may learn about itself: ids, names, scopes, expiry; never a secret. */
 export function describePrincipal(principal: Principal) {
