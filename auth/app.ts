@@ -17,6 +17,7 @@ import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createSeedRoutes, createTicketRoute, SCOPES } from "./routes.ts";
 import { createTicketBook } from "./tickets.ts";
+import consolePage from "../console/index.html";
 import type { Store } from "./store.ts";
 import { digestToken } from "./tokens.ts";
 import { createPasswordAuthenticator } from "./users.ts";
@@ -122,6 +123,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     addressOf,
     passwordTransport,
     tls: options.tls,
+    pages: { "/": consolePage },
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [

@@ -2,7 +2,7 @@
  * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
  * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
  */
-import type { Server } from "bun";
+import type { HTMLBundle, Server } from "bun";
 import { GateError } from "./errors.ts";
 import { createGate, type UseRecorder } from "./gate.ts";
 import { toResponse } from "./http.ts";
@@ -33,6 +33,8 @@ export interface ListenerOptions {
   readonly addressOf?: AddressResolver | undefined;
   readonly passwordTransport?: TransportCheck | undefined;
   readonly tickets?: TicketBook | undefined;
+  /** Static pages (Bun HTML imports) by path, e.g. the console at `/`; served before the gate. */
+  readonly pages?: Readonly<Record<string, HTMLBundle>> | undefined;
   /** PEM certificate and key: serve HTTPS and WSS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly originPolicy?: OriginPolicy | undefined;
@@ -85,6 +87,7 @@ export function startListener(options: ListenerOptions): Listener {
     idleTimeout: options.httpIdleTimeout,
     maxRequestBodySize: MAX_REQUEST_BODY,
     development: false,
+    ...(options.pages === undefined ? {} : { routes: options.pages }),
     ...(options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } }),
     fetch: gate.fetch,
     websocket: createSocketHandler({

@@ -8,7 +8,7 @@ import { encodeSubprotocolToken } from "../auth/credentials.ts";
 import { generateApiKey } from "../auth/keys.ts";
 import { hashPassword } from "../auth/passwords.ts";
 import { digestToken } from "../auth/tokens.ts";
-import { startTestApp, type TestApp } from "./support/harness.ts";
+import { startTestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 
 afterEach(() => setSystemTime());
