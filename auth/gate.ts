@@ -116,6 +116,7 @@ function logAccessTo(
   status: number,
   started: number,
   principal: string,
+  remote: string | undefined,
 ): void {
   logger.access({
     method: request.method,
@@ -123,7 +124,7 @@ function logAccessTo(
     status,
     ms: Math.round((performance.now() - started) * 100) / 100,
     principal,
-    remote: server.requestIP(request)?.address ?? "-",
+    remote: remote ?? server.requestIP(request)?.address ?? "-",
   });
 }
 
@@ -185,7 +186,14 @@ export function createGate(options: GateOptions): Gate {
     return serveHttp(request, server, route, verdict);
   }
 
-  function upgrade(request: Request, server: Server<WsData>, route: SocketRoute, subprotocols: string | null, who: Verdict): GateError | Principal {
+  function upgrade(
+    request: Request,
+    server: Server<WsData>,
+    route: SocketRoute,
+    subprotocols: string | null,
+    who: Verdict,
+    seen: (id: string, remote?: string) => void,
+  ): GateError | Principal {
     if (who instanceof GateError) return who;
     // Bun echoes the first offered subprotocol unless told otherwise; that could be the entry
     // carrying the token. Answer with the plain marker, and refuse protocols we do not speak.
@@ -209,10 +217,12 @@ export function createGate(options: GateOptions): Gate {
     const upgraded = headers === undefined ? server.upgrade(request, { data }) : server.upgrade(request, { data, headers });
     if (!upgraded) return UPGRADE_FAILED;
     recordUse?.(who, () => data.remote);
+    // After the upgrade Bun no longer knows the request's peer: hand the address to the access log.
+    seen(who.id, data.remote);
     return who;
   }
 
-  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, query: string, seen: (id: string) => void) {
+  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, query: string, seen: (id: string, remote?: string) => void) {
     if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
     const subprotocols = request.headers.get("sec-websocket-protocol");
     const params = query === "" ? undefined : new URLSearchParams(query);
@@ -221,10 +231,8 @@ export function createGate(options: GateOptions): Gate {
       const mixed = tickets.length > 1 || params!.has("token") || request.headers.has("authorization") || request.headers.has("x-auth-token");
       const principal = mixed ? undefined : options.tickets.redeem(tickets[0]!, route.path);
       const verdict = mixed ? TICKET_AND_TOKEN : principal === undefined ? BAD_TICKET : (requireScope(principal, route.scope) ?? principal);
-      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, verdict, undefined));
-      if (outcome instanceof GateError) return toResponse(outcome);
-      seen(outcome.id);
-      return undefined;
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, verdict, undefined), seen);
+      return outcome instanceof GateError ? toResponse(outcome) : undefined;
     }
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),
@@ -234,10 +242,8 @@ export function createGate(options: GateOptions): Gate {
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
     const settle = (who: Verdict): Response | undefined => {
-      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, who, token));
-      if (outcome instanceof GateError) return toResponse(outcome);
-      seen(outcome.id);
-      return undefined;
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, who, token), seen);
+      return outcome instanceof GateError ? toResponse(outcome) : undefined;
     };
     const who = authorizeToken(token, authenticate, route.scope);
     return who instanceof Promise ? who.then(settle) : settle(who);
@@ -249,8 +255,10 @@ export function createGate(options: GateOptions): Gate {
       const { path, query } = splitUrl(request.url);
       const route = table.get(path);
       let principal = "-";
-      const seen = (id: string) => {
+      let remote: string | undefined;
+      const seen = (id: string, address?: string) => {
         principal = id;
+        remote = address;
       };
       let response: Response | undefined | Promise<Response | undefined>;
       const host = request.headers.get("host");
@@ -317,12 +325,12 @@ export function createGate(options: GateOptions): Gate {
       if (response instanceof Promise) {
         return response.then((resolved) => {
           const status = resolved === undefined ? 101 : resolved.status;
-          if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal);
+          if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal, remote);
           return resolved;
         });
       }
       const status = response === undefined ? 101 : response.status;
-      if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal);
+      if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal, remote);
       return response;
     },
   };

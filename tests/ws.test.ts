@@ -66,7 +66,7 @@ describe("transports", () => {
     await probe.closed;
     await Bun.sleep(20);
     const lines = gate.lines.slice(before).map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.find((line) => line.msg === "request")).toMatchObject({ status: 101, principal: "bootstrap", path: "/ws?token=REDACTED" });
+    expect(lines.find((line) => line.msg === "request")).toMatchObject({ status: 101, principal: "bootstrap", path: "/ws?token=REDACTED", remote: "127.0.0.1" });
     expect(lines.find((line) => line.msg === "ws.close" && line.code === 4000)).toMatchObject({ code: 4000, principal: "bootstrap" });
   });
 });
