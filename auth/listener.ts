@@ -4,42 +4,21 @@
  */
 import type { HTMLBundle, Server } from "bun";
 import { GateError } from "./errors.ts";
-import { createGate, type UseRecorder } from "./gate.ts";
+import { createGate, type GateOptions } from "./gate.ts";
+import type { Principal } from "./principal.ts";
 import { toResponse } from "./http.ts";
-import type { AccessLogMode } from "./config.ts";
-import type { Logger } from "./log.ts";
-import type { Authenticator, Principal } from "./principal.ts";
-import type { RequestGuard } from "./guard.ts";
-import type { AddressResolver, TransportCheck } from "./clients.ts";
-import type { AuditLog } from "./audit.ts";
-import type { HostPolicy, OriginPolicy } from "./origins.ts";
-import type { Route } from "./routes.ts";
-import type { TicketBook } from "./tickets.ts";
-import type { PasswordAuthenticator } from "./users.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
 
-export interface ListenerOptions {
+/** Everything the gate takes, plus what binding a socket needs. */
+export interface ListenerOptions extends GateOptions {
   readonly port: number;
   readonly host: string;
-  readonly authenticate: Authenticator;
-  readonly recordUse?: UseRecorder | undefined;
-  readonly authenticatePassword?: PasswordAuthenticator | undefined;
   /** Re-checks the principal of open sockets; without it sockets are never closed for auth reasons. */
   readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
-  readonly routes: readonly Route[];
-  readonly hostPolicy?: HostPolicy | undefined;
-  readonly guard?: RequestGuard | undefined;
-  readonly audit?: AuditLog | undefined;
-  readonly addressOf?: AddressResolver | undefined;
-  readonly passwordTransport?: TransportCheck | undefined;
-  readonly tickets?: TicketBook | undefined;
   /** Static pages (Bun HTML imports) by path, e.g. the console at `/`; served before the gate. */
   readonly pages?: Readonly<Record<string, HTMLBundle>> | undefined;
   /** PEM certificate and key: serve HTTPS and WSS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
-  readonly originPolicy?: OriginPolicy | undefined;
-  readonly logger: Logger;
-  readonly accessLog: AccessLogMode;
   readonly wsMaxPayload: number;
   readonly wsIdleTimeout: number;
   readonly httpIdleTimeout: number;
@@ -66,21 +45,7 @@ const REVALIDATE_EVERY_MS = 250;
 export function startListener(options: ListenerOptions): Listener {
   const { logger } = options;
   const sockets = new SocketRegistry();
-  const gate = createGate({
-    authenticate: options.authenticate,
-    recordUse: options.recordUse,
-    authenticatePassword: options.authenticatePassword,
-    routes: options.routes,
-    hostPolicy: options.hostPolicy,
-    guard: options.guard,
-    audit: options.audit,
-    addressOf: options.addressOf,
-    passwordTransport: options.passwordTransport,
-    tickets: options.tickets,
-    originPolicy: options.originPolicy,
-    logger,
-    accessLog: options.accessLog,
-  });
+  const gate = createGate(options);
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
