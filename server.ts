@@ -18,135 +18,140 @@ function failConfig(problems: readonly ConfigProblem[]): never {
   process.exit(EX_CONFIG);
 }
 
-const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
-if (!parsed.ok) failConfig(parsed.problems);
-const config = parsed.config;
+// One async main instead of top-level await: `bun build --compile --bytecode` needs that.
+async function main(): Promise<void> {
+  const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
+  if (!parsed.ok) failConfig(parsed.problems);
+  const config = parsed.config;
 
-const bootstrap = loadBootstrapToken(config.token, config.dataDir);
-if (!bootstrap.ok) failConfig(bootstrap.problems);
+  const bootstrap = loadBootstrapToken(config.token, config.dataDir);
+  if (!bootstrap.ok) failConfig(bootstrap.problems);
 
-let store: Store;
-try {
-  store = openSqliteStore(config.dataDir);
-} catch (error) {
-  const why = error instanceof Error ? error.message : String(error);
-  failConfig([{ variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }]);
-}
-
-// Log lines are batched in memory and written in one call per batch (or every 25 ms), so a
-// busy server makes a few write syscalls a second instead of one per request.
-const stdout = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
-let pending = "";
-const flushLog = () => {
-  if (pending !== "") {
-    stdout.write(pending);
-    pending = "";
+  let store: Store;
+  try {
+    store = openSqliteStore(config.dataDir);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    failConfig([{ variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }]);
   }
-  return stdout.flush();
-};
-const flushTimer = setInterval(() => void flushLog(), 25);
-flushTimer.unref();
-const logger = createLogger({
-  level: config.logLevel,
-  format: config.logFormat,
-  sink: {
-    write(line) {
-      pending += line;
-      if (pending.length >= 32 * 1024 || config.logFormat === "pretty") void flushLog();
-    },
-  },
-});
-for (const warning of bootstrap.warnings) logger.warn(warning);
 
-// TLS: read the PEM files here (I/O stays in the composition root) and show the certificate's
-// fingerprint so clients on the LAN can pin it.
-let tls: { cert: string; key: string } | undefined;
-let fingerprint: string | undefined;
-if (config.tls !== null) {
-  const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
+  // Log lines are batched in memory and written in one call per batch (or every 25 ms), so a
+  // busy server makes a few write syscalls a second instead of one per request.
+  const stdout = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
+  let pending = "";
+  const flushLog = () => {
+    if (pending !== "") {
+      stdout.write(pending);
+      pending = "";
+    }
+    return stdout.flush();
+  };
+  const flushTimer = setInterval(() => void flushLog(), 25);
+  flushTimer.unref();
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    sink: {
+      write(line) {
+        pending += line;
+        if (pending.length >= 32 * 1024 || config.logFormat === "pretty") void flushLog();
+      },
+    },
+  });
+  for (const warning of bootstrap.warnings) logger.warn(warning);
+
+  // TLS: read the PEM files here (I/O stays in the composition root) and show the certificate's
+  // fingerprint so clients on the LAN can pin it.
+  let tls: { cert: string; key: string } | undefined;
+  let fingerprint: string | undefined;
+  if (config.tls !== null) {
+    const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
+      try {
+        return readFileSync(path, "utf8");
+      } catch (error) {
+        const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
+        return failConfig([{ variable, message: `names ${path}, which cannot be read (${code}); point it at a PEM file this user can read` }]);
+      }
+    };
+    tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
     try {
-      return readFileSync(path, "utf8");
+      fingerprint = new X509Certificate(tls.cert).fingerprint256;
+    } catch {
+      failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
+    }
+  }
+
+  // Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us),
+  // otherwise into the stdout stream next to the access log.
+  let writeAudit = (line: string) => logger.raw(line);
+  if (config.auditLogFile !== null) {
+    try {
+      const fd = openSync(config.auditLogFile, "a", 0o600);
+      writeAudit = (line) => void writeSync(fd, line);
     } catch (error) {
       const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
-      return failConfig([{ variable, message: `names ${path}, which cannot be read (${code}); point it at a PEM file this user can read` }]);
+      failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which cannot be opened for appending (${code}); create its directory or fix its permissions` }]);
     }
-  };
-  tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
-  try {
-    fingerprint = new X509Certificate(tls.cert).fingerprint256;
-  } catch {
-    failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
   }
-}
 
-// Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us),
-// otherwise into the stdout stream next to the access log.
-let writeAudit = (line: string) => logger.raw(line);
-if (config.auditLogFile !== null) {
+  let app: App;
   try {
-    const fd = openSync(config.auditLogFile, "a", 0o600);
-    writeAudit = (line) => void writeSync(fd, line);
+    app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
   } catch (error) {
-    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
-    failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which cannot be opened for appending (${code}); create its directory or fix its permissions` }]);
+    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+    const why =
+      code === "EADDRINUSE"
+        ? `port ${config.port} on ${config.host} is already in use; stop the other program or choose another PORT`
+        : code === "EACCES"
+          ? `this user may not listen on port ${config.port}; choose a PORT above 1023`
+          : code === "EADDRNOTAVAIL"
+            ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
+            : `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`;
+    // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
+    const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
+    failConfig([
+      tlsProblem
+        ? { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" }
+        : { variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why },
+    ]);
+  }
+  const { listener } = app;
+
+  const port = listener.server.port ?? config.port;
+  const scheme = tls === undefined ? "http" : "https";
+  const lanAddresses =
+    config.host === "0.0.0.0" || config.host === "::"
+      ? Object.values(networkInterfaces())
+          .flat()
+          .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
+          .map((net) => `${scheme}://${net!.address}:${port}`)
+      : [];
+  logger.info("listening", { url: `${scheme}://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined, tls_sha256: fingerprint });
+
+  const origin = bootstrap.origin;
+  if (origin === "generated") {
+    logger.warn(
+      `No AUTH_TOKEN was configured, so a new token was generated and saved to ${bootstrap.path} (readable only by this user). ` +
+        `Try it: curl ${tls === undefined ? "" : "-k "}-H "X-Auth-Token: $(cat ${bootstrap.path})" ${scheme}://127.0.0.1:${port}/secure-data`,
+    );
+  } else {
+    logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
+  }
+
+  let signalled = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (signalled) return;
+      signalled = true;
+      logger.info("shutting down", { signal });
+      void app.shutdown().then(async () => {
+        store.close();
+        clearInterval(flushTimer);
+        await flushLog();
+        process.exit(0);
+      });
+    });
   }
 }
 
-let app: App;
-try {
-  app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
-} catch (error) {
-  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-  const why =
-    code === "EADDRINUSE"
-      ? `port ${config.port} on ${config.host} is already in use; stop the other program or choose another PORT`
-      : code === "EACCES"
-        ? `this user may not listen on port ${config.port}; choose a PORT above 1023`
-        : code === "EADDRNOTAVAIL"
-          ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
-          : `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`;
-  // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
-  const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
-  failConfig([
-    tlsProblem
-      ? { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" }
-      : { variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why },
-  ]);
-}
-const { listener } = app;
-
-const port = listener.server.port ?? config.port;
-const scheme = tls === undefined ? "http" : "https";
-const lanAddresses =
-  config.host === "0.0.0.0" || config.host === "::"
-    ? Object.values(networkInterfaces())
-        .flat()
-        .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
-        .map((net) => `${scheme}://${net!.address}:${port}`)
-    : [];
-logger.info("listening", { url: `${scheme}://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined, tls_sha256: fingerprint });
-
-const origin = bootstrap.origin;
-if (origin === "generated") {
-  logger.warn(
-    `No AUTH_TOKEN was configured, so a new token was generated and saved to ${bootstrap.path} (readable only by this user). ` +
-      `Try it: curl ${tls === undefined ? "" : "-k "}-H "X-Auth-Token: $(cat ${bootstrap.path})" ${scheme}://127.0.0.1:${port}/secure-data`,
-  );
-} else {
-  logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
-}
-
-let signalled = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (signalled) return;
-    signalled = true;
-    logger.info("shutting down", { signal });
-    void app.shutdown().then(async () => {
-      store.close();
-      clearInterval(flushTimer);
-      await flushLog();
-      process.exit(0);
-    });
-  });
-}
+void main();
