@@ -63,7 +63,23 @@ export function challengeFor(error: GateError): string {
 /** Offered next to the Bearer challenge on 401s when users may sign in with a password. */
 export const BASIC_CHALLENGE = `Basic realm="${REALM}", charset="UTF-8"`;
 
+/**
+ * Body and headers of a refusal depend only on the error and the Basic offer, and the hot
+ * refusals (no token, wrong token) are shared instances: build each combination once, so the
+ * failure path costs no more than the success path.
+ */
+const prepared = new WeakMap<GateError, [Prepared | undefined, Prepared | undefined]>();
+type Prepared = { readonly status: number; readonly body: string; readonly headers: Headers };
+
 export function toResponse(error: GateError, offerBasic = false): Response {
+  let slots = prepared.get(error);
+  if (slots === undefined) prepared.set(error, (slots = [undefined, undefined]));
+  const slot = offerBasic ? 1 : 0;
+  const ready = (slots[slot] ??= prepare(error, offerBasic));
+  return new Response(ready.body, { status: ready.status, headers: ready.headers });
+}
+
+function prepare(error: GateError, offerBasic: boolean): Prepared {
   const spec = codeSpecs[error.code];
   // 401s keep the seed's exact `detail` so FastAPI-era clients keep matching on it.
   const body =
@@ -74,7 +90,7 @@ export function toResponse(error: GateError, offerBasic = false): Response {
   for (const name in error.headers) headers.set(name, error.headers[name]!);
   if (spec.challenge) headers.append("www-authenticate", challengeFor(error));
   if (offerBasic && spec.status === 401) headers.append("www-authenticate", BASIC_CHALLENGE);
-  return new Response(JSON.stringify(body), { status: spec.status, headers });
+  return { status: spec.status, body: JSON.stringify(body), headers };
 }
 
 const OAUTH_HEADERS = { "cache-control": "no-store", pragma: "no-cache" } as const;
