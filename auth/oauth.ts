@@ -261,7 +261,9 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
             ? refreshGrant(params, scopes)
             : oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
     if (granted instanceof GateError) {
-      const keyId = grant === "client_credentials" ? params.get("client_id") : undefined;
+      // The key id a client claimed, by form or by HTTP Basic: guesses against it count too.
+      const client = grant === "client_credentials" ? readClient(request, params) : undefined;
+      const keyId = client === undefined || client instanceof GateError ? undefined : client.clientId;
       return toOAuthResponse(judge(request, server, granted, keyId));
     }
     const { principal, clientId, ceiling, session } = granted;

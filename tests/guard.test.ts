@@ -159,6 +159,27 @@ describe("on the wire", () => {
     expect(genuine.status).toBe(200);
   });
 
+  test("client secrets guessed over HTTP Basic count against the claimed key id too", async () => {
+    await using app = await startTestApp(PROXIED);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    app.app.keyring.refresh();
+    for (let i = 0; i < 10; i++) {
+      const guess = trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
+      await fetch(`${app.http}/auth/token`, {
+        method: "POST",
+        headers: {
+          "X-Forwarded-For": `203.0.113.${i + 1}`,
+          "content-type": "application/x-www-form-urlencoded",
+          Authorization: `Basic ${Buffer.from(`${key.id}:${guess}`).toString("base64")}`,
+        },
+        body: "grant_type=client_credentials",
+      });
+    }
+    expect(app.store.listBans(Date.now()).map((ban) => ban.subject)).toContain(`key:${key.id}`);
+  });
+
   test("X-Forwarded-For from an untrusted peer is ignored: the peer itself is counted", async () => {
     await using app = await startTestApp({ BAN_EXEMPT: "" });
     for (let i = 0; i < 10; i++) {
