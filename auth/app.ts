@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createAddressList } from "./addresses.ts";
-import { createGuard, createMemoryAttemptStore, createRequestGuard } from "./guard.ts";
+import { createGuard, createMemoryAttemptStore } from "./guard.ts";
 import { createAddressResolver, createTransportCheck } from "./clients.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
@@ -95,18 +95,15 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
 
   const exempt = createAddressList(config.banExempt);
-  const guard = createRequestGuard(
-    createGuard({
-      attempts: createMemoryAttemptStore(),
-      bans: store,
-      exempt: (address) => exempt.has(address),
-      onEvent: (event) =>
-        event.event === "ban.started"
-          ? audit.record(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
-          : audit.record(event.event, { subject: event.subject }),
-    }),
-    addressOf,
-  );
+  const guard = createGuard({
+    attempts: createMemoryAttemptStore(),
+    bans: store,
+    exempt: (address) => exempt.has(address),
+    onEvent: (event) =>
+      event.event === "ban.started"
+        ? audit.record(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
+        : audit.record(event.event, { subject: event.subject }),
+  });
 
   const tickets = createTicketBook();
 

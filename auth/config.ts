@@ -150,13 +150,16 @@ function wholeNumber(variable: string, min: number, max: number, fallback: numbe
     });
 }
 
-/** A comma-separated list whose entries `parse` accepts; the message names what an entry must be. */
-function list(parse: (entry: string) => string | undefined, what: string) {
+/**
+ * A comma-separated list whose entries `parse` accepts; the message names what an entry must be.
+ * `fallback` applies only when the variable is unset: set but empty means an empty list.
+ */
+function list(parse: (entry: string) => string | undefined, what: string, fallback: readonly string[] = []) {
   return z
     .string()
     .optional()
     .transform((raw, ctx) => {
-      const entries = (raw ?? "").split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+      const entries = raw === undefined ? [...fallback] : raw.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
       const parsed = entries.map(parse);
       if (parsed.some((entry) => entry === undefined)) {
         ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}; fix or remove the entries that are not` });
@@ -271,19 +274,8 @@ const envSchema = z.object({
   ALLOWED_HOSTS: list(parseHostPattern, "host names or *.suffix patterns, e.g. gate.lan,*.home.arpa"),
   ALLOWED_ORIGINS: list(parseOrigin, "origins such as https://dash.lan:8443 (scheme, host, optional port; no path)"),
   TRUSTED_PROXIES: list(parseAddressPattern, "addresses or IPv4 CIDRs such as 10.0.0.2,192.168.1.0/24"),
-  BAN_EXEMPT: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      // Unset: loopback is exempt (your own box). Set (even empty): exactly the listed addresses.
-      const entries = raw === undefined ? ["127.0.0.1", "::1"] : raw.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
-      const parsed = entries.map(parseAddressPattern);
-      if (parsed.some((entry) => entry === undefined)) {
-        ctx.addIssue({ code: "custom", message: "must be a comma-separated list of addresses or IPv4 CIDRs (empty: nobody is exempt)" });
-        return z.NEVER;
-      }
-      return parsed as string[];
-    }),
+  // Unset: loopback is exempt (your own box). Set, even to nothing: exactly the listed addresses.
+  BAN_EXEMPT: list(parseAddressPattern, "addresses or IPv4 CIDRs (empty: nobody is exempt)", ["127.0.0.1", "::1"]),
   AUDIT_LOG_FILE: z.string().optional(),
   AUDIT_SUCCESS_SAMPLE: z
     .string()

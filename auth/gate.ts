@@ -15,7 +15,8 @@ import {
   UNSUPPORTED_SCHEME,
 } from "./credentials.ts";
 import { countsAsGuess, GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
-import type { RequestGuard } from "./guard.ts";
+import type { Guard } from "./guard.ts";
+import { settleRefusal } from "./refusals.ts";
 import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import { parseApiKey } from "./keys.ts";
@@ -45,7 +46,7 @@ export interface GateOptions {
   /** Origin allow-list (CSWSH, CORS); without it every Origin is accepted. */
   readonly originPolicy?: OriginPolicy | undefined;
   /** Brute-force guard; without it failures are not counted. */
-  readonly guard?: RequestGuard | undefined;
+  readonly guard?: Guard | undefined;
   /** Security events; without it nothing is audited. */
   readonly audit?: AuditLog | undefined;
   /** Client address with trusted proxies resolved (audit, guard). */
@@ -137,29 +138,30 @@ export function createGate(options: GateOptions): Gate {
    * key id) puts the client over the limit, the answer becomes 429. Stale-but-genuine
    * credentials (revoked, expired) are never counted: they are the operator's own devices.
    */
-  function judge(request: Request, server: Server<WsData>, verdict: Verdict, token: unknown): Verdict {
+  function judge(request: Request, server: Server<WsData>, path: string, verdict: Verdict, token: unknown): Verdict {
     if (!(verdict instanceof GateError)) {
-      if (audit?.samplesSuccess === true) audit.success(verdict, () => addressOf(request, server), splitUrl(request.url).path);
+      if (audit?.samplesSuccess === true) audit.success(verdict, () => addressOf(request, server), path);
       return verdict;
     }
-    const keyId = typeof token === "string" ? parseApiKey(token)?.id : undefined;
-    let outcome: GateError = verdict;
-    if (guard !== undefined && countsAsGuess(verdict)) {
-      guard.recordFailure(request, server, keyId);
-      const wait = guard.retryAfter(request, server, keyId);
-      if (wait > 0) outcome = tooManyAttempts(wait);
-    }
-    // A request without any credential is not an authentication attempt: not worth an audit line.
-    if (audit !== undefined && verdict.code !== "missing_token") {
-      audit.failure(outcome, addressOf(request, server), splitUrl(request.url).path, keyId);
-    }
-    return outcome;
+    if (guard === undefined && audit === undefined) return verdict;
+    return settleRefusal(
+      { guard, audit },
+      {
+        error: verdict,
+        isGuess: countsAsGuess(verdict),
+        // A request without any credential is not an authentication attempt: not worth an audit line.
+        audited: verdict.code !== "missing_token",
+        address: addressOf(request, server),
+        path,
+        keyId: typeof token === "string" ? parseApiKey(token)?.id : undefined,
+      },
+    );
   }
 
-  /** A banned client gets 429 before any authentication work. */
+  /** A banned client gets 429 before any authentication work (no address lookup while nobody is banned). */
   function banned(request: Request, server: Server<WsData>): GateError | undefined {
     if (guard === undefined || !guard.active) return undefined;
-    const wait = guard.retryAfter(request, server);
+    const wait = guard.retryAfter(addressOf(request, server));
     return wait > 0 ? tooManyAttempts(wait) : undefined;
   }
   const offerBasic = authenticatePassword !== undefined;
@@ -180,7 +182,7 @@ export function createGate(options: GateOptions): Gate {
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
   async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
     if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);
-    const who = judge(request, server, await authenticatePassword!(credentials), undefined);
+    const who = judge(request, server, route.path, await authenticatePassword!(credentials), undefined);
     const verdict = who instanceof GateError ? who : (requireScope(who, route.scope!) ?? who);
     if (!(verdict instanceof GateError)) seen(verdict.id);
     return serveHttp(request, server, route, verdict);
@@ -231,7 +233,7 @@ export function createGate(options: GateOptions): Gate {
       const mixed = tickets.length > 1 || params!.has("token") || request.headers.has("authorization") || request.headers.has("x-auth-token");
       const principal = mixed ? undefined : options.tickets.redeem(tickets[0]!, route.path);
       const verdict = mixed ? TICKET_AND_TOKEN : principal === undefined ? BAD_TICKET : (requireScope(principal, route.scope) ?? principal);
-      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, verdict, undefined), seen);
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, route.path, verdict, undefined), seen);
       return outcome instanceof GateError ? toResponse(outcome) : undefined;
     }
     const credential = readCredential({
@@ -242,7 +244,7 @@ export function createGate(options: GateOptions): Gate {
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
     const settle = (who: Verdict): Response | undefined => {
-      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, who, token), seen);
+      const outcome = upgrade(request, server, route, subprotocols, judge(request, server, route.path, who, token), seen);
       return outcome instanceof GateError ? toResponse(outcome) : undefined;
     };
     const who = authorizeToken(token, authenticate, route.scope);
@@ -302,12 +304,12 @@ export function createGate(options: GateOptions): Gate {
               if (who instanceof Promise) {
                 response = who.then((verdict) => {
                   if (!(verdict instanceof GateError)) seen(verdict.id);
-                  return serveHttp(request, server, route, judge(request, server, verdict, credential));
+                  return serveHttp(request, server, route, judge(request, server, path, verdict, credential));
                 });
               } else {
                 if (!(who instanceof GateError)) principal = who.id;
                 // The success path skips judge() unless successes are sampled: it runs on every request.
-                response = serveHttp(request, server, route, who instanceof GateError || audit?.samplesSuccess === true ? judge(request, server, who, credential) : who);
+                response = serveHttp(request, server, route, who instanceof GateError || audit?.samplesSuccess === true ? judge(request, server, path, who, credential) : who);
               }
             }
           }

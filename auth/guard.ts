@@ -5,10 +5,7 @@
  * list and clear them and every process sees them; this module keeps an in-memory copy so the
  * per-request check is a Map lookup, and no lookup at all while nobody is banned.
  */
-import type { Server } from "bun";
-import type { AddressResolver } from "./clients.ts";
 import type { BanRecord, BanStore } from "./store.ts";
-import type { WsData } from "./ws.ts";
 
 export interface AttemptStore {
   /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */
@@ -124,24 +121,5 @@ export function createGuard(options: GuardOptions): Guard {
       if (keyId !== undefined) fail(`key:${keyId}`, at);
     },
     reload: () => load(options.bans.listBans(now())),
-  };
-}
-
-/** The guard as the gate uses it: addresses come from the request (trusted proxies honoured). */
-export interface RequestGuard {
-  readonly active: boolean;
-  retryAfter(request: Request, server: Server<WsData>, keyId?: string): number;
-  recordFailure(request: Request, server: Server<WsData>, keyId?: string): void;
-  reload(): void;
-}
-
-export function createRequestGuard(guard: Guard, addressOf: AddressResolver): RequestGuard {
-  return {
-    get active() {
-      return guard.active;
-    },
-    retryAfter: (request, server, keyId) => (guard.active ? guard.retryAfter(addressOf(request, server), keyId) : 0),
-    recordFailure: (request, server, keyId) => guard.recordFailure(addressOf(request, server), keyId),
-    reload: () => guard.reload(),
   };
 }

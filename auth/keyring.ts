@@ -186,6 +186,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
   const keyring: Keyring = {
     authenticate(token) {
       if (options.jwt !== undefined && looksLikeJwt(token)) {
+        // AUTH_TOKEN may contain dots: a static secret shaped like a JWT must still match.
+        const fixed = bootstrap(token);
+        if (fixed !== INVALID_TOKEN) return fixed;
         const cached = verifiedJwts.get(token);
         if (cached === undefined) return verifyJwt(token, options.jwt);
         const refusal = revalidate(cached);
@@ -214,6 +217,10 @@ export function createKeyring(options: KeyringOptions): Keyring {
       try {
         store.recordUsage(batch);
         pending.clear();
+        // Our own write moved the marker; adopt it unless another process committed too (the
+        // data_version half only moves for others), so a usage flush never costs a full reload.
+        const after = store.changeMarker();
+        if (after.split(":")[0] === marker.split(":")[0]) marker = after;
       } catch (error) {
         options.onFlushError?.(error);
       }

@@ -79,7 +79,7 @@ export function startListener(options: ListenerOptions): Listener {
     stopping ??= (async () => {
       clearInterval(revalidateTimer);
       void server.stop(false);
-      const closing = sockets.closeWhere(CLOSE_GOING_AWAY, "server shutting down");
+      const closing = sockets.closeAll(CLOSE_GOING_AWAY, "server shutting down");
       const deadline = performance.now() + options.shutdownTimeout * 1000;
       while (sockets.size > 0 && performance.now() < deadline) await Bun.sleep(10);
       if (sockets.size > 0) logger.warn("shutdown timed out; dropping sockets", { open: sockets.size });

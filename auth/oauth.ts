@@ -7,8 +7,9 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "./errors.ts";
-import type { RequestGuard } from "./guard.ts";
+import { GateError, INSECURE_PASSWORD } from "./errors.ts";
+import type { Guard } from "./guard.ts";
+import { settleRefusal } from "./refusals.ts";
 import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
 import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
@@ -40,7 +41,7 @@ export interface TokenEndpointOptions {
   /** Runs after a revocation so open sockets and caches follow at once. */
   readonly afterRevocation: () => void;
   /** Counts guesses (wrong passwords, unknown refresh tokens, wrong client secrets) toward a ban. */
-  readonly guard?: RequestGuard | undefined;
+  readonly guard?: Guard | undefined;
   readonly audit?: AuditLog | undefined;
   readonly addressOf?: AddressResolver | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
@@ -229,16 +230,20 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
   /** Guesses count toward a ban; the answer turns into 429 once the client is over the limit. */
   function judge(request: Request, server: Server<WsData>, error: GateError, keyId: string | undefined): GateError {
-    let outcome = error;
-    if (options.guard !== undefined && GUESSES.has(error)) {
-      options.guard.recordFailure(request, server, keyId);
-      const wait = options.guard.retryAfter(request, server, keyId);
-      if (wait > 0) outcome = tooManyAttempts(wait);
-    }
-    if (options.audit !== undefined && options.addressOf !== undefined && error.code !== "invalid_request" && error.code !== "unsupported_grant_type") {
-      options.audit.failure(outcome, options.addressOf(request, server), "/auth/token", keyId);
-    }
-    return outcome;
+    const { guard, audit, addressOf } = options;
+    if ((guard === undefined && audit === undefined) || addressOf === undefined) return error;
+    return settleRefusal(
+      { guard, audit },
+      {
+        error,
+        isGuess: GUESSES.has(error),
+        // Malformed requests and unknown grants are client bugs, not authentication attempts.
+        audited: error.code !== "invalid_request" && error.code !== "unsupported_grant_type",
+        address: addressOf(request, server),
+        path: "/auth/token",
+        keyId,
+      },
+    );
   }
 
   async function handleToken(request: Request, _principal: Principal | undefined, server: Server<WsData>): Promise<Response> {

@@ -41,7 +41,10 @@ export interface KeyStore {
   /** Inserts `replacement` and schedules the old key's end, in one transaction. */
   rotateKey(id: string, replacement: NewKey, oldEndsAt: number): KeyRecord | undefined;
   recordUsage(usages: readonly KeyUsage[]): void;
-  /** Changes whenever anyone (the CLI, another process, this connection) commits. Cheap to poll. */
+  /**
+   * `<data_version>:<total_changes>`: changes whenever anyone (the CLI, another process, this
+   * connection) commits. The first part moves only for other connections' commits. Cheap to poll.
+   */
   changeMarker(): string;
   close(): void;
 }

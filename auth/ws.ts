@@ -46,20 +46,16 @@ export class SocketRegistry {
     return this.#open.size;
   }
 
-  /** Calls `visit` on each open socket (a snapshot, so closing inside is safe). */
-  closeEach(visit: (ws: GateSocket) => boolean): void {
-    for (const ws of [...this.#open]) visit(ws);
+  /** Open sockets. Iterating a Set stays valid while closed sockets leave it, so no copy is made. */
+  [Symbol.iterator](): IterableIterator<GateSocket> {
+    return this.#open.values();
   }
 
-  /** Closes every socket matching `predicate` (all of them by default); returns how many. */
-  closeWhere(code: number, reason: string, predicate: (ws: GateSocket) => boolean = () => true): number {
-    let closed = 0;
-    for (const ws of [...this.#open]) {
-      if (!predicate(ws)) continue;
-      ws.close(code, reason);
-      closed += 1;
-    }
-    return closed;
+  /** Closes every open socket; returns how many. */
+  closeAll(code: number, reason: string): number {
+    const count = this.#open.size;
+    for (const ws of this.#open) ws.close(code, reason);
+    return count;
   }
 }
 
@@ -73,20 +69,17 @@ export function closeInvalidated(
   now: number = Date.now(),
 ): number {
   let closed = 0;
-  registry.closeEach((ws) => {
+  for (const ws of registry) {
     const { principal } = ws.data;
     const error = revalidate(principal);
     if (error !== undefined) {
       closeWithError(ws, error);
       closed += 1;
-      return true;
-    }
-    if (principal.expiresAt !== null && !ws.data.warned && principal.expiresAt - now <= EXPIRY_WARNING_MS) {
+    } else if (principal.expiresAt !== null && !ws.data.warned && principal.expiresAt - now <= EXPIRY_WARNING_MS) {
       ws.data.warned = true;
       ws.send(JSON.stringify({ type: "auth_expiring", expires_in: Math.max(0, Math.floor((principal.expiresAt - now) / 1000)) }));
     }
-    return false;
-  });
+  }
   return closed;
 }
 

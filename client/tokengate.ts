@@ -66,6 +66,18 @@ export function describeClose(code: number, reason: string): { explanation: stri
   }
 }
 
+type Control = { type: string; expires_in?: number | null; code?: string; description?: string };
+
+/** A server control message, or `undefined`: an echoed user message may merely look like one. */
+function parseControl(text: string): Control | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && typeof (value as Control).type === "string" ? (value as Control) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Exponential backoff with full jitter: uniform in [0, min(max, base·2^attempt)]. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
   return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
@@ -212,8 +224,8 @@ export class TokengateClient {
   }
 
   #onMessage(data: string | ArrayBuffer): void {
-    if (typeof data === "string" && data.startsWith('{"type":"auth')) {
-      const control = JSON.parse(data) as { type: string; expires_in?: number | null; code?: string; description?: string };
+    const control = typeof data === "string" && data.startsWith('{"type":"auth') ? parseControl(data) : undefined;
+    if (control !== undefined) {
       if (control.type === "auth_expiring") {
         this.#emit({ type: "auth_expiring", expiresIn: control.expires_in ?? 0 });
         void this.#refresh();

@@ -67,6 +67,19 @@ describe("against the application", () => {
     client.close();
   });
 
+  test("an echoed message that only looks like a control message is delivered, not thrown on", async () => {
+    await using app = await startTestApp();
+    const client = new TokengateClient({ url: `${app.ws}/ws`, token: app.token });
+    const events = record(client);
+    client.connect();
+    await until(events, (event) => event.type === "open");
+    client.send('{"type":"auth');
+    client.send('{"type":"authx","note":"user data"}');
+    await until(events, (event) => event.type === "message" && event.data === '{"type":"auth');
+    await until(events, (event) => event.type === "message" && event.data === '{"type":"authx","note":"user data"}');
+    client.close();
+  });
+
   test("ticket transport", async () => {
     await using app = await startTestApp();
     const client = new TokengateClient({ url: `${app.ws}/ws`, token: app.token, useTicket: true });

@@ -166,6 +166,33 @@ describe("authentication with API keys", () => {
   });
 });
 
+describe("reloads", () => {
+  test("a usage flush is our own write: it costs no reload; another process's commit does", async () => {
+    using dir = makeTempDir();
+    const store = openSqliteStore(dir.path);
+    const cli = openSqliteStore(dir.path);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    cli.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    const keyring = createKeyring({ store, bootstrapDigest: digestToken(newSecret()) });
+    let reloads = 0;
+    keyring.start(() => (reloads += 1), 20, 60_000);
+    const principal = keyring.authenticate(key.token);
+    if (principal instanceof Promise || !("kind" in principal)) throw new Error("expected a key principal");
+    keyring.recordUse(principal, () => "192.0.2.7");
+    keyring.flushUsage();
+    await Bun.sleep(120);
+    expect(reloads).toBe(0);
+    expect(cli.getKey(key.id)?.lastUsedAddr).toBe("192.0.2.7");
+    cli.revokeKey(key.id, Date.now());
+    await Bun.sleep(120);
+    expect(reloads).toBe(1);
+    keyring.stop();
+    store.close();
+    cli.close();
+  });
+});
+
 describe("live revocation of open sockets", () => {
   test("revoking a key in another connection closes its sockets with 4403; other sockets stay open", async () => {
     await using gate = startKeyedGate();

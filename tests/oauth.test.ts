@@ -220,6 +220,13 @@ describe("JWTs on the gate", () => {
     expect(await response.json()).toMatchObject({ code: "invalid_token" });
   });
 
+  test("a static AUTH_TOKEN shaped like a JWT (it may contain dots) still authenticates", async () => {
+    const dotted = trackSecret("my-long.static-passphrase.for-the-gate-2026");
+    await using app = await startTestApp({ AUTH_TOKEN: dotted });
+    expect((await fetch(`${app.http}/secure-data`, bearer(dotted))).status).toBe(200);
+    expect((await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": dotted } })).status).toBe(200);
+  });
+
   test("an HS256 deployment verifies its own tokens and publishes no key", async () => {
     await using app = await startTestApp({ JWT_ALG: "HS256" });
     await withUsers(app);
