@@ -1,10 +1,11 @@
 /**
- * The CLI's composition root (as server.ts is the server's): reads DATA_DIR and ROLE_SCOPES from the
- * environment, opens the same store the server uses, runs one command and exits with its code.
+ * The CLI's composition root (as server.ts is the server's): reads STORE_URL, DATA_DIR, ROLE_SCOPES
+ * and JWT_ALG from the environment, opens the same store the server uses, runs one command and
+ * exits with its code.
  */
 import { runCli } from "./auth/cli.ts";
-import { DEFAULT_ROLE_SCOPES, parseRoleScopes } from "./auth/config.ts";
-import { openSqliteStore } from "./auth/store.ts";
+import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl } from "./auth/config.ts";
+import { openStore } from "./auth/databases.ts";
 
 /** A line from a terminal without echo, or the first line of piped stdin. */
 async function readPassword(prompt: string): Promise<string> {
@@ -38,11 +39,16 @@ if (roleScopes === undefined) {
   process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
   process.exit(78);
 }
+const location = parseStoreUrl(env.STORE_URL, dataDir);
+if (location === undefined) {
+  process.stderr.write("STORE_URL must be sqlite:///path/to/tokengate.db or postgres://user:password@host:5432/database (or unset)\n");
+  process.exit(78);
+}
 const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
 process.exitCode = await runCli(process.argv.slice(2), {
   jwtAlg,
   io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
-  openStore: () => openSqliteStore(dataDir),
+  openStore: () => openStore(location),
   now: Date.now,
   roleScopes,
   readPassword,

@@ -9,7 +9,10 @@ import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/co
 import { startApp, type App } from "./auth/app.ts";
 import { loadBootstrapToken } from "./auth/bootstrap.ts";
 import { createLogger } from "./auth/log.ts";
-import { openSqliteStore, type Store } from "./auth/store.ts";
+import { describeStore, openStore } from "./auth/databases.ts";
+import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/redis.ts";
+import { describeUrl } from "./auth/redact.ts";
+import type { Store } from "./auth/store.ts";
 
 const EX_CONFIG = 78;
 
@@ -29,11 +32,17 @@ async function main(): Promise<void> {
 
   let store: Store;
   try {
-    store = openSqliteStore(config.dataDir);
+    store = await openStore(config.store);
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    failConfig([{ variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }]);
+    failConfig([
+      config.store.kind === "sqlite"
+        ? { variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }
+        : { variable: "STORE_URL", message: `names a PostgreSQL database that cannot be used (${why}); check that it runs, that the database exists and that the user may create tables` },
+    ]);
   }
+  // Redis is optional at startup: while it is away the guard counts in this process and says so.
+  const attempts: RedisAttemptStore | undefined = config.redisUrl === null ? undefined : createRedisAttemptStore(config.redisUrl, `${config.redisKeyPrefix}attempts:`);
 
   // Log lines are batched in memory and written in one call per batch (or every 25 ms), so a
   // busy server makes a few write syscalls a second instead of one per request.
@@ -96,7 +105,7 @@ async function main(): Promise<void> {
 
   let app: App;
   try {
-    app = await startApp({ config, store, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
+    app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
   } catch (error) {
     const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
     const why =
@@ -126,7 +135,14 @@ async function main(): Promise<void> {
           .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
           .map((net) => `${scheme}://${net!.address}:${port}`)
       : [];
-  logger.info("listening", { url: `${scheme}://${config.host}:${port}`, port, lan: lanAddresses.join(" ") || undefined, tls_sha256: fingerprint });
+  logger.info("listening", {
+    url: `${scheme}://${config.host}:${port}`,
+    port,
+    lan: lanAddresses.join(" ") || undefined,
+    tls_sha256: fingerprint,
+    store: describeStore(config.store),
+    attempts: config.redisUrl === null ? "memory" : describeUrl(config.redisUrl),
+  });
 
   const origin = bootstrap.origin;
   if (origin === "generated") {
@@ -145,7 +161,8 @@ async function main(): Promise<void> {
       signalled = true;
       logger.info("shutting down", { signal });
       void app.shutdown().then(async () => {
-        store.close();
+        await store.close().catch(() => undefined);
+        attempts?.close();
         clearInterval(flushTimer);
         await flushLog();
         process.exit(0);

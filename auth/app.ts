@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createAddressList } from "./addresses.ts";
-import { createGuard, createMemoryAttemptStore } from "./guard.ts";
+import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guard.ts";
 import { createAddressResolver, createTransportCheck } from "./clients.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
@@ -42,6 +42,8 @@ export interface AppOptions {
   readonly writeAudit: (line: string) => void;
   /** PEM contents of TLS_CERT_FILE / TLS_KEY_FILE, read by the caller. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
+  /** Failed-attempt counters: shared (Redis) when several instances run; in memory by default. */
+  readonly attempts?: AttemptStore | undefined;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -52,7 +54,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const { config, store, logger } = options;
 
   // The first start generates the signing key; every later start (and every instance) reuses it.
-  const records = store.ensureSigningKey(await generateSigningKey(config.jwt.alg, Date.now()));
+  const records = await store.ensureSigningKey(await generateSigningKey(config.jwt.alg, Date.now()));
   const initial = await importKeySet(records, config.jwt.alg);
   if (initial === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
   let keySet: KeySet = initial;
@@ -60,7 +62,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   /** After `cli signing-keys rotate` (or a retirement aging out): re-import, keep the old set on failure. */
   const reloadSigningKeys = async () => {
-    const stored = store.listSigningKeys();
+    const stored = await store.listSigningKeys();
     if (fingerprintOf(usableKeys(stored, config.jwt.alg, Date.now())) === keySet.fingerprint) return;
     const next = await importKeySet(stored, config.jwt.alg);
     if (next === undefined) {
@@ -77,7 +79,13 @@ export async function startApp(options: AppOptions): Promise<App> {
   const addressOf = createAddressResolver(trustedProxies);
   const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
 
-  const keyring = createKeyring({
+  const keyring = await createKeyring({
+    onStoreHealth: (error) =>
+      error === undefined
+        ? logger.info("store reachable again; authenticating from it")
+        : logger.error("store unreachable; credentials from it are refused with 503 until it answers (the bootstrap token still works)", {
+            error: error instanceof Error ? error.message : "unknown",
+          }),
     onKeyEvent: (event, key) =>
       audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
     store,
@@ -96,14 +104,26 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   const exempt = createAddressList(config.banExempt);
   const guard = createGuard({
-    attempts: createMemoryAttemptStore(),
+    attempts: options.attempts ?? createMemoryAttemptStore(),
     bans: store,
     exempt: (address) => exempt.has(address),
-    onEvent: (event) =>
-      event.event === "ban.started"
-        ? audit.record(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level })
-        : audit.record(event.event, { subject: event.subject }),
+    onEvent: (event) => {
+      switch (event.event) {
+        case "ban.started":
+          return audit.record(event.event, { subject: event.subject, until: new Date(event.until).toISOString(), level: event.level });
+        case "ban.ended":
+          return audit.record(event.event, { subject: event.subject });
+        case "attempts.unavailable":
+          return logger.error("attempt counter store unreachable; counting failed attempts in this process until it answers", {
+            error: event.error instanceof Error ? event.error.message : "unknown",
+          });
+        case "attempts.available":
+          return logger.info("attempt counter store reachable again");
+      }
+    },
+    onBanError: (error) => logger.error("could not record a ban in the store; it holds in this process only", { error: error instanceof Error ? error.message : "unknown" }),
   });
+  await guard.reload();
 
   const tickets = createTicketBook();
 
@@ -151,19 +171,19 @@ export async function startApp(options: AppOptions): Promise<App> {
     shutdownTimeout: config.shutdownTimeout,
   });
 
-  keyring.start(() => {
+  await keyring.start(() => {
     const closed = listener.revalidateSockets();
     logger.info("keys reloaded", { closed_sockets: closed });
-    guard.reload();
-    void reloadSigningKeys();
+    guard.reload().catch(() => undefined);
+    void reloadSigningKeys().catch(() => undefined);
   }, options.pollMs);
 
   return {
     listener,
     keyring,
     async shutdown() {
-      keyring.stop();
-      keyring.flushUsage();
+      await keyring.stop();
+      await keyring.flushUsage();
       await listener.shutdown();
     },
   };

@@ -29,7 +29,7 @@ export interface CliIo {
 export interface CliContext {
   readonly io: CliIo;
   /** Opened only by commands that need it, so `--help` and `token new` work without a data dir. */
-  openStore(): Store;
+  openStore(): Promise<Store>;
   readonly now: () => number;
   /** Role → scopes, as the server is configured (ROLE_SCOPES). */
   readonly roleScopes: RoleScopes;
@@ -57,7 +57,7 @@ Commands:
   signing-keys list [--json]                                         JWT signing keys (kid, alg, state)
   signing-keys rotate                                                new signing key; old ones verify until their tokens expire
 
-Every command takes --help. The database is DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
+Every command takes --help. The store is STORE_URL (a PostgreSQL URL), or else DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
 `,
   "keys create": `Usage: bun run cli keys create --name NAME [--scopes a,b] [--expires DURATION] [--json]
@@ -168,17 +168,17 @@ function parseKeyId(text: string | undefined): string {
 }
 
 /** Opens the store for one use and always closes it, so the CLI never leaves a connection behind. */
-function withStore<T>(openStore: () => Store, use: (store: Store) => T): T {
-  const store = openStore();
+async function withStore<T>(openStore: () => Promise<Store>, use: (store: Store) => T | Promise<T>): Promise<T> {
+  const store = await openStore();
   try {
-    return use(store);
+    return await use(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-function findKey(store: KeyStore, id: string, io: CliIo): KeyRecord | undefined {
-  const key = store.getKey(id);
+async function findKey(store: KeyStore, id: string, io: CliIo): Promise<KeyRecord | undefined> {
+  const key = await store.getKey(id);
   if (key === undefined) io.err(`No key with id ${id}. See: bun run cli keys list\n`);
   return key;
 }
@@ -250,8 +250,8 @@ function setDisabled(disabled: boolean): Handler {
   return (args, { io, openStore, now }) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
-    return withStore(openStore, (store) => {
-      if (!store.setDisabled(username, disabled ? now() : null, now())) {
+    return withStore(openStore, async (store) => {
+      if (!(await store.setDisabled(username, disabled ? now() : null, now()))) {
         io.err(`No user named ${username}. See: bun run cli users list\n`);
         return EXIT.notFound;
       }
@@ -262,7 +262,7 @@ function setDisabled(disabled: boolean): Handler {
 }
 
 const commands: Record<string, Handler> = {
-  "keys create": (args, { io, openStore, now }) => {
+  "keys create": async (args, { io, openStore, now }) => {
     const { values } = parseArgs({
       args,
       options: { name: { type: "string" }, scopes: { type: "string" }, expires: { type: "string" }, json: { type: "boolean", default: false } },
@@ -273,14 +273,14 @@ const commands: Record<string, Handler> = {
     const scopes = values.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(values.scopes);
     if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
     const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires), now());
-    withStore(openStore, (store) => store.insertKey(record));
+    await withStore(openStore, (store) => store.insertKey(record));
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
   },
 
-  "keys list": (args, { io, openStore, now }) => {
+  "keys list": async (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const keys: KeyRecord[] = withStore(openStore, (store) => store.listKeys());
+    const keys: KeyRecord[] = await withStore(openStore, (store) => store.listKeys());
     const at = now();
     if (values.json) {
       io.out(`${JSON.stringify(keys.map((key) => keyJson(key, at)))}\n`);
@@ -304,15 +304,15 @@ const commands: Record<string, Handler> = {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
     if (positionals.length > 1) throw new UsageError("revoke takes one key id");
     const id = parseKeyId(positionals[0]);
-    return withStore(openStore, (store) => {
+    return withStore(openStore, async (store) => {
       const at = now();
-      const before = findKey(store, id, io);
+      const before = await findKey(store, id, io);
       if (before === undefined) return EXIT.notFound;
       if (keyState(before, at) === "revoked") {
         io.err(`Key ${id} ("${before.name}") was already revoked at ${iso(before.revokedAt)}.\n`);
         return EXIT.conflict;
       }
-      const after = store.revokeKey(id, at)!;
+      const after = (await store.revokeKey(id, at))!;
       if (values.json) io.out(`${JSON.stringify(keyJson(after, at))}\n`);
       else io.out(`Revoked key ${id} ("${after.name}"). Open WebSockets using it are being closed.\n`);
       return EXIT.ok;
@@ -329,9 +329,9 @@ const commands: Record<string, Handler> = {
     const id = parseKeyId(positionals[0]);
     const overlap = duration("--overlap", values.overlap) ?? 0;
     const expires = duration("--expires", values.expires);
-    return withStore(openStore, (store) => {
+    return withStore(openStore, async (store) => {
       const at = now();
-      const old = findKey(store, id, io);
+      const old = await findKey(store, id, io);
       if (old === undefined) return EXIT.notFound;
       const state = keyState(old, at);
       if (state !== "active") {
@@ -340,7 +340,7 @@ const commands: Record<string, Handler> = {
       }
       const lifetime = expires ?? (old.expiresAt === null ? undefined : old.expiresAt - old.createdAt);
       const { token, record } = newKeyFrom(old.name, old.scopes, lifetime, at);
-      store.rotateKey(id, record, at + overlap);
+      await store.rotateKey(id, record, at + overlap);
       printNewKey(io, "Rotated: new", record, token, values.json);
       if (!values.json) io.out(`Old key ${id} ${overlap === 0 ? "stopped working now" : `keeps working until ${iso(at + overlap)}`}.\n`);
       return EXIT.ok;
@@ -357,7 +357,7 @@ const commands: Record<string, Handler> = {
       throw new UsageError(`unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${[...context.roleScopes.keys()].join(", ")}`);
     }
     const passwordHash = await hashPassword(await readNewPassword(context));
-    if (!withStore(context.openStore, (store) => store.insertUser({ username, passwordHash, roles, createdAt: context.now() }))) {
+    if (!(await withStore(context.openStore, (store) => store.insertUser({ username, passwordHash, roles, createdAt: context.now() })))) {
       context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
       return EXIT.conflict;
     }
@@ -365,9 +365,9 @@ const commands: Record<string, Handler> = {
     return EXIT.ok;
   },
 
-  "users list": (args, { io, openStore, roleScopes }) => {
+  "users list": async (args, { io, openStore, roleScopes }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const users: UserRecord[] = withStore(openStore, (store) => store.listUsers());
+    const users: UserRecord[] = await withStore(openStore, (store) => store.listUsers());
     if (values.json) {
       io.out(`${JSON.stringify(users.map((user) => userJson(user, roleScopes)))}\n`);
     } else if (users.length === 0) {
@@ -385,12 +385,12 @@ const commands: Record<string, Handler> = {
   "users passwd": async (args, context) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
-    if (withStore(context.openStore, (store) => store.getUser(username)) === undefined) {
+    if ((await withStore(context.openStore, (store) => store.getUser(username))) === undefined) {
       context.io.err(`No user named ${username}. See: bun run cli users list\n`);
       return EXIT.notFound;
     }
     const passwordHash = await hashPassword(await readNewPassword(context));
-    withStore(context.openStore, (store) => store.setPassword(username, passwordHash, context.now()));
+    await withStore(context.openStore, (store) => store.setPassword(username, passwordHash, context.now()));
     context.io.out(`Password of ${username} changed.\n`);
     return EXIT.ok;
   },
@@ -398,9 +398,9 @@ const commands: Record<string, Handler> = {
   "users disable": setDisabled(true),
   "users enable": setDisabled(false),
 
-  "bans list": (args, { io, openStore, now }) => {
+  "bans list": async (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const bans = withStore(openStore, (store) => store.listBans(now()));
+    const bans = await withStore(openStore, (store) => store.listBans(now()));
     if (values.json) {
       io.out(`${JSON.stringify(bans.map((ban) => ({ subject: ban.subject, started_at: new Date(ban.startedAt).toISOString(), until: new Date(ban.until).toISOString(), level: ban.level })))}\n`);
     } else if (bans.length === 0) {
@@ -411,14 +411,14 @@ const commands: Record<string, Handler> = {
     return EXIT.ok;
   },
 
-  "bans clear": (args, { io, openStore, now }) => {
+  "bans clear": async (args, { io, openStore, now }) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
     const subject = positionals[0];
     if (subject !== undefined && !/^(?:addr:[0-9a-f.:]+|key:[0-9a-f]{12})$/.test(subject)) {
       throw new UsageError("a subject looks like addr:192.168.1.50 or key:3f9a0c12be45 (see bans list)");
     }
-    const cleared = withStore(openStore, (store) => store.clearBans(now(), subject));
+    const cleared = await withStore(openStore, (store) => store.clearBans(now(), subject));
     if (subject !== undefined && cleared === 0) {
       io.err(`No active ban for ${subject}.\n`);
       return EXIT.notFound;
@@ -427,9 +427,9 @@ const commands: Record<string, Handler> = {
     return EXIT.ok;
   },
 
-  "signing-keys list": (args, { io, openStore, now }) => {
+  "signing-keys list": async (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
-    const keys: SigningKeyRecord[] = withStore(openStore, (store) => store.listSigningKeys());
+    const keys: SigningKeyRecord[] = await withStore(openStore, (store) => store.listSigningKeys());
     const at = now();
     const state = (key: SigningKeyRecord) =>
       key.retiredAt === null ? "signing" : usableKeys([key], key.alg, at).length > 0 ? "verifying" : "expired";
@@ -446,7 +446,7 @@ const commands: Record<string, Handler> = {
   "signing-keys rotate": async (args, { io, openStore, now, jwtAlg }) => {
     parseArgs({ args, options: {} });
     const candidate = await generateSigningKey(jwtAlg, now());
-    withStore(openStore, (store) => store.rotateSigningKey(candidate, now()));
+    await withStore(openStore, (store) => store.rotateSigningKey(candidate, now()));
     io.out(`New ${jwtAlg} signing key ${candidate.kid}; the previous one only verifies from now on.\n`);
     return EXIT.ok;
   },

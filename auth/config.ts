@@ -19,8 +19,18 @@ export type TokenSource =
   | { readonly kind: "file"; readonly path: string }
   | { readonly kind: "generated" };
 
+/** Where keys, users, refresh tokens, signing keys and bans live. */
+export type StoreLocation =
+  | { readonly kind: "sqlite"; readonly file: string }
+  | { readonly kind: "postgres"; readonly url: string };
+
 export interface Config {
   readonly token: TokenSource;
+  readonly store: StoreLocation;
+  /** Shared brute-force counters for several instances; null: counted in this process. */
+  readonly redisUrl: string | null;
+  /** Prefix of every Redis key tokengate writes, so deployments can share one Redis. */
+  readonly redisKeyPrefix: string;
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
@@ -231,6 +241,39 @@ export function parseRoleScopes(text: string): Map<string, string[]> | undefined
   return roles.size === 0 ? undefined : roles;
 }
 
+/** The embedded store's file name under DATA_DIR. */
+export const DATABASE_FILE = "tokengate.db";
+
+const STORE_URL_HINT = "use sqlite:///path/to/tokengate.db (or unset it for DATA_DIR/tokengate.db) or postgres://user:password@host:5432/database";
+
+/** STORE_URL → where the store lives; `undefined` when it is neither a SQLite path nor a PostgreSQL URL. */
+export function parseStoreUrl(raw: string | undefined, dataDir: string): StoreLocation | undefined {
+  const text = raw?.trim() ?? "";
+  if (text === "") return { kind: "sqlite", file: `${dataDir.replace(/\/+$/, "") || "."}/${DATABASE_FILE}` };
+  if (text.startsWith("sqlite:")) {
+    const path = text.slice("sqlite:".length).replace(/^\/\//, "");
+    return path === "" ? parseStoreUrl(undefined, dataDir) : /[\0\r\n]/.test(path) ? undefined : { kind: "sqlite", file: path };
+  }
+  if (/^postgres(?:ql)?:\/\//.test(text)) {
+    try {
+      const url = new URL(text);
+      return url.hostname === "" || url.pathname.length <= 1 ? undefined : { kind: "postgres", url: text };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function redisUrlShaped(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
 
 const envSchema = z.object({
@@ -269,6 +312,32 @@ const envSchema = z.object({
       }
     }),
   DATA_DIR: z.string().optional(),
+  STORE_URL: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      // The URL may hold a database password: the message describes, never repeats it.
+      if (parseStoreUrl(value, ".") === undefined) ctx.addIssue({ code: "custom", message: `is not a store URL tokengate understands; ${STORE_URL_HINT}` });
+    }),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return "tokengate:";
+      if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) {
+        ctx.addIssue({ code: "custom", message: "must be 1 to 64 letters, digits or :_.- characters, e.g. REDIS_KEY_PREFIX=tokengate:home:" });
+        return z.NEVER;
+      }
+      return raw;
+    }),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value.trim() !== "" && !redisUrlShaped(value.trim())) {
+        ctx.addIssue({ code: "custom", message: "must be a Redis URL such as redis://127.0.0.1:6379 or rediss://:password@host:6380, or unset it to count attempts in this process" });
+      }
+    }),
   LOG_LEVEL: choice("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "set $VAR=info or unset it"),
   LOG_FORMAT: choice("LOG_FORMAT", ["pretty", "json"], "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
   ALLOWED_HOSTS: list(parseHostPattern, "host names or *.suffix patterns, e.g. gate.lan,*.home.arpa"),
@@ -364,13 +433,17 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       : vars.AUTH_TOKEN_FILE !== undefined
         ? { kind: "file", path: vars.AUTH_TOKEN_FILE }
         : { kind: "generated" };
+  const dataDir = vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR;
   return {
     ok: true,
     config: {
       token,
+      store: parseStoreUrl(vars.STORE_URL, dataDir)!,
+      redisUrl: vars.REDIS_URL === undefined || vars.REDIS_URL.trim() === "" ? null : vars.REDIS_URL.trim(),
+      redisKeyPrefix: vars.REDIS_KEY_PREFIX,
       port: vars.PORT,
       host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
-      dataDir: vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR,
+      dataDir,
       logLevel: vars.LOG_LEVEL ?? "info",
       logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
       accessLog: vars.ACCESS_LOG ?? "all",

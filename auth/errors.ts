@@ -110,6 +110,14 @@ export const INSECURE_PASSWORD = new GateError(
   "Passwords are accepted only over HTTPS or from this machine; enable TLS (TLS_CERT_FILE, TLS_KEY_FILE) or set ALLOW_INSECURE_PASSWORDS=true",
 );
 
+/**
+ * The key store (a shared PostgreSQL) has not answered for a while: a revocation made elsewhere
+ * could be missing here, so credentials from the store are refused rather than trusted.
+ */
+export const STORE_UNAVAILABLE = new GateError("temporarily_unavailable", "The credential store cannot be reached; retry shortly", {
+  headers: { "retry-after": "2" },
+});
+
 /** Known but no longer valid: distinct descriptions so a client can tell "rotate me" from "wrong". */
 export const REVOKED_TOKEN = new GateError("invalid_token", "The token has been revoked", { close: 4403 });
 export const EXPIRED_TOKEN = new GateError("invalid_token", "The token has expired", { close: 4401 });

@@ -1,10 +1,12 @@
 /**
  * The server's view of the key store: every key in memory, reloaded when another process (the
- * CLI) commits, so a revocation takes effect without a restart. It authenticates presented
+ * CLI, another instance) commits, so a revocation takes effect without a restart. If the store
+ * cannot be reached for longer than STALE_AFTER_MS, the view may be missing a revocation made
+ * elsewhere: authentication then fails closed (503) until the store answers again. It authenticates presented
  * tokens (API keys and the bootstrap token), re-checks principals of open sockets, and batches
  * last-used updates so a request never waits on a disk write.
  */
-import { EXPIRED_TOKEN, GateError, INVALID_TOKEN, REVOKED_TOKEN } from "./errors.ts";
+import { EXPIRED_TOKEN, GateError, INVALID_TOKEN, REVOKED_TOKEN, STORE_UNAVAILABLE } from "./errors.ts";
 import { looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings, type VerifiedAccessToken } from "./jwt.ts";
 import { keyState, parseApiKey } from "./keys.ts";
 import { createBootstrapAuthenticator, type Principal } from "./principal.ts";
@@ -17,6 +19,9 @@ interface Entry {
 }
 
 const MISS_RECHECK_MS = 10;
+
+/** How long the in-memory view may go unconfirmed by the store before it is no longer trusted. */
+export const STALE_AFTER_MS = 5_000;
 
 /** Verified JWTs kept for reuse; bounded, and never trusted past `exp` or a revocation. */
 const JWT_CACHE_LIMIT = 10_000;
@@ -38,6 +43,8 @@ export interface KeyringOptions {
   readonly onFlushError?: (error: unknown) => void;
   /** Key lifecycle changes seen on reload (made by the CLI or any other process). */
   readonly onKeyEvent?: (event: "key.created" | "key.revoked" | "key.rotated", key: KeyRecord) => void;
+  /** The store stopped answering (`error`) or answers again (`undefined`); called on each transition. */
+  readonly onStoreHealth?: (error: unknown) => void;
 }
 
 export interface Keyring {
@@ -46,12 +53,15 @@ export interface Keyring {
   recordUse(principal: Principal, remote: () => string): void;
   /** Why an already-authenticated principal is no longer valid, or `undefined` if it still is. */
   revalidate(principal: Principal): GateError | undefined;
-  /** Reloads if another process changed the store (and runs the change hook); returns whether it did. */
-  refresh(): boolean;
-  flushUsage(): void;
-  /** Polls for changes and flushes usage on timers; `onChange` runs after each reload. */
-  start(onChange: () => void, pollMs?: number, flushMs?: number): void;
-  stop(): void;
+  /** Reloads if another process changed the store (and runs the change hook); resolves to whether it did. */
+  refresh(): Promise<boolean>;
+  flushUsage(): Promise<void>;
+  /**
+   * Polls for changes (and listens, where the store can push them) and flushes usage on timers;
+   * `onChange` runs after each reload.
+   */
+  start(onChange: () => void, pollMs?: number, flushMs?: number): Promise<void>;
+  stop(): Promise<void>;
 }
 
 function toPrincipal(record: KeyRecord): Principal {
@@ -85,7 +95,7 @@ function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined {
   return undefined;
 }
 
-export function createKeyring(options: KeyringOptions): Keyring {
+export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
   const { store } = options;
   const now = options.now ?? Date.now;
   const bootstrap = createBootstrapAuthenticator(options.bootstrapDigest);
@@ -98,14 +108,25 @@ export function createKeyring(options: KeyringOptions): Keyring {
   let marker = "";
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   let timers: Array<ReturnType<typeof setInterval>> = [];
+  let unwatch: (() => Promise<void>) | undefined;
   let notify: () => void = () => {};
   let lastMissCheck = 0;
+  /** performance.now() of the last time the store confirmed our view (not the wall clock: tests move that). */
+  let syncedAt = performance.now();
+  let healthy = true;
 
   let loaded = false;
-  const reload = () => {
-    marker = store.changeMarker();
+  const reload = async (nextMarker: string) => {
+    const [keys, userList, families, tokenIds] = await Promise.all([
+      store.listKeys(),
+      store.listUsers(),
+      // Access tokens live at most a day (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): older revocations no longer matter.
+      store.revokedFamilies(now() - 86_400_000),
+      store.revokedAccessTokens(now()),
+    ]);
+    marker = nextMarker;
     const previous = entries;
-    entries = new Map(store.listKeys().map((record) => [record.id, { record, principal: toPrincipal(record) }]));
+    entries = new Map(keys.map((record) => [record.id, { record, principal: toPrincipal(record) }]));
     if (loaded && options.onKeyEvent !== undefined) {
       for (const { record } of entries.values()) {
         const before = previous.get(record.id)?.record;
@@ -115,12 +136,11 @@ export function createKeyring(options: KeyringOptions): Keyring {
       }
     }
     loaded = true;
-    users = new Map(store.listUsers().map((user) => [user.username, user.disabledAt]));
-    // Access tokens live at most a day (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): older revocations no longer matter.
-    revokedSessions = new Set(store.revokedFamilies(now() - 86_400_000));
-    revokedTokenIds = new Set(store.revokedAccessTokens(now()));
+    users = new Map(userList.map((user) => [user.username, user.disabledAt]));
+    revokedSessions = new Set(families);
+    revokedTokenIds = new Set(tokenIds);
   };
-  reload();
+  await reload(await store.changeMarker());
 
   const stateError = (record: KeyRecord): GateError | undefined => {
     switch (keyState(record, now())) {
@@ -133,12 +153,42 @@ export function createKeyring(options: KeyringOptions): Keyring {
     }
   };
 
-  /** Reloads if the store changed, then runs the change hook (socket revalidation). */
-  const refreshAndNotify = () => {
-    if (store.changeMarker() === marker) return false;
-    reload();
-    notify();
-    return true;
+  const setHealth = (error: unknown) => {
+    if ((error === undefined) === healthy) return;
+    healthy = error === undefined;
+    options.onStoreHealth?.(error);
+  };
+  const stale = () => performance.now() - syncedAt > STALE_AFTER_MS;
+
+  const judgeKey = (entry: Entry, secret: string): Principal | GateError => {
+    if (!tokenMatchesDigest(secret, entry.record.secretHash)) return INVALID_TOKEN;
+    return stateError(entry.record) ?? (stale() ? STORE_UNAVAILABLE : entry.principal);
+  };
+
+  /** Reloads if the store changed, then runs the change hook (socket revalidation). One at a time. */
+  let inFlight: Promise<boolean> | undefined;
+  const check = async (): Promise<boolean> => {
+    const started = performance.now();
+    try {
+      const current = await store.changeMarker();
+      const changed = current !== marker;
+      if (changed) await reload(current);
+      syncedAt = started;
+      setHealth(undefined);
+      if (changed) notify();
+      return changed;
+    } catch (error) {
+      setHealth(error);
+      // Past the limit, the change hook lets open sockets see that their principal can no longer be vouched for.
+      if (stale()) notify();
+      return false;
+    }
+  };
+  const refreshAndNotify = (): Promise<boolean> => {
+    inFlight ??= check().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
   };
 
   /**
@@ -152,12 +202,14 @@ export function createKeyring(options: KeyringOptions): Keyring {
     lastMissCheck = at;
     return true;
   };
-  const lookupMiss = (id: string): Entry | undefined =>
-    recheckAllowed() && refreshAndNotify() ? entries.get(id) : undefined;
+  const lookupMiss = async (id: string): Promise<Entry | undefined> =>
+    recheckAllowed() && (await refreshAndNotify()) ? entries.get(id) : undefined;
 
   /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
   const revalidate = (principal: Principal): GateError | undefined => {
     if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
+    // The bootstrap token is configuration, not store data: it keeps working while the store is away.
+    if (principal.kind !== "bootstrap" && stale()) return STORE_UNAVAILABLE;
     if (principal.tokenId !== null && revokedTokenIds.has(principal.tokenId)) return REVOKED_TOKEN;
     if (principal.session !== null && revokedSessions.has(principal.session)) return REVOKED_TOKEN;
     if (principal.kind === "key") {
@@ -165,9 +217,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       return entry === undefined ? REVOKED_TOKEN : stateError(entry.record);
     }
     if (principal.kind === "user") {
-      let disabledAt = users.get(principal.name);
-      // A user added a moment ago may not be loaded yet: look again before calling it revoked.
-      if (disabledAt === undefined && recheckAllowed() && refreshAndNotify()) disabledAt = users.get(principal.name);
+      const disabledAt = users.get(principal.name);
       return disabledAt === undefined || disabledAt !== null ? REVOKED_TOKEN : undefined;
     }
     return undefined;
@@ -178,6 +228,8 @@ export function createKeyring(options: KeyringOptions): Keyring {
     if (claims instanceof GateError) return claims;
     const principal = jwtPrincipal(claims);
     if (principal === undefined) return INVALID_TOKEN;
+    // A user added a moment ago (on another instance, say) may not be loaded yet: look again first.
+    if (principal.kind === "user" && !users.has(principal.name) && recheckAllowed()) await refreshAndNotify();
     if (verifiedJwts.size >= JWT_CACHE_LIMIT) verifiedJwts.delete(verifiedJwts.keys().next().value!);
     verifiedJwts.set(token, principal);
     return revalidate(principal) ?? principal;
@@ -196,12 +248,16 @@ export function createKeyring(options: KeyringOptions): Keyring {
         return refusal ?? cached;
       }
       const parsed = parseApiKey(token);
-      const entry = parsed === undefined ? undefined : (entries.get(parsed.id) ?? lookupMiss(parsed.id));
-      // Anything that is not a known key id is compared with the bootstrap secret, so an
-      // AUTH_TOKEN that happens to look like a key still works.
-      if (entry === undefined) return bootstrap(token);
-      if (!tokenMatchesDigest(parsed!.secret, entry.record.secretHash)) return INVALID_TOKEN;
-      return stateError(entry.record) ?? entry.principal;
+      const entry = parsed === undefined ? undefined : entries.get(parsed.id);
+      if (entry === undefined) {
+        // Anything that is not a known key id is compared with the bootstrap secret, so an
+        // AUTH_TOKEN that happens to look like a key still works.
+        const fixed = bootstrap(token);
+        if (fixed !== INVALID_TOKEN || parsed === undefined) return fixed;
+        if (stale()) return STORE_UNAVAILABLE;
+        return lookupMiss(parsed.id).then((found) => (found === undefined ? INVALID_TOKEN : judgeKey(found, parsed.secret)));
+      }
+      return judgeKey(entry, parsed!.secret);
     },
     recordUse(principal, remote) {
       if (principal.kind !== "key") return;
@@ -211,32 +267,39 @@ export function createKeyring(options: KeyringOptions): Keyring {
     },
     revalidate,
     refresh: refreshAndNotify,
-    flushUsage() {
+    async flushUsage() {
       if (pending.size === 0) return;
       const batch: KeyUsage[] = [...pending.values()];
+      pending.clear();
       try {
-        store.recordUsage(batch);
-        pending.clear();
-        // Our own write moved the marker; adopt it unless another process committed too (the
-        // data_version half only moves for others), so a usage flush never costs a full reload.
-        const after = store.changeMarker();
-        if (after.split(":")[0] === marker.split(":")[0]) marker = after;
+        await store.recordUsage(batch);
       } catch (error) {
+        // Kept for the next flush, unless a newer use of the same key arrived meanwhile.
+        for (const usage of batch) if (!pending.has(usage.id)) pending.set(usage.id, { ...usage });
         options.onFlushError?.(error);
       }
     },
-    start(onChange, pollMs = 100, flushMs = 5_000) {
-      keyring.stop();
+    async start(onChange, pollMs = 100, flushMs = 5_000) {
+      await keyring.stop();
       notify = onChange;
-      const poll = setInterval(refreshAndNotify, pollMs);
-      const flush = setInterval(() => keyring.flushUsage(), flushMs);
+      const poll = setInterval(() => void refreshAndNotify(), pollMs);
+      const flush = setInterval(() => void keyring.flushUsage(), flushMs);
       timers = [poll, flush];
       for (const timer of timers) timer.unref();
+      try {
+        unwatch = await store.watchChanges(() => void refreshAndNotify());
+      } catch (error) {
+        // Polling still finds every change; pushing only makes it sooner.
+        setHealth(error);
+      }
     },
-    stop() {
+    async stop() {
       for (const timer of timers) clearInterval(timer);
       timers = [];
       notify = () => {};
+      const stopWatching = unwatch;
+      unwatch = undefined;
+      await stopWatching?.().catch(() => undefined);
     },
   };
   return keyring;

@@ -7,7 +7,7 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError, INSECURE_PASSWORD } from "./errors.ts";
+import { GateError, INSECURE_PASSWORD, STORE_UNAVAILABLE } from "./errors.ts";
 import type { Guard } from "./guard.ts";
 import { settleRefusal } from "./refusals.ts";
 import type { AddressResolver, TransportCheck } from "./clients.ts";
@@ -22,7 +22,7 @@ import type { HttpRoute } from "./routes.ts";
 import type { Server } from "bun";
 import type { WsData } from "./ws.ts";
 import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRACE_MS } from "./refresh.ts";
-import type { NewRefreshToken, RefreshStore, UserStore } from "./store.ts";
+import { StoreError, type NewRefreshToken, type RefreshStore, type UserStore } from "./store.ts";
 import { digestToken, tokenMatchesDigest } from "./tokens.ts";
 import { scopesForRoles, type PasswordAuthenticator, type RoleScopes } from "./users.ts";
 
@@ -174,7 +174,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     if (scopes !== undefined && !scopes.every((scope) => hasScope(who, scope))) return SCOPE_NOT_GRANTED;
     const familyId = generateFamilyId();
     const refresh = newRefresh(familyId, who, scopes ?? who.scopes, clientId);
-    store.insertRefreshToken(refresh.record);
+    await store.insertRefreshToken(refresh.record);
     return { principal: who, clientId, ceiling: who.scopes, session: { familyId, refresh: refresh.token } };
   }
 
@@ -194,11 +194,11 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return { principal: who, clientId: who.id, ceiling: who.scopes };
   }
 
-  function refreshGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Grant | GateError {
+  async function refreshGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Promise<Grant | GateError> {
     const presented = params.get("refresh_token");
     if (presented === undefined || presented === "") return NO_REFRESH_TOKEN;
     const parsed = parseRefreshToken(presented);
-    const record = parsed === undefined ? undefined : store.getRefreshToken(parsed.id);
+    const record = parsed === undefined ? undefined : await store.getRefreshToken(parsed.id);
     if (record === undefined || !tokenMatchesDigest(parsed!.secret, record.secretHash)) return BAD_REFRESH;
     const clientId = params.get("client_id");
     if (clientId !== undefined && clientId !== record.clientId) return WRONG_CLIENT;
@@ -208,7 +208,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
     // The account must still exist and be enabled; its current roles cap the scopes.
     const username = record.subject.startsWith("user:") ? record.subject.slice(5) : undefined;
-    const user = username === undefined ? undefined : store.getUser(username);
+    const user = username === undefined ? undefined : await store.getUser(username);
     if (user === undefined || user.disabledAt !== null) return SUBJECT_GONE;
     const current = scopesForRoles(user.roles, options.roleScopes);
     const ceiling = record.scopes.filter((scope) => mayHave(current, scope));
@@ -216,7 +216,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
     const principal: Principal = { id: record.subject, kind: "user", name: user.username, scopes: ceiling, expiresAt: null, roles: user.roles, session: null, tokenId: null };
     const next = newRefresh(record.familyId, principal, scopes ?? ceiling, record.clientId);
-    const outcome = store.consumeRefreshToken(record.id, next.record, now, REFRESH_GRACE_MS);
+    const outcome = await store.consumeRefreshToken(record.id, next.record, now, REFRESH_GRACE_MS);
     if (outcome === "reused") {
       logger.warn("refresh.reuse_detected", { family: record.familyId, sub: record.subject, client_id: record.clientId });
       options.audit?.record("refresh.reuse_detected", { family: record.familyId, sub: record.subject, client_id: record.clientId });
@@ -263,7 +263,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
         : grant === "client_credentials"
           ? await clientCredentialsGrant(request, params)
           : grant === "refresh_token"
-            ? refreshGrant(params, scopes)
+            ? await refreshGrant(params, scopes)
             : oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
     if (granted instanceof GateError) {
       // The key id a client claimed, by form or by HTTP Basic: guesses against it count too.
@@ -297,9 +297,9 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
     const refresh = parseRefreshToken(token);
     if (refresh !== undefined) {
-      const record = store.getRefreshToken(refresh.id);
+      const record = await store.getRefreshToken(refresh.id);
       if (record !== undefined && tokenMatchesDigest(refresh.secret, record.secretHash)) {
-        store.revokeFamily(record.familyId, options.now());
+        await store.revokeFamily(record.familyId, options.now());
         logger.info("refresh.revoked", { family: record.familyId, sub: record.subject });
         options.afterRevocation();
       }
@@ -307,12 +307,22 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
       // Expired tokens need no revocation; anything that does not verify is ignored (§2.2).
       const claims = await verifyAccessToken(token, options.keys(), settings, options.now());
       if (!(claims instanceof GateError)) {
-        store.revokeAccessToken(claims.jti, claims.exp * 1000);
+        await store.revokeAccessToken(claims.jti, claims.exp * 1000);
         logger.info("access_token.revoked", { jti: claims.jti, sub: claims.sub });
         options.afterRevocation();
       }
     }
     return tokenResponse({});
+  }
+
+  /** A store that does not answer (PostgreSQL down) is a 503 with Retry-After in the OAuth error shape, never a 500. */
+  function withStoreFailures<A extends unknown[]>(handle: (...args: A) => Promise<Response>): (...args: A) => Promise<Response> {
+    return (...args) =>
+      handle(...args).catch((error: unknown) => {
+        if (!(error instanceof StoreError)) throw error;
+        logger.error("store unreachable at the token endpoint", { error: error.message });
+        return toOAuthResponse(STORE_UNAVAILABLE);
+      });
   }
 
   let jwks = { for: "", body: "" };
@@ -322,8 +332,8 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return jwks.body;
   };
   return [
-    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: handleToken },
-    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: handleRevoke },
+    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleToken) },
+    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleRevoke) },
     {
       kind: "http",
       path: "/.well-known/jwks.json",

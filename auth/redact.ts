@@ -55,3 +55,13 @@ export function redactTarget(path: string, query: string): string {
   const target = `${path}?${pairs.join("&")}`;
   return target.length > MAX_LOGGED_TARGET ? `${target.slice(0, MAX_LOGGED_TARGET)}…` : target;
 }
+
+/** A connection URL fit for a log line: scheme, host, port and database; never the user or password. */
+export function describeUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return "(unparseable URL)";
+  }
+}

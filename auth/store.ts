@@ -1,12 +1,11 @@
 /**
- * Persistent state behind a small interface. `KeyStore` is what the server and the CLI need from
- * storage; `openSqliteStore` is the embedded default: one `bun:sqlite` file under DATA_DIR, WAL,
- * STRICT tables, foreign keys on, schema migrations versioned in code and applied at startup.
+ * Persistent state behind small interfaces (`KeyStore`, `UserStore`, …), and the one
+ * implementation of them over SQL: `createSqlStore` runs the same statements on the embedded
+ * SQLite file (sqlite.ts) and on a shared PostgreSQL (postgres.ts). Every method is asynchronous
+ * because PostgreSQL is across the network; the server keeps what it needs per request in memory.
  */
-import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { RETIRED_KEY_LIFETIME_MS, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
+import { LATEST_SCHEMA, pendingMigrations, type Dialect } from "./schema.ts";
 
 export interface KeyRecord {
   readonly id: string;
@@ -33,20 +32,27 @@ export interface KeyUsage {
 }
 
 export interface KeyStore {
-  insertKey(key: NewKey): void;
-  getKey(id: string): KeyRecord | undefined;
-  listKeys(): KeyRecord[];
+  insertKey(key: NewKey): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  listKeys(): Promise<KeyRecord[]>;
   /** Sets the revocation time unless the key is already revoked by then; the updated record. */
-  revokeKey(id: string, at: number): KeyRecord | undefined;
+  revokeKey(id: string, at: number): Promise<KeyRecord | undefined>;
   /** Inserts `replacement` and schedules the old key's end, in one transaction. */
-  rotateKey(id: string, replacement: NewKey, oldEndsAt: number): KeyRecord | undefined;
+  rotateKey(id: string, replacement: NewKey, oldEndsAt: number): Promise<KeyRecord | undefined>;
   recordUsage(usages: readonly KeyUsage[]): void;
   /**
-   * `<data_version>:<total_changes>`: changes whenever anyone (the CLI, another process, this
-   * connection) commits. The first part moves only for other connections' commits. Cheap to poll.
+   * The store's revision: moves with every commit that changes who may authenticate (keys,
+   * users, revocations, bans, signing keys), by any process; usage bookkeeping does not move it.
+   * Cheap to poll.
    */
-  changeMarker(): string;
-  close(): void;
+  changeMarker(): Promise<string>;
+  /**
+   * Calls `onChange` soon after another process moves the revision, where the engine can push
+   * (PostgreSQL LISTEN/NOTIFY); resolves to a function that stops watching. Polling
+   * `changeMarker` stays the safety net.
+   */
+  watchChanges(onChange: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
 }
 
 export interface UserRecord {
@@ -61,19 +67,19 @@ export interface UserRecord {
 
 export interface UserStore {
   /** Inserts a user; false if the username is taken. */
-  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt">): boolean;
-  getUser(username: string): UserRecord | undefined;
-  listUsers(): UserRecord[];
-  setPassword(username: string, passwordHash: string, at: number): boolean;
-  setDisabled(username: string, disabledAt: number | null, at: number): boolean;
+  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt">): Promise<boolean>;
+  getUser(username: string): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  setPassword(username: string, passwordHash: string, at: number): Promise<boolean>;
+  setDisabled(username: string, disabledAt: number | null, at: number): Promise<boolean>;
 }
 
 export interface SigningKeyStore {
-  listSigningKeys(): SigningKeyRecord[];
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Retires the live keys of the candidate's algorithm and inserts it, in one transaction. */
-  rotateSigningKey(candidate: SigningKeyRecord, at: number): SigningKeyRecord[];
+  rotateSigningKey(candidate: SigningKeyRecord, at: number): Promise<SigningKeyRecord[]>;
   /** Inserts a key unless one of the same algorithm was inserted meanwhile; returns the live set. */
-  ensureSigningKey(candidate: SigningKeyRecord): SigningKeyRecord[];
+  ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord[]>;
 }
 
 export interface RefreshTokenRecord {
@@ -101,15 +107,15 @@ export type NewRefreshToken = Omit<RefreshTokenRecord, "usedAt" | "revokedAt">;
 export type RefreshOutcome = "rotated" | "grace" | "reused" | "revoked" | "missing";
 
 export interface RefreshStore {
-  insertRefreshToken(token: NewRefreshToken): void;
-  getRefreshToken(id: string): RefreshTokenRecord | undefined;
-  consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): RefreshOutcome;
-  revokeFamily(familyId: string, at: number): void;
+  insertRefreshToken(token: NewRefreshToken): Promise<void>;
+  getRefreshToken(id: string): Promise<RefreshTokenRecord | undefined>;
+  consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): Promise<RefreshOutcome>;
+  revokeFamily(familyId: string, at: number): Promise<void>;
   /** Families revoked after `since` (older ones' access tokens have all expired). */
-  revokedFamilies(since: number): string[];
+  revokedFamilies(since: number): Promise<string[]>;
   /** Puts an access token's jti on the deny list until its expiry. */
-  revokeAccessToken(jti: string, expiresAt: number): void;
-  revokedAccessTokens(now: number): string[];
+  revokeAccessToken(jti: string, expiresAt: number): Promise<void>;
+  revokedAccessTokens(now: number): Promise<string[]>;
 }
 
 export interface BanRecord {
@@ -123,122 +129,65 @@ export interface BanRecord {
 
 export interface BanStore {
   /** Bans whose end lies after `now`. */
-  listBans(now: number): BanRecord[];
+  listBans(now: number): Promise<BanRecord[]>;
   /** Records a ban; the level grows if the subject's previous ban ended less than `memoryMs` ago. */
-  startBan(subject: string, now: number, baseMs: number, maxMs: number, memoryMs: number): BanRecord;
+  startBan(subject: string, now: number, baseMs: number, maxMs: number, memoryMs: number): Promise<BanRecord>;
   /** Ends bans now (all, or one subject's); returns how many were active. */
-  clearBans(now: number, subject?: string): number;
+  clearBans(now: number, subject?: string): Promise<number>;
 }
 
 /** The embedded default implements every store interface over one database file. */
 export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore;
 
-interface Migration {
-  readonly version: number;
-  readonly statements: readonly string[];
-}
-
-/** Append-only. A released migration is never edited; a change is a new version. */
-export const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    statements: [
-      `CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY CHECK (length(id) = 12),
-        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
-        scopes TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER,
-        revoked_at INTEGER,
-        last_used_at INTEGER,
-        last_used_addr TEXT,
-        replaced_by TEXT REFERENCES api_keys(id)
-      ) STRICT`,
-      "CREATE INDEX api_keys_name ON api_keys(name)",
-    ],
-  },
-  {
-    version: 2,
-    statements: [
-      `CREATE TABLE users (
-        username TEXT PRIMARY KEY CHECK (length(username) BETWEEN 1 AND 64),
-        password_hash TEXT NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
-        roles TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        disabled_at INTEGER
-      ) STRICT`,
-    ],
-  },
-  {
-    version: 3,
-    statements: [
-      `CREATE TABLE signing_keys (
-        kid TEXT PRIMARY KEY,
-        alg TEXT NOT NULL CHECK (alg IN ('EdDSA', 'HS256')),
-        private_jwk TEXT NOT NULL,
-        public_jwk TEXT,
-        created_at INTEGER NOT NULL,
-        retired_at INTEGER
-      ) STRICT`,
-    ],
-  },
-  {
-    version: 4,
-    statements: [
-      `CREATE TABLE refresh_tokens (
-        id TEXT PRIMARY KEY,
-        family_id TEXT NOT NULL,
-        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
-        subject TEXT NOT NULL,
-        scopes TEXT NOT NULL,
-        roles TEXT NOT NULL,
-        client_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        used_at INTEGER,
-        replaced_by TEXT,
-        revoked_at INTEGER
-      ) STRICT`,
-      "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
-      `CREATE TABLE revoked_access_tokens (
-        jti TEXT PRIMARY KEY,
-        expires_at INTEGER NOT NULL
-      ) STRICT`,
-    ],
-  },
-  {
-    version: 5,
-    statements: [
-      `CREATE TABLE bans (
-        subject TEXT PRIMARY KEY,
-        started_at INTEGER NOT NULL,
-        until INTEGER NOT NULL,
-        level INTEGER NOT NULL CHECK (level >= 1)
-      ) STRICT`,
-    ],
-  },
-];
-
-export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;
-
 export class StoreError extends Error {
   override readonly name = "StoreError";
 }
 
+/** A value bound to a `$1`-style placeholder. */
+export type SqlValue = string | number | Uint8Array | null;
+
+export interface SqlRunner {
+  /** Rows of a query; statements use `$1, $2, …` placeholders on every engine. */
+  all<T>(text: string, params?: readonly SqlValue[]): Promise<T[]>;
+  /** Runs a statement; how many rows it changed. */
+  run(text: string, params?: readonly SqlValue[]): Promise<number>;
+}
+
+/** What an engine gives `createSqlStore`: statements, serialized write transactions, migrations. */
+export interface SqlDriver extends SqlRunner {
+  readonly dialect: Dialect;
+  /**
+   * Runs `work` in one transaction that no other writer (in this process or another) interleaves
+   * with: SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock. Rolled back if `work` throws.
+   */
+  transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  schemaVersion(tx: SqlRunner): Promise<number>;
+  setSchemaVersion(tx: SqlRunner, version: number): Promise<void>;
+  /** Inside a write transaction that moved the revision: tells other processes at commit. */
+  announce(tx: SqlRunner): Promise<void>;
+  watch(onChange: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
 /** Space-separated lists (scopes, roles) as stored. */
 const words = (text: string) => (text === "" ? [] : text.split(" "));
+/** PostgreSQL returns BIGINT as a string; SQLite as a number. */
+const int = (value: number | string | bigint): number => Number(value);
+const intOrNull = (value: number | string | bigint | null): number | null => (value === null ? null : Number(value));
+/** A private copy: PostgreSQL hands out Buffers, SQLite views into its own memory. */
+const bytes = (value: Uint8Array): Uint8Array => new Uint8Array(value);
+
+type Int = number | string | bigint;
 
 interface KeyRow {
   id: string;
   name: string;
   secret_hash: Uint8Array;
   scopes: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
+  created_at: Int;
+  expires_at: Int | null;
+  revoked_at: Int | null;
+  last_used_at: Int | null;
   last_used_addr: string | null;
   replaced_by: string | null;
 }
@@ -247,9 +196,9 @@ interface UserRow {
   username: string;
   password_hash: string;
   roles: string;
-  created_at: number;
-  updated_at: number;
-  disabled_at: number | null;
+  created_at: Int;
+  updated_at: Int;
+  disabled_at: Int | null;
 }
 
 interface SigningKeyRow {
@@ -257,19 +206,8 @@ interface SigningKeyRow {
   alg: JwtAlgorithm;
   private_jwk: string;
   public_jwk: string | null;
-  created_at: number;
-  retired_at: number | null;
-}
-
-function toSigningKey(row: SigningKeyRow): SigningKeyRecord {
-  return {
-    kid: row.kid,
-    alg: row.alg,
-    privateJwk: row.private_jwk,
-    publicJwk: row.public_jwk,
-    createdAt: row.created_at,
-    retiredAt: row.retired_at,
-  };
+  created_at: Int;
+  retired_at: Int | null;
 }
 
 interface RefreshRow {
@@ -280,291 +218,286 @@ interface RefreshRow {
   scopes: string;
   roles: string;
   client_id: string;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  revoked_at: number | null;
+  created_at: Int;
+  expires_at: Int;
+  used_at: Int | null;
+  revoked_at: Int | null;
 }
 
-function toRefresh(row: RefreshRow): RefreshTokenRecord {
+interface BanRow {
+  subject: string;
+  started_at: Int;
+  until: Int;
+  level: Int;
+}
+
+const toSigningKey = (row: SigningKeyRow): SigningKeyRecord => ({
+  kid: row.kid,
+  alg: row.alg,
+  privateJwk: row.private_jwk,
+  publicJwk: row.public_jwk,
+  createdAt: int(row.created_at),
+  retiredAt: intOrNull(row.retired_at),
+});
+
+const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
+  id: row.id,
+  familyId: row.family_id,
+  secretHash: bytes(row.secret_hash),
+  subject: row.subject,
+  scopes: words(row.scopes),
+  roles: words(row.roles),
+  clientId: row.client_id,
+  createdAt: int(row.created_at),
+  expiresAt: int(row.expires_at),
+  usedAt: intOrNull(row.used_at),
+  revokedAt: intOrNull(row.revoked_at),
+});
+
+const toUser = (row: UserRow): UserRecord => ({
+  username: row.username,
+  passwordHash: row.password_hash,
+  roles: words(row.roles),
+  createdAt: int(row.created_at),
+  updatedAt: int(row.updated_at),
+  disabledAt: intOrNull(row.disabled_at),
+});
+
+const toKey = (row: KeyRow): KeyRecord => ({
+  id: row.id,
+  name: row.name,
+  scopes: words(row.scopes),
+  secretHash: bytes(row.secret_hash),
+  createdAt: int(row.created_at),
+  expiresAt: intOrNull(row.expires_at),
+  revokedAt: intOrNull(row.revoked_at),
+  lastUsedAt: intOrNull(row.last_used_at),
+  lastUsedAddr: row.last_used_addr,
+  replacedBy: row.replaced_by,
+});
+
+const toBan = (row: BanRow): BanRecord => ({ subject: row.subject, startedAt: int(row.started_at), until: int(row.until), level: int(row.level) });
+
+/** Brings the schema to the latest version, in one locked transaction, or refuses a newer one. */
+export async function migrateSchema(driver: SqlDriver): Promise<void> {
+  await driver.transaction(async (tx) => {
+    const current = await driver.schemaVersion(tx);
+    if (current > LATEST_SCHEMA) {
+      throw new StoreError(
+        `the database schema is version ${current}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate`,
+      );
+    }
+    for (const migration of pendingMigrations(driver.dialect, current)) {
+      for (const statement of migration.statements) await tx.run(statement);
+      await driver.setSchemaVersion(tx, migration.version);
+    }
+  });
+}
+
+const KEY_INSERT = `INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`;
+const REFRESH_INSERT = `INSERT INTO refresh_tokens (id, family_id, secret_hash, subject, scopes, roles, client_id, created_at, expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+const SIGNING_KEY_INSERT = "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)";
+const SIGNING_KEYS = "SELECT * FROM signing_keys ORDER BY created_at, kid";
+
+/**
+ * Engine failures (a dropped connection, a full disk) become `StoreError`s with the engine's
+ * message and no statement parameters, so callers can answer 503 instead of crashing.
+ */
+function storeFailure(error: unknown): never {
+  if (error instanceof StoreError) throw error;
+  throw new StoreError(error instanceof Error ? error.message : "the store failed", { cause: error });
+}
+
+function guardedRunner(runner: SqlRunner): SqlRunner {
   return {
-    id: row.id,
-    familyId: row.family_id,
-    secretHash: new Uint8Array(row.secret_hash),
-    subject: row.subject,
-    scopes: words(row.scopes),
-    roles: words(row.roles),
-    clientId: row.client_id,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    usedAt: row.used_at,
-    revokedAt: row.revoked_at,
+    all: <T>(text: string, params?: readonly SqlValue[]) => runner.all<T>(text, params).catch(storeFailure),
+    run: (text, params) => runner.run(text, params).catch(storeFailure),
   };
 }
 
-function toUser(row: UserRow): UserRecord {
-  return {
-    username: row.username,
-    passwordHash: row.password_hash,
-    roles: words(row.roles),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    disabledAt: row.disabled_at,
+/** The store over any engine; the driver has already migrated the schema. */
+export function createSqlStore(engine: SqlDriver): Store {
+  const driver: SqlDriver = {
+    ...engine,
+    ...guardedRunner(engine),
+    transaction: (work) => engine.transaction((tx) => work(guardedRunner(tx))).catch(storeFailure),
+    watch: (onChange) => engine.watch(onChange).catch(storeFailure),
   };
-}
-
-function toRecord(row: KeyRow): KeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: words(row.scopes),
-    secretHash: new Uint8Array(row.secret_hash),
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-    lastUsedAddr: row.last_used_addr,
-    replacedBy: row.replaced_by,
-  };
-}
-
-function applyMigrations(db: Database): void {
-  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-  if (current > LATEST_SCHEMA) {
-    throw new StoreError(
-      `the database schema is version ${current}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate`,
-    );
-  }
-  for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue;
-    db.transaction(() => {
-      for (const statement of migration.statements) db.run(statement);
-      db.run(`PRAGMA user_version = ${migration.version}`);
-    }).immediate();
-  }
-}
-
-export const DATABASE_FILE = "tokengate.db";
-
-export function openSqliteStore(dataDir: string): Store {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, DATABASE_FILE), { create: true, strict: true });
-  db.run("PRAGMA busy_timeout = 5000");
-  db.run("PRAGMA journal_mode = WAL");
-  // FULL: an acknowledged write survives power loss too, not only a killed process; LAN boxes
-  // lose power more often than they crash. Writes are rare (CLI actions, batched usage).
-  db.run("PRAGMA synchronous = FULL");
-  db.run("PRAGMA foreign_keys = ON");
-  applyMigrations(db);
-
-  const insert = db.query(
-    `INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at)
-     VALUES ($id, $name, $secret_hash, $scopes, $created_at, $expires_at)`,
-  );
-  const selectOne = db.query<KeyRow, { id: string }>("SELECT * FROM api_keys WHERE id = $id");
-  const selectAll = db.query<KeyRow, []>("SELECT * FROM api_keys ORDER BY created_at, id");
-  const revoke = db.query(
-    "UPDATE api_keys SET revoked_at = $at WHERE id = $id AND (revoked_at IS NULL OR revoked_at > $at)",
-  );
-  const link = db.query("UPDATE api_keys SET replaced_by = $replaced_by WHERE id = $id");
-  const touch = db.query(
-    "UPDATE api_keys SET last_used_at = $at, last_used_addr = $addr WHERE id = $id AND (last_used_at IS NULL OR last_used_at < $at)",
-  );
-  // data_version moves for other connections' commits, total_changes() for this connection's own.
-  const changeMarker = db.query<{ marker: string }, []>(
-    "SELECT (SELECT data_version FROM pragma_data_version) || ':' || total_changes() AS marker",
-  );
-  const insertUser = db.query(
-    `INSERT INTO users (username, password_hash, roles, created_at, updated_at)
-     VALUES ($username, $password_hash, $roles, $created_at, $created_at) ON CONFLICT (username) DO NOTHING`,
-  );
-  const selectUser = db.query<UserRow, { username: string }>("SELECT * FROM users WHERE username = $username");
-  const selectUsers = db.query<UserRow, []>("SELECT * FROM users ORDER BY username");
-  const updatePassword = db.query("UPDATE users SET password_hash = $hash, updated_at = $at WHERE username = $username");
-  const selectSigningKeys = db.query<SigningKeyRow, []>("SELECT * FROM signing_keys ORDER BY created_at");
-  const countLiveSigningKeys = db.query<{ n: number }, { alg: string }>(
-    "SELECT count(*) AS n FROM signing_keys WHERE alg = $alg AND retired_at IS NULL",
-  );
-  const insertSigningKey = db.query(
-    `INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at)
-     VALUES ($kid, $alg, $private_jwk, $public_jwk, $created_at)`,
-  );
-  const insertRefresh = db.query(
-    `INSERT INTO refresh_tokens (id, family_id, secret_hash, subject, scopes, roles, client_id, created_at, expires_at)
-     VALUES ($id, $family_id, $secret_hash, $subject, $scopes, $roles, $client_id, $created_at, $expires_at)`,
-  );
-  const selectRefresh = db.query<RefreshRow, { id: string }>("SELECT * FROM refresh_tokens WHERE id = $id");
-  const markRefreshUsed = db.query("UPDATE refresh_tokens SET used_at = $at, replaced_by = $next WHERE id = $id");
-  const revokeRefreshFamily = db.query(
-    "UPDATE refresh_tokens SET revoked_at = $at WHERE family_id = $family_id AND revoked_at IS NULL",
-  );
-  const selectRevokedFamilies = db.query<{ family_id: string }, { since: number }>(
-    "SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at IS NOT NULL AND revoked_at > $since",
-  );
-  const insertRevokedJti = db.query(
-    "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($jti, $expires_at) ON CONFLICT (jti) DO NOTHING",
-  );
-  const selectRevokedJtis = db.query<{ jti: string }, { now: number }>("SELECT jti FROM revoked_access_tokens WHERE expires_at > $now");
-  const pruneRevokedJtis = db.query("DELETE FROM revoked_access_tokens WHERE expires_at <= $now");
-  const retireSigningKeys = db.query("UPDATE signing_keys SET retired_at = $at WHERE alg = $alg AND retired_at IS NULL");
-  const pruneSigningKeys = db.query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $before");
-  const selectActiveBans = db.query<{ subject: string; started_at: number; until: number; level: number }, { now: number }>(
-    "SELECT * FROM bans WHERE until > $now ORDER BY until",
-  );
-  const selectBan = db.query<{ subject: string; started_at: number; until: number; level: number }, { subject: string }>(
-    "SELECT * FROM bans WHERE subject = $subject",
-  );
-  const upsertBan = db.query(
-    `INSERT INTO bans (subject, started_at, until, level) VALUES ($subject, $started_at, $until, $level)
-     ON CONFLICT (subject) DO UPDATE SET started_at = excluded.started_at, until = excluded.until, level = excluded.level`,
-  );
-  const endBans = db.query("UPDATE bans SET until = $now WHERE until > $now AND ($subject IS NULL OR subject = $subject)");
-  const updateDisabled = db.query("UPDATE users SET disabled_at = $disabled_at, updated_at = $at WHERE username = $username");
-
-  const insertRefreshRow = (token: NewRefreshToken) =>
-    insertRefresh.run({
-      id: token.id,
-      family_id: token.familyId,
-      secret_hash: token.secretHash,
-      subject: token.subject,
-      scopes: token.scopes.join(" "),
-      roles: token.roles.join(" "),
-      client_id: token.clientId,
-      created_at: token.createdAt,
-      expires_at: token.expiresAt,
+  /** A write that changes who may authenticate: moves the revision, and tells the other processes. */
+  const write = <T>(work: (tx: SqlRunner) => Promise<T>) =>
+    driver.transaction(async (tx) => {
+      const result = await work(tx);
+      await tx.run("UPDATE store_revision SET value = value + 1 WHERE id = 1");
+      await driver.announce(tx);
+      return result;
     });
-  const insertKey = (key: NewKey) =>
-    insert.run({
-      id: key.id,
-      name: key.name,
-      secret_hash: key.secretHash,
-      scopes: key.scopes.join(" "),
-      created_at: key.createdAt,
-      expires_at: key.expiresAt,
-    });
-  const getKey = (id: string) => {
-    const row = selectOne.get({ id });
-    return row === null ? undefined : toRecord(row);
+  const one = async <Row, R>(runner: SqlRunner, text: string, params: readonly SqlValue[], decode: (row: Row) => R) => {
+    const rows = await runner.all<Row>(text, params);
+    return rows.length === 0 ? undefined : decode(rows[0]!);
   };
+  const getKeyWith = (runner: SqlRunner, id: string) => one(runner, "SELECT * FROM api_keys WHERE id = $1", [id], toKey);
+  const insertKeyWith = (runner: SqlRunner, key: NewKey) =>
+    runner.run(KEY_INSERT, [key.id, key.name, key.secretHash, key.scopes.join(" "), key.createdAt, key.expiresAt]);
+  const insertRefreshWith = (runner: SqlRunner, token: NewRefreshToken) =>
+    runner.run(REFRESH_INSERT, [
+      token.id,
+      token.familyId,
+      token.secretHash,
+      token.subject,
+      token.scopes.join(" "),
+      token.roles.join(" "),
+      token.clientId,
+      token.createdAt,
+      token.expiresAt,
+    ]);
+  const insertSigningKeyWith = (runner: SqlRunner, key: SigningKeyRecord) =>
+    runner.run(SIGNING_KEY_INSERT, [key.kid, key.alg, key.privateJwk, key.publicJwk, key.createdAt]);
+  const revokeKeyWith = (runner: SqlRunner, id: string, at: number) =>
+    runner.run("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND (revoked_at IS NULL OR revoked_at > $1)", [at, id]);
+  const revokeFamilyWith = (runner: SqlRunner, familyId: string, at: number) =>
+    runner.run("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL", [at, familyId]);
+  const signingKeys = async () => (await driver.all<SigningKeyRow>(SIGNING_KEYS)).map(toSigningKey);
 
   return {
-    insertKey,
-    getKey,
-    listKeys: () => selectAll.all().map(toRecord),
-    revokeKey(id, at) {
-      revoke.run({ id, at });
-      return getKey(id);
+    async insertKey(key) {
+      await write((tx) => insertKeyWith(tx, key));
     },
-    rotateKey(id, replacement, oldEndsAt) {
-      return db
-        .transaction(() => {
-          if (getKey(id) === undefined) return undefined;
-          insertKey(replacement);
-          revoke.run({ id, at: oldEndsAt });
-          link.run({ id, replaced_by: replacement.id });
-          return getKey(id);
-        })
-        .immediate();
-    },
-    recordUsage(usages) {
+    getKey: (id) => getKeyWith(driver, id),
+    listKeys: async () => (await driver.all<KeyRow>("SELECT * FROM api_keys ORDER BY created_at, id")).map(toKey),
+    revokeKey: (id, at) =>
+      write(async (tx) => {
+        await revokeKeyWith(tx, id, at);
+        return getKeyWith(tx, id);
+      }),
+    rotateKey: (id, replacement, oldEndsAt) =>
+      write(async (tx) => {
+        if ((await getKeyWith(tx, id)) === undefined) return undefined;
+        await insertKeyWith(tx, replacement);
+        await revokeKeyWith(tx, id, oldEndsAt);
+        await tx.run("UPDATE api_keys SET replaced_by = $1 WHERE id = $2", [replacement.id, id]);
+        return getKeyWith(tx, id);
+      }),
+    async recordUsage(usages) {
       if (usages.length === 0) return;
-      db.transaction(() => {
-        for (const usage of usages) touch.run({ id: usage.id, at: usage.at, addr: usage.addr });
-      }).immediate();
+      // Bookkeeping, not a change of who may authenticate: the revision stays, nobody reloads.
+      await driver.transaction(async (tx) => {
+        for (const usage of usages) {
+          await tx.run(
+            "UPDATE api_keys SET last_used_at = $1, last_used_addr = $2 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
+            [usage.at, usage.addr, usage.id],
+          );
+        }
+      });
     },
-    changeMarker: () => changeMarker.get()!.marker,
+    async changeMarker() {
+      const rows = await driver.all<{ value: Int }>("SELECT value FROM store_revision WHERE id = 1");
+      return String(rows[0]?.value ?? "");
+    },
+    watchChanges: (onChange) => driver.watch(onChange),
     insertUser: (user) =>
-      insertUser.run({
-        username: user.username,
-        password_hash: user.passwordHash,
-        roles: user.roles.join(" "),
-        created_at: user.createdAt,
-      }).changes === 1,
-    getUser(username) {
-      const row = selectUser.get({ username });
-      return row === null ? undefined : toUser(row);
-    },
-    listUsers: () => selectUsers.all().map(toUser),
-    listSigningKeys: () => selectSigningKeys.all().map(toSigningKey),
-    rotateSigningKey(candidate, at) {
-      db.transaction(() => {
-        retireSigningKeys.run({ at, alg: candidate.alg });
-        insertSigningKey.run({
-          kid: candidate.kid,
-          alg: candidate.alg,
-          private_jwk: candidate.privateJwk,
-          public_jwk: candidate.publicJwk,
-          created_at: candidate.createdAt,
-        });
+      write(
+        async (tx) =>
+          (await tx.run(
+            `INSERT INTO users (username, password_hash, roles, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (username) DO NOTHING`,
+            [user.username, user.passwordHash, user.roles.join(" "), user.createdAt],
+          )) === 1,
+      ),
+    getUser: (username) => one(driver, "SELECT * FROM users WHERE username = $1", [username], toUser),
+    listUsers: async () => (await driver.all<UserRow>("SELECT * FROM users ORDER BY username")).map(toUser),
+    setPassword: (username, hash, at) =>
+      write(async (tx) => (await tx.run("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3", [hash, at, username])) === 1),
+    setDisabled: (username, disabledAt, at) =>
+      write(
+        async (tx) => (await tx.run("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE username = $3", [disabledAt, at, username])) === 1,
+      ),
+    listSigningKeys: signingKeys,
+    async rotateSigningKey(candidate, at) {
+      await write(async (tx) => {
+        await tx.run("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL", [at, candidate.alg]);
+        await insertSigningKeyWith(tx, candidate);
         // Keys retired long enough ago that every token they signed has expired are of no use.
-        pruneSigningKeys.run({ before: at - RETIRED_KEY_LIFETIME_MS });
-      }).immediate();
-      return selectSigningKeys.all().map(toSigningKey);
+        await tx.run("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1", [at - RETIRED_KEY_LIFETIME_MS]);
+      });
+      return signingKeys();
     },
-    insertRefreshToken: (token) => insertRefreshRow(token),
-    getRefreshToken(id) {
-      const row = selectRefresh.get({ id });
-      return row === null ? undefined : toRefresh(row);
-    },
-    consumeRefreshToken(id, next, at, graceMs) {
-      return db
-        .transaction((): RefreshOutcome => {
-          const row = selectRefresh.get({ id });
-          if (row === null) return "missing";
-          if (row.revoked_at !== null) return "revoked";
-          if (row.used_at === null) {
-            insertRefreshRow(next);
-            markRefreshUsed.run({ id, at, next: next.id });
-            return "rotated";
-          }
-          if (at - row.used_at <= graceMs) {
-            insertRefreshRow(next);
-            return "grace";
-          }
-          revokeRefreshFamily.run({ family_id: row.family_id, at });
-          return "reused";
-        })
-        .immediate();
-    },
-    revokeFamily: (familyId, at) => void revokeRefreshFamily.run({ family_id: familyId, at }),
-    revokedFamilies: (since) => selectRevokedFamilies.all({ since }).map((row) => row.family_id),
-    revokeAccessToken(jti, expiresAt) {
-      db.transaction(() => {
-        pruneRevokedJtis.run({ now: Date.now() });
-        insertRevokedJti.run({ jti, expires_at: expiresAt });
-      }).immediate();
-    },
-    revokedAccessTokens: (now) => selectRevokedJtis.all({ now }).map((row) => row.jti),
-    listBans: (now) =>
-      selectActiveBans.all({ now }).map((row) => ({ subject: row.subject, startedAt: row.started_at, until: row.until, level: row.level })),
-    startBan(subject, now, baseMs, maxMs, memoryMs) {
-      return db
-        .transaction((): BanRecord => {
-          const previous = selectBan.get({ subject });
-          const level = previous !== null && now - previous.until < memoryMs ? previous.level + 1 : 1;
-          const until = now + Math.min(maxMs, baseMs * 2 ** (level - 1));
-          upsertBan.run({ subject, started_at: now, until, level });
-          return { subject, startedAt: now, until, level };
-        })
-        .immediate();
-    },
-    clearBans: (now, subject) => endBans.run({ now, subject: subject ?? null }).changes,
-    ensureSigningKey(candidate) {
-      // Two instances starting at once must agree on one key: check and insert in one write transaction.
-      db.transaction(() => {
-        if (countLiveSigningKeys.get({ alg: candidate.alg })!.n > 0) return;
-        insertSigningKey.run({
-          kid: candidate.kid,
-          alg: candidate.alg,
-          private_jwk: candidate.privateJwk,
-          public_jwk: candidate.publicJwk,
-          created_at: candidate.createdAt,
+    async ensureSigningKey(candidate) {
+      // Instances starting at once must agree on one key: check and insert under the write lock.
+      const live = await driver.all<{ n: Int }>("SELECT count(*) AS n FROM signing_keys WHERE alg = $1 AND retired_at IS NULL", [candidate.alg]);
+      if (int(live[0]!.n) === 0) {
+        await write(async (tx) => {
+          const again = await tx.all<{ n: Int }>("SELECT count(*) AS n FROM signing_keys WHERE alg = $1 AND retired_at IS NULL", [candidate.alg]);
+          if (int(again[0]!.n) === 0) await insertSigningKeyWith(tx, candidate);
         });
-      }).immediate();
-      return selectSigningKeys.all().map(toSigningKey);
+      }
+      return signingKeys();
     },
-    setPassword: (username, hash, at) => updatePassword.run({ username, hash, at }).changes === 1,
-    setDisabled: (username, disabledAt, at) => updateDisabled.run({ username, disabled_at: disabledAt, at }).changes === 1,
-    close: () => db.close(false),
+    async insertRefreshToken(token) {
+      await insertRefreshWith(driver, token);
+    },
+    getRefreshToken: (id) => one(driver, "SELECT * FROM refresh_tokens WHERE id = $1", [id], toRefresh),
+    consumeRefreshToken(id, next, at, graceMs) {
+      const decide = async (tx: SqlRunner): Promise<RefreshOutcome> => {
+        const row = await one(tx, "SELECT * FROM refresh_tokens WHERE id = $1", [id], toRefresh);
+        if (row === undefined) return "missing";
+        if (row.revokedAt !== null) return "revoked";
+        if (row.usedAt === null) {
+          await insertRefreshWith(tx, next);
+          await tx.run("UPDATE refresh_tokens SET used_at = $1, replaced_by = $2 WHERE id = $3", [at, next.id, id]);
+          return "rotated";
+        }
+        if (at - row.usedAt <= graceMs) {
+          await insertRefreshWith(tx, next);
+          return "grace";
+        }
+        await revokeFamilyWith(tx, row.familyId, at);
+        return "reused";
+      };
+      // Only a detected replay changes who may authenticate; a normal rotation is bookkeeping.
+      return driver.transaction(async (tx) => {
+        const outcome = await decide(tx);
+        if (outcome === "reused") {
+          await tx.run("UPDATE store_revision SET value = value + 1 WHERE id = 1");
+          await driver.announce(tx);
+        }
+        return outcome;
+      });
+    },
+    async revokeFamily(familyId, at) {
+      await write((tx) => revokeFamilyWith(tx, familyId, at));
+    },
+    revokedFamilies: async (since) =>
+      (await driver.all<{ family_id: string }>("SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at IS NOT NULL AND revoked_at > $1", [since])).map(
+        (row) => row.family_id,
+      ),
+    async revokeAccessToken(jti, expiresAt) {
+      await write(async (tx) => {
+        await tx.run("DELETE FROM revoked_access_tokens WHERE expires_at <= $1", [Date.now()]);
+        await tx.run("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", [jti, expiresAt]);
+      });
+    },
+    revokedAccessTokens: async (now) =>
+      (await driver.all<{ jti: string }>("SELECT jti FROM revoked_access_tokens WHERE expires_at > $1", [now])).map((row) => row.jti),
+    listBans: async (now) => (await driver.all<BanRow>("SELECT * FROM bans WHERE until > $1 ORDER BY until", [now])).map(toBan),
+    startBan: (subject, now, baseMs, maxMs, memoryMs) =>
+      write(async (tx) => {
+        const previous = await one(tx, "SELECT * FROM bans WHERE subject = $1", [subject], toBan);
+        const level = previous !== undefined && now - previous.until < memoryMs ? previous.level + 1 : 1;
+        const until = now + Math.min(maxMs, baseMs * 2 ** (level - 1));
+        await tx.run(
+          `INSERT INTO bans (subject, started_at, until, level) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (subject) DO UPDATE SET started_at = excluded.started_at, until = excluded.until, level = excluded.level`,
+          [subject, now, until, level],
+        );
+        return { subject, startedAt: now, until, level };
+      }),
+    clearBans: (now, subject) =>
+      write((tx) =>
+        subject === undefined
+          ? tx.run("UPDATE bans SET until = $1 WHERE until > $1", [now])
+          : tx.run("UPDATE bans SET until = $1 WHERE until > $1 AND subject = $2", [now, subject]),
+      ),
+    close: () => driver.close(),
   };
 }

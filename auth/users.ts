@@ -4,10 +4,10 @@
  * about a verification is cached: a stolen cache entry must never stand in for the password.
  */
 import type { BasicCredentials } from "./credentials.ts";
-import { GateError } from "./errors.ts";
+import { GateError, STORE_UNAVAILABLE } from "./errors.ts";
 import type { PasswordVerifier } from "./passwords.ts";
 import type { Principal } from "./principal.ts";
-import type { UserRecord, UserStore } from "./store.ts";
+import { StoreError, type UserRecord, type UserStore } from "./store.ts";
 
 export type RoleScopes = ReadonlyMap<string, readonly string[]>;
 
@@ -47,7 +47,13 @@ export function createPasswordAuthenticator(options: {
 }): PasswordAuthenticator {
   const { users, verifier, roleScopes } = options;
   return async (credentials) => {
-    const user = USERNAME.test(credentials.username) ? users.getUser(credentials.username) : undefined;
+    let user: UserRecord | undefined;
+    try {
+      user = USERNAME.test(credentials.username) ? await users.getUser(credentials.username) : undefined;
+    } catch (error) {
+      if (error instanceof StoreError) return STORE_UNAVAILABLE;
+      throw error;
+    }
     // Unknown and disabled users verify against the dummy hash: same time, same answer.
     const usable = user !== undefined && user.disabledAt === null ? user : undefined;
     const outcome = await verifier.verify(credentials.password, usable?.passwordHash);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { generateApiKey } from "../auth/keys.ts";
-import { openSqliteStore } from "../auth/store.ts";
+import { openDataDirStore } from "../tests/support/stores.ts";
 import { digestToken, generateToken } from "../auth/tokens.ts";
 import { freePort, median, onCore, pinned, rssKiB, runClient, startServer, waitHealthy, wrk, type HttpFigures, type RunningServer } from "./lib.ts";
 
@@ -59,11 +59,11 @@ const stop = async (server: RunningServer) => {
 };
 
 // Credentials the run uses: an API key and a user in the store the server will open.
-const store = openSqliteStore(dataDir);
+const store = await openDataDirStore(dataDir);
 const key = generateApiKey();
-store.insertKey({ id: key.id, name: "bench", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-store.insertUser({ username: "bench", passwordHash: await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 }), roles: ["viewer"], createdAt: Date.now() });
-store.close();
+await store.insertKey({ id: key.id, name: "bench", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+await store.insertUser({ username: "bench", passwordHash: await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 }), roles: ["viewer"], createdAt: Date.now() });
+await store.close();
 
 const gateEnv = {
   AUTH_TOKEN: token,

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { generateApiKey } from "../auth/keys.ts";
-import { openSqliteStore } from "../auth/store.ts";
+import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { curl, makeTempDir, ServerProcess, startTestApp, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
@@ -39,17 +39,17 @@ describe("events", () => {
 
   test("key.created, key.rotated and key.revoked are seen from another process's changes", async () => {
     await using app = await startTestApp();
-    const cli = openSqliteStore(app.dataDir);
+    const cli = await openDataDirStore(app.dataDir);
     const key = generateApiKey();
     const replacement = generateApiKey();
     const record = (id: string, secret: string) => ({ id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(secret), createdAt: Date.now(), expiresAt: null });
-    cli.insertKey(record(key.id, key.secret));
+    await cli.insertKey(record(key.id, key.secret));
     await Bun.sleep(200);
-    cli.rotateKey(key.id, record(replacement.id, replacement.secret), Date.now() + 60_000);
+    await cli.rotateKey(key.id, record(replacement.id, replacement.secret), Date.now() + 60_000);
     await Bun.sleep(200);
-    cli.revokeKey(replacement.id, Date.now());
+    await cli.revokeKey(replacement.id, Date.now());
     await Bun.sleep(200);
-    cli.close();
+    await cli.close();
     const lifecycle = events(app).filter((event) => String(event.audit).startsWith("key."));
     expect(lifecycle.map((event) => [event.audit, event.key_id])).toEqual([
       ["key.created", key.id],

@@ -87,15 +87,15 @@ describe.skipIf(!available)("console page in Chromium", () => {
     await using app = await startTestApp();
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "kiosk", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "kiosk", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     const page = await openConsole(app);
     await page.getByTestId("token-input").fill(key.token);
     await page.getByTestId("token-submit").click();
     await page.getByTestId("connect").click();
     await waitForLog(page, "connected");
-    app.store.revokeKey(key.id, Date.now());
-    app.app.keyring.refresh();
+    await app.store.revokeKey(key.id, Date.now());
+    await app.app.keyring.refresh();
     await waitForLog(page, "closed 4403");
     expect(await status(page).innerText()).toContain("Your access was revoked");
     await shoot(page, "revoked-4403");
@@ -123,8 +123,8 @@ describe.skipIf(!available)("console page in Chromium", () => {
   test("password sign-in on a phone-sized screen", async () => {
     await using app = await startTestApp();
     const password = trackSecret("kim's long password");
-    app.store.insertUser({ username: "kim", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
-    app.app.keyring.refresh();
+    await app.store.insertUser({ username: "kim", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
+    await app.app.keyring.refresh();
     const page = await openConsole(app, true);
     await page.getByTestId("username-input").fill("kim");
     await page.getByTestId("password-input").fill(password);

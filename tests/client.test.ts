@@ -105,14 +105,14 @@ describe("against the application", () => {
     await using app = await startTestApp();
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "tablet", scopes: ["ws:connect", "data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "tablet", scopes: ["ws:connect", "data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     const client = new TokengateClient({ url: `${app.ws}/ws`, token: key.token, reconnect: { baseMs: 10 } });
     const events = record(client);
     client.connect();
     await until(events, (event) => event.type === "open");
-    app.store.revokeKey(key.id, Date.now());
-    app.app.keyring.refresh();
+    await app.store.revokeKey(key.id, Date.now());
+    await app.app.keyring.refresh();
     const closed = await until(events, (event) => event.type === "close");
     expect(closed).toMatchObject({ code: 4403, terminal: true });
     await Bun.sleep(200);
@@ -143,7 +143,7 @@ describe("against the application", () => {
   test("refreshes a JWT in-band when warned, and outlives the first token", async () => {
     await using app = await startTestApp();
     const password = trackSecret("refreshing user password");
-    app.store.insertUser({ username: "jo", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
+    await app.store.insertUser({ username: "jo", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
     const signIn = async () => {
       const response = await fetch(`${app.http}/auth/token`, {
         method: "POST",

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkSecret, formatConfigProblems, parseConfig } from "../auth/config.ts";
+import { checkSecret, formatConfigProblems, parseConfig, parseStoreUrl, type StoreLocation } from "../auth/config.ts";
 import { newSecret, trackSecret } from "./support/secrets.ts";
 
 const tty = { isTTY: false };
@@ -11,6 +11,9 @@ describe("parseConfig defaults", () => {
       ok: true,
       config: {
         token: { kind: "generated" },
+        store: { kind: "sqlite", file: "./data/tokengate.db" },
+        redisUrl: null,
+        redisKeyPrefix: "tokengate:",
         port: 8000,
         host: "0.0.0.0",
         dataDir: "./data",
@@ -74,6 +77,9 @@ describe("parseConfig defaults", () => {
         WS_IDLE_TIMEOUT_SECONDS: "30",
         HTTP_IDLE_TIMEOUT_SECONDS: "5",
         SHUTDOWN_TIMEOUT_SECONDS: "2",
+        STORE_URL: "postgres://gate:pw-in-url@db.lan:5432/tokengate",
+        REDIS_URL: "redis://cache.lan:6379",
+        REDIS_KEY_PREFIX: "tg:home:",
       },
       tty,
     );
@@ -81,6 +87,9 @@ describe("parseConfig defaults", () => {
       ok: true,
       config: {
         token: { kind: "env", value: secret },
+        store: { kind: "postgres", url: "postgres://gate:pw-in-url@db.lan:5432/tokengate" },
+        redisUrl: "redis://cache.lan:6379",
+        redisKeyPrefix: "tg:home:",
         port: 9001,
         host: "127.0.0.1",
         dataDir: "/var/lib/tokengate",
@@ -184,11 +193,28 @@ describe("problems", () => {
     ["issuer with a space", { JWT_ISSUER: "my gate" }, "JWT_ISSUER", /visible ASCII/],
     ["unknown access-log mode", { ACCESS_LOG: "some" }, "ACCESS_LOG", /all, refused, off/],
     ["shutdown too long", { SHUTDOWN_TIMEOUT_SECONDS: "10" }, "SHUTDOWN_TIMEOUT_SECONDS", /1 to 9/],
+    ["STORE_URL of another engine", { STORE_URL: "mysql://root:pw-7c1@db/x" }, "STORE_URL", /sqlite:\/\/\/path.*postgres:\/\//],
+    ["STORE_URL without a database", { STORE_URL: "postgres://gate:pw-7c1@db.lan:5432" }, "STORE_URL", /not a store URL/],
+    ["STORE_URL unparseable", { STORE_URL: "postgres://gate:pw-7c1@[db/x" }, "STORE_URL", /not a store URL/],
+    ["REDIS_URL of another scheme", { REDIS_URL: "http://cache.lan:6379" }, "REDIS_URL", /redis:\/\/127\.0\.0\.1:6379/],
+    ["REDIS_KEY_PREFIX with a space", { REDIS_KEY_PREFIX: "tg home" }, "REDIS_KEY_PREFIX", /letters, digits/],
   ])("%s", (_name, env, variable, message) => {
     const result = parseConfig(env, tty);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const problem = result.problems.find((candidate) => candidate.variable === variable);
     expect(problem?.message).toMatch(message);
+    // URLs may carry a database password: no problem text repeats any part of it.
+    expect(formatConfigProblems(result.problems)).not.toContain("pw-7c1");
+  });
+
+  test.each([
+    ["unset", undefined, { kind: "sqlite", file: "/srv/tg/tokengate.db" }],
+    ["sqlite: with an absolute path", "sqlite:///var/lib/tg/auth.db", { kind: "sqlite", file: "/var/lib/tg/auth.db" }],
+    ["sqlite: with a relative path", "sqlite://state/auth.db", { kind: "sqlite", file: "state/auth.db" }],
+    ["bare sqlite:", "sqlite://", { kind: "sqlite", file: "/srv/tg/tokengate.db" }],
+    ["postgresql:", "postgresql://gate@db.lan/tg", { kind: "postgres", url: "postgresql://gate@db.lan/tg" }],
+  ])("STORE_URL %s", (_name, value, expected) => {
+    expect(parseStoreUrl(value, "/srv/tg/")).toEqual(expected as StoreLocation);
   });
 });

@@ -19,10 +19,10 @@ beforeAll(async () => {
   app = await startTestApp();
   const key = generateApiKey();
   trackSecret(key.token);
-  app.store.insertKey({ id: key.id, name: "fuzz", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+  await app.store.insertKey({ id: key.id, name: "fuzz", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
   const password = trackSecret("fuzzing user password");
-  app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
-  app.app.keyring.refresh();
+  await app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
+  await app.app.keyring.refresh();
   const issued = (await (
     await fetch(`${app.http}/auth/token`, {
       method: "POST",

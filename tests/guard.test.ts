@@ -8,7 +8,7 @@ import { clientAddress, createAddressList, normalizeAddress } from "../auth/addr
 import { generateApiKey } from "../auth/keys.ts";
 import { createGuard, createMemoryAttemptStore, DEFAULT_LIMITS } from "../auth/guard.ts";
 import { hashPassword } from "../auth/passwords.ts";
-import { openSqliteStore } from "../auth/store.ts";
+import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
@@ -35,27 +35,29 @@ describe("addresses", () => {
 });
 
 describe("guard (unit, real SQLite ban store)", () => {
-  test("10 failures in the window ban; the ban grows on repeat and ends by itself", () => {
+  test("10 failures in the window ban; the ban grows on repeat and ends by itself", async () => {
     using dir = makeTempDir();
-    const store = openSqliteStore(dir.path);
+    const store = await openDataDirStore(dir.path);
     let now = 1_000_000;
     const events: string[] = [];
     const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now, onEvent: (event) => events.push(event.event) });
-    for (let i = 0; i < 9; i++) guard.recordFailure("192.0.2.1");
+    for (let i = 0; i < 9; i++) await guard.recordFailure("192.0.2.1");
     expect(guard.retryAfter("192.0.2.1")).toBe(0);
-    guard.recordFailure("192.0.2.1");
+    // In force within the failure that crosses the limit, before the store has written it.
+    const written = guard.recordFailure("192.0.2.1");
     expect(guard.retryAfter("192.0.2.1")).toBe(60);
+    await written;
     now += 61_000;
     expect(guard.retryAfter("192.0.2.1")).toBe(0);
-    for (let i = 0; i < 10; i++) guard.recordFailure("192.0.2.1");
+    for (let i = 0; i < 10; i++) await guard.recordFailure("192.0.2.1");
     expect(guard.retryAfter("192.0.2.1")).toBe(120);
     expect(events).toEqual(["ban.started", "ban.ended", "ban.started"]);
-    store.close();
+    await store.close();
   });
 
-  test("failures spread beyond the window never add up to a ban", () => {
+  test("failures spread beyond the window never add up to a ban", async () => {
     using dir = makeTempDir();
-    const store = openSqliteStore(dir.path);
+    const store = await openDataDirStore(dir.path);
     let now = 0;
     const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now });
     for (let i = 0; i < 30; i++) {
@@ -64,17 +66,17 @@ describe("guard (unit, real SQLite ban store)", () => {
     }
     expect(guard.retryAfter("192.0.2.2")).toBe(0);
     expect(guard.active).toBe(false);
-    store.close();
+    await store.close();
   });
 
-  test("exempt addresses are never counted", () => {
+  test("exempt addresses are never counted", async () => {
     using dir = makeTempDir();
-    const store = openSqliteStore(dir.path);
+    const store = await openDataDirStore(dir.path);
     const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: (address) => address === "127.0.0.1" });
     for (let i = 0; i < 50; i++) guard.recordFailure("127.0.0.1");
-    expect(store.listBans(Date.now())).toEqual([]);
+    expect(await store.listBans(Date.now())).toEqual([]);
     expect(DEFAULT_LIMITS.maxFailures).toBe(10);
-    store.close();
+    await store.close();
   });
 });
 
@@ -118,19 +120,19 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "old lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.store.revokeKey(key.id, Date.now());
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "old lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.revokeKey(key.id, Date.now());
+    await app.app.keyring.refresh();
     for (let i = 0; i < 15; i++) {
       const response = await fetch(`${app.http}/secure-data`, from("198.51.100.9", { "X-Auth-Token": key.token }));
       expect(response.status).toBe(401);
     }
-    expect(app.store.listBans(Date.now())).toEqual([]);
+    expect(await app.store.listBans(Date.now())).toEqual([]);
   });
 
   test("wrong passwords on the token endpoint count; the 10th answer is already 429", async () => {
     await using app = await startTestApp(PROXIED);
-    app.store.insertUser({ username: "frank", passwordHash: await hashPassword(trackSecret("frank's real password")), roles: ["viewer"], createdAt: Date.now() });
+    await app.store.insertUser({ username: "frank", passwordHash: await hashPassword(trackSecret("frank's real password")), roles: ["viewer"], createdAt: Date.now() });
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
       const response = await fetch(`${app.http}/auth/token`, {
@@ -149,8 +151,8 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "sensor", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "sensor", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     const forged = () => trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
     for (let i = 0; i < 10; i++) await fetch(`${app.http}/secure-data`, from(`203.0.113.${i + 1}`, { "X-Auth-Token": forged() }));
     const guess = await fetch(`${app.http}/secure-data`, from("203.0.113.99", { "X-Auth-Token": forged() }));
@@ -163,8 +165,8 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     for (let i = 0; i < 10; i++) {
       const guess = trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
       await fetch(`${app.http}/auth/token`, {
@@ -177,7 +179,7 @@ describe("on the wire", () => {
         body: "grant_type=client_credentials",
       });
     }
-    expect(app.store.listBans(Date.now()).map((ban) => ban.subject)).toContain(`key:${key.id}`);
+    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toContain(`key:${key.id}`);
   });
 
   test("X-Forwarded-For from an untrusted peer is ignored: the peer itself is counted", async () => {
@@ -185,7 +187,7 @@ describe("on the wire", () => {
     for (let i = 0; i < 10; i++) {
       await fetch(`${app.http}/secure-data`, from(`198.51.100.${i + 20}`, { "X-Auth-Token": trackSecret(generateApiKey().token) }));
     }
-    expect(app.store.listBans(Date.now()).map((ban) => ban.subject)).toEqual(["addr:127.0.0.1"]);
+    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toEqual(["addr:127.0.0.1"]);
   });
 
   test("loopback is exempt by default", async () => {

@@ -28,17 +28,17 @@ const PASSWORD = trackSecret("hank's long password");
 
 beforeAll(async () => {
   app = await startTestApp({ BASIC_AUTH: "true", ALLOWED_ORIGINS: ORIGIN });
-  app.store.insertUser({ username: "hank", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
+  await app.store.insertUser({ username: "hank", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
   const keys = [generateApiKey(), generateApiKey(), generateApiKey()];
   for (const key of keys) trackSecret(key.token);
   const [revoked, expired, live] = keys as [ReturnType<typeof generateApiKey>, ReturnType<typeof generateApiKey>, ReturnType<typeof generateApiKey>];
   const insert = (key: typeof revoked, expiresAt: number | null) =>
     app.store.insertKey({ id: key.id, name: "hostile", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now() - 10_000, expiresAt });
-  insert(revoked, null);
-  insert(expired, Date.now() - 1_000);
-  insert(live, null);
-  app.store.revokeKey(revoked.id, Date.now());
-  app.app.keyring.refresh();
+  await insert(revoked, null);
+  await insert(expired, Date.now() - 1_000);
+  await insert(live, null);
+  await app.store.revokeKey(revoked.id, Date.now());
+  await app.app.keyring.refresh();
   const issued = (await (
     await fetch(`${app.http}/auth/token`, {
       method: "POST",

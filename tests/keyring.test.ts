@@ -8,7 +8,8 @@ import { createKeyring, type Keyring } from "../auth/keyring.ts";
 import { startListener } from "../auth/listener.ts";
 import { createLogger } from "../auth/log.ts";
 import { createSeedRoutes } from "../auth/routes.ts";
-import { openSqliteStore, type KeyStore } from "../auth/store.ts";
+import type { KeyStore } from "../auth/store.ts";
+import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { makeTempDir, WsProbe } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
@@ -23,15 +24,15 @@ interface KeyedGate extends AsyncDisposable {
   readonly cli: KeyStore;
   readonly lines: string[];
   readonly bootstrap: string;
-  addKey(scopes: string[], expiresAt?: number | null): { token: string; id: string };
+  addKey(scopes: string[], expiresAt?: number | null): Promise<{ token: string; id: string }>;
 }
 
-function startKeyedGate(): KeyedGate {
+async function startKeyedGate(): Promise<KeyedGate> {
   const dir = makeTempDir();
-  const store = openSqliteStore(dir.path);
-  const cli = openSqliteStore(dir.path);
+  const store = await openDataDirStore(dir.path);
+  const cli = await openDataDirStore(dir.path);
   const bootstrap = newSecret();
-  const keyring = createKeyring({ store, bootstrapDigest: digestToken(bootstrap) });
+  const keyring = await createKeyring({ store, bootstrapDigest: digestToken(bootstrap) });
   const lines: string[] = [];
   const logger = createLogger({
     level: "debug",
@@ -52,7 +53,7 @@ function startKeyedGate(): KeyedGate {
     httpIdleTimeout: 10,
     shutdownTimeout: 2,
   });
-  keyring.start(() => listener.revalidateSockets(), 50, 60_000);
+  await keyring.start(() => listener.revalidateSockets(), 50, 60_000);
   const port = listener.server.port!;
   return {
     http: `http://127.0.0.1:${port}`,
@@ -61,18 +62,18 @@ function startKeyedGate(): KeyedGate {
     cli,
     lines,
     bootstrap,
-    addKey(scopes, expiresAt = null) {
+    async addKey(scopes, expiresAt = null) {
       const key = generateApiKey();
       trackSecret(key.token);
-      cli.insertKey({ id: key.id, name: `key ${key.id}`, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt });
-      keyring.refresh();
+      await cli.insertKey({ id: key.id, name: `key ${key.id}`, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt });
+      await keyring.refresh();
       return { token: key.token, id: key.id };
     },
     async [Symbol.asyncDispose]() {
-      keyring.stop();
+      await keyring.stop();
       await listener.shutdown();
-      store.close();
-      cli.close();
+      await store.close();
+      await cli.close();
       dir[Symbol.dispose]();
     },
   };
@@ -82,8 +83,8 @@ const get = (gate: KeyedGate, path: string, token: string) => fetch(`${gate.http
 
 describe("authentication with API keys", () => {
   test("a key with data:read reads /secure-data; whoami describes it without the secret", async () => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(["data:read"]);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(["data:read"]);
     expect((await get(gate, "/secure-data", key.token)).status).toBe(200);
     const whoami = await get(gate, "/auth/whoami", key.token);
     const body = (await whoami.json()) as Record<string, unknown>;
@@ -92,15 +93,15 @@ describe("authentication with API keys", () => {
   });
 
   test("a key another process created a moment ago works on its very first request", async () => {
-    await using gate = startKeyedGate();
+    await using gate = await startKeyedGate();
     const key = generateApiKey();
     trackSecret(key.token);
-    gate.cli.insertKey({ id: key.id, name: "fresh", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await gate.cli.insertKey({ id: key.id, name: "fresh", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
     expect((await get(gate, "/secure-data", key.token)).status).toBe(200);
   });
 
   test("the bootstrap token stays the admin credential with every scope", async () => {
-    await using gate = startKeyedGate();
+    await using gate = await startKeyedGate();
     const whoami = (await (await get(gate, "/auth/whoami", gate.bootstrap)).json()) as { kind: string; scopes: string[] };
     expect(whoami).toMatchObject({ kind: "bootstrap", scopes: ["*"] });
   });
@@ -109,8 +110,8 @@ describe("authentication with API keys", () => {
     ["ws-only key on /secure-data", ["ws:connect"], "data:read", 403],
     ["data-only key on /secure-data", ["data:read"], "data:read", 200],
   ])("%s", async (_name, scopes, needed, status) => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(scopes);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(scopes);
     const response = await get(gate, "/secure-data", key.token);
     expect(response.status).toBe(status);
     if (status === 403) {
@@ -120,15 +121,15 @@ describe("authentication with API keys", () => {
   });
 
   test("a data-only key cannot open /ws: 403 before the upgrade", async () => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(["data:read"]);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(["data:read"]);
     const probe = new WsProbe(`${gate.ws}/ws?token=${key.token}`);
     expect(await probe.opened).toBe(false);
   });
 
   test("unknown key, wrong secret for a known id: plain invalid_token", async () => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(["data:read"]);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(["data:read"]);
     const forged = `${key.token.slice(0, 16)}${"A".repeat(43)}`;
     for (const token of [forged, trackSecret(generateApiKey().token)]) {
       const response = await get(gate, "/secure-data", token);
@@ -138,11 +139,11 @@ describe("authentication with API keys", () => {
   });
 
   test("revoked and expired keys say so, so a client can tell 'rotate me' from 'wrong'", async () => {
-    await using gate = startKeyedGate();
-    const revoked = gate.addKey(["data:read"]);
-    gate.cli.revokeKey(revoked.id, Date.now());
-    gate.keyring.refresh();
-    const expiring = gate.addKey(["data:read"], Date.now() + 60_000);
+    await using gate = await startKeyedGate();
+    const revoked = await gate.addKey(["data:read"]);
+    await gate.cli.revokeKey(revoked.id, Date.now());
+    await gate.keyring.refresh();
+    const expiring = await gate.addKey(["data:read"], Date.now() + 60_000);
     expect((await get(gate, "/secure-data", expiring.token)).status).toBe(200);
     setSystemTime(new Date(Date.now() + 61_000));
 
@@ -156,54 +157,54 @@ describe("authentication with API keys", () => {
   });
 
   test("last use (time and address) is recorded in batches, not per request", async () => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(["data:read"]);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(["data:read"]);
     for (let i = 0; i < 5; i++) await get(gate, "/secure-data", key.token);
-    expect(gate.cli.getKey(key.id)?.lastUsedAt).toBeNull();
+    expect((await gate.cli.getKey(key.id))?.lastUsedAt).toBeNull();
     gate.keyring.flushUsage();
-    expect(gate.cli.getKey(key.id)).toMatchObject({ lastUsedAddr: "127.0.0.1" });
-    expect(gate.cli.getKey(key.id)?.lastUsedAt).toBeGreaterThan(0);
+    expect(await gate.cli.getKey(key.id)).toMatchObject({ lastUsedAddr: "127.0.0.1" });
+    expect((await gate.cli.getKey(key.id))?.lastUsedAt).toBeGreaterThan(0);
   });
 });
 
 describe("reloads", () => {
-  test("a usage flush is our own write: it costs no reload; another process's commit does", async () => {
+  test("a usage flush is bookkeeping: it costs no reload anywhere; another process's revocation does", async () => {
     using dir = makeTempDir();
-    const store = openSqliteStore(dir.path);
-    const cli = openSqliteStore(dir.path);
+    const store = await openDataDirStore(dir.path);
+    const cli = await openDataDirStore(dir.path);
     const key = generateApiKey();
     trackSecret(key.token);
-    cli.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    const keyring = createKeyring({ store, bootstrapDigest: digestToken(newSecret()) });
+    await cli.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    const keyring = await createKeyring({ store, bootstrapDigest: digestToken(newSecret()) });
     let reloads = 0;
-    keyring.start(() => (reloads += 1), 20, 60_000);
+    await keyring.start(() => (reloads += 1), 20, 60_000);
     const principal = keyring.authenticate(key.token);
     if (principal instanceof Promise || !("kind" in principal)) throw new Error("expected a key principal");
     keyring.recordUse(principal, () => "192.0.2.7");
-    keyring.flushUsage();
+    await keyring.flushUsage();
     await Bun.sleep(120);
     expect(reloads).toBe(0);
-    expect(cli.getKey(key.id)?.lastUsedAddr).toBe("192.0.2.7");
-    cli.revokeKey(key.id, Date.now());
+    expect((await cli.getKey(key.id))?.lastUsedAddr).toBe("192.0.2.7");
+    await cli.revokeKey(key.id, Date.now());
     await Bun.sleep(120);
     expect(reloads).toBe(1);
-    keyring.stop();
-    store.close();
-    cli.close();
+    await keyring.stop();
+    await store.close();
+    await cli.close();
   });
 });
 
 describe("live revocation of open sockets", () => {
   test("revoking a key in another connection closes its sockets with 4403; other sockets stay open", async () => {
-    await using gate = startKeyedGate();
-    const doomed = gate.addKey(["ws:connect"]);
-    const kept = gate.addKey(["ws:connect"]);
+    await using gate = await startKeyedGate();
+    const doomed = await gate.addKey(["ws:connect"]);
+    const kept = await gate.addKey(["ws:connect"]);
     const victims = [0, 1].map(() => new WsProbe(`${gate.ws}/ws?token=${doomed.token}`));
     const survivor = new WsProbe(`${gate.ws}/ws?token=${kept.token}`);
     await Promise.all([...victims, survivor].map((probe) => probe.nextMessage(0)));
 
     const revokedAt = performance.now();
-    gate.cli.revokeKey(doomed.id, Date.now());
+    await gate.cli.revokeKey(doomed.id, Date.now());
     const closes = await Promise.all(victims.map((probe) => probe.closed));
     const latency = performance.now() - revokedAt;
     expect(closes).toEqual([
@@ -218,8 +219,8 @@ describe("live revocation of open sockets", () => {
   });
 
   test("an expiring key's sockets are closed with 4401 when it expires", async () => {
-    await using gate = startKeyedGate();
-    const key = gate.addKey(["ws:connect"], Date.now() + 3_600_000);
+    await using gate = await startKeyedGate();
+    const key = await gate.addKey(["ws:connect"], Date.now() + 3_600_000);
     const probe = new WsProbe(`${gate.ws}/ws?token=${key.token}`);
     await probe.nextMessage(0);
     setSystemTime(new Date(Date.now() + 3_600_001));
@@ -227,13 +228,13 @@ describe("live revocation of open sockets", () => {
   });
 
   test("a rotation overlap keeps the old key's sockets open until it ends", async () => {
-    await using gate = startKeyedGate();
-    const old = gate.addKey(["ws:connect"]);
+    await using gate = await startKeyedGate();
+    const old = await gate.addKey(["ws:connect"]);
     const probe = new WsProbe(`${gate.ws}/ws?token=${old.token}`);
     await probe.nextMessage(0);
     const replacement = generateApiKey();
     trackSecret(replacement.token);
-    gate.cli.rotateKey(
+    await gate.cli.rotateKey(
       old.id,
       { id: replacement.id, name: "rotated", scopes: ["ws:connect"], secretHash: digestToken(replacement.secret), createdAt: Date.now(), expiresAt: null },
       Date.now() + 60_000,
@@ -246,7 +247,7 @@ describe("live revocation of open sockets", () => {
   });
 
   test("bootstrap-token sockets are never revalidated away", async () => {
-    await using gate = startKeyedGate();
+    await using gate = await startKeyedGate();
     const probe = new WsProbe(`${gate.ws}/ws?token=${gate.bootstrap}`);
     await probe.nextMessage(0);
     setSystemTime(new Date(Date.now() + 365 * 86_400_000));

@@ -8,7 +8,7 @@
  */
 import { expect, test } from "bun:test";
 import { generateApiKey } from "../auth/keys.ts";
-import { openSqliteStore } from "../auth/store.ts";
+import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { startTestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
@@ -28,18 +28,18 @@ interface Tracked {
 
 test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 accepts after revocation`, async () => {
   await using app = await startTestApp();
-  const cli = openSqliteStore(app.dataDir);
+  const cli = await openDataDirStore(app.dataDir);
   const keys: Tracked[] = [];
-  const add = () => {
+  const add = async () => {
     const key = generateApiKey();
     trackSecret(key.token);
-    cli.insertKey({ id: key.id, name: "load", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await cli.insertKey({ id: key.id, name: "load", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     const tracked = { token: key.token, id: key.id, validFrom: performance.now(), endsAt: Number.POSITIVE_INFINITY };
     keys.push(tracked);
     return tracked;
   };
-  for (let i = 0; i < 8; i++) add();
+  for (let i = 0; i < 8; i++) await add();
 
   const deadline = performance.now() + SECONDS * 1000;
   const tally = { requests: 0, ok: 0, refused: 0, unexpected401: 0, acceptedAfterRevocation: 0, ambiguous: 0, other: 0, rotations: 0, revocations: 0 };
@@ -56,14 +56,14 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
         const next = generateApiKey();
         trackSecret(next.token);
         const endWall = Date.now() + OVERLAP_MS;
-        cli.rotateKey(victim.id, { id: next.id, name: "load", scopes: ["data:read"], secretHash: digestToken(next.secret), createdAt: Date.now(), expiresAt: null }, endWall);
-        app.app.keyring.refresh();
+        await cli.rotateKey(victim.id, { id: next.id, name: "load", scopes: ["data:read"], secretHash: digestToken(next.secret), createdAt: Date.now(), expiresAt: null }, endWall);
+        await app.app.keyring.refresh();
         victim.endsAt = performance.now() + (endWall - Date.now());
         keys.push({ token: next.token, id: next.id, validFrom: performance.now(), endsAt: Number.POSITIVE_INFINITY });
         tally.rotations += 1;
       } else {
-        cli.revokeKey(victim.id, Date.now());
-        app.app.keyring.refresh();
+        await cli.revokeKey(victim.id, Date.now());
+        await app.app.keyring.refresh();
         victim.endsAt = performance.now();
         tally.revocations += 1;
       }
@@ -93,7 +93,7 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
   };
 
   await Promise.all([controller, ...Array.from({ length: CLIENTS }, client)]);
-  cli.close();
+  await cli.close();
   console.log(`load: ${JSON.stringify(tally)}`);
   expect(tally.rotations + tally.revocations).toBeGreaterThanOrEqual(SECONDS * 2);
   expect(tally.requests).toBeGreaterThan(1_000);

@@ -15,10 +15,10 @@ const PASSWORD = trackSecret("alice's long password");
 
 async function withUsers(app: TestApp) {
   const now = Date.now();
-  app.store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
+  await app.store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
   const key = generateApiKey();
   trackSecret(key.token);
-  app.store.insertKey({ id: key.id, name: "backup job", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: now, expiresAt: null });
+  await app.store.insertKey({ id: key.id, name: "backup job", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: now, expiresAt: null });
   return { key };
 }
 
@@ -130,12 +130,12 @@ describe("grant_type=client_credentials (an API key as the client secret)", () =
   test("a revoked key is refused as a client, and its JWTs and sockets stop working", async () => {
     await using app = await startTestApp();
     const { key } = await withUsers(app);
-    app.store.insertKey({ ...{ id: "aaaaaaaaaaaa" }, name: "ws", scopes: ["data:read", "ws:connect"], secretHash: digestToken("unused-secret"), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({ ...{ id: "aaaaaaaaaaaa" }, name: "ws", scopes: ["data:read", "ws:connect"], secretHash: digestToken("unused-secret"), createdAt: Date.now(), expiresAt: null });
     const { body } = await token(app, { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     const at = body.access_token as string;
     expect((await fetch(`${app.http}/secure-data`, bearer(at))).status).toBe(200);
-    app.store.revokeKey(key.id, Date.now());
-    app.app.keyring.refresh();
+    await app.store.revokeKey(key.id, Date.now());
+    await app.app.keyring.refresh();
     const refused = await fetch(`${app.http}/secure-data`, bearer(at));
     expect(refused.status).toBe(401);
     expect(await refused.json()).toMatchObject({ description: "The token has been revoked" });
@@ -204,8 +204,8 @@ describe("JWTs on the gate", () => {
     const { body } = await token(app, { grant_type: "password", username: "alice", password: PASSWORD });
     const at = body.access_token as string;
     expect((await fetch(`${app.http}/secure-data`, bearer(at))).status).toBe(200);
-    app.store.setDisabled("alice", Date.now(), Date.now());
-    app.app.keyring.refresh();
+    await app.store.setDisabled("alice", Date.now(), Date.now());
+    await app.app.keyring.refresh();
     expect((await fetch(`${app.http}/secure-data`, bearer(at))).status).toBe(401);
   });
 

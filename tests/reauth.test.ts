@@ -13,8 +13,8 @@ afterEach(() => setSystemTime());
 const PASSWORDS = { carol: trackSecret("carol's long password"), dave: trackSecret("dave's long password!") };
 
 async function tokens(app: TestApp, username: "carol" | "dave") {
-  if (app.store.getUser(username) === undefined) {
-    app.store.insertUser({ username, passwordHash: await hashPassword(PASSWORDS[username]), roles: ["viewer"], createdAt: Date.now() });
+  if ((await app.store.getUser(username)) === undefined) {
+    await app.store.insertUser({ username, passwordHash: await hashPassword(PASSWORDS[username]), roles: ["viewer"], createdAt: Date.now() });
   }
   const response = await fetch(`${app.http}/auth/token`, {
     method: "POST",

@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hashPassword } from "../auth/passwords.ts";
-import { DATABASE_FILE } from "../auth/store.ts";
+import { DATABASE_FILE } from "../auth/config.ts";
 import { startTestApp, WsProbe, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 
@@ -29,7 +29,7 @@ async function post(app: TestApp, path: string, fields: Record<string, string>) 
 }
 
 async function signIn(app: TestApp, scope?: string) {
-  app.store.insertUser({ username: "bob", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
+  await app.store.insertUser({ username: "bob", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
   const fields: Record<string, string> = { grant_type: "password", username: "bob", password: PASSWORD };
   if (scope !== undefined) fields.scope = scope;
   const { body } = await post(app, "/auth/token", fields);
@@ -60,7 +60,7 @@ describe("refresh_token grant", () => {
     await using app = await startTestApp();
     const first = await signIn(app);
     const secret = first.refresh_token!.slice(21);
-    expect(app.store.getRefreshToken(first.refresh_token!.slice(4, 20))?.secretHash.byteLength).toBe(32);
+    expect((await app.store.getRefreshToken(first.refresh_token!.slice(4, 20)))?.secretHash.byteLength).toBe(32);
     // Checkpoint the WAL so the database file itself holds the rows, then scan every file.
     const db = new Database(join(app.dataDir, DATABASE_FILE));
     db.run("PRAGMA wal_checkpoint(FULL)");
@@ -76,7 +76,7 @@ describe("refresh_token grant", () => {
     const { digestToken } = await import("../auth/tokens.ts");
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
     const { body } = await post(app, "/auth/token", { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     expect(body.access_token).toBeString();
     expect(body.refresh_token).toBeUndefined();
@@ -132,9 +132,9 @@ describe("refresh_token grant", () => {
     const first = await signIn(app, "data:read");
     expect((await refresh(app, first.refresh_token!, { scope: "ws:connect" })).body).toMatchObject({ error: "invalid_scope" });
     const second = await refresh(app, first.refresh_token!);
-    app.store.setDisabled("bob", Date.now(), Date.now());
+    await app.store.setDisabled("bob", Date.now(), Date.now());
     expect((await refresh(app, second.body.refresh_token!)).body.error_description).toContain("disabled");
-    app.store.setDisabled("bob", null, Date.now());
+    await app.store.setDisabled("bob", null, Date.now());
     setSystemTime(new Date(Date.now() + 601_000));
     expect((await refresh(app, second.body.refresh_token!)).body.error_description).toContain("expired");
   });

@@ -60,8 +60,8 @@ describe("on the wire", () => {
     expect(await missing.json()).toMatchObject({ code: "missing_token" });
     const key = generateApiKey();
     trackSecret(key.token);
-    app.store.insertKey({ id: key.id, name: "reader", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    app.app.keyring.refresh();
+    await app.store.insertKey({ id: key.id, name: "reader", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
     const scope = await ask(app.http, key.token);
     expect(scope.status).toBe(403);
     expect(scope.headers.get("www-authenticate")).toContain('scope="ws:connect"');

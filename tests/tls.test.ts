@@ -73,7 +73,7 @@ describe("passwords only over TLS or from this machine", () => {
   const basic = `Basic ${Buffer.from(`gina:${PASSWORD}`).toString("base64")}`;
   const setup = async (env: Record<string, string>) => {
     const app = await startTestApp({ BASIC_AUTH: "true", TRUSTED_PROXIES: "127.0.0.1", ...env });
-    app.store.insertUser({ username: "gina", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
+    await app.store.insertUser({ username: "gina", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: Date.now() });
     return app;
   };
 

@@ -9,7 +9,7 @@ import { createLogger } from "../auth/log.ts";
 import { createPasswordVerifier, hashPassword, type PasswordVerifier } from "../auth/passwords.ts";
 import { createBootstrapAuthenticator } from "../auth/principal.ts";
 import { createSeedRoutes } from "../auth/routes.ts";
-import { openSqliteStore } from "../auth/store.ts";
+import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { createPasswordAuthenticator } from "../auth/users.ts";
 import { curl, makeTempDir, rawRequest, WsProbe } from "./support/harness.ts";
@@ -25,12 +25,12 @@ const roleScopes = new Map<string, readonly string[]>([
 
 async function startUserGate(limits = { concurrency: 1, queueLimit: 8 }) {
   const dir = makeTempDir();
-  const store = openSqliteStore(dir.path);
+  const store = await openDataDirStore(dir.path);
   const now = Date.now();
-  store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
-  store.insertUser({ username: "kiosk1", passwordHash: await hashPassword(OPS_PASSWORD), roles: ["kiosk"], createdAt: now });
-  store.insertUser({ username: "gone", passwordHash: await hashPassword(PASSWORD), roles: ["admin"], createdAt: now });
-  store.setDisabled("gone", now, now);
+  await store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
+  await store.insertUser({ username: "kiosk1", passwordHash: await hashPassword(OPS_PASSWORD), roles: ["kiosk"], createdAt: now });
+  await store.insertUser({ username: "gone", passwordHash: await hashPassword(PASSWORD), roles: ["admin"], createdAt: now });
+  await store.setDisabled("gone", now, now);
   const inner = createPasswordVerifier(limits);
   let verifications = 0;
   // Counting wrapper around the real verifier: proves unknown users cost a verification too.
@@ -68,7 +68,7 @@ async function startUserGate(limits = { concurrency: 1, queueLimit: 8 }) {
     verifications: () => verifications,
     async [Symbol.asyncDispose]() {
       await listener.shutdown();
-      store.close();
+      await store.close();
       dir[Symbol.dispose]();
     },
   };
@@ -135,7 +135,7 @@ describe("Basic auth (RFC 7617)", () => {
   test("UTF-8 usernames and passwords survive the round trip (charset=UTF-8)", async () => {
     await using gate = await startUserGate();
     const password = trackSecret("pässwörd-ünïcode-✓");
-    gate.store.insertUser({ username: "jose", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
+    await gate.store.insertUser({ username: "jose", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
     const response = await fetch(`${gate.url}/secure-data`, { headers: { Authorization: basic("jose", password) } });
     expect(response.status).toBe(200);
   });

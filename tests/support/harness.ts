@@ -256,12 +256,12 @@ export interface TestApp extends AsyncDisposable {
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const { parseConfig } = await import("../../auth/config.ts");
   const { startApp } = await import("../../auth/app.ts");
-  const { openSqliteStore } = await import("../../auth/store.ts");
+  const { openDataDirStore } = await import("./stores.ts");
   const dir = makeTempDir();
   const token = env.AUTH_TOKEN ?? newSecret();
   const parsed = parseConfig({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...env, AUTH_TOKEN: token }, { isTTY: false });
   if (!parsed.ok) throw new Error(`test config invalid: ${parsed.problems.map((problem) => problem.variable).join(", ")}`);
-  const store = openSqliteStore(dir.path);
+  const store = await openDataDirStore(dir.path);
   const lines: string[] = [];
   const audit: string[] = [];
   const logger = createLogger({ level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
@@ -286,7 +286,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     lines,
     async [Symbol.asyncDispose]() {
       await app.shutdown();
-      store.close();
+      await store.close();
       dir[Symbol.dispose]();
     },
   };

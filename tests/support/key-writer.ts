@@ -4,13 +4,13 @@
  * The test kills this process with SIGKILL at random moments.
  */
 import { generateApiKey } from "../../auth/keys.ts";
-import { openSqliteStore } from "../../auth/store.ts";
+import { openDataDirStore } from "./stores.ts";
 import { digestToken } from "../../auth/tokens.ts";
 
-const store = openSqliteStore(process.argv[2]!);
+const store = await openDataDirStore(process.argv[2]!);
 for (;;) {
   const key = generateApiKey();
   const secretHash = digestToken(key.secret);
-  store.insertKey({ id: key.id, name: "durability", scopes: ["data:read"], secretHash, createdAt: Date.now(), expiresAt: null });
+  await store.insertKey({ id: key.id, name: "durability", scopes: ["data:read"], secretHash, createdAt: Date.now(), expiresAt: null });
   process.stdout.write(`${key.id} ${Buffer.from(secretHash).toString("hex")}\n`);
 }

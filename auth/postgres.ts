@@ -1,0 +1,78 @@
+/**
+ * The shared engine for several instances: PostgreSQL through `Bun.SQL`. Write transactions take
+ * one advisory lock, so they are serialized across instances exactly as SQLite serializes
+ * writers (writes are rare: CLI actions, sign-ins, batched usage). Every auth-relevant commit
+ * sends a NOTIFY; each server LISTENs and reloads at once instead of waiting for its next poll.
+ */
+import { SQL } from "bun";
+import { createSqlStore, migrateSchema, type SqlDriver, type SqlRunner, type Store } from "./store.ts";
+
+const CHANNEL = "tokengate_changes";
+/** Arbitrary but fixed: the advisory lock every tokengate writer takes ("tkgt" in ASCII). */
+const WRITE_LOCK = 0x746b6774;
+
+function runnerOf(sql: SQL): SqlRunner {
+  return {
+    all: async <T>(text: string, params: readonly unknown[] = []) => [...(await sql.unsafe(text, [...params]))] as T[],
+    run: async (text, params = []) => {
+      const result = await sql.unsafe(text, [...params]);
+      return Number(result.count ?? 0);
+    },
+  };
+}
+
+export interface PostgresOptions {
+  /** Connections in the pool (the LISTEN connection is extra). */
+  readonly max?: number;
+  /** Seconds to wait for a connection before a query fails. */
+  readonly connectionTimeout?: number;
+}
+
+export function openPostgresDriver(url: string, options: PostgresOptions = {}): SqlDriver {
+  const sql = new SQL(url, {
+    max: options.max ?? 4,
+    connectionTimeout: options.connectionTimeout ?? 5,
+    idleTimeout: 60,
+    // Prepared statements are per connection; the store's statement texts are few and fixed.
+    prepare: true,
+  });
+  const pool = runnerOf(sql);
+  return {
+    dialect: "postgres",
+    ...pool,
+    transaction: (work) =>
+      sql.begin(async (tx) => {
+        await tx.unsafe("SELECT pg_advisory_xact_lock($1)", [WRITE_LOCK]);
+        return work(runnerOf(tx as unknown as SQL));
+      }),
+    async schemaVersion(tx) {
+      await tx.run("CREATE TABLE IF NOT EXISTS tokengate_schema (version INTEGER NOT NULL)");
+      const rows = await tx.all<{ version: number }>("SELECT version FROM tokengate_schema");
+      return rows[0]?.version ?? 0;
+    },
+    async setSchemaVersion(tx, version) {
+      if ((await tx.run("UPDATE tokengate_schema SET version = $1", [version])) === 0) {
+        await tx.run("INSERT INTO tokengate_schema (version) VALUES ($1)", [version]);
+      }
+    },
+    // Delivered at commit, dropped on rollback: a listener never reloads for a change that did not happen.
+    announce: async (tx) => void (await tx.all("SELECT pg_notify($1, '')", [CHANNEL])),
+    async watch(onChange) {
+      // After a reconnect notifications may have been missed: onlisten runs again, so reload then too.
+      const subscription = await sql.listen(CHANNEL, () => onChange(), () => onChange());
+      return () => subscription.unlisten();
+    },
+    close: () => sql.close({ timeout: 5 }),
+  };
+}
+
+export async function openPostgresStore(url: string, options?: PostgresOptions): Promise<Store> {
+  const driver = openPostgresDriver(url, options);
+  try {
+    await migrateSchema(driver);
+  } catch (error) {
+    await driver.close();
+    throw error;
+  }
+  return createSqlStore(driver);
+}
