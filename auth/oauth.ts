@@ -185,6 +185,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     if (key === undefined || key.id !== client.clientId) return BAD_CLIENT;
     const who = await options.authenticateKey(client.secret);
     if (who instanceof GateError) {
+      if (who.code === "temporarily_unavailable") return who;
       return who.code === "invalid_token" && who.description !== "The token is not valid"
         ? oauthError("invalid_client", `Client authentication failed: ${who.description.toLowerCase()}`, CLIENT_CHALLENGE)
         : BAD_CLIENT;

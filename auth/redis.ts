@@ -12,8 +12,10 @@ const COUNT_SCRIPT = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
-/** Reconnects are tried at most this often while Redis is away (commands fail fast meanwhile). */
+/** Reconnects are tried at most this often while Redis is away. */
 const RECONNECT_EVERY_MS = 1_000;
+/** A command not answered by then counts as failed: the guard counts locally instead of waiting. */
+const COMMAND_TIMEOUT_MS = 500;
 
 export interface RedisAttemptStore extends AttemptStore {
   close(): void;
@@ -21,12 +23,10 @@ export interface RedisAttemptStore extends AttemptStore {
 
 /** `prefix` keeps instances of different deployments (and tests) apart on one Redis. */
 export function createRedisAttemptStore(url: string, prefix = "tokengate:attempts:"): RedisAttemptStore {
-  const client = new RedisClient(url, {
-    connectionTimeout: 2_000,
-    // A failure must be answered now, not queued until Redis returns: the guard then counts locally.
-    enableOfflineQueue: false,
-    autoReconnect: true,
-  });
+  // Commands sent while the connection is (re)opening wait for it, but never longer than the
+  // command timeout below.
+  const client = new RedisClient(url, { connectionTimeout: 2_000, autoReconnect: true });
+  client.connect().catch(() => undefined);
   let lastReconnect = 0;
   /** Bun stops reconnecting after maxRetries; a later failure starts it again, so recovery needs no restart. */
   const reconnect = () => {
@@ -35,11 +35,17 @@ export function createRedisAttemptStore(url: string, prefix = "tokengate:attempt
     client.connect().catch(() => undefined);
   };
   const attempt = async <T>(work: () => Promise<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+    });
     try {
-      return await work();
+      return await Promise.race([work(), timeout]);
     } catch (error) {
       reconnect();
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   };
   return {
