@@ -32,24 +32,33 @@ async function readPassword(prompt: string): Promise<string> {
   }
 }
 
-const env = Bun.env;
-const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
-const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
-if (roleScopes === undefined) {
-  process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
-  process.exit(78);
+/** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const env = Bun.env;
+  const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
+  const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
+  if (roleScopes === undefined) {
+    process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
+    return 78;
+  }
+  const location = parseStoreUrl(env.STORE_URL, dataDir);
+  if (location === undefined) {
+    process.stderr.write("STORE_URL must be sqlite:///path/to/tokengate.db or postgres://user:password@host:5432/database (or unset)\n");
+    return 78;
+  }
+  const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
+  return runCli(argv, {
+    jwtAlg,
+    io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
+    openStore: () => openStore(location),
+    now: Date.now,
+    roleScopes,
+    readPassword,
+  });
 }
-const location = parseStoreUrl(env.STORE_URL, dataDir);
-if (location === undefined) {
-  process.stderr.write("STORE_URL must be sqlite:///path/to/tokengate.db or postgres://user:password@host:5432/database (or unset)\n");
-  process.exit(78);
+
+if (import.meta.main) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }
-const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
-process.exitCode = await runCli(process.argv.slice(2), {
-  jwtAlg,
-  io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
-  openStore: () => openStore(location),
-  now: Date.now,
-  roleScopes,
-  readPassword,
-});

@@ -22,7 +22,8 @@ function failConfig(problems: readonly ConfigProblem[]): never {
 }
 
 // One async main instead of top-level await: `bun build --compile --bytecode` needs that.
-async function main(): Promise<void> {
+/** Starts the server; also `tokengate serve` in the single binary (tokengate.ts). */
+export async function main(): Promise<void> {
   const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
   if (!parsed.ok) failConfig(parsed.problems);
   const config = parsed.config;
@@ -171,4 +172,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+if (import.meta.main) void main();

@@ -1,0 +1,34 @@
+/**
+ * The single-binary entry point (`bun run build` compiles it): `tokengate serve` runs the server,
+ * every other command is the CLI (`tokengate keys create …`, `tokengate users add …`). Both read
+ * the same environment, so one binary and one environment file serve a device.
+ */
+import { main as runCli } from "./cli.ts";
+import { main as serve } from "./server.ts";
+import packageJson from "./package.json" with { type: "json" };
+
+const USAGE = `Usage: tokengate <command>
+
+  serve                       run the server (configured by environment variables; see the README)
+  keys|users|bans|signing-keys|token …   manage credentials in the same store (tokengate --help-cli)
+  version                     print the version
+`;
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === "serve") {
+  if (rest.length > 0) {
+    process.stderr.write(`tokengate serve takes no arguments; configure it with environment variables\n`);
+    process.exitCode = 2;
+  } else {
+    void serve();
+  }
+} else if (command === "version" || command === "--version") {
+  process.stdout.write(`tokengate ${packageJson.version} (bun ${Bun.version})\n`);
+} else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+  process.stdout.write(USAGE);
+  process.exitCode = command === undefined ? 2 : 0;
+} else {
+  void runCli(command === "--help-cli" ? ["--help"] : process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
