@@ -131,7 +131,7 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
     }
   }, 30_000);
 
-  test("a revocation anywhere closes the key's sockets on every instance within 1 s; the next request anywhere is refused", async () => {
+  test("a revocation anywhere closes the key's sockets on every instance within 1 s, and every instance refuses the key within one poll (ms in practice)", async () => {
     await using cluster = await startCluster(3);
     const key = await createKey(cluster.env);
     const sockets = cluster.urls.map((url) => new WsProbe(`${url.replace("http", "ws")}/ws?token=${encodeURIComponent(key.key)}`));
