@@ -5,7 +5,7 @@
  * sends a NOTIFY; each server LISTENs and reloads at once instead of waiting for its next poll.
  */
 import { SQL } from "bun";
-import { createSqlStore, migrateSchema, type SqlDriver, type SqlRunner, type Store } from "./store.ts";
+import { openMigratedStore, type SqlDriver, type SqlRunner, type Store } from "./store.ts";
 
 const CHANNEL = "tokengate_changes";
 /** Arbitrary but fixed: the advisory lock every tokengate writer takes ("tkgt" in ASCII). */
@@ -66,13 +66,6 @@ export function openPostgresDriver(url: string, options: PostgresOptions = {}): 
   };
 }
 
-export async function openPostgresStore(url: string, options?: PostgresOptions): Promise<Store> {
-  const driver = openPostgresDriver(url, options);
-  try {
-    await migrateSchema(driver);
-  } catch (error) {
-    await driver.close();
-    throw error;
-  }
-  return createSqlStore(driver);
+export function openPostgresStore(url: string, options?: PostgresOptions): Promise<Store> {
+  return openMigratedStore(openPostgresDriver(url, options));
 }

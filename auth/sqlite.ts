@@ -7,7 +7,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { createSqlStore, migrateSchema, type SqlDriver, type SqlRunner, type SqlValue, type Store } from "./store.ts";
+import { openMigratedStore, type SqlDriver, type SqlRunner, type SqlValue, type Store } from "./store.ts";
 
 /**
  * One transaction at a time in this process, across every connection it has opened: bun:sqlite
@@ -76,13 +76,6 @@ export function openSqliteDriver(file: string): SqlDriver {
   };
 }
 
-export async function openSqliteStore(file: string): Promise<Store> {
-  const driver = openSqliteDriver(file);
-  try {
-    await migrateSchema(driver);
-  } catch (error) {
-    await driver.close();
-    throw error;
-  }
-  return createSqlStore(driver);
+export function openSqliteStore(file: string): Promise<Store> {
+  return openMigratedStore(openSqliteDriver(file));
 }

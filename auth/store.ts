@@ -316,6 +316,17 @@ function guardedRunner(runner: SqlRunner): SqlRunner {
   };
 }
 
+/** Migrates the driver's database and wraps it in the store; the driver is closed if that fails. */
+export async function openMigratedStore(driver: SqlDriver): Promise<Store> {
+  try {
+    await migrateSchema(driver);
+  } catch (error) {
+    await driver.close();
+    throw error;
+  }
+  return createSqlStore(driver);
+}
+
 /** The store over any engine; the driver has already migrated the schema. */
 export function createSqlStore(engine: SqlDriver): Store {
   const driver: SqlDriver = {
