@@ -158,7 +158,15 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     healthy = error === undefined;
     options.onStoreHealth?.(error);
   };
-  const stale = () => performance.now() - syncedAt > STALE_AFTER_MS;
+  /**
+   * Re-judged on every poll tick (not per request: the hot path reads a boolean), including while
+   * a check hangs on a half-open connection, since the tick does not wait for it.
+   */
+  let distrusted = false;
+  const stale = () => distrusted;
+  const judgeFreshness = () => {
+    distrusted = performance.now() - syncedAt > STALE_AFTER_MS;
+  };
 
   const judgeKey = (entry: Entry, secret: string): Principal | GateError => {
     if (!tokenMatchesDigest(secret, entry.record.secretHash)) return INVALID_TOKEN;
@@ -174,11 +182,13 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
       const changed = current !== marker;
       if (changed) await reload(current);
       syncedAt = started;
+      distrusted = false;
       setHealth(undefined);
       if (changed) notify();
       return changed;
     } catch (error) {
       setHealth(error);
+      judgeFreshness();
       // Past the limit, the change hook lets open sockets see that their principal can no longer be vouched for.
       if (stale()) notify();
       return false;
@@ -282,7 +292,10 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     async start(onChange, pollMs = 100, flushMs = 5_000) {
       await keyring.stop();
       notify = onChange;
-      const poll = setInterval(() => void refreshAndNotify(), pollMs);
+      const poll = setInterval(() => {
+        judgeFreshness();
+        void refreshAndNotify();
+      }, pollMs);
       const flush = setInterval(() => void keyring.flushUsage(), flushMs);
       timers = [poll, flush];
       for (const timer of timers) timer.unref();

@@ -138,7 +138,7 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
     expect(await store.consumeRefreshToken("nope", token("r6"), 20_000, 5_000)).toBe("missing");
     expect(await store.revokedFamilies(0)).toEqual(["fam"]);
     await store.revokeAccessToken("jti-1", 50_000);
-    expect(await store.revokedAccessTokens(Date.now() - 1_000_000_000_000 > 0 ? 0 : 40_000)).toEqual(["jti-1"]);
+    expect(await store.revokedAccessTokens(40_000)).toEqual(["jti-1"]);
   });
 
   it("bans: repeat offenders get longer bans; clear ends them", async () => {
@@ -191,7 +191,7 @@ describe("sqlite file", () => {
     const db = new Database(join(dir.path, DATABASE_FILE));
     db.run(`PRAGMA user_version = ${LATEST_SCHEMA + 1}`);
     db.close();
-    expect(openDataDirStore(dir.path)).rejects.toBeInstanceOf(StoreError);
+    await expect(openDataDirStore(dir.path)).rejects.toBeInstanceOf(StoreError);
   });
 
   test("only the SHA-256 of a secret reaches the disk", async () => {
