@@ -1,11 +1,14 @@
 /**
- * The CLI's composition root (as server.ts is the server's): reads STORE_URL, DATA_DIR, ROLE_SCOPES
- * and JWT_ALG from the environment, opens the same store the server uses, runs one command and
+ * The CLI's composition root (as server.ts is the server's): reads STORE_URL, DATA_DIR, ROLE_SCOPES,
+ * JWT_ALG, HOST and PORT from the environment (`doctor` reads all of it), opens the same store the server uses, runs one command and
  * exits with its code.
  */
 import { runCli } from "./auth/cli.ts";
 import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl } from "./auth/config.ts";
 import { openStore } from "./auth/databases.ts";
+import { listReachableUrls } from "./auth/addresses.ts";
+import { runDoctor } from "./auth/doctor.ts";
+import { networkInterfaces } from "node:os";
 
 /** A line from a terminal without echo, or the first line of piped stdin. */
 async function readPassword(prompt: string): Promise<string> {
@@ -32,9 +35,22 @@ async function readPassword(prompt: string): Promise<string> {
   }
 }
 
-/** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts). */
-export async function main(argv: readonly string[]): Promise<number> {
+/** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts), which passes its name. */
+export async function main(argv: readonly string[], program = "bun run cli"): Promise<number> {
   const env = Bun.env;
+  const interfaces = () => Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);
+  const shared = {
+    io: { out: (text: string) => void process.stdout.write(text), err: (text: string) => void process.stderr.write(text) },
+    now: Date.now,
+    readPassword,
+    program,
+    examine: () => runDoctor({ env, now: Date.now(), interfaces: interfaces(), uid: process.getuid?.() ?? -1 }),
+  };
+  // The doctor reports a broken configuration instead of refusing to start over it.
+  if (argv[0] === "doctor") {
+    const unused = () => Promise.reject(new Error("doctor opens no store"));
+    return runCli(argv, { ...shared, jwtAlg: "EdDSA", openStore: unused, roleScopes: new Map(), consoleUrls: () => [] });
+  }
   const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
   const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
   if (roleScopes === undefined) {
@@ -47,13 +63,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 78;
   }
   const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
+  const port = /^\d{1,5}$/.test(env.PORT ?? "") ? Number(env.PORT) : 8000;
+  const scheme = env.TLS_CERT_FILE === undefined || env.TLS_CERT_FILE === "" ? "http" : "https";
   return runCli(argv, {
+    ...shared,
     jwtAlg,
-    io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
     openStore: () => openStore(location),
-    now: Date.now,
     roleScopes,
-    readPassword,
+    consoleUrls: () => listReachableUrls(scheme, env.HOST === undefined || env.HOST === "" ? "0.0.0.0" : env.HOST, port, interfaces()),
   });
 }
 

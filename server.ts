@@ -12,6 +12,8 @@ import { createLogger } from "./auth/log.ts";
 import { describeStore, openStore } from "./auth/databases.ts";
 import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/redis.ts";
 import { describeUrl } from "./auth/redact.ts";
+import { listReachableUrls } from "./auth/addresses.ts";
+import { offerPairing } from "./auth/pairing.ts";
 import type { Store } from "./auth/store.ts";
 
 const EX_CONFIG = 78;
@@ -129,17 +131,11 @@ export async function main(): Promise<void> {
 
   const port = listener.server.port ?? config.port;
   const scheme = tls === undefined ? "http" : "https";
-  const lanAddresses =
-    config.host === "0.0.0.0" || config.host === "::"
-      ? Object.values(networkInterfaces())
-          .flat()
-          .filter((net) => net !== undefined && !net.internal && net.family === "IPv4")
-          .map((net) => `${scheme}://${net!.address}:${port}`)
-      : [];
+  const reachable = listReachableUrls(scheme, config.host, port, Object.values(networkInterfaces()).flat().filter((net) => net !== undefined));
   logger.info("listening", {
     url: `${scheme}://${config.host}:${port}`,
     port,
-    lan: lanAddresses.join(" ") || undefined,
+    lan: reachable.join(" ") || undefined,
     tls_sha256: fingerprint,
     store: describeStore(config.store),
     attempts: config.redisUrl === null ? "memory" : describeUrl(config.redisUrl),
@@ -153,6 +149,17 @@ export async function main(): Promise<void> {
     );
   } else {
     logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
+  }
+
+  if (config.pairing) {
+    await offerPairing({
+      store,
+      logger,
+      urls: reachable.length > 0 ? reachable : [`${scheme}://127.0.0.1:${port}/`],
+      // The code goes to the terminal only, after the log lines before it, never into the log.
+      terminal: process.stdout.isTTY === true ? (text) => void Promise.resolve(flushLog()).then(() => process.stdout.write(text)) : undefined,
+      now: Date.now,
+    });
   }
 
   let signalled = false;

@@ -11,6 +11,8 @@ const USAGE = `Usage: tokengate <command>
 
   serve                       run the server (configured by environment variables; see the README)
   keys|users|bans|signing-keys|token …   manage credentials in the same store (tokengate --help-cli)
+  pair                        one-time code that pairs a browser on a new device
+  doctor                      check configuration, files, TLS, clock and addresses
   version                     print the version
 `;
 
@@ -28,7 +30,7 @@ if (command === "serve") {
   process.stdout.write(USAGE);
   process.exitCode = command === undefined ? 2 : 0;
 } else {
-  void runCli(command === "--help-cli" ? ["--help"] : process.argv.slice(2)).then((code) => {
+  void runCli(command === "--help-cli" ? ["--help"] : process.argv.slice(2), "tokengate").then((code) => {
     process.exitCode = code;
   });
 }

@@ -74,3 +74,35 @@ export function clientAddress(peer: string, forwardedFor: string | null, trusted
   }
   return direct;
 }
+
+// RFC 1918 private ranges, loopback, IPv4 link-local and RFC 6598 shared space (carrier NAT,
+// also what overlay VPNs such as Tailscale hand out).
+const LOCAL_IPV4 = createAddressList(["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]);
+
+/**
+ * Whether an address belongs to this machine or a local network: the private IPv4 ranges,
+ * IPv6 loopback, unique-local (fc00::/7) and link-local (fe80::/10). What first-run pairing
+ * accepts, so a device that is port-forwarded to the internet cannot be paired from outside.
+ */
+export function isLocalNetwork(address: string): boolean {
+  const normalized = normalizeAddress(address);
+  if (LOCAL_IPV4.has(normalized)) return true;
+  if (ipv4ToNumber(normalized) !== undefined || !/^[0-9a-f:]+$/.test(normalized)) return false;
+  return normalized === "::1" || /^f[cd][0-9a-f]{2}:/.test(normalized) || /^fe[89ab][0-9a-f]:/.test(normalized);
+}
+
+/** What `os.networkInterfaces()` reports per address (only the fields used here). */
+export interface InterfaceAddress {
+  readonly address: string;
+  readonly family: string;
+  readonly internal: boolean;
+}
+
+/**
+ * The URLs a browser uses to reach a server listening on `host`: every non-internal IPv4
+ * address for a wildcard bind, else the bound address itself.
+ */
+export function listReachableUrls(scheme: string, host: string, port: number, interfaces: readonly InterfaceAddress[]): string[] {
+  if (host !== "0.0.0.0" && host !== "::") return [`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}/`];
+  return interfaces.filter((net) => !net.internal && net.family === "IPv4").map((net) => `${scheme}://${net.address}:${port}/`);
+}

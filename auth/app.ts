@@ -15,6 +15,7 @@ import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guar
 import { createAddressResolver, createTransportCheck } from "./clients.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
+import { createPairingRoutes } from "./pairing.ts";
 import { createSeedRoutes, createTicketRoute, SCOPES } from "./routes.ts";
 import { createTicketBook } from "./tickets.ts";
 import consolePage from "../console/index.html";
@@ -162,6 +163,9 @@ export async function startApp(options: AppOptions): Promise<App> {
         logger,
         now: Date.now,
       }),
+      ...(config.pairing
+        ? createPairingRoutes({ store, addressOf, guard, audit, logger, now: Date.now, afterPairing: async () => void (await keyring.refresh()) })
+        : []),
     ],
     logger,
     accessLog: config.accessLog,

@@ -14,7 +14,8 @@ export type AuditEvent =
   | "key.rotated"
   | "refresh.reuse_detected"
   | "ban.started"
-  | "ban.ended";
+  | "ban.ended"
+  | "pairing.completed";
 
 export type AuditFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
 

@@ -1,5 +1,5 @@
 /**
- * `bun run cli …`: manage API keys in the same database the server uses. The running server sees
+ * `tokengate …` (or `bun run cli …` from a checkout): manage API keys in the same database the server uses. The running server sees
  * every change within a poll interval, without a restart. Exit codes are for scripts:
  * 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key not in a state that allows the action.
  */
@@ -18,6 +18,8 @@ import { checkPassword, hashPassword } from "./passwords.ts";
 import type { KeyRecord, KeyStore, NewKey, Store, UserRecord } from "./store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "./users.ts";
 import { digestToken, generateToken } from "./tokens.ts";
+import { describePairingCode, issuePairingCode } from "./pairing.ts";
+import { formatDoctorReport, type CheckResult } from "./doctor.ts";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4 } as const;
 
@@ -37,7 +39,16 @@ export interface CliContext {
   readPassword(prompt: string): Promise<string>;
   /** JWT_ALG, for new signing keys. */
   readonly jwtAlg: JwtAlgorithm;
+  /** How the user started us, for help and hints: `tokengate` (the binary) or `bun run cli`. */
+  readonly program: string;
+  /** Where a browser reaches the server's console page (from HOST, PORT and this machine's addresses). */
+  readonly consoleUrls: () => readonly string[];
+  /** Runs every doctor check against the environment the command was started with. */
+  examine(): Promise<CheckResult[]>;
 }
+
+/** Help and hints are written with this name and shown with `CliContext.program` in its place. */
+const PROGRAM = "bun run cli";
 
 const HELP: Record<string, string> = {
   main: `Usage: bun run cli <command> [options]
@@ -56,6 +67,8 @@ Commands:
   bans clear [SUBJECT]                                               lift all bans, or one (addr:1.2.3.4, key:<id>)
   signing-keys list [--json]                                         JWT signing keys (kid, alg, state)
   signing-keys rotate                                                new signing key; old ones verify until their tokens expire
+  pair [--json]                                                      one-time code that pairs a browser on a new device (first admin key)
+  doctor [--json]                                                    check configuration, files, TLS, clock and addresses; explain problems
 
 Every command takes --help. The store is STORE_URL (a PostgreSQL URL), or else DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
@@ -128,6 +141,22 @@ Lists the JWT signing keys: kid, algorithm, created, and whether each signs, onl
 Generates a new signing key for JWT_ALG (default EdDSA) and retires the current one. Running
 servers switch within a second; tokens signed by the old key stay valid until they expire, and
 the old key stays in /.well-known/jwks.json until then.
+`,
+  pair: `Usage: bun run cli pair [--json]
+
+On a device with no API keys and no users yet, prints a one-time 6-digit pairing code. Open the
+server's page in a browser on your network and enter the code there: the browser receives the
+first admin key (scopes *), and pairing is over for good. The code works once, expires after
+5 minutes, and dies after 5 wrong tries; a new \`pair\` replaces the previous code.
+Exit code 4 when the device already has credentials.
+`,
+  doctor: `Usage: bun run cli doctor [--json]
+
+Checks what tokengate needs on this device and explains any problem in plain words: the
+configuration (the server's environment variables), the data directory and its permissions, the
+store, TLS certificate and key, the clock (a device without a real-time clock may boot in 1970),
+and the addresses the server would listen on. Exit code 0 when nothing failed, 1 otherwise.
+Run it with the same environment as the server (for systemd: see the README).
 `,
   "token new": `Usage: bun run cli token new
 
@@ -451,6 +480,28 @@ const commands: Record<string, Handler> = {
     return EXIT.ok;
   },
 
+  pair: async (args, { io, openStore, now, consoleUrls }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const issued = await withStore(openStore, (store) => issuePairingCode(store, now()));
+    if (issued === undefined) {
+      io.err("This device already has API keys or users, so pairing is over. Create more keys with: bun run cli keys create --name NAME\n");
+      return EXIT.conflict;
+    }
+    if (values.json) {
+      io.out(`${JSON.stringify({ code: issued.code, expires_at: new Date(issued.expiresAt).toISOString(), console: consoleUrls() })}\n`);
+    } else {
+      io.out(describePairingCode(issued, consoleUrls()).trimStart());
+    }
+    return EXIT.ok;
+  },
+
+  doctor: async (args, { io, examine }) => {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+    const results = await examine();
+    io.out(values.json ? `${JSON.stringify(results)}\n` : formatDoctorReport(results));
+    return results.some((result) => result.status === "fail") ? EXIT.failure : EXIT.ok;
+  },
+
   "token new": (args, { io }) => {
     parseArgs({ args, options: {} });
     io.out(`${generateToken()}\n`);
@@ -458,10 +509,13 @@ const commands: Record<string, Handler> = {
   },
 };
 
-export async function runCli(argv: readonly string[], context: CliContext): Promise<number> {
+export async function runCli(argv: readonly string[], given: CliContext): Promise<number> {
+  const named = (text: string) => text.replaceAll(PROGRAM, given.program);
+  const context: CliContext = { ...given, io: { out: (text) => given.io.out(named(text)), err: (text) => given.io.err(named(text)) } };
   const words = argv.filter((arg) => !arg.startsWith("-"));
   const wantsHelp = argv.includes("--help") || argv.includes("-h");
-  const name = words.length >= 2 ? `${words[0]} ${words[1]}` : words[0] ?? "";
+  // One-word commands (pair, doctor) and two-word ones (keys create).
+  const name = commands[words[0] ?? ""] !== undefined ? words[0]! : words.length >= 2 ? `${words[0]} ${words[1]}` : words[0] ?? "";
   const handler = commands[name];
   if (handler === undefined) {
     if (wantsHelp || name === "" || name === "help") {
@@ -475,7 +529,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
     context.io.out(HELP[name]!);
     return EXIT.ok;
   }
-  const rest = argv.slice(argv.indexOf(words[1]!) + 1);
+  const rest = argv.slice(argv.indexOf(words[name.includes(" ") ? 1 : 0]!) + 1);
   try {
     return await handler(rest, context);
   } catch (error) {

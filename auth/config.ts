@@ -59,6 +59,8 @@ export interface Config {
   readonly roleScopes: ReadonlyMap<string, readonly string[]>;
   /** Whether POST /auth/token accepts grant_type=password (the seed's OAuth2PasswordRequestForm flow). */
   readonly passwordGrant: boolean;
+  /** Whether a device with no keys and no users offers first-run pairing (a one-time code). */
+  readonly pairing: boolean;
   readonly jwt: {
     readonly alg: "EdDSA" | "HS256";
     readonly issuer: string;
@@ -363,6 +365,7 @@ const envSchema = z.object({
   ALLOW_INSECURE_PASSWORDS: flag(false, "set ALLOW_INSECURE_PASSWORDS=true only on a network you trust"),
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
+  PAIRING: flag(true, "set PAIRING=false to turn first-run pairing off"),
   JWT_ALG: z
     .string()
     .optional()
@@ -396,6 +399,9 @@ const envSchema = z.object({
   HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
   SHUTDOWN_TIMEOUT_SECONDS: wholeNumber("SHUTDOWN_TIMEOUT_SECONDS", 1, 9, 5, " seconds"),
 });
+
+/** The environment variables tokengate reads (names only: `doctor` lists which are set). */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(Object.keys(envSchema.shape));
 
 export interface ConfigContext {
   /** Whether stdout is a terminal: picks the default LOG_FORMAT. */
@@ -458,6 +464,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,
+      pairing: vars.PAIRING,
       jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS, refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS },
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,

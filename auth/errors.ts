@@ -16,6 +16,7 @@ export type GateErrorCode =
   | "unauthorized_client"
   | "unsupported_grant_type"
   | "invalid_scope"
+  | "access_denied"
   | "misdirected_request"
   | "forbidden_origin"
   | "too_many_requests"
@@ -49,6 +50,8 @@ export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
   unauthorized_client: { status: 400, close: 4400, challenge: false },
   unsupported_grant_type: { status: 400, close: 4400, challenge: false },
   invalid_scope: { status: 400, close: 4400, challenge: false },
+  // RFC 6749 §4.1.2.1: the server will not do this for this caller (pairing once credentials exist).
+  access_denied: { status: 403, close: 4403, challenge: false },
   // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
   misdirected_request: { status: 421, close: 4421, challenge: false },
   forbidden_origin: { status: 403, close: 4403, challenge: false },

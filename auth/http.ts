@@ -2,7 +2,8 @@
  * HTTP responses. `toResponse` is the one place a GateError becomes a Response: status, body
  * (`detail` + stable `code`) and the RFC 6750 challenge all come from the error's code.
  */
-import { codeSpecs, type GateError, SEED_DETAIL } from "./errors.ts";
+import { codeSpecs, GateError, SEED_DETAIL, STORE_UNAVAILABLE } from "./errors.ts";
+import { StoreError } from "./store.ts";
 
 export const REALM = "tokengate";
 
@@ -108,4 +109,34 @@ export function toOAuthResponse(error: GateError): Response {
 /** A successful token response (RFC 6749 §5.1): never cached by anyone. */
 export function tokenResponse(body: Record<string, unknown>): Response {
   return jsonResponse(200, JSON.stringify(body), OAUTH_HEADERS);
+}
+
+const WRONG_CONTENT_TYPE = new GateError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
+
+/**
+ * A form body (`application/x-www-form-urlencoded`), refusing repeated parameters (RFC 6749 §3.2:
+ * a parameter must not be sent twice), or the refusal to answer with.
+ */
+export async function readForm(request: Request): Promise<Map<string, string> | GateError> {
+  const type = request.headers.get("content-type");
+  if (type === null || type.split(";")[0]!.trim().toLowerCase() !== "application/x-www-form-urlencoded") return WRONG_CONTENT_TYPE;
+  const params = new Map<string, string>();
+  for (const [name, value] of new URLSearchParams(await request.text())) {
+    if (params.has(name)) return new GateError("invalid_request", `The ${name.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")} parameter was sent more than once`);
+    params.set(name, value);
+  }
+  return params;
+}
+
+/** A store that does not answer (PostgreSQL down) is a 503 with Retry-After in the OAuth error shape, never a 500. */
+export function withStoreFailures<A extends unknown[]>(
+  handle: (...args: A) => Promise<Response>,
+  onFailure: (error: StoreError) => void,
+): (...args: A) => Promise<Response> {
+  return (...args) =>
+    handle(...args).catch((error: unknown) => {
+      if (!(error instanceof StoreError)) throw error;
+      onFailure(error);
+      return toOAuthResponse(STORE_UNAVAILABLE);
+    });
 }

@@ -7,12 +7,12 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError, INSECURE_PASSWORD, STORE_UNAVAILABLE } from "./errors.ts";
+import { GateError, INSECURE_PASSWORD } from "./errors.ts";
 import type { Guard } from "./guard.ts";
 import { settleRefusal } from "./refusals.ts";
 import type { AddressResolver, TransportCheck } from "./clients.ts";
 import type { AuditLog } from "./audit.ts";
-import { jsonResponse, toOAuthResponse, tokenResponse } from "./http.ts";
+import { jsonResponse, readForm, toOAuthResponse, tokenResponse, withStoreFailures } from "./http.ts";
 import { issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "./jwt.ts";
 import { subjectOf } from "./keyring.ts";
 import { parseApiKey, parseScopes } from "./keys.ts";
@@ -22,7 +22,7 @@ import type { HttpRoute } from "./routes.ts";
 import type { Server } from "bun";
 import type { WsData } from "./ws.ts";
 import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRACE_MS } from "./refresh.ts";
-import { StoreError, type NewRefreshToken, type RefreshStore, type UserStore } from "./store.ts";
+import type { StoreError, NewRefreshToken, RefreshStore, UserStore } from "./store.ts";
 import { digestToken, tokenMatchesDigest } from "./tokens.ts";
 import { scopesForRoles, type PasswordAuthenticator, type RoleScopes } from "./users.ts";
 
@@ -54,7 +54,6 @@ const CLIENT_CHALLENGE = { "www-authenticate": 'Basic realm="tokengate", charset
 const oauthError = (code: ConstructorParameters<typeof GateError>[0], description: string, headers?: Record<string, string>) =>
   new GateError(code, description, headers === undefined ? {} : { headers });
 
-const WRONG_CONTENT_TYPE = oauthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
 const NO_GRANT = oauthError("invalid_request", "grant_type is required");
 const PASSWORD_GRANT_OFF = oauthError("unsupported_grant_type", "grant_type=password is disabled on this server");
 const BAD_CLIENT = oauthError("invalid_client", "Client authentication failed: client_id must be an API key id and client_secret that key", CLIENT_CHALLENGE);
@@ -74,20 +73,6 @@ const WRONG_CLIENT = oauthError("invalid_grant", "The refresh token was issued t
 const NO_TOKEN_PARAM = oauthError("invalid_request", "token is required");
 /** The refusals that mean someone is guessing; expired, revoked or replayed tokens are not guesses. */
 const GUESSES: ReadonlySet<GateError> = new Set([WRONG_PASSWORD_GRANT, BAD_REFRESH, BAD_CLIENT]);
-
-/** Form parameters, refusing repeats (RFC 6749 §3.2: a parameter must not be sent twice). */
-function parseForm(body: string): Map<string, string> | GateError {
-  const params = new Map<string, string>();
-  for (const [name, value] of new URLSearchParams(body)) {
-    if (params.has(name)) return oauthError("invalid_request", `The ${name.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")} parameter was sent more than once`);
-    params.set(name, value);
-  }
-  return params;
-}
-
-function isFormContentType(header: string | null): boolean {
-  return header !== null && header.split(";")[0]!.trim().toLowerCase() === "application/x-www-form-urlencoded";
-}
 
 /** RFC 6749 §2.3.1: client id and secret are form-encoded before they go into Basic. */
 function formDecode(text: string): string | undefined {
@@ -248,8 +233,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
   }
 
   async function handleToken(request: Request, _principal: Principal | undefined, server: Server<WsData>): Promise<Response> {
-    if (!isFormContentType(request.headers.get("content-type"))) return toOAuthResponse(WRONG_CONTENT_TYPE);
-    const params = parseForm(await request.text());
+    const params = await readForm(request);
     if (params instanceof GateError) return toOAuthResponse(params);
     const grant = params.get("grant_type");
     if (grant === undefined || grant === "") return toOAuthResponse(NO_GRANT);
@@ -290,8 +274,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
   /** RFC 7009: revoke a refresh token (its whole family) or an access token (its jti). Always 200. */
   async function handleRevoke(request: Request): Promise<Response> {
-    if (!isFormContentType(request.headers.get("content-type"))) return toOAuthResponse(WRONG_CONTENT_TYPE);
-    const params = parseForm(await request.text());
+    const params = await readForm(request);
     if (params instanceof GateError) return toOAuthResponse(params);
     const token = params.get("token");
     if (token === undefined || token === "") return toOAuthResponse(NO_TOKEN_PARAM);
@@ -316,15 +299,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return tokenResponse({});
   }
 
-  /** A store that does not answer (PostgreSQL down) is a 503 with Retry-After in the OAuth error shape, never a 500. */
-  function withStoreFailures<A extends unknown[]>(handle: (...args: A) => Promise<Response>): (...args: A) => Promise<Response> {
-    return (...args) =>
-      handle(...args).catch((error: unknown) => {
-        if (!(error instanceof StoreError)) throw error;
-        logger.error("store unreachable at the token endpoint", { error: error.message });
-        return toOAuthResponse(STORE_UNAVAILABLE);
-      });
-  }
+  const onStoreFailure = (error: StoreError) => logger.error("store unreachable at the token endpoint", { error: error.message });
 
   let jwks = { for: "", body: "" };
   const jwksBody = () => {
@@ -333,8 +308,8 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return jwks.body;
   };
   return [
-    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleToken) },
-    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleRevoke) },
+    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleToken, onStoreFailure) },
+    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(handleRevoke, onStoreFailure) },
     {
       kind: "http",
       path: "/.well-known/jwks.json",

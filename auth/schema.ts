@@ -117,6 +117,21 @@ const MIGRATIONS: readonly Migration[] = [
       "INSERT INTO store_revision (id, value) VALUES (1, 0)",
     ],
   },
+  {
+    // First-run pairing: at most one live code (row id 1), stored as a digest, with its own
+    // failure counter so guesses from many addresses still burn it.
+    version: 7,
+    statements: (t) => [
+      `CREATE TABLE pairing_code (
+        id ${t.int} PRIMARY KEY CHECK (id = 1),
+        code_hash ${t.bytes} NOT NULL CHECK (length(code_hash) = 32),
+        created_at ${t.int} NOT NULL,
+        expires_at ${t.int} NOT NULL,
+        failures ${t.int} NOT NULL,
+        used_at ${t.int}
+      )${t.strict}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

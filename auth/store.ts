@@ -6,6 +6,7 @@
  */
 import { RETIRED_KEY_LIFETIME_MS, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
 import { LATEST_SCHEMA, pendingMigrations, type Dialect } from "./schema.ts";
+import { digestsEqual } from "./tokens.ts";
 
 export interface KeyRecord {
   readonly id: string;
@@ -136,8 +137,24 @@ export interface BanStore {
   clearBans(now: number, subject?: string): Promise<number>;
 }
 
+/**
+ * What a presented pairing code achieved, decided in one transaction: "paired" (the first admin
+ * key is in), "wrong" (counted against the code), "none" (no live code: never issued, expired,
+ * used, or burnt by failures), "closed" (the device has credentials; pairing is over for good).
+ */
+export type PairingOutcome = "paired" | "wrong" | "none" | "closed";
+
+export interface PairingStore {
+  /** Whether any API key (in any state) or user exists: pairing is only for a device with neither. */
+  hasCredentials(): Promise<boolean>;
+  /** Stores a new code's digest in place of any earlier code; false, storing nothing, once credentials exist. */
+  issuePairingCode(codeHash: Uint8Array, createdAt: number, expiresAt: number): Promise<boolean>;
+  /** Redeems a code for `key` (inserted only on "paired"); the code dies after `maxFailures` wrong tries. */
+  redeemPairingCode(codeHash: Uint8Array, now: number, maxFailures: number, key: NewKey): Promise<PairingOutcome>;
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore;
+export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore;
 
 export class StoreError extends Error {
   override readonly name = "StoreError";
@@ -222,6 +239,13 @@ interface RefreshRow {
   expires_at: Int;
   used_at: Int | null;
   revoked_at: Int | null;
+}
+
+interface PairingRow {
+  code_hash: Uint8Array;
+  expires_at: Int;
+  failures: Int;
+  used_at: Int | null;
 }
 
 interface BanRow {
@@ -335,12 +359,16 @@ export function createSqlStore(engine: SqlDriver): Store {
     transaction: (work) => engine.transaction((tx) => work(guardedRunner(tx))).catch(storeFailure),
     watch: (onChange) => engine.watch(onChange).catch(storeFailure),
   };
+  /** Inside a transaction that changed who may authenticate: other processes will reload. */
+  const moveRevision = async (tx: SqlRunner) => {
+    await tx.run("UPDATE store_revision SET value = value + 1 WHERE id = 1");
+    await driver.announce(tx);
+  };
   /** A write that changes who may authenticate: moves the revision, and tells the other processes. */
   const write = <T>(work: (tx: SqlRunner) => Promise<T>) =>
     driver.transaction(async (tx) => {
       const result = await work(tx);
-      await tx.run("UPDATE store_revision SET value = value + 1 WHERE id = 1");
-      await driver.announce(tx);
+      await moveRevision(tx);
       return result;
     });
   const one = async <Row, R>(runner: SqlRunner, text: string, params: readonly SqlValue[], decode: (row: Row) => R) => {
@@ -369,6 +397,8 @@ export function createSqlStore(engine: SqlDriver): Store {
   const revokeFamilyWith = (runner: SqlRunner, familyId: string, at: number) =>
     runner.run("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL", [at, familyId]);
   const signingKeys = async () => (await driver.all<SigningKeyRow>(SIGNING_KEYS)).map(toSigningKey);
+  const hasCredentialsWith = async (runner: SqlRunner) =>
+    int((await runner.all<{ n: Int }>("SELECT (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM users) AS n"))[0]!.n) > 0;
 
   return {
     async insertKey(key) {
@@ -468,10 +498,7 @@ export function createSqlStore(engine: SqlDriver): Store {
       // Only a detected replay changes who may authenticate; a normal rotation is bookkeeping.
       return driver.transaction(async (tx) => {
         const outcome = await decide(tx);
-        if (outcome === "reused") {
-          await tx.run("UPDATE store_revision SET value = value + 1 WHERE id = 1");
-          await driver.announce(tx);
-        }
+        if (outcome === "reused") await moveRevision(tx);
         return outcome;
       });
     },
@@ -509,6 +536,35 @@ export function createSqlStore(engine: SqlDriver): Store {
           ? tx.run("UPDATE bans SET until = $1 WHERE until > $1", [now])
           : tx.run("UPDATE bans SET until = $1 WHERE until > $1 AND subject = $2", [now, subject]),
       ),
+    hasCredentials: () => hasCredentialsWith(driver),
+    // Checked and written under the write lock, so a code can never be issued after the first key.
+    issuePairingCode: (codeHash, createdAt, expiresAt) =>
+      driver.transaction(async (tx) => {
+        if (await hasCredentialsWith(tx)) return false;
+        await tx.run(
+          `INSERT INTO pairing_code (id, code_hash, created_at, expires_at, failures) VALUES (1, $1, $2, $3, 0)
+           ON CONFLICT (id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at,
+             expires_at = excluded.expires_at, failures = 0, used_at = NULL`,
+          [codeHash, createdAt, expiresAt],
+        );
+        return true;
+      }),
+    // One transaction: two browsers racing with the right code cannot both get an admin key.
+    redeemPairingCode: (codeHash, now, maxFailures, key) =>
+      driver.transaction(async (tx): Promise<PairingOutcome> => {
+        if (await hasCredentialsWith(tx)) return "closed";
+        const rows = await tx.all<PairingRow>("SELECT code_hash, expires_at, failures, used_at FROM pairing_code WHERE id = 1");
+        const live = rows[0];
+        if (live === undefined || live.used_at !== null || int(live.expires_at) <= now || int(live.failures) >= maxFailures) return "none";
+        if (!digestsEqual(bytes(live.code_hash), codeHash)) {
+          await tx.run("UPDATE pairing_code SET failures = failures + 1 WHERE id = 1");
+          return "wrong";
+        }
+        await tx.run("UPDATE pairing_code SET used_at = $1 WHERE id = 1", [now]);
+        await insertKeyWith(tx, key);
+        await moveRevision(tx);
+        return "paired";
+      }),
     close: () => driver.close(),
   };
 }

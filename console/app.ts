@@ -61,6 +61,36 @@ async function adopt(source: () => Promise<string>): Promise<void> {
   say("Signed in.", "good");
 }
 
+// First-run pairing: shown only while the device has no credentials at all.
+void fetch("/auth/pair")
+  .then(async (response) => (response.ok ? ((await response.json()) as { pairing?: string }) : {}))
+  .then((body) => {
+    $<HTMLElement>("pairing").hidden = body.pairing !== "open";
+  })
+  .catch(() => undefined);
+
+$<HTMLFormElement>("pair-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const code = $<HTMLInputElement>("pair-code").value.replace(/\s/g, "");
+  if (!/^\d{6}$/.test(code)) return say("The pairing code is 6 digits.", "bad");
+  void (async () => {
+    const response = await fetch("/auth/pair", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ code }),
+    }).catch(() => undefined);
+    if (response === undefined) return say("The server cannot be reached.", "bad");
+    const body = (await response.json().catch(() => ({}))) as { api_key?: string; error_description?: string };
+    if (!response.ok || body.api_key === undefined) return say(`Pairing refused: ${body.error_description ?? response.statusText}`, "bad");
+    const key = body.api_key;
+    $<HTMLInputElement>("pair-code").value = "";
+    $<HTMLFormElement>("pair-form").hidden = true;
+    $<HTMLOutputElement>("paired-key").textContent = key;
+    $<HTMLElement>("paired").hidden = false;
+    await adopt(async () => key);
+  })();
+});
+
 $<HTMLFormElement>("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const token = $<HTMLInputElement>("token").value.trim();

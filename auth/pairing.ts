@@ -1,0 +1,186 @@
+/**
+ * First-run pairing. A device with no API keys and no users yet shows a one-time 6-digit code on
+ * its own console (the server's terminal, or `tokengate pair` run on the device); a browser on the
+ * local network trades that code on the console page for the first admin key, so nobody has to
+ * copy a secret out of a log or a file. A code lives 5 minutes, works once, dies after 5 wrong
+ * tries from anywhere, and each wrong try also counts toward the guessing client's ban. Only the
+ * code's digest is stored; the store decides every redemption in one transaction.
+ */
+import type { AuditLog } from "./audit.ts";
+import type { AddressResolver } from "./clients.ts";
+import { isLocalNetwork } from "./addresses.ts";
+import { GateError } from "./errors.ts";
+import type { Guard } from "./guard.ts";
+import { jsonResponse, readForm, toOAuthResponse, tokenResponse, withStoreFailures } from "./http.ts";
+import { generateApiKey } from "./keys.ts";
+import type { Logger } from "./log.ts";
+import { settleRefusal } from "./refusals.ts";
+import type { Principal } from "./principal.ts";
+import type { HttpRoute } from "./routes.ts";
+import type { Server } from "bun";
+import type { WsData } from "./ws.ts";
+import type { NewKey, PairingStore } from "./store.ts";
+import { digestToken } from "./tokens.ts";
+
+export const PAIRING_PATH = "/auth/pair";
+export const PAIRING_TTL_MS = 5 * 60_000;
+/** Wrong tries, from all clients together, after which the code is dead: 5 in 10⁶ is the odds. */
+export const PAIRING_MAX_FAILURES = 5;
+export const PAIRED_KEY_SCOPES: readonly string[] = ["*"];
+const DEFAULT_KEY_NAME = "admin (paired in a browser)";
+
+// 4 294 000 000 is the largest multiple of 10⁶ below 2³²: drawing below it keeps every code equally likely.
+const UNBIASED_LIMIT = Math.floor(2 ** 32 / 1_000_000) * 1_000_000;
+
+/** Six digits from the platform CSPRNG, uniformly (leading zeros kept). */
+export function generatePairingCode(): string {
+  const draw = new Uint32Array(1);
+  do crypto.getRandomValues(draw);
+  while (draw[0]! >= UNBIASED_LIMIT);
+  return String(draw[0]! % 1_000_000).padStart(6, "0");
+}
+
+/** `123456`, `123 456` or `123-456` → `123456`; anything else → `undefined`. */
+export function parsePairingCode(text: string): string | undefined {
+  const digits = text.trim().replace(/[\s-]/g, "");
+  return /^\d{6}$/.test(digits) ? digits : undefined;
+}
+
+/** How the code is shown: two groups of three, easy to read aloud and to type. */
+export function formatPairingCode(code: string): string {
+  return `${code.slice(0, 3)} ${code.slice(3)}`;
+}
+
+export interface IssuedPairingCode {
+  readonly code: string;
+  readonly expiresAt: number;
+}
+
+/** A fresh code (replacing any earlier one), or `undefined` when the device has credentials already. */
+export async function issuePairingCode(store: PairingStore, now: number): Promise<IssuedPairingCode | undefined> {
+  const code = generatePairingCode();
+  const expiresAt = now + PAIRING_TTL_MS;
+  return (await store.issuePairingCode(digestToken(code), now, expiresAt)) ? { code, expiresAt } : undefined;
+}
+
+const oauthError = (code: ConstructorParameters<typeof GateError>[0], description: string) => new GateError(code, description);
+const NOT_LOCAL = oauthError("access_denied", "Pairing works only from this device or its local network");
+const ALREADY_PAIRED = oauthError("access_denied", "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead");
+const BAD_CODE = oauthError("invalid_request", "code must be the 6 digits shown on the device");
+const BAD_NAME = oauthError("invalid_request", "name must be 1 to 200 characters without control characters");
+const WRONG_CODE = oauthError(
+  "invalid_grant",
+  "The pairing code is wrong, expired or already used; get a new one on the device (tokengate pair, or restart the server in a terminal)",
+);
+
+export interface PairingRouteOptions {
+  readonly store: PairingStore;
+  readonly addressOf: AddressResolver;
+  readonly guard?: Guard | undefined;
+  readonly audit?: AuditLog | undefined;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Makes the new key usable on this instance before the browser receives it. */
+  readonly afterPairing: () => Promise<void>;
+}
+
+/**
+ * `GET /auth/pair` tells the console page whether the device is still unpaired;
+ * `POST /auth/pair` (form: `code`, optional `name`) trades a live code for the first admin key.
+ */
+export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
+  const { store, logger } = options;
+  const onStoreFailure = (error: Error) => logger.error("store unreachable while pairing", { error: error.message });
+
+  const redeem: HttpRoute["handle"] = async (request, _principal, server) => {
+    const address = options.addressOf(request, server);
+    if (!isLocalNetwork(address)) return toOAuthResponse(NOT_LOCAL);
+    const params = await readForm(request);
+    if (params instanceof GateError) return toOAuthResponse(params);
+    const code = parsePairingCode(params.get("code") ?? "");
+    if (code === undefined) return toOAuthResponse(BAD_CODE);
+    const name = params.get("name")?.trim() || DEFAULT_KEY_NAME;
+    if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) return toOAuthResponse(BAD_NAME);
+
+    const key = generateApiKey();
+    const now = options.now();
+    const record: NewKey = { id: key.id, name, scopes: PAIRED_KEY_SCOPES, secretHash: digestToken(key.secret), createdAt: now, expiresAt: null };
+    const outcome = await store.redeemPairingCode(digestToken(code), now, PAIRING_MAX_FAILURES, record);
+    if (outcome === "closed") return toOAuthResponse(ALREADY_PAIRED);
+    if (outcome !== "paired") {
+      return toOAuthResponse(settleRefusal(options, { error: WRONG_CODE, isGuess: true, audited: true, address, path: PAIRING_PATH }));
+    }
+    await options.afterPairing();
+    options.audit?.record("pairing.completed", { key_id: record.id, name, address });
+    logger.info("device paired: first admin key created", { key_id: record.id, address });
+    return tokenResponse({ api_key: key.token, id: record.id, name, scopes: record.scopes, expires_at: null });
+  };
+
+  const status: HttpRoute["handle"] = async () =>
+    jsonResponse(200, JSON.stringify({ pairing: (await store.hasCredentials()) ? "closed" : "open" }));
+
+  return [
+    {
+      kind: "http",
+      path: PAIRING_PATH,
+      methods: ["GET", "HEAD", "POST"],
+      scope: null,
+      guarded: true,
+      handle: withStoreFailures(
+        async (request: Request, principal: Principal | undefined, server: Server<WsData>) =>
+          (request.method === "POST" ? redeem : status)(request, principal, server),
+        onStoreFailure,
+      ),
+    },
+  ];
+}
+
+/** The lines shown on the device's own terminal: the code, where to enter it, until when. */
+export function describePairingCode(issued: IssuedPairingCode, urls: readonly string[]): string {
+  const until = new Date(issued.expiresAt).toTimeString().slice(0, 5);
+  const where =
+    urls.length === 0
+      ? "this server's address (this device listens on no network address a browser could reach)"
+      : urls.join("  or  ");
+  return [
+    "",
+    "  First-run pairing: this device has no API keys or users yet.",
+    `  In a browser on your network, open  ${where}`,
+    `  and enter the pairing code  ${formatPairingCode(issued.code)}`,
+    `  It works once and expires at ${until} (5 minutes); \`tokengate pair\` on this device makes a new one.`,
+    "",
+    "",
+  ].join("\n");
+}
+
+export interface PairingOffer {
+  readonly store: PairingStore;
+  readonly logger: Logger;
+  /** Where the browser finds the console page. */
+  readonly urls: readonly string[];
+  /** The device's terminal, when the server runs in one: the only place a code is ever shown. */
+  readonly terminal: ((text: string) => void) | undefined;
+  readonly now: () => number;
+}
+
+/**
+ * At startup on a device with no credentials: show a code on the terminal, or, with no terminal
+ * (systemd, Docker), log how to get one. A code never goes to the log.
+ */
+export async function offerPairing(offer: PairingOffer): Promise<void> {
+  const { store, logger } = offer;
+  try {
+    if (await store.hasCredentials()) return;
+    const issued = offer.terminal === undefined ? undefined : await issuePairingCode(store, offer.now());
+    if (issued !== undefined) {
+      offer.terminal!(describePairingCode(issued, offer.urls));
+      logger.info("pairing code shown on the terminal", { expires_at: new Date(issued.expiresAt).toISOString() });
+    } else {
+      logger.warn("this device has no API keys or users yet: run `tokengate pair` on it for a one-time pairing code, then enter the code on the console page", {
+        console: offer.urls[0],
+      });
+    }
+  } catch (error) {
+    logger.warn("could not check whether this device needs pairing", { error: error instanceof Error ? error.message : "unknown" });
+  }
+}
