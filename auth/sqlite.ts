@@ -5,7 +5,7 @@
  * write lock.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { openMigratedStore, type SqlDriver, type SqlRunner, type SqlValue, type Store } from "./store.ts";
 
@@ -28,6 +28,9 @@ const numbered = (text: string) => text.replace(/\$(\d+)/g, "?$1");
 /** `file` is the database path; its directory is created readable only by this user. */
 export function openSqliteDriver(file: string): SqlDriver {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // A new database file is private from its first byte (SQLite gives its WAL files the same
+  // mode); an existing one keeps the mode its owner chose, which `tokengate doctor` reports.
+  closeSync(openSync(file, "a", 0o600));
   const db = new Database(file, { create: true, strict: true });
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA journal_mode = WAL");

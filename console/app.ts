@@ -85,6 +85,7 @@ $<HTMLFormElement>("pair-form").addEventListener("submit", (event) => {
     const key = body.api_key;
     $<HTMLInputElement>("pair-code").value = "";
     $<HTMLFormElement>("pair-form").hidden = true;
+    $<HTMLParagraphElement>("pair-intro").hidden = true;
     $<HTMLOutputElement>("paired-key").textContent = key;
     $<HTMLElement>("paired").hidden = false;
     await adopt(async () => key);

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { generateApiKey } from "../auth/keys.ts";
+import { formatPairingCode, issuePairingCode } from "../auth/pairing.ts";
 import { hashPassword } from "../auth/passwords.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { ROOT, startTestApp, type TestApp } from "./support/harness.ts";
@@ -119,6 +120,32 @@ describe.skipIf(!available)("console page in Chromium", () => {
     await shoot(page, "reconnect-after-restart");
     void second;
   }, 45_000);
+
+  test("first-run pairing on a phone: the code from the device buys the admin key, shown once, and signs the page in", async () => {
+    await using app = await startTestApp();
+    const page = await openConsole(app, true);
+    await page.getByTestId("pair-code").waitFor({ state: "visible", timeout: 5_000 });
+    await page.getByTestId("pair-code").fill("000 000");
+    await page.getByTestId("pair-submit").click();
+    await waitForStatus(page, "Pairing refused: The pairing code is wrong, expired or already used");
+
+    const issued = await issuePairingCode(app.store, Date.now());
+    await page.getByTestId("pair-code").fill(formatPairingCode(trackSecret(issued!.code)));
+    await page.getByTestId("pair-submit").click();
+    await waitForStatus(page, "Signed in.");
+    const key = trackSecret(await page.getByTestId("paired-key").innerText());
+    expect(key).toMatch(/^tg_[0-9a-f]{12}_/);
+    expect(await page.getByTestId("pair-form").isVisible()).toBe(false);
+    expect(await page.getByTestId("who").innerText()).toContain("admin (paired in a browser)");
+    await page.getByTestId("connect").click();
+    await waitForLog(page, "✅ WebSocket connected with valid token");
+    await shoot(page, "pairing-phone");
+
+    // Once paired, a fresh visit shows no pairing section at all.
+    const later = await openConsole(app);
+    await later.waitForLoadState("networkidle");
+    expect(await later.getByTestId("pairing").isVisible()).toBe(false);
+  }, 30_000);
 
   test("password sign-in on a phone-sized screen", async () => {
     await using app = await startTestApp();

@@ -162,6 +162,55 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
     expect(after.filter((key) => key.retiredAt === null).map((key) => key.kid)).toEqual([next.kid]);
     expect(after).toHaveLength(2);
   });
+
+  it("pairing: one live code, single use, expiry, a failure limit, and only while no credentials exist", async () => {
+    await using db = await engine(2);
+    const [server, cli] = db.stores as [Store, Store];
+    const code = (digits: string) => digestToken(digits);
+    expect(await server.hasCredentials()).toBe(false);
+    expect(await server.redeemPairingCode(code("123456"), 1_000, 5, newKey().record)).toBe("none");
+
+    // A newer code replaces the older one (another `tokengate pair`).
+    expect(await cli.issuePairingCode(code("111111"), 1_000, 301_000)).toBe(true);
+    expect(await cli.issuePairingCode(code("222222"), 2_000, 302_000)).toBe(true);
+    expect(await server.redeemPairingCode(code("111111"), 3_000, 5, newKey().record)).toBe("wrong");
+    // Past its expiry even the right code is dead.
+    expect(await server.redeemPairingCode(code("222222"), 302_000, 5, newKey().record)).toBe("none");
+
+    // Wrong tries burn the code at the limit, whoever makes them.
+    expect(await cli.issuePairingCode(code("333333"), 10_000, 310_000)).toBe(true);
+    for (let i = 0; i < 4; i++) expect(await server.redeemPairingCode(code(`00000${i}`), 11_000, 5, newKey().record)).toBe("wrong");
+    expect(await cli.redeemPairingCode(code("000009"), 11_000, 5, newKey().record)).toBe("wrong");
+    expect(await server.redeemPairingCode(code("333333"), 11_000, 5, newKey().record)).toBe("none");
+    expect(await server.listKeys()).toEqual([]);
+
+    // The right code once: the key is in and the revision moved; then pairing is over for good.
+    expect(await cli.issuePairingCode(code("444444"), 20_000, 320_000)).toBe(true);
+    const before = await server.changeMarker();
+    const first = newKey({ scopes: ["*"] }).record;
+    const racing = await Promise.all([
+      server.redeemPairingCode(code("444444"), 21_000, 5, first),
+      cli.redeemPairingCode(code("444444"), 21_000, 5, newKey().record),
+    ]);
+    expect(racing.sort()).toEqual(["closed", "paired"]);
+    expect((await server.listKeys()).map((key) => key.id)).toEqual([first.id]);
+    expect(await server.changeMarker()).not.toBe(before);
+    expect(await server.hasCredentials()).toBe(true);
+    expect(await cli.issuePairingCode(code("555555"), 22_000, 322_000)).toBe(false);
+    expect(await server.redeemPairingCode(code("555555"), 22_000, 5, newKey().record)).toBe("closed");
+  });
+
+  it("pairing is closed by a user alone, and by a revoked key", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertUser({ username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", roles: ["admin"], createdAt: 1_000 });
+    expect(await store.issuePairingCode(digestToken("123456"), 1_000, 301_000)).toBe(false);
+    await using other = await engine(1);
+    const { record } = newKey();
+    await other.stores[0]!.insertKey(record);
+    await other.stores[0]!.revokeKey(record.id, 2_000);
+    expect(await other.stores[0]!.hasCredentials()).toBe(true);
+  });
 });
 
 describe("sqlite file", () => {

@@ -1,0 +1,244 @@
+/**
+ * `tokengate doctor`: the judgements on their own (clock, certificate, file modes), then every
+ * check against real directories, real files, real ports, a real tokengate, the machine's
+ * PostgreSQL and an unreachable Redis, and finally the CLI command as a subprocess.
+ * The tests run as root in CI, so "this user cannot write" cases are not exercised here.
+ */
+import { describe, expect, test } from "bun:test";
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { join } from "node:path";
+import { CLOCK_FLOOR, formatDoctorReport, judgeCertificate, judgeClock, judgeMode, runDoctor, type CheckResult } from "../auth/doctor.ts";
+import { generateApiKey } from "../auth/keys.ts";
+import { digestToken } from "../auth/tokens.ts";
+import { makeTempDir, ROOT, startTestApp } from "./support/harness.ts";
+import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
+import { createTestDatabase, openDataDirStore, postgresService } from "./support/stores.ts";
+
+const postgres = await postgresService();
+const CERT = readFileSync(join(ROOT, "tests/fixtures/tls-cert.pem"), "utf8");
+const KEY = readFileSync(join(ROOT, "tests/fixtures/tls-key.pem"), "utf8");
+const certificate = new X509Certificate(CERT);
+const interfaces = Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);
+
+async function doctor(env: Record<string, string>, now = Date.now()): Promise<CheckResult[]> {
+  const results = await runDoctor({ env, now, interfaces, uid: process.getuid!() });
+  captureOutput(formatDoctorReport(results));
+  return results;
+}
+
+const failures = (results: CheckResult[]) => results.filter((result) => result.status === "fail");
+const about = (results: CheckResult[], check: string) => results.filter((result) => result.check === check);
+
+describe("judgements", () => {
+  test.each([
+    ["a device that booted in 1970", 0, undefined, "fail", "real-time clock"],
+    ["a clock behind this build", CLOCK_FLOOR - 1, undefined, "fail", "real-time clock"],
+    ["a clock behind the newest stored record", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR + 2 * 86_400_000, "fail", "went backwards"],
+    ["a record a minute ahead (another machine's clock skew)", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR + 86_400_000 + 60_000, "ok", "the clock says"],
+    ["a sane clock", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR, "ok", "the clock says"],
+  ] as const)("clock: %s", (_case, now, newest, status, words) => {
+    const verdict = judgeClock(now, newest);
+    expect(verdict.status).toBe(status);
+    expect(verdict.message).toContain(words);
+  });
+
+  const from = Date.parse(certificate.validFrom);
+  const to = Date.parse(certificate.validTo);
+  const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  test.each([
+    ["matching pair, mid-life", CERT, KEY, from + 86_400_000, "ok", "certificate and key match"],
+    ["a key of another certificate", CERT, otherKey, from + 86_400_000, "fail", "not the one of TLS_CERT_FILE"],
+    ["a key file that is no key", CERT, "hello", from + 86_400_000, "fail", "does not hold a PEM private key"],
+    ["a cert file that is no certificate", KEY, KEY, from + 86_400_000, "fail", "does not hold a PEM certificate"],
+    ["expired", CERT, KEY, to + 1, "fail", "expired"],
+    ["not yet valid (clock behind)", CERT, KEY, from - 60_000, "fail", "clock is behind"],
+    ["expiring within 30 days", CERT, KEY, to - 10 * 86_400_000, "warn", "renew it soon"],
+  ] as const)("certificate: %s", (_case, cert, key, now, status, words) => {
+    const verdicts = judgeCertificate(cert, key, now);
+    expect(verdicts.map((verdict) => verdict.status)).toContain(status);
+    expect(verdicts.map((verdict) => verdict.message).join(" ")).toContain(words);
+  });
+
+  test.each([
+    [0o700, true, undefined],
+    [0o755, true, "chmod 700"],
+    [0o600, false, undefined],
+    [0o640, false, "chmod 600"],
+  ])("mode %o (directory: %p)", (mode, directory, words) => {
+    const verdict = judgeMode("/x", { mode, isDirectory: () => directory });
+    if (words === undefined) expect(verdict).toBeUndefined();
+    else expect(verdict).toContain(words);
+  });
+});
+
+describe("runDoctor on this machine", () => {
+  test("a fresh device: nothing exists yet, every check passes and says what the first start will do", async () => {
+    using dir = makeTempDir();
+    const results = await doctor({ DATA_DIR: join(dir.path, "data"), PORT: "0" });
+    expect(failures(results)).toEqual([]);
+    expect(about(results, "data directory")[0]!.message).toContain("the first start creates it");
+    expect(about(results, "store")[0]!.message).toContain("no database yet");
+    expect(about(results, "bootstrap token")[0]!.message).toContain("generates one");
+  });
+
+  test("a bad configuration: each problem names its variable, never its value, and the clock is still judged", async () => {
+    const weak = trackSecret("tooshort-" + newSecret().slice(0, 8));
+    const results = await doctor({ PORT: "eighty", AUTH_TOKEN: weak, LOG_LEVEL: "loud" });
+    const report = formatDoctorReport(results);
+    expect(failures(results).map((result) => result.message.split(" ")[0])).toEqual(expect.arrayContaining(["PORT", "AUTH_TOKEN", "LOG_LEVEL"]));
+    expect(report).not.toContain(weak);
+    expect(about(results, "clock")).toHaveLength(1);
+  });
+
+  test("a used device: loose permissions are warned about with the chmod that fixes them; keys and users are counted", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    await store.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await store.close();
+    chmodSync(join(dir.path, "tokengate.db"), 0o644);
+    writeFileSync(join(dir.path, "auth_token"), `${newSecret()}\n`, { mode: 0o644 });
+    chmodSync(join(dir.path, "auth_token"), 0o644);
+    chmodSync(dir.path, 0o755);
+    const results = await doctor({ DATA_DIR: dir.path, PORT: "0" });
+    expect(failures(results)).toEqual([]);
+    const warnings = results.filter((result) => result.status === "warn").map((result) => result.message).join("\n");
+    expect(warnings).toContain(`chmod 700 ${dir.path}`);
+    expect(warnings).toContain(`chmod 600 ${join(dir.path, "auth_token")}`);
+    expect(warnings).toContain(`chmod 600 ${join(dir.path, "tokengate.db")}`);
+    expect(about(results, "store").map((result) => result.message).join("\n")).toContain("1 API key, 0 users");
+  });
+
+  test("no credentials yet: the store check points at pairing", async () => {
+    using dir = makeTempDir();
+    await (await openDataDirStore(dir.path)).close();
+    const results = await doctor({ DATA_DIR: dir.path, PORT: "0" });
+    expect(about(results, "store").find((result) => result.status === "warn")?.message).toContain("tokengate pair");
+  });
+
+  test("a clock turned back behind the store's newest record fails the clock check", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    const key = generateApiKey();
+    trackSecret(key.token);
+    const now = Date.now();
+    await store.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: now + 86_400_000, expiresAt: null });
+    await store.close();
+    const clock = about(await doctor({ DATA_DIR: dir.path, PORT: "0" }, now), "clock")[0]!;
+    expect(clock.status).toBe("fail");
+    expect(clock.message).toContain("went backwards");
+  });
+
+  test.each([
+    ["a file", (path: string) => writeFileSync(path, "x"), "is a file, not a directory"],
+  ])("DATA_DIR that is %s", async (_case, make, words) => {
+    using dir = makeTempDir();
+    const path = join(dir.path, "data");
+    make(path);
+    const results = await doctor({ DATA_DIR: path, PORT: "0" });
+    expect(failures(results).map((result) => result.message).join("\n")).toContain(words);
+  });
+
+  test("a file in DATA_DIR's place of the database that is not SQLite", async () => {
+    using dir = makeTempDir();
+    writeFileSync(join(dir.path, "tokengate.db"), "not a database at all, but long enough to have a header of one hundred bytes........................");
+    const results = await doctor({ DATA_DIR: dir.path, PORT: "0" });
+    expect(failures(results).map((result) => result.message).join("\n")).toContain("is not an SQLite database");
+  });
+
+  test("listening: a port taken by another program fails; one held by a tokengate is fine; a foreign HOST fails; loopback warns", async () => {
+    using dir = makeTempDir();
+    const other = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const taken = about(await doctor({ DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: String(other.port) }), "listening");
+      expect(taken[0]).toMatchObject({ status: "fail" });
+      expect(taken[0]!.message).toContain("taken by another program");
+      expect(taken[1]).toMatchObject({ status: "warn" });
+      expect(taken[1]!.message).toContain("only this device can connect");
+    } finally {
+      other.stop(true);
+    }
+    await using app = await startTestApp();
+    const running = about(await doctor({ DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: new URL(app.http).port }), "listening");
+    expect(running[0]).toMatchObject({ status: "ok" });
+    expect(running[0]!.message).toContain("a tokengate already answers");
+
+    const foreign = about(await doctor({ DATA_DIR: dir.path, HOST: "10.254.254.254", PORT: "8123" }), "listening");
+    expect(foreign[0]).toMatchObject({ status: "fail" });
+    expect(foreign[0]!.message).toContain("not an address of this device");
+  });
+
+  test("TLS: the fixture pair passes with its fingerprint; a key of another certificate fails", async () => {
+    using dir = makeTempDir();
+    const certFile = join(ROOT, "tests/fixtures/tls-cert.pem");
+    const good = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: join(ROOT, "tests/fixtures/tls-key.pem") }), "tls");
+    expect(good.find((result) => result.status === "ok")?.message).toContain(certificate.fingerprint256);
+    const stranger = join(dir.path, "other-key.pem");
+    writeFileSync(stranger, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    const bad = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: stranger }), "tls");
+    expect(bad[0]).toMatchObject({ status: "fail" });
+    const missing = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: join(dir.path, "nope.pem"), TLS_KEY_FILE: stranger }), "tls");
+    expect(missing[0]!.message).toContain("does not exist");
+  });
+
+  test("an unreachable Redis is a warning (the server still starts), an unwritable audit log place a failure", async () => {
+    using dir = makeTempDir();
+    const results = await doctor({ DATA_DIR: dir.path, PORT: "0", REDIS_URL: "redis://127.0.0.1:1", AUDIT_LOG_FILE: join(dir.path, "no/such/dir/audit.log") });
+    expect(about(results, "redis")[0]).toMatchObject({ status: "warn" });
+    expect(about(results, "audit log")[0]).toMatchObject({ status: "fail" });
+  });
+
+  test.skipIf(!postgres.available)("PostgreSQL: an empty database is fine, a wrong password fails without showing it", async () => {
+    await using database = await createTestDatabase();
+    using dir = makeTempDir();
+    const empty = about(await doctor({ DATA_DIR: dir.path, PORT: "0", STORE_URL: database.url }), "store");
+    expect(empty[0]).toMatchObject({ status: "ok" });
+    expect(empty[0]!.message).toContain("no tokengate tables yet");
+
+    const password = trackSecret(newSecret());
+    const wrong = new URL(database.url);
+    wrong.port = "1";
+    wrong.password = password;
+    const unreachable = about(await doctor({ DATA_DIR: dir.path, PORT: "0", STORE_URL: wrong.toString() }), "store");
+    expect(unreachable[0]).toMatchObject({ status: "fail" });
+    expect(unreachable[0]!.message).not.toContain(password);
+  });
+});
+
+describe("the CLI command", () => {
+  async function run(args: string[], env: Record<string, string>, cwd: string) {
+    const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    captureOutput(stdout + stderr);
+    return { stdout, stderr, code };
+  }
+
+  test("exit 0 with every line ok on a fresh device; exit 1 with a FAIL line on a broken one; --json for scripts", async () => {
+    using dir = makeTempDir();
+    mkdirSync(join(dir.path, "data"), { mode: 0o700 });
+    const good = await run(["doctor"], { DATA_DIR: join(dir.path, "data"), PORT: "0" }, dir.path);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toStartWith("tokengate doctor\n");
+    expect(good.stdout).toContain("Everything tokengate needs is in place.");
+
+    const broken = await run(["doctor"], { DATA_DIR: join(dir.path, "data"), PORT: "0", JWT_ALG: "RS256" }, dir.path);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/FAIL\s+configuration\s+JWT_ALG/);
+
+    const json = await run(["doctor", "--json"], { DATA_DIR: join(dir.path, "data"), PORT: "0" }, dir.path);
+    const parsed = JSON.parse(json.stdout) as CheckResult[];
+    expect(parsed.map((result) => result.check)).toEqual(expect.arrayContaining(["configuration", "data directory", "store", "tls", "clock", "listening"]));
+  });
+});
+
+test("no secret used in this file reached any doctor report or CLI output", () => {
+  expectNoSecretsInOutput();
+});
