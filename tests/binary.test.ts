@@ -73,6 +73,24 @@ describe("the tokengate binary", () => {
       expect(seed.status).toBe(200);
       expect(JSON.parse(seed.body)).toEqual({ message: "✅ Access granted", data: "Here is your secret data!" });
 
+      // First-run pairing as on a fresh Pi: `tokengate pair` on the device, the code posted from the LAN.
+      const pairing = await run(data.path, "pair", "--json");
+      expect(pairing.code).toBe(0);
+      const code = trackSecret((JSON.parse(pairing.stdout) as { code: string }).code);
+      const paired = await curl(["-s", "-X", "POST", "--data-urlencode", `code=${code}`, `${url}/auth/pair`]);
+      expect(paired.status).toBe(200);
+      const admin = trackSecret((JSON.parse(paired.body) as { api_key: string }).api_key);
+      expect((await curl(["-s", "-H", `X-Auth-Token: ${admin}`, `${url}/secure-data`])).status).toBe(200);
+      expect((await run(data.path, "pair")).code).toBe(4);
+
+      // The doctor, next to the running server, finds nothing to fix; the help names the binary.
+      const doctor = await run(data.path, "doctor");
+      expect(doctor.stdout).toContain("1 API key, 0 users");
+      expect(doctor.code).toBe(0);
+      const help = await run(data.path, "--help-cli");
+      expect(help.stdout).toStartWith("Usage: tokengate <command>");
+      expect(help.stdout).not.toContain("bun run cli");
+
       // A key made by `tokengate keys create`, used by curl and by a WebSocket, then revoked.
       const created = await run(data.path, "keys", "create", "--name", "pi", "--json");
       expect(created.code).toBe(0);
