@@ -4,7 +4,7 @@
  * environment; tests call it with their own config, so both run exactly the same wiring.
  */
 import type { Config } from "./config.ts";
-import { fingerprintOf, generateSigningKey, importKeySet, usableKeys, type KeySet } from "./jwt.ts";
+import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet } from "./jwt.ts";
 import { createKeyring, type Keyring } from "./keyring.ts";
 import { startListener, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
@@ -91,6 +91,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
     store,
     bootstrapDigest: digestToken(options.bootstrapToken),
+    bootstrapLooksLikeJwt: looksLikeJwt(options.bootstrapToken),
     jwt: { keys: currentKeys, settings: tokenSettings },
     onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
   });

@@ -174,6 +174,12 @@ export function readHeaderToken(
 ): string | BasicCredentials | GateError | undefined {
   if (xAuthToken !== null && !isTokenShaped(xAuthToken)) return MALFORMED_X_AUTH_TOKEN;
   if (authorization === null) return xAuthToken ?? undefined;
+  // The common spelling, without the general parser's match array and lower-casing: a
+  // well-formed token after "Bearer " is exactly what parseAuthorization would return.
+  if (authorization.startsWith("Bearer ")) {
+    const value = authorization.slice(7);
+    if (isTokenShaped(value)) return xAuthToken !== null && xAuthToken !== value ? CONFLICTING_TOKENS : value;
+  }
   const parsed = parseAuthorization(authorization);
   if (parsed === undefined) return MALFORMED_AUTHORIZATION;
   if (parsed.scheme === "basic" && xAuthToken === null) return parseBasicCredentials(parsed.value) ?? MALFORMED_BASIC;

@@ -37,6 +37,8 @@ export interface KeyringOptions {
   /** Accept JWT access tokens signed by these keys; without it JWTs are unknown tokens. */
   readonly jwt?: JwtVerification | undefined;
   readonly bootstrapDigest: Uint8Array;
+  /** Whether the bootstrap token is shaped like a JWT (`looksLikeJwt`); absent: assumed so. */
+  readonly bootstrapLooksLikeJwt?: boolean;
   /** Clock in epoch milliseconds; tests move it with setSystemTime. */
   readonly now?: () => number;
   /** Called when a usage flush fails (the batch is kept and retried). */
@@ -247,15 +249,21 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
 
   const keyring: Keyring = {
     authenticate(token) {
-      if (options.jwt !== undefined && looksLikeJwt(token)) {
-        // AUTH_TOKEN may contain dots: a static secret shaped like a JWT must still match.
-        const fixed = bootstrap(token);
-        if (fixed !== INVALID_TOKEN) return fixed;
+      if (options.jwt !== undefined && token.includes(".")) {
+        // AUTH_TOKEN may contain dots: a static secret shaped like a JWT must still match. When
+        // it is not so shaped no JWT can equal it, and hashing the long token is skipped.
+        if (options.bootstrapLooksLikeJwt !== false) {
+          const fixed = bootstrap(token);
+          if (fixed !== INVALID_TOKEN) return fixed;
+        }
+        // A cached token was verified, so its shape was checked then; only new ones need the regex.
         const cached = verifiedJwts.get(token);
-        if (cached === undefined) return verifyJwt(token, options.jwt);
-        const refusal = revalidate(cached);
-        if (refusal === EXPIRED_TOKEN) verifiedJwts.delete(token);
-        return refusal ?? cached;
+        if (cached !== undefined) {
+          const refusal = revalidate(cached);
+          if (refusal === EXPIRED_TOKEN) verifiedJwts.delete(token);
+          return refusal ?? cached;
+        }
+        if (looksLikeJwt(token)) return verifyJwt(token, options.jwt);
       }
       const parsed = parseApiKey(token);
       const entry = parsed === undefined ? undefined : entries.get(parsed.id);

@@ -7,7 +7,8 @@ import { generateToken } from "./tokens.ts";
 export const KEY_PREFIX = "tg_";
 const ID_BYTES = 6;
 export const ID_LENGTH = ID_BYTES * 2;
-const KEY_SHAPE = /^tg_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const KEY_SHAPE = /^tg_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/;
+const KEY_LENGTH = KEY_PREFIX.length + ID_LENGTH + 1 + 43;
 
 export interface ParsedApiKey {
   readonly id: string;
@@ -16,10 +17,9 @@ export interface ParsedApiKey {
 
 /** Splits a presented token into id and secret, or `undefined` if it is not shaped like a key. */
 export function parseApiKey(token: string): ParsedApiKey | undefined {
-  if (!token.startsWith(KEY_PREFIX)) return undefined;
-  const match = KEY_SHAPE.exec(token);
-  if (match === null) return undefined;
-  return { id: match[1]!, secret: match[2]! };
+  // Runs on every request: a test without captures, then two slices at fixed offsets.
+  if (token.length !== KEY_LENGTH || !KEY_SHAPE.test(token)) return undefined;
+  return { id: token.slice(3, 3 + ID_LENGTH), secret: token.slice(4 + ID_LENGTH) };
 }
 
 export function formatApiKey(id: string, secret: string): string {
