@@ -5,7 +5,7 @@
  * safe to run next to a running server and as another user. Values of secrets are never printed;
  * configuration problems name the variable, as at startup.
  */
-import { SQL } from "bun";
+import { RedisClient, SQL } from "bun";
 import { Database } from "bun:sqlite";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { accessSync, constants, openSync, readFileSync, readSync, closeSync, statfsSync, statSync, type Stats } from "node:fs";
@@ -349,7 +349,6 @@ async function inspectListener(config: Config, interfaces: readonly InterfaceAdd
 }
 
 async function inspectRedis(url: string): Promise<CheckResult> {
-  const { RedisClient } = await import("bun");
   const client = new RedisClient(url, { connectionTimeout: 2000, autoReconnect: false, enableOfflineQueue: false });
   try {
     await Promise.race([client.send("PING", []), Bun.sleep(2500).then(() => Promise.reject(new Error("no answer within 2.5 s")))]);
