@@ -176,7 +176,7 @@ export async function offerPairing(offer: PairingOffer): Promise<void> {
       offer.terminal!(describePairingCode(issued, offer.urls));
       logger.info("pairing code shown on the terminal", { expires_at: new Date(issued.expiresAt).toISOString() });
     } else {
-      logger.warn("this device has no API keys or users yet: run `tokengate pair` on it for a one-time pairing code, then enter the code on the console page", {
+      logger.warn("this device has no API keys or users yet: run `tokengate pair` (or `bun run cli pair` in a checkout) on it for a one-time pairing code, then enter the code on the console page", {
         console: offer.urls[0],
       });
     }
