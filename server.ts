@@ -151,8 +151,9 @@ export async function main(): Promise<void> {
     logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
   }
 
+  // Not awaited: a store that hangs here must not hold up the signal handlers below.
   if (config.pairing) {
-    await offerPairing({
+    void offerPairing({
       store,
       logger,
       urls: reachable.length > 0 ? reachable : [`${scheme}://127.0.0.1:${port}/`],

@@ -46,7 +46,7 @@ function describeFsError(error: unknown): string {
 }
 
 /** File contents minus the single trailing newline that `echo` and editors add. */
-function readSecretFile(path: string): string {
+export function readSecretFile(path: string): string {
   return readFileSync(path, "latin1").replace(/\r?\n$/, "");
 }
 

@@ -11,7 +11,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { accessSync, constants, openSync, readFileSync, readSync, closeSync, statfsSync, statSync, type Stats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { listReachableUrls, type InterfaceAddress } from "./addresses.ts";
-import { TOKEN_FILE_NAME } from "./bootstrap.ts";
+import { readSecretFile, TOKEN_FILE_NAME } from "./bootstrap.ts";
 import { checkSecret, CONFIG_VARIABLES, parseConfig, type Config } from "./config.ts";
 import { describeUrl } from "./redact.ts";
 import { LATEST_SCHEMA } from "./schema.ts";
@@ -265,7 +265,7 @@ function inspectToken(config: Config): CheckResult[] {
   const variable = source.kind === "file" ? "AUTH_TOKEN_FILE" : "the generated token file";
   let content: string;
   try {
-    content = readFileSync(path, "latin1").replace(/\r?\n$/, "");
+    content = readSecretFile(path);
   } catch (error) {
     if (source.kind === "generated" && codeOf(error) === "ENOENT") {
       return [{ check: "bootstrap token", status: "ok", message: `no token yet; the first start generates one into ${path} (mode 600)` }];
