@@ -7,12 +7,12 @@ import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
 import { startApp, type App } from "./auth/app.ts";
-import { loadBootstrapToken } from "./auth/bootstrap.ts";
+import { describeFsError, errorCode, loadBootstrapToken } from "./auth/bootstrap.ts";
 import { createLogger } from "./auth/log.ts";
 import { describeStore, openStore } from "./auth/databases.ts";
 import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/redis.ts";
 import { describeUrl } from "./auth/redact.ts";
-import { listReachableUrls } from "./auth/addresses.ts";
+import { explainListenFailure, listReachableUrls } from "./auth/addresses.ts";
 import { offerPairing } from "./auth/pairing.ts";
 import type { Store } from "./auth/store.ts";
 
@@ -81,8 +81,7 @@ export async function main(): Promise<void> {
       try {
         return readFileSync(path, "utf8");
       } catch (error) {
-        const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
-        return failConfig([{ variable, message: `names ${path}, which cannot be read (${code}); point it at a PEM file this user can read` }]);
+        return failConfig([{ variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` }]);
       }
     };
     tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
@@ -101,8 +100,7 @@ export async function main(): Promise<void> {
       const fd = openSync(config.auditLogFile, "a", 0o600);
       writeAudit = (line) => void writeSync(fd, line);
     } catch (error) {
-      const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown error";
-      failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which cannot be opened for appending (${code}); create its directory or fix its permissions` }]);
+      failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions` }]);
     }
   }
 
@@ -110,21 +108,14 @@ export async function main(): Promise<void> {
   try {
     app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
   } catch (error) {
-    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-    const why =
-      code === "EADDRINUSE"
-        ? `port ${config.port} on ${config.host} is already in use; stop the other program or choose another PORT`
-        : code === "EACCES"
-          ? `this user may not listen on port ${config.port}; choose a PORT above 1023`
-          : code === "EADDRNOTAVAIL"
-            ? `${config.host} is not an address of this machine; use 0.0.0.0 or one of its addresses`
-            : `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`;
+    const code = errorCode(error) ?? "";
+    const explained = explainListenFailure(code, config.host, config.port);
     // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
     const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
     failConfig([
       tlsProblem
         ? { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" }
-        : { variable: code === "EADDRNOTAVAIL" ? "HOST" : "PORT", message: why },
+        : (explained ?? { variable: "PORT", message: `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})` }),
     ]);
   }
   const { listener } = app;

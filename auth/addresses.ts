@@ -106,3 +106,20 @@ export function listReachableUrls(scheme: string, host: string, port: number, in
   if (host !== "0.0.0.0" && host !== "::") return [`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}/`];
   return interfaces.filter((net) => !net.internal && net.family === "IPv4").map((net) => `${scheme}://${net.address}:${port}/`);
 }
+
+/**
+ * Why binding `host:port` failed, in words, with the variable to change; `undefined` for codes
+ * without a plain explanation. Said the same way at startup and by `tokengate doctor`.
+ */
+export function explainListenFailure(code: string | undefined, host: string, port: number): { variable: "HOST" | "PORT"; message: string } | undefined {
+  switch (code) {
+    case "EADDRINUSE":
+      return { variable: "PORT", message: `port ${port} on ${host} is already in use, taken by another program; stop it or choose another PORT` };
+    case "EACCES":
+      return { variable: "PORT", message: `this user may not listen on port ${port}; choose a PORT above 1023` };
+    case "EADDRNOTAVAIL":
+      return { variable: "HOST", message: `${host} is not an address of this device; use 0.0.0.0 (all addresses) or one of its own addresses` };
+    default:
+      return undefined;
+  }
+}

@@ -23,11 +23,13 @@ export type BootstrapResult =
     }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
-function errorCode(error: unknown): string | undefined {
+/** The `code` of a Node/Bun system error (`ENOENT`, `EADDRINUSE`, …), if it has one. */
+export function errorCode(error: unknown): string | undefined {
   return typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
 }
 
-function describeFsError(error: unknown): string {
+/** A file-system failure in plain words, to follow "which": "does not exist", "cannot be accessed …". */
+export function describeFsError(error: unknown): string {
   switch (errorCode(error)) {
     case "ENOENT":
       return "does not exist";

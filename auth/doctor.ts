@@ -10,8 +10,8 @@ import { Database } from "bun:sqlite";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { accessSync, constants, openSync, readFileSync, readSync, closeSync, statfsSync, statSync, type Stats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { listReachableUrls, type InterfaceAddress } from "./addresses.ts";
-import { readSecretFile, TOKEN_FILE_NAME } from "./bootstrap.ts";
+import { explainListenFailure, listReachableUrls, type InterfaceAddress } from "./addresses.ts";
+import { describeFsError, errorCode, readSecretFile, TOKEN_FILE_NAME } from "./bootstrap.ts";
 import { checkSecret, CONFIG_VARIABLES, parseConfig, type Config } from "./config.ts";
 import { describeUrl } from "./redact.ts";
 import { LATEST_SCHEMA } from "./schema.ts";
@@ -43,7 +43,6 @@ const CERT_WARN_MS = 30 * 86_400_000;
 const LOW_SPACE_BYTES = 50 * 1024 * 1024;
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-const codeOf = (error: unknown) => (typeof error === "object" && error !== null && "code" in error ? String(error.code) : "");
 const octal = (mode: number) => (mode & 0o777).toString(8).padStart(3, "0");
 
 /** A directory or file that others may read: what to say, or `undefined` when it is private. */
@@ -135,13 +134,13 @@ function readSqliteHeaderVersion(file: string): number | undefined {
   }
 }
 
-async function inspectSqlite(file: string, uid: number): Promise<StoreReport> {
+function inspectSqlite(file: string, uid: number): StoreReport {
   let stats: Stats;
   try {
     stats = statSync(file);
   } catch (error) {
-    if (codeOf(error) === "ENOENT") return { results: [{ check: "store", status: "ok", message: `no database yet at ${file}; the first start creates it` }] };
-    return { results: [{ check: "store", status: "fail", message: `${file} cannot be examined (${codeOf(error) || "unknown error"}); check the permissions of its directory` }] };
+    if (errorCode(error) === "ENOENT") return { results: [{ check: "store", status: "ok", message: `no database yet at ${file}; the first start creates it` }] };
+    return { results: [{ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; check the permissions of its directory` }] };
   }
   const results: CheckResult[] = [];
   const exposed = judgeMode(file, stats);
@@ -150,7 +149,7 @@ async function inspectSqlite(file: string, uid: number): Promise<StoreReport> {
   try {
     version = readSqliteHeaderVersion(file);
   } catch (error) {
-    results.push({ check: "store", status: "fail", message: `${file} cannot be read by this user (${codeOf(error) || "unknown error"}); run doctor as the user the server runs as` });
+    results.push({ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; run doctor as the user the server runs as` });
     return { results };
   }
   if (version === undefined) {
@@ -229,7 +228,7 @@ function inspectDataDir(config: Config, uid: number): CheckResult[] {
   try {
     stats = statSync(dir);
   } catch (error) {
-    if (codeOf(error) !== "ENOENT") return [{ check: "data directory", status: "fail", message: `${dir} cannot be examined (${codeOf(error) || "unknown error"})` }];
+    if (errorCode(error) !== "ENOENT") return [{ check: "data directory", status: "fail", message: `${dir} ${describeFsError(error)}` }];
     try {
       accessSync(dirname(dir), constants.W_OK);
       return [{ check: "data directory", status: "ok", message: `${dir} does not exist yet; the first start creates it (mode 700)` }];
@@ -267,11 +266,10 @@ function inspectToken(config: Config): CheckResult[] {
   try {
     content = readSecretFile(path);
   } catch (error) {
-    if (source.kind === "generated" && codeOf(error) === "ENOENT") {
+    if (source.kind === "generated" && errorCode(error) === "ENOENT") {
       return [{ check: "bootstrap token", status: "ok", message: `no token yet; the first start generates one into ${path} (mode 600)` }];
     }
-    const why = codeOf(error) === "ENOENT" ? "does not exist" : `cannot be read by this user (${codeOf(error) || "unknown error"})`;
-    return [{ check: "bootstrap token", status: "fail", message: `${variable} ${path} ${why}; point AUTH_TOKEN_FILE at a readable file that holds the secret` }];
+    return [{ check: "bootstrap token", status: "fail", message: `${variable} ${path} ${describeFsError(error)}; point AUTH_TOKEN_FILE at a readable file that holds the secret` }];
   }
   const weak = checkSecret(content);
   if (weak.length > 0) return [{ check: "bootstrap token", status: "fail", message: `${path} holds a token that ${weak.join("; ")}` }];
@@ -289,7 +287,7 @@ function inspectTls(config: Config, now: number): CheckResult[] {
     try {
       pems.push(readFileSync(path, "utf8"));
     } catch (error) {
-      return [{ check: "tls", status: "fail", message: `${variable} names ${path}, which ${codeOf(error) === "ENOENT" ? "does not exist" : `cannot be read by this user (${codeOf(error) || "unknown error"})`}` }];
+      return [{ check: "tls", status: "fail", message: `${variable} names ${path}, which ${describeFsError(error)}` }];
     }
   }
   const keyExposed = judgeMode(config.tls.keyFile, statSync(config.tls.keyFile));
@@ -318,7 +316,8 @@ async function inspectListener(config: Config, interfaces: readonly InterfaceAdd
       Bun.listen({ hostname: config.host, port: config.port, socket: { data() {} } }).stop(true);
       results.push({ check: "listening", status: "ok", message: `port ${config.port} on ${config.host} is free` });
     } catch (error) {
-      const code = codeOf(error);
+      const code = errorCode(error);
+      const explained = explainListenFailure(code, config.host, config.port);
       if (code === "EADDRINUSE") {
         const answer = await fetch(`${scheme}://127.0.0.1:${config.port}/healthz`, { signal: AbortSignal.timeout(1000), tls: { rejectUnauthorized: false } })
           .then(async (response) => (response.ok ? await response.text() : ""))
@@ -326,14 +325,12 @@ async function inspectListener(config: Config, interfaces: readonly InterfaceAdd
         results.push(
           answer.includes('"status":"ok"')
             ? { check: "listening", status: "ok", message: `a tokengate already answers on port ${config.port} (the running service, presumably)` }
-            : { check: "listening", status: "fail", message: `port ${config.port} on ${config.host} is taken by another program; stop it or choose another PORT` },
+            : { check: "listening", status: "fail", message: explained!.message },
         );
-      } else if (code === "EADDRNOTAVAIL") {
-        results.push({ check: "listening", status: "fail", message: `HOST is ${config.host}, which is not an address of this device; use 0.0.0.0 (all addresses) or one of: ${interfaces.map((net) => net.address).join(", ")}` });
-      } else if (code === "EACCES") {
-        results.push({ check: "listening", status: "fail", message: `this user may not listen on port ${config.port}; choose a PORT above 1023` });
       } else {
-        results.push({ check: "listening", status: "fail", message: `cannot listen on ${config.host}:${config.port} (${code || "unknown error"})` });
+        const message = explained?.message ?? `cannot listen on ${config.host}:${config.port} (${code ?? "unknown error"})`;
+        const own = code === "EADDRNOTAVAIL" ? ` (${interfaces.map((net) => net.address).join(", ")})` : "";
+        results.push({ check: "listening", status: "fail", message: message + own });
       }
     }
   }
@@ -369,7 +366,7 @@ function inspectAuditFile(path: string): CheckResult {
     accessSync(path, constants.W_OK);
     return { check: "audit log", status: "ok", message: `${path} is writable` };
   } catch (error) {
-    if (codeOf(error) === "ENOENT") {
+    if (errorCode(error) === "ENOENT") {
       try {
         accessSync(dirname(resolve(path)), constants.W_OK);
         return { check: "audit log", status: "ok", message: `${path} does not exist yet; the server creates it (mode 600)` };
@@ -399,7 +396,7 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   });
   results.push(...inspectToken(config));
   results.push(...inspectDataDir(config, context.uid));
-  const store = config.store.kind === "sqlite" ? await inspectSqlite(config.store.file, context.uid) : await inspectPostgres(config.store.url);
+  const store = config.store.kind === "sqlite" ? inspectSqlite(config.store.file, context.uid) : await inspectPostgres(config.store.url);
   results.push(...store.results);
   results.push(...inspectTls(config, context.now));
   results.push(judgeClock(context.now, store.newest));

@@ -63,12 +63,11 @@ export async function issuePairingCode(store: PairingStore, now: number): Promis
   return (await store.issuePairingCode(digestToken(code), now, expiresAt)) ? { code, expiresAt } : undefined;
 }
 
-const oauthError = (code: ConstructorParameters<typeof GateError>[0], description: string) => new GateError(code, description);
-const NOT_LOCAL = oauthError("access_denied", "Pairing works only from this device or its local network");
-const ALREADY_PAIRED = oauthError("access_denied", "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead");
-const BAD_CODE = oauthError("invalid_request", "code must be the 6 digits shown on the device");
-const BAD_NAME = oauthError("invalid_request", "name must be 1 to 200 characters without control characters");
-const WRONG_CODE = oauthError(
+const NOT_LOCAL = new GateError("access_denied", "Pairing works only from this device or its local network");
+const ALREADY_PAIRED = new GateError("access_denied", "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead");
+const BAD_CODE = new GateError("invalid_request", "code must be the 6 digits shown on the device");
+const BAD_NAME = new GateError("invalid_request", "name must be 1 to 200 characters without control characters");
+const WRONG_CODE = new GateError(
   "invalid_grant",
   "The pairing code is wrong, expired or already used; get a new one on the device (tokengate pair, or restart the server in a terminal)",
 );
@@ -91,10 +90,15 @@ export interface PairingRouteOptions {
 export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   const { store, logger } = options;
   const onStoreFailure = (error: Error) => logger.error("store unreachable while pairing", { error: error.message });
+  // Keys and users are never deleted, so once the device has credentials pairing stays closed:
+  // remembered here, a paired device answers both routes without touching the store.
+  let closed = false;
+  const isClosed = async () => (closed ||= await store.hasCredentials());
 
   const redeem: HttpRoute["handle"] = async (request, _principal, server) => {
     const address = options.addressOf(request, server);
     if (!isLocalNetwork(address)) return toOAuthResponse(NOT_LOCAL);
+    if (closed) return toOAuthResponse(ALREADY_PAIRED);
     const params = await readForm(request);
     if (params instanceof GateError) return toOAuthResponse(params);
     const code = parsePairingCode(params.get("code") ?? "");
@@ -106,6 +110,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
     const now = options.now();
     const record: NewKey = { id: key.id, name, scopes: PAIRED_KEY_SCOPES, secretHash: digestToken(key.secret), createdAt: now, expiresAt: null };
     const outcome = await store.redeemPairingCode(digestToken(code), now, PAIRING_MAX_FAILURES, record);
+    if (outcome === "closed" || outcome === "paired") closed = true;
     if (outcome === "closed") return toOAuthResponse(ALREADY_PAIRED);
     if (outcome !== "paired") {
       return toOAuthResponse(settleRefusal(options, { error: WRONG_CODE, isGuess: true, audited: true, address, path: PAIRING_PATH }));
@@ -117,7 +122,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   };
 
   const status: HttpRoute["handle"] = async () =>
-    jsonResponse(200, JSON.stringify({ pairing: (await store.hasCredentials()) ? "closed" : "open" }));
+    jsonResponse(200, JSON.stringify({ pairing: (await isClosed()) ? "closed" : "open" }));
 
   return [
     {
