@@ -4,9 +4,17 @@
  * the algorithm, issuer, audience, `typ`, required claims and a small clock tolerance, and maps
  * every jose failure onto the gate's own errors.
  */
-import { exportJWK, generateKeyPair, generateSecret, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from "jose";
-import { errors } from "jose";
+import type { JWK, JWTPayload } from "jose";
+import type { webcrypto } from "node:crypto";
 import { EXPIRED_TOKEN, GateError, INVALID_TOKEN } from "./errors.ts";
+
+/**
+ * jose is loaded on the first signature or verification, not at startup: it costs ~9 ms of every
+ * start and a JWT is not what most devices use first. Keys are generated and imported with
+ * crypto.subtle directly (what jose calls underneath); every JWS operation still goes through jose.
+ */
+let jose: Promise<typeof import("jose")> | undefined;
+const loadJose = () => (jose ??= import("jose"));
 
 export type JwtAlgorithm = "EdDSA" | "HS256";
 
@@ -26,21 +34,37 @@ export async function generateSigningKey(alg: JwtAlgorithm, now: number): Promis
   crypto.getRandomValues(kidBytes);
   const kid = Buffer.from(kidBytes).toString("base64url");
   if (alg === "HS256") {
-    const secret = await generateSecret("HS256", { extractable: true });
-    return { kid, alg, privateJwk: JSON.stringify(await exportJWK(secret)), publicJwk: null, createdAt: now, retiredAt: null };
+    // 256 bits, as jose's generateSecret("HS256") makes, in the JWK form its exportJWK writes.
+    const secret = new Uint8Array(32);
+    crypto.getRandomValues(secret);
+    const jwk: JWK = { kty: "oct", k: Buffer.from(secret).toString("base64url") };
+    return { kid, alg, privateJwk: JSON.stringify(jwk), publicJwk: null, createdAt: now, retiredAt: null };
   }
-  const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const pair = await crypto.subtle.generateKey("Ed25519", true, ["sign", "verify"]);
+  if (!("privateKey" in pair)) throw new Error("Ed25519 key generation returned a single key");
   return {
     kid,
     alg,
-    privateJwk: JSON.stringify(await exportJWK(pair.privateKey)),
-    publicJwk: JSON.stringify(await exportJWK(pair.publicKey)),
+    privateJwk: JSON.stringify(await exportBareJwk(pair.privateKey)),
+    publicJwk: JSON.stringify(await exportBareJwk(pair.publicKey)),
     createdAt: now,
     retiredAt: null,
   };
 }
 
-type JoseKey = Awaited<ReturnType<typeof importJWK>>;
+/** The key material only, as jose's exportJWK writes it: no ext, key_ops or alg members. */
+async function exportBareJwk(key: CryptoKey): Promise<JWK> {
+  const { ext: _ext, key_ops: _ops, alg: _alg, ...jwk } = await crypto.subtle.exportKey("jwk", key);
+  return jwk as JWK;
+}
+
+/** A stored JWK as a non-extractable CryptoKey for one use, which jose accepts for that use. */
+function importJwk(jwk: JWK, alg: JwtAlgorithm, usage: "sign" | "verify"): Promise<CryptoKey> {
+  const algorithm = alg === "HS256" ? { name: "HMAC", hash: "SHA-256" } : { name: "Ed25519" };
+  return crypto.subtle.importKey("jwk", jwk as webcrypto.JsonWebKey, algorithm, false, [usage]);
+}
+
+type JoseKey = CryptoKey;
 
 export interface KeySet {
   readonly alg: JwtAlgorithm;
@@ -77,10 +101,10 @@ export async function importKeySet(records: readonly SigningKeyRecord[], alg: Jw
   const published: JWK[] = [];
   for (const record of usable) {
     const jwk = JSON.parse(record.publicJwk ?? record.privateJwk) as JWK;
-    verifying.set(record.kid, await importJWK(jwk, alg));
+    verifying.set(record.kid, await importJwk(jwk, alg, "verify"));
     if (record.publicJwk !== null) published.push({ ...jwk, kid: record.kid, alg, use: "sig" });
   }
-  const signingKey = await importJWK(JSON.parse(signer.privateJwk) as JWK, alg);
+  const signingKey = await importJwk(JSON.parse(signer.privateJwk) as JWK, alg, "sign");
   return { alg, signing: { kid: signer.kid, key: signingKey }, verifying, jwks: { keys: published }, fingerprint: fingerprintOf(usable) };
 }
 
@@ -115,6 +139,7 @@ export async function issueAccessToken(keys: KeySet, settings: TokenSettings, cl
   const jti = crypto.randomUUID();
   const payload: JWTPayload = { scope: claims.scope.join(" "), roles: [...claims.roles], client_id: claims.clientId };
   if (claims.sid !== undefined) payload.sid = claims.sid;
+  const { SignJWT } = await loadJose();
   const token = await new SignJWT(payload)
     .setProtectedHeader({ alg: keys.alg, typ: "at+jwt", kid: keys.signing.kid })
     .setIssuer(settings.issuer)
@@ -166,6 +191,7 @@ function stringList(value: unknown): string[] | undefined {
  */
 export async function verifyAccessToken(token: string, keys: KeySet, settings: TokenSettings, nowMs: number): Promise<VerifiedAccessToken | GateError> {
   if (!isCanonicalJwt(token)) return INVALID_TOKEN;
+  const { errors, jwtVerify } = await loadJose();
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(

@@ -4,7 +4,7 @@
  * the deliberately broken ones.
  */
 import { describe, expect, test } from "bun:test";
-import { compactVerify, importJWK, SignJWT, UnsecuredJWT, type JWK } from "jose";
+import { compactVerify, createLocalJWKSet, exportJWK, generateKeyPair, generateSecret, importJWK, jwtVerify, SignJWT, UnsecuredJWT, type JWK } from "jose";
 import { EXPIRED_TOKEN, GateError, INVALID_TOKEN } from "../auth/errors.ts";
 import { generateSigningKey, importKeySet, issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet } from "../auth/jwt.ts";
 
@@ -73,6 +73,52 @@ describe("round trip", () => {
     expect(both.jwks.keys.map((key) => key.kid).sort()).toEqual([old.kid, current.kid].sort());
     const fromOld = await issueAccessToken(oldKeys, settings, claims, NOW);
     expect(await verifyAccessToken(fromOld.token, both, settings, NOW)).not.toBeInstanceOf(GateError);
+  });
+});
+
+// Keys are generated and imported with crypto.subtle (jose loads on first use); the stored JWKs
+// must stay interchangeable with jose's in both directions.
+describe("stored keys stay compatible with jose", () => {
+  test.each(["EdDSA", "HS256"] as const)("%s: a key jose generated (as earlier releases stored it) signs and verifies", async (alg) => {
+    const kid = `jose-${alg}`;
+    const record =
+      alg === "HS256"
+        ? { kid, alg, privateJwk: JSON.stringify(await exportJWK(await generateSecret("HS256", { extractable: true }))), publicJwk: null, createdAt: NOW, retiredAt: null }
+        : await (async () => {
+            const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+            return { kid, alg, privateJwk: JSON.stringify(await exportJWK(pair.privateKey)), publicJwk: JSON.stringify(await exportJWK(pair.publicKey)), createdAt: NOW, retiredAt: null };
+          })();
+    const keys = (await importKeySet([record], alg))!;
+    const issued = await issueAccessToken(keys, settings, claims, NOW);
+    expect(await verifyAccessToken(issued.token, keys, settings, NOW)).toMatchObject({ sub: "user:alice", jti: issued.jti });
+    // And a token jose signs with the stored JWK is accepted by the imported set.
+    const foreign = await new SignJWT({ scope: "data:read", client_id: "tokengate" })
+      .setProtectedHeader({ alg, typ: "at+jwt", kid })
+      .setIssuer(settings.issuer).setAudience(settings.audience).setSubject("user:alice").setIssuedAt(NOW / 1000).setExpirationTime(NOW / 1000 + 60).setJti("j1")
+      .sign(await importJWK(JSON.parse(record.privateJwk) as JWK, alg));
+    expect(await verifyAccessToken(foreign, keys, settings, NOW)).toMatchObject({ sub: "user:alice", jti: "j1" });
+  });
+
+  test("a generated key is a bare JWK that jose imports, and the published JWKS verifies for outside clients", async () => {
+    const record = await generateSigningKey("EdDSA", NOW);
+    const privateJwk = JSON.parse(record.privateJwk) as JWK;
+    expect(Object.keys(privateJwk).sort()).toEqual(["crv", "d", "kty", "x"]);
+    expect(Object.keys(JSON.parse(record.publicJwk!) as JWK).sort()).toEqual(["crv", "kty", "x"]);
+    await importJWK(privateJwk, "EdDSA");
+    const hs = JSON.parse((await generateSigningKey("HS256", NOW)).privateJwk) as JWK;
+    expect(Object.keys(hs).sort()).toEqual(["k", "kty"]);
+    expect(Buffer.from(hs.k!, "base64url")).toHaveLength(32);
+
+    const keys = (await importKeySet([record], "EdDSA"))!;
+    const issued = await issueAccessToken(keys, settings, claims, NOW);
+    const { payload } = await jwtVerify(issued.token, createLocalJWKSet({ keys: [...keys.jwks.keys] }), { issuer: settings.issuer, audience: settings.audience, currentDate: new Date(NOW) });
+    expect(payload.sub).toBe("user:alice");
+  });
+
+  test("imported keys cannot be exported again", async () => {
+    const keys = await keySet("EdDSA");
+    expect(keys.signing.key.extractable).toBe(false);
+    await expect(crypto.subtle.exportKey("jwk", keys.signing.key)).rejects.toThrow();
   });
 });
 
