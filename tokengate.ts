@@ -3,8 +3,6 @@
  * every other command is the CLI (`tokengate keys create …`, `tokengate users add …`). Both read
  * the same environment, so one binary and one environment file serve a device.
  */
-import { main as runCli } from "./cli.ts";
-import { main as serve } from "./server.ts";
 import packageJson from "./package.json" with { type: "json" };
 
 const USAGE = `Usage: tokengate <command>
@@ -22,7 +20,9 @@ if (command === "serve") {
     process.stderr.write(`tokengate serve takes no arguments; configure it with environment variables\n`);
     process.exitCode = 2;
   } else {
-    void serve();
+    // Each command loads only its own modules: the server never pays for the CLI's (the doctor's
+    // node:crypto and Bun.SQL), nor the reverse. No top-level await: --bytecode needs none.
+    void import("./server.ts").then(({ main }) => main());
   }
 } else if (command === "version" || command === "--version") {
   process.stdout.write(`tokengate ${packageJson.version} (bun ${Bun.version})\n`);
@@ -30,7 +30,9 @@ if (command === "serve") {
   process.stdout.write(USAGE);
   process.exitCode = command === undefined ? 2 : 0;
 } else {
-  void runCli(command === "--help-cli" ? ["--help"] : process.argv.slice(2), "tokengate").then((code) => {
-    process.exitCode = code;
-  });
+  void import("./cli.ts")
+    .then(({ main }) => main(command === "--help-cli" ? ["--help"] : process.argv.slice(2), "tokengate"))
+    .then((code) => {
+      process.exitCode = code;
+    });
 }

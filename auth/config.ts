@@ -397,7 +397,7 @@ const envSchema = z.object({
       }
       return roles;
     }),
-  ACCESS_LOG: choice("ACCESS_LOG", ["all", "refused", "off"], "set $VAR=all, or unset it"),
+  ACCESS_LOG: choice("ACCESS_LOG", ["all", "refused", "off"], "set $VAR=refused, or unset it"),
   WS_MAX_PAYLOAD_BYTES: wholeNumber("WS_MAX_PAYLOAD_BYTES", 1, 16 * 1024 * 1024, 64 * 1024, " bytes"),
   WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
   HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
@@ -456,7 +456,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       dataDir,
       logLevel: vars.LOG_LEVEL ?? "info",
       logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
-      accessLog: vars.ACCESS_LOG ?? "all",
+      accessLog: vars.ACCESS_LOG ?? "refused",
       allowedHosts: vars.ALLOWED_HOSTS,
       allowedOrigins: vars.ALLOWED_ORIGINS,
       trustedProxies: vars.TRUSTED_PROXIES,

@@ -3,7 +3,7 @@
  * (taskset), ports picked by the kernel, readiness by polling /healthz, RSS read from /proc.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export const pinned = Bun.which("taskset") !== null;
 export const onCore = (core: number, argv: string[]) => (pinned ? ["taskset", "-c", String(core), ...argv] : argv);
@@ -23,11 +23,11 @@ export function freePort(): number {
 }
 
 /** Polls /healthz until it answers (with a 200 when `strict`: the cold-start measure). */
-export async function waitHealthy(port: number, timeoutMs = 15_000, strict = true): Promise<boolean> {
+export async function waitHealthy(port: number, timeoutMs = 15_000, strict = true, pollMs = 5): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => !strict || r.status === 200, () => false)) return true;
-    await Bun.sleep(5);
+    await Bun.sleep(pollMs);
   }
   return false;
 }
@@ -105,4 +105,16 @@ export async function runClient<T>(root: string, script: string, args: string[])
   const text = await new Response(proc.stdout).text();
   await proc.exited;
   return JSON.parse(text.trim().split("\n").at(-1) ?? "{}") as T;
+}
+
+/** `bun build --compile --bytecode` of the raw server and of tokengate.ts, as `bun run build` ships it. */
+export async function buildBinaries(outDir: string): Promise<{ raw: string; gate: string }> {
+  const root = resolve(import.meta.dir, "..");
+  const build = async (entry: string, name: string) => {
+    const outfile = join(outDir, name);
+    const proc = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", outfile], { cwd: root, stdout: "ignore", stderr: "pipe" });
+    if ((await proc.exited) !== 0) throw new Error(`bun build ${entry} failed: ${await new Response(proc.stderr).text()}`);
+    return outfile;
+  };
+  return { raw: await build("./bench/servers/raw.ts", "raw-bin"), gate: await build("./tokengate.ts", "tokengate-bin") };
 }

@@ -19,7 +19,7 @@ describe("parseConfig defaults", () => {
         dataDir: "./data",
         logLevel: "info",
         logFormat: "json",
-        accessLog: "all",
+        accessLog: "refused",
         allowedHosts: [],
         allowedOrigins: [],
         trustedProxies: [],

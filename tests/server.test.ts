@@ -148,11 +148,24 @@ describe("the seed's clients against the real server", () => {
     expect(JSON.parse(fails.body)).toMatchObject({ detail: "Invalid or missing token" });
     expect(fails.headers.toLowerCase()).toContain('www-authenticate: bearer realm="tokengate"');
 
-    // Log lines are flushed in batches every 25 ms; wait for the second one rather than race it.
+    // Log lines are flushed in batches every 25 ms; wait for the refusal rather than race it. By
+    // default (ACCESS_LOG=refused) the success has no line of its own.
     await server.waitFor((line) => line.msg === "request" && line.status === 401);
     const logs = server.logLines().filter((line) => line.msg === "request");
-    expect(logs.map((line) => line.status)).toEqual([200, 401]);
+    expect(logs.map((line) => line.status)).toEqual([401]);
     expect(await server.stop()).toBe(0);
+  });
+
+  test("ACCESS_LOG=all adds a line for each success, with the principal and the address", async () => {
+    using dir = makeTempDir();
+    const secret = newSecret();
+    const server = new ServerProcess({ AUTH_TOKEN: secret, PORT: "0", HOST: "127.0.0.1", ACCESS_LOG: "all" }, dir.path);
+    const port = await server.port();
+    expect((await curl(["-H", `X-Auth-Token: ${secret}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
+    const line = await server.waitFor((entry) => entry.msg === "request" && entry.status === 200);
+    expect(line).toMatchObject({ method: "GET", path: "/secure-data", principal: "bootstrap", remote: "127.0.0.1" });
+    expect(await server.stop()).toBe(0);
+    expect(server.stdout).not.toContain(secret);
   });
 
   test("the seed's browser snippet: new WebSocket(url?token=…) receives the greeting", async () => {
