@@ -64,12 +64,10 @@ function importJwk(jwk: JWK, alg: JwtAlgorithm, usage: "sign" | "verify"): Promi
   return crypto.subtle.importKey("jwk", jwk as webcrypto.JsonWebKey, algorithm, false, [usage]);
 }
 
-type JoseKey = CryptoKey;
-
 export interface KeySet {
   readonly alg: JwtAlgorithm;
-  readonly signing: { readonly kid: string; readonly key: JoseKey };
-  readonly verifying: ReadonlyMap<string, JoseKey>;
+  readonly signing: { readonly kid: string; readonly key: CryptoKey };
+  readonly verifying: ReadonlyMap<string, CryptoKey>;
   /** Public JWKS document (empty for HS256: a symmetric key is never published). */
   readonly jwks: { readonly keys: readonly JWK[] };
   /** Identifies the records this set was built from, to tell when the store has moved on. */
@@ -97,7 +95,7 @@ export async function importKeySet(records: readonly SigningKeyRecord[], alg: Jw
   const usable = usableKeys(records, alg, nowMs);
   const signer = usable.filter((record) => record.retiredAt === null).sort((a, b) => b.createdAt - a.createdAt)[0];
   if (signer === undefined) return undefined;
-  const verifying = new Map<string, JoseKey>();
+  const verifying = new Map<string, CryptoKey>();
   const published: JWK[] = [];
   for (const record of usable) {
     const jwk = JSON.parse(record.publicJwk ?? record.privateJwk) as JWK;
