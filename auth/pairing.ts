@@ -1,10 +1,11 @@
 /**
  * First-run pairing. A device with no API keys and no users yet shows a one-time 6-digit code on
- * its own console (the server's terminal, or `tokengate pair` run on the device); a browser on the
- * local network trades that code on the console page for the first admin key, so nobody has to
- * copy a secret out of a log or a file. A code lives 5 minutes, works once, dies after 5 wrong
- * tries from anywhere, and each wrong try also counts toward the guessing client's ban. Only the
- * code's digest is stored; the store decides every redemption in one transaction.
+ * its own console (the server's terminal, or `tokengate pair` / `bun run cli pair` run on the
+ * device); a browser on the local network trades that code on the console page for the first
+ * admin key, so nobody has to copy a secret out of a log or a file. A code lives 5 minutes, works
+ * once, dies after 5 wrong tries from anywhere, and each wrong try also counts toward the
+ * guessing client's ban. Only the code's digest is stored; the store decides every redemption in
+ * one transaction.
  */
 import type { AuditLog } from "./audit.ts";
 import type { AddressResolver } from "./clients.ts";
@@ -40,6 +41,15 @@ export function generatePairingCode(): string {
   return String(draw[0]! % 1_000_000).padStart(6, "0");
 }
 
+/**
+ * The command that makes a new code where this code runs: the compiled binary's entry point lives
+ * under `/$bunfs/` and it is installed as `tokengate`; a checkout runs the CLI with `bun run cli`.
+ * (Bun.main, not import.meta.path: a --bytecode build keeps each module's source path.)
+ */
+export function pairCommand(entryPoint: string = Bun.main): string {
+  return entryPoint.startsWith("/$bunfs/") ? "tokengate pair" : "bun run cli pair";
+}
+
 /** `123456`, `123 456` or `123-456` → `123456`; anything else → `undefined`. */
 export function parsePairingCode(text: string): string | undefined {
   const digits = text.trim().replace(/[\s-]/g, "");
@@ -67,10 +77,9 @@ const NOT_LOCAL = new GateError("access_denied", "Pairing works only from this d
 const ALREADY_PAIRED = new GateError("access_denied", "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead");
 const BAD_CODE = new GateError("invalid_request", "code must be the 6 digits shown on the device");
 const BAD_NAME = new GateError("invalid_request", "name must be 1 to 200 characters without control characters");
-const WRONG_CODE = new GateError(
-  "invalid_grant",
-  "The pairing code is wrong, expired or already used; get a new one on the device (tokengate pair, or restart the server in a terminal)",
-);
+function wrongCode(command: string): GateError {
+  return new GateError("invalid_grant", `The pairing code is wrong, expired or already used; get a new one on the device (${command}, or restart the server in a terminal)`);
+}
 
 export interface PairingRouteOptions {
   readonly store: PairingStore;
@@ -81,14 +90,19 @@ export interface PairingRouteOptions {
   readonly now: () => number;
   /** Makes the new key usable on this instance before the browser receives it. */
   readonly afterPairing: () => Promise<void>;
+  /** What to run on the device for a new code; by default the one that exists here (`pairCommand`). */
+  readonly command?: string | undefined;
 }
 
 /**
- * `GET /auth/pair` tells the console page whether the device is still unpaired;
+ * `GET /auth/pair` tells the console page whether the device is still unpaired, and while it is,
+ * which command makes a code on it (`{"pairing":"open","command":"bun run cli pair"}`);
  * `POST /auth/pair` (form: `code`, optional `name`) trades a live code for the first admin key.
  */
 export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   const { store, logger } = options;
+  const command = options.command ?? pairCommand();
+  const refusedCode = wrongCode(command);
   const onStoreFailure = (error: Error) => logger.error("store unreachable while pairing", { error: error.message });
   // Keys and users are never deleted, so once the device has credentials pairing stays closed:
   // remembered here, a paired device answers both routes without touching the store.
@@ -113,7 +127,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
     if (outcome === "closed" || outcome === "paired") closed = true;
     if (outcome === "closed") return toOAuthResponse(ALREADY_PAIRED);
     if (outcome !== "paired") {
-      return toOAuthResponse(settleRefusal(options, { error: WRONG_CODE, isGuess: true, audited: true, address, path: PAIRING_PATH }));
+      return toOAuthResponse(settleRefusal(options, { error: refusedCode, isGuess: true, audited: true, address, path: PAIRING_PATH }));
     }
     await options.afterPairing();
     options.audit?.record("pairing.completed", { key_id: record.id, name, address });
@@ -122,7 +136,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   };
 
   const status: HttpRoute["handle"] = async () =>
-    jsonResponse(200, JSON.stringify({ pairing: (await isClosed()) ? "closed" : "open" }));
+    jsonResponse(200, JSON.stringify((await isClosed()) ? { pairing: "closed" } : { pairing: "open", command }));
 
   return [
     {
@@ -140,8 +154,8 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   ];
 }
 
-/** The lines shown on the device's own terminal: the code, where to enter it, until when. */
-export function describePairingCode(issued: IssuedPairingCode, urls: readonly string[]): string {
+/** The lines shown on the device's own terminal: the code, where to enter it, until when, how to get another. */
+export function describePairingCode(issued: IssuedPairingCode, urls: readonly string[], command: string = pairCommand()): string {
   const until = new Date(issued.expiresAt).toTimeString().slice(0, 5);
   const where =
     urls.length === 0
@@ -152,7 +166,7 @@ export function describePairingCode(issued: IssuedPairingCode, urls: readonly st
     "  First-run pairing: this device has no API keys or users yet.",
     `  In a browser on your network, open  ${where}`,
     `  and enter the pairing code  ${formatPairingCode(issued.code)}`,
-    `  It works once and expires at ${until} (5 minutes); \`tokengate pair\` on this device makes a new one.`,
+    `  It works once and expires at ${until} (5 minutes); \`${command}\` on this device makes a new one.`,
     "",
     "",
   ].join("\n");
@@ -166,6 +180,8 @@ export interface PairingOffer {
   /** The device's terminal, when the server runs in one: the only place a code is ever shown. */
   readonly terminal: ((text: string) => void) | undefined;
   readonly now: () => number;
+  /** What to run on the device for a code; by default the one that exists here (`pairCommand`). */
+  readonly command?: string | undefined;
 }
 
 /**
@@ -174,14 +190,15 @@ export interface PairingOffer {
  */
 export async function offerPairing(offer: PairingOffer): Promise<void> {
   const { store, logger } = offer;
+  const command = offer.command ?? pairCommand();
   try {
     if (await store.hasCredentials()) return;
     const issued = offer.terminal === undefined ? undefined : await issuePairingCode(store, offer.now());
     if (issued !== undefined) {
-      offer.terminal!(describePairingCode(issued, offer.urls));
+      offer.terminal!(describePairingCode(issued, offer.urls, command));
       logger.info("pairing code shown on the terminal", { expires_at: new Date(issued.expiresAt).toISOString() });
     } else {
-      logger.warn("this device has no API keys or users yet: run `tokengate pair` (or `bun run cli pair` in a checkout) on it for a one-time pairing code, then enter the code on the console page", {
+      logger.warn(`this device has no API keys or users yet: run \`${command}\` on it for a one-time pairing code, then enter the code on the console page`, {
         console: offer.urls[0],
       });
     }

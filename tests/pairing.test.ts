@@ -4,13 +4,36 @@
  * real pseudo-terminal (`script`), where the code appears on the terminal and nowhere else.
  */
 import { describe, expect, test } from "bun:test";
-import { formatPairingCode, generatePairingCode, issuePairingCode, PAIRING_MAX_FAILURES, parsePairingCode } from "../auth/pairing.ts";
+import { join } from "node:path";
+import { CONFIG_VARIABLES } from "../auth/config.ts";
+import {
+  describePairingCode,
+  formatPairingCode,
+  generatePairingCode,
+  issuePairingCode,
+  pairCommand,
+  PAIRING_MAX_FAILURES,
+  parsePairingCode,
+} from "../auth/pairing.ts";
 import { parseApiKey } from "../auth/keys.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { curl, makeTempDir, ROOT, ServerProcess, startTestApp, type TestApp } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 
 const CLI = `${ROOT}/cli.ts`;
+/** What a checkout runs for a code (these tests run from one). */
+const CHECKOUT_COMMAND = "bun run cli pair";
+
+/**
+ * The parent's environment, so children see what it sees (Debian's faketime works through
+ * LD_PRELOAD and FAKETIME), minus tokengate's own settings from the developer's shell, which
+ * must not leak into a test's configuration.
+ */
+function inheritedEnv(home: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !CONFIG_VARIABLES.has(name)) env[name] = value;
+  return { ...env, HOME: home };
+}
 
 function pairForm(fields: Record<string, string>): RequestInit {
   return { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields) };
@@ -59,10 +82,38 @@ describe("pairing codes", () => {
   });
 });
 
+describe("the command that makes a code, named as it exists where it is read", () => {
+  test("a checkout runs `bun run cli pair`; the compiled binary (entry point under /$bunfs/) `tokengate pair`", () => {
+    expect(pairCommand()).toBe(CHECKOUT_COMMAND);
+    expect(pairCommand(join(ROOT, "auth/pairing.ts"))).toBe(CHECKOUT_COMMAND);
+    expect(pairCommand("/$bunfs/root/tokengate-linux-x64")).toBe("tokengate pair");
+  });
+
+  test("the terminal lines name it, here and as the CLI passes it", () => {
+    const issued = { code: "012345", expiresAt: Date.now() + 300_000 };
+    const lines = describePairingCode(issued, ["http://192.168.1.20:8000/"]);
+    expect(lines).toContain("`bun run cli pair` on this device makes a new one");
+    expect(lines).not.toContain("tokengate pair");
+    expect(describePairingCode(issued, [], "tokengate pair")).toContain("`tokengate pair` on this device makes a new one");
+  });
+
+  test("in a compiled binary the same module says `tokengate pair`", async () => {
+    using dir = makeTempDir("tokengate-pair-binary-");
+    const entry = join(dir.path, "entry.ts");
+    await Bun.write(entry, `import { pairCommand } from ${JSON.stringify(join(ROOT, "auth/pairing.ts"))};\nprocess.stdout.write(pairCommand());\n`);
+    // Built as `bun run build` builds: --bytecode keeps source paths in import.meta, so this matters.
+    const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", join(dir.path, "probe")], { stdout: "pipe", stderr: "pipe" });
+    expect(await build.exited).toBe(0);
+    const run = Bun.spawn([join(dir.path, "probe")], { stdout: "pipe" });
+    expect(await new Response(run.stdout).text()).toBe("tokengate pair");
+  }, 30_000);
+});
+
 describe("POST /auth/pair", () => {
   test("a live code buys one admin key; the key works at once; then pairing is closed for good", async () => {
     await using app = await startTestApp();
-    expect(await (await fetch(`${app.http}/auth/pair`)).json()).toEqual({ pairing: "open" });
+    // While open, the page learns which command makes a code on this device.
+    expect(await (await fetch(`${app.http}/auth/pair`)).json()).toEqual({ pairing: "open", command: CHECKOUT_COMMAND });
     const code = await liveCode(app);
     const paired = await post(app, { code: formatPairingCode(code), name: "my laptop" });
     expect(paired.status).toBe(200);
@@ -120,6 +171,7 @@ describe("POST /auth/pair", () => {
     const late = await post(app, { code });
     expect(late.status).toBe(400);
     expect(late.body).toMatchObject({ error: "invalid_grant" });
+    expect(String(late.body.error_description)).toContain(`get a new one on the device (${CHECKOUT_COMMAND},`);
     expect(await app.store.listKeys()).toEqual([]);
     expect(app.audit.filter((line) => line.includes('"path":"/auth/pair"') && line.includes('"reason":"invalid_grant"'))).toHaveLength(PAIRING_MAX_FAILURES + 1);
     // A new code from the device works again.
@@ -169,7 +221,7 @@ describe("POST /auth/pair", () => {
 async function runCli(args: string[], env: Record<string, string>, cwd: string) {
   const proc = Bun.spawn([process.execPath, "run", CLI, ...args], {
     cwd,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...env },
+    env: { ...inheritedEnv(cwd), ...env },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -181,12 +233,15 @@ async function runCli(args: string[], env: Record<string, string>, cwd: string) 
 describe("the real server", () => {
   test("as a service (no terminal): the log says how to pair and never holds a code; `cli pair` gives one", async () => {
     using dir = makeTempDir();
-    const env = { DATA_DIR: dir.path, PORT: "0", HOST: "127.0.0.1" };
+    // The server and the CLI see the same clock as this test, faked or not.
+    const env = { ...inheritedEnv(dir.path), DATA_DIR: dir.path, PORT: "0", HOST: "127.0.0.1" };
     const server = new ServerProcess(env, dir.path);
     try {
       const port = await server.port();
-      const hint = await server.waitFor((line) => typeof line.msg === "string" && line.msg.includes("tokengate pair"));
+      const hint = await server.waitFor((line) => typeof line.msg === "string" && line.msg.includes("pair`"));
       expect(hint.level).toBe("warn");
+      expect(hint.msg).toContain(`run \`${CHECKOUT_COMMAND}\` on it`);
+      expect(hint.msg).not.toContain("tokengate pair");
 
       const issued = await runCli(["pair", "--json"], env, dir.path);
       expect(issued.code).toBe(0);
@@ -216,7 +271,7 @@ describe("the real server", () => {
     // `script` gives the server a real pseudo-terminal, as on a device's console.
     const proc = Bun.spawn(["script", "-qfec", `${process.execPath} run ${ROOT}/server.ts`, "/dev/null"], {
       cwd: dir.path,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, DATA_DIR: dir.path, PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json", TERM: "dumb" },
+      env: { ...inheritedEnv(dir.path), DATA_DIR: dir.path, PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json", TERM: "dumb" },
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
@@ -238,6 +293,7 @@ describe("the real server", () => {
       const logLines = screen.split(/\r?\n/).filter((line) => line.startsWith("{"));
       expect(logLines.some((line) => line.includes("pairing code shown on the terminal"))).toBe(true);
       expect(logLines.some((line) => line.includes(code))).toBe(false);
+      expect(screen).toContain(`\`${CHECKOUT_COMMAND}\` on this device makes a new one`);
 
       const paired = await fetch(`http://127.0.0.1:${port}/auth/pair`, pairForm({ code }));
       expect(paired.status).toBe(200);
