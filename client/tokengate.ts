@@ -9,15 +9,19 @@
  * - Reconnects with exponential backoff and full jitter, but never after a terminal close
  *   (4403 revoked, 4400 bad request, 4401 expired with no way to get a fresh token).
  * - Refreshes before expiry: on `auth_expiring` it asks its token provider for a fresh token and
- *   sends it in-band (`{"type":"auth","token":…}`).
+ *   sends it in-band (`{"type":"auth","token":…}`). A provider that hands back the token already
+ *   in use (an API key) cannot renew anything: the warning is reported once, and nothing is sent,
+ *   since re-sending the same token would only make the server warn again.
  */
 
-export type TokenSource = string | (() => string | Promise<string>);
+/** Why a token is asked for: to open a socket, or to replace one about to expire. */
+export type TokenPurpose = "connect" | "renew";
+export type TokenSource = string | ((purpose: TokenPurpose) => string | Promise<string>);
 
 export interface ClientOptions {
   /** `ws://host:8000/ws` or `wss://…`. */
   readonly url: string;
-  /** A token, or a function that returns a current one (called on every connect and refresh). */
+  /** A token, or a function that returns a current one (called on every connect, and to renew). */
   readonly token?: TokenSource;
   /** Use a single-use ticket (`?ticket=`) fetched with the token instead of the subprotocol. */
   readonly useTicket?: boolean;
@@ -32,10 +36,12 @@ export type ClientEvent =
   | { readonly type: "connecting"; readonly attempt: number }
   | { readonly type: "open"; readonly protocol: string }
   | { readonly type: "message"; readonly data: string | ArrayBuffer }
-  | { readonly type: "close"; readonly code: number; readonly reason: string; readonly explanation: string; readonly terminal: boolean }
+  /** `byClient`: this client's own `close()` (a user's Disconnect), not the server or the network. */
+  | { readonly type: "close"; readonly code: number; readonly reason: string; readonly explanation: string; readonly terminal: boolean; readonly byClient: boolean }
   | { readonly type: "refused"; readonly status: number; readonly code: string; readonly explanation: string }
   | { readonly type: "reconnecting"; readonly attempt: number; readonly delayMs: number }
-  | { readonly type: "auth_expiring"; readonly expiresIn: number }
+  /** `renewing`: a fresh token is being fetched and sent; false when the credential cannot be renewed. */
+  | { readonly type: "auth_expiring"; readonly expiresIn: number; readonly renewing: boolean }
   | { readonly type: "auth_ok"; readonly expiresIn: number | null }
   | { readonly type: "auth_error"; readonly code: string; readonly description: string };
 
@@ -46,7 +52,7 @@ export function describeClose(code: number, reason: string): { explanation: stri
   const why = reason === "" ? "" : ` (${reason})`;
   switch (code) {
     case 1000:
-      return { explanation: "Closed normally.", terminal: true };
+      return { explanation: `The server ended the connection${why}.`, terminal: true };
     case 1001:
       return { explanation: `The server is restarting or shutting down${why}; reconnecting.`, terminal: false };
     case 1006:
@@ -55,14 +61,20 @@ export function describeClose(code: number, reason: string): { explanation: stri
       return { explanation: "A message was larger than the server accepts.", terminal: false };
     case 1011:
       return { explanation: "The server hit an internal error.", terminal: false };
+    case 1013:
+      return { explanation: "The server is busy; trying again shortly.", terminal: false };
     case 4400:
       return { explanation: `The server found the request malformed${why}.`, terminal: true };
     case 4401:
       return { explanation: `Your credential expired${why}; sign in again.`, terminal: true };
     case 4403:
       return { explanation: `Your access was revoked${why}; ask for a new key or sign in again.`, terminal: true };
+    case 4421:
+      return { explanation: "The server does not answer for this host name (ALLOWED_HOSTS).", terminal: true };
+    case 4429:
+      return { explanation: "Too many failed attempts from this device; wait a minute and try again.", terminal: true };
     default:
-      return { explanation: `Closed with code ${code}${why}.`, terminal: code >= 4000 };
+      return { explanation: `The server closed the connection${why}.`, terminal: code >= 4000 };
   }
 }
 
@@ -142,6 +154,10 @@ export class TokengateClient {
   #attempt = 0;
   #stopped = false;
   #opened = false;
+  /** Set by `close()`: the close that follows is this client's own, not the server's. */
+  #closedByClient = false;
+  /** The token the server knows this socket by: sent on connect, or in-band since. */
+  #current: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ClientOptions) {
@@ -159,6 +175,7 @@ export class TokengateClient {
 
   connect(): void {
     this.#stopped = false;
+    this.#closedByClient = false;
     void this.#open();
   }
 
@@ -169,6 +186,7 @@ export class TokengateClient {
   /** Closes for good: no reconnect. */
   close(): void {
     this.#stopped = true;
+    this.#closedByClient = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#socket?.close(1000, "client closed");
   }
@@ -177,16 +195,19 @@ export class TokengateClient {
     for (const listener of this.#listeners) listener(event);
   }
 
-  async #token(): Promise<string | undefined> {
+  async #token(purpose: TokenPurpose): Promise<string | undefined> {
     const source = this.#options.token;
-    return source === undefined ? undefined : typeof source === "string" ? source : await source();
+    return source === undefined ? undefined : typeof source === "string" ? source : await source(purpose);
   }
 
   async #open(): Promise<void> {
     if (this.#stopped) return;
     this.#emit({ type: "connecting", attempt: this.#attempt });
     const Impl = this.#options.WebSocketImpl ?? WebSocket;
-    const token = await this.#token().catch(() => undefined);
+    const token = await this.#token("connect").catch(() => undefined);
+    // close() may have been called while the token was being fetched.
+    if (this.#stopped) return;
+    this.#current = token;
     let socket: WebSocket;
     if (this.#options.useTicket === true && token !== undefined) {
       const ticket = await this.#ticket(token);
@@ -227,8 +248,7 @@ export class TokengateClient {
     const control = typeof data === "string" && data.startsWith('{"type":"auth') ? parseControl(data) : undefined;
     if (control !== undefined) {
       if (control.type === "auth_expiring") {
-        this.#emit({ type: "auth_expiring", expiresIn: control.expires_in ?? 0 });
-        void this.#refresh();
+        void this.#refresh(control.expires_in ?? 0);
         return;
       }
       if (control.type === "auth_ok") {
@@ -243,18 +263,28 @@ export class TokengateClient {
     this.#emit({ type: "message", data });
   }
 
-  /** Sends a fresh token in-band, if the token source can give one. */
-  async #refresh(): Promise<void> {
-    if (typeof this.#options.token !== "function") return;
-    const fresh = await this.#token().catch(() => undefined);
-    if (fresh !== undefined && this.connected) this.#socket!.send(JSON.stringify({ type: "auth", token: fresh }));
+  /**
+   * Sends a fresh token in-band when the token source gives one. The same token again (a fixed
+   * key behind a function) renews nothing, and the server would answer it with another warning.
+   */
+  async #refresh(expiresIn: number): Promise<void> {
+    const fresh = typeof this.#options.token === "function" ? await this.#token("renew").catch(() => undefined) : undefined;
+    const renewing = fresh !== undefined && fresh !== this.#current;
+    this.#emit({ type: "auth_expiring", expiresIn, renewing });
+    if (!renewing || !this.connected) return;
+    this.#current = fresh;
+    this.#socket!.send(JSON.stringify({ type: "auth", token: fresh }));
   }
 
   async #onClose(code: number, reason: string, token: string | undefined): Promise<void> {
+    if (this.#closedByClient) {
+      this.#emit({ type: "close", code, reason, explanation: "Disconnected.", terminal: true, byClient: true });
+      return;
+    }
     const described = describeClose(code, reason);
     // An expired credential is only terminal if nothing can hand us a fresh one.
     const terminal = described.terminal && !(code === 4401 && typeof this.#options.token === "function");
-    this.#emit({ type: "close", code, reason, explanation: described.explanation, terminal });
+    this.#emit({ type: "close", code, reason, explanation: described.explanation, terminal, byClient: false });
     if (this.#stopped || terminal) return;
     if (code === 1006 && !this.#opened && token !== undefined) {
       // Refused upgrade or dead server? Ask over HTTP, where refusals come with reasons.

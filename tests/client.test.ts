@@ -52,6 +52,10 @@ describe("pure helpers", () => {
     expect(described.terminal).toBe(terminal);
     expect(described.explanation).toMatch(words);
   });
+
+  test.each([1000, 1013, 4400, 4421, 4429, 4999])("close %d is explained in words, without the number", (code) => {
+    expect(describeClose(code, "").explanation).not.toContain(String(code));
+  });
 });
 
 describe("against the application", () => {
@@ -161,7 +165,55 @@ describe("against the application", () => {
     setSystemTime(new Date(Date.now() + 870_000));
     await until(events, (event) => event.type === "auth_expiring");
     expect(await until(events, (event) => event.type === "auth_ok")).toMatchObject({ type: "auth_ok" });
+    expect(events.filter((event) => event.type === "auth_expiring")).toEqual([expect.objectContaining({ renewing: true })]);
     client.close();
+  });
+
+  test.each([
+    ["a fixed key", (key: string) => key],
+    ["a function that can only give the same key", (key: string) => () => key],
+  ])("an API key about to expire (%s): one warning, not renewable, nothing sent in-band", async (_case, source) => {
+    await using app = await startTestApp();
+    const key = generateApiKey();
+    trackSecret(key.token);
+    // 61 s ahead: the server's 60 s warning comes within about a second.
+    await app.store.insertKey({ id: key.id, name: "sensor", scopes: ["ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: Date.now() + 61_000 });
+    await app.app.keyring.refresh();
+    const client = new TokengateClient({ url: `${app.ws}/ws`, token: source(key.token) });
+    const events = record(client);
+    client.connect();
+    expect(await until(events, (event) => event.type === "auth_expiring", 5_000)).toMatchObject({ renewing: false });
+    // Before the mend the same key went back in-band and the server warned again, 4 times a second.
+    await Bun.sleep(1_500);
+    expect(events.filter((event) => event.type === "auth_expiring")).toHaveLength(1);
+    expect(events.filter((event) => event.type === "auth_ok" || event.type === "auth_error")).toEqual([]);
+    expect(app.lines.filter((line) => line.includes("ws.reauth"))).toEqual([]);
+    client.close();
+  });
+
+  test("close() is reported as the client's own doing, in words, and never retried", async () => {
+    await using app = await startTestApp();
+    const client = new TokengateClient({ url: `${app.ws}/ws`, token: app.token, reconnect: { baseMs: 10 } });
+    const events = record(client);
+    client.connect();
+    await until(events, (event) => event.type === "open");
+    client.close();
+    expect(await until(events, (event) => event.type === "close")).toMatchObject({ byClient: true, explanation: "Disconnected.", terminal: true });
+    await Bun.sleep(200);
+    expect(events.filter((event) => event.type === "reconnecting" || event.type === "connecting")).toHaveLength(1);
+  });
+
+  test("close() while the token is still being fetched opens no socket", async () => {
+    await using app = await startTestApp();
+    const { promise: asked, resolve: answer } = Promise.withResolvers<string>();
+    const client = new TokengateClient({ url: `${app.ws}/ws`, token: () => asked });
+    const events = record(client);
+    client.connect();
+    client.close();
+    answer(app.token);
+    await Bun.sleep(200);
+    expect(events.map((event) => event.type)).toEqual(["connecting"]);
+    expect(app.app.listener.sockets.size).toBe(0);
   });
 });
 
