@@ -14,6 +14,7 @@ import { describeUrl } from "./auth/redact.ts";
 import { explainListenFailure, listReachableUrls } from "./auth/addresses.ts";
 import { offerPairing } from "./auth/pairing.ts";
 import type { Store } from "./auth/store.ts";
+import type { Clock } from "./auth/clock.ts";
 
 const EX_CONFIG = 78;
 
@@ -22,12 +23,36 @@ function failConfig(problems: readonly ConfigProblem[]): never {
   process.exit(EX_CONFIG);
 }
 
+/** The bind explanation, or undefined when the port could not be explained. */
+function explainStartFailure(error: unknown, host: string, port: number): ConfigProblem | undefined {
+  return explainListenFailure(errorCode(error), host, port);
+}
+
+/**
+ * Binds and releases the port once before anything is written, so a taken port is reported
+ * without leaving a token file and an empty database behind. (The real bind follows within
+ * milliseconds; losing that race still ends in the same explained exit.)
+ */
+function checkPortFree(host: string, port: number): void {
+  if (port === 0) return;
+  try {
+    Bun.listen({ hostname: host, port, socket: { data() {} } }).stop(true);
+  } catch (error) {
+    const explained = explainStartFailure(error, host, port);
+    if (explained !== undefined) failConfig([explained]);
+  }
+}
+
+/** The one clock of the server: every part of it reads the time through this. */
+const systemClock: Clock = () => Date.now();
+
 // One async main instead of top-level await: `bun build --compile --bytecode` needs that.
 /** Starts the server; also `tokengate serve` in the single binary (tokengate.ts). */
 export async function main(): Promise<void> {
   const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
   if (!parsed.ok) failConfig(parsed.problems);
   const config = parsed.config;
+  if (!config.reusePort) checkPortFree(config.host, config.port);
 
   const bootstrap = loadBootstrapToken(config.token, config.dataDir);
   if (!bootstrap.ok) failConfig(bootstrap.problems);
@@ -60,6 +85,7 @@ export async function main(): Promise<void> {
   const flushTimer = setInterval(() => void flushLog(), 25);
   flushTimer.unref();
   const logger = createLogger({
+    now: systemClock,
     level: config.logLevel,
     format: config.logFormat,
     sink: {
@@ -107,10 +133,10 @@ export async function main(): Promise<void> {
 
   let app: App;
   try {
-    app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls });
+    app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls, now: systemClock });
   } catch (error) {
     const code = errorCode(error) ?? "";
-    const explained = explainListenFailure(code, config.host, config.port);
+    const explained = explainStartFailure(error, config.host, config.port);
     // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
     const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
     failConfig([
@@ -151,7 +177,7 @@ export async function main(): Promise<void> {
       urls: reachable.length > 0 ? reachable : [`${scheme}://127.0.0.1:${port}/`],
       // The code goes to the terminal only, after the log lines before it, never into the log.
       terminal: process.stdout.isTTY === true ? (text) => void Promise.resolve(flushLog()).then(() => process.stdout.write(text)) : undefined,
-      now: Date.now,
+      now: systemClock,
     });
   }
 

@@ -58,21 +58,125 @@ export function createAddressList(patterns: readonly string[]): AddressList {
   };
 }
 
+/** The eight groups of an IPv6 address (`::` expanded, an embedded IPv4 tail converted), or `undefined`. */
+export function expandIpv6(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const v4 = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  if (v4 !== null) {
+    const value = ipv4ToNumber(v4[2]!);
+    if (value === undefined) return undefined;
+    text = `${v4[1]}${(value >>> 16).toString(16)}:${(value & 0xffff).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2 || !/^[0-9a-f:]+$/.test(text)) return undefined;
+  const parse = (part: string) => (part === "" ? [] : part.split(":").map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? parseInt(group, 16) : NaN)));
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 2 ? missing < 1 : missing !== 0) || [...head, ...tail].some(Number.isNaN)) return undefined;
+  return [...head, ...new Array<number>(missing).fill(0), ...tail];
+}
+
+/** A bare IPv4 or IPv6 address, normalized; `undefined` for anything else. */
+export function parseIp(text: string): string | undefined {
+  const address = normalizeAddress(text);
+  if (ipv4ToNumber(address) !== undefined) return address;
+  return address.includes(":") && expandIpv6(address) !== undefined ? address : undefined;
+}
+
+/**
+ * One hop as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::7`, `[2001:db8::7]` or
+ * `[2001:db8::7]:443` → the address; `undefined` for anything else (a name, junk, `unknown`).
+ */
+export function parseHop(text: string): string | undefined {
+  const hop = text.trim();
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(hop);
+  if (bracketed !== null) return bracketed[1]!.includes(":") ? parseIp(bracketed[1]!) : undefined;
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop);
+  return parseIp(withPort === null ? hop : withPort[1]!);
+}
+
+/** `X-Forwarded-For: a, b, c` → its hops, or `undefined` if any hop is not an address. */
+export function parseForwardedFor(header: string): string[] | undefined {
+  const hops = header.split(",").map(parseHop);
+  return hops.every((hop) => hop !== undefined) ? (hops as string[]) : undefined;
+}
+
+export interface ForwardedElement {
+  readonly for: string;
+  readonly proto: string | undefined;
+}
+
+/** One `key=value` or `key="quoted value"` pair of RFC 7239 (§4), lower-cased key. */
+function parseForwardedPair(pair: string): [string, string] | undefined {
+  const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s",;]*))\s*$/.exec(pair);
+  if (match === null) return undefined;
+  return [match[1]!.toLowerCase(), match[2] === undefined ? match[3]! : match[2].replace(/\\(.)/g, "$1")];
+}
+
+/**
+ * RFC 7239 `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"` → one element per
+ * hop, or `undefined` when malformed or when a hop's `for` is not an address (`unknown` and
+ * obfuscated names included: the gate cannot count or ban those).
+ */
+export function parseForwarded(header: string): ForwardedElement[] | undefined {
+  const elements: ForwardedElement[] = [];
+  for (const element of header.split(",")) {
+    const fields = new Map<string, string>();
+    for (const pair of element.split(";")) {
+      const parsed = parseForwardedPair(pair);
+      if (parsed === undefined || fields.has(parsed[0])) return undefined;
+      fields.set(parsed[0], parsed[1]);
+    }
+    const address = fields.has("for") ? parseHop(fields.get("for")!) : undefined;
+    if (address === undefined) return undefined;
+    elements.push({ for: address, proto: fields.get("proto")?.toLowerCase() });
+  }
+  return elements;
+}
+
+/**
+ * The rightmost hop that is not a trusted proxy: entries left of it are claims the client made.
+ * When every hop is a trusted proxy, the leftmost is where the request started.
+ */
+function firstUntrusted(peer: string, hops: readonly string[], trustedProxies: AddressList): string {
+  for (let index = hops.length - 1; index >= 0; index--) if (!trustedProxies.has(hops[index]!)) return hops[index]!;
+  return hops[0] ?? peer;
+}
+
+/** What the forwarding headers of a request say, as read by `clientAddress`. */
+export interface ForwardingHeaders {
+  readonly forwardedFor: string | null;
+  readonly forwarded: string | null;
+}
+
 /**
  * The client behind the connection: the peer itself, or, when the peer is a trusted proxy, the
- * rightmost `X-Forwarded-For` entry that is not a trusted proxy (entries left of it are claims
- * made by whoever the proxy talked to, and can be forged).
+ * rightmost forwarded hop that is not a trusted proxy. `undefined` when a trusted proxy sent
+ * headers that cannot be read, or `Forwarded` and `X-Forwarded-For` that name different clients:
+ * the caller refuses such a request (400) rather than guess, and never takes it for the proxy.
  */
-export function clientAddress(peer: string, forwardedFor: string | null, trustedProxies: AddressList): string {
+export function clientAddress(peer: string, headers: ForwardingHeaders, trustedProxies: AddressList): string | undefined {
   const direct = normalizeAddress(peer);
-  if (forwardedFor === null || !trustedProxies.has(direct)) return direct;
-  const hops = forwardedFor.split(",").map((hop) => normalizeAddress(hop));
-  for (let index = hops.length - 1; index >= 0; index--) {
-    const hop = hops[index]!;
-    if (hop === "" || !(ipv4ToNumber(hop) !== undefined || /^[0-9a-f:]+$/.test(hop))) return direct;
-    if (!trustedProxies.has(hop)) return hop;
-  }
-  return direct;
+  if ((headers.forwardedFor === null && headers.forwarded === null) || !trustedProxies.has(direct)) return direct;
+  const legacy = headers.forwardedFor === null ? undefined : parseForwardedFor(headers.forwardedFor);
+  const standard = headers.forwarded === null ? undefined : parseForwarded(headers.forwarded);
+  if ((headers.forwardedFor !== null && legacy === undefined) || (headers.forwarded !== null && standard === undefined)) return undefined;
+  const fromLegacy = legacy === undefined ? undefined : firstUntrusted(direct, legacy, trustedProxies);
+  const fromStandard = standard === undefined ? undefined : firstUntrusted(direct, standard.map((element) => element.for), trustedProxies);
+  if (fromLegacy !== undefined && fromStandard !== undefined && fromLegacy !== fromStandard) return undefined;
+  return fromStandard ?? fromLegacy;
+}
+
+/**
+ * The guard's bucket for an address: IPv4 as is, IPv6 per /64, since one client usually holds a
+ * whole /64 and could otherwise take a fresh address for every guess.
+ */
+export function guardBucketOf(address: string): string {
+  const normalized = normalizeAddress(address);
+  if (!normalized.includes(":")) return normalized;
+  const groups = expandIpv6(normalized);
+  return groups === undefined ? normalized : `${groups.slice(0, 4).map((group) => group.toString(16)).join(":")}::/64`;
 }
 
 // RFC 1918 private ranges, loopback, IPv4 link-local and RFC 6598 shared space (carrier NAT,
@@ -109,14 +213,15 @@ export function listReachableUrls(scheme: string, host: string, port: number, in
 
 /**
  * Why binding `host:port` failed, in words, with the variable to change; `undefined` for codes
- * without a plain explanation. Said the same way at startup and by `tokengate doctor`.
+ * without a plain explanation. Said the same way at startup and by `tokengate doctor`. The message
+ * reads after the variable's name ("PORT 8000 on 0.0.0.0 is already in use …").
  */
 export function explainListenFailure(code: string | undefined, host: string, port: number): { variable: "HOST" | "PORT"; message: string } | undefined {
   switch (code) {
     case "EADDRINUSE":
-      return { variable: "PORT", message: `port ${port} on ${host} is already in use, taken by another program; stop it or choose another PORT` };
+      return { variable: "PORT", message: `${port} on ${host} is already in use by another program (perhaps another tokengate); stop it or choose another PORT` };
     case "EACCES":
-      return { variable: "PORT", message: `this user may not listen on port ${port}; choose a PORT above 1023` };
+      return { variable: "PORT", message: `${port} is a privileged port this user may not listen on; choose a PORT above 1023` };
     case "EADDRNOTAVAIL":
       return { variable: "HOST", message: `${host} is not an address of this device; use 0.0.0.0 (all addresses) or one of its own addresses` };
     default:

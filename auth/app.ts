@@ -12,13 +12,15 @@ import { createTokenRoutes } from "./oauth.ts";
 import { createHostPolicy, createOriginPolicy } from "./origins.ts";
 import { createAddressList } from "./addresses.ts";
 import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guard.ts";
-import { createAddressResolver, createTransportCheck } from "./clients.ts";
+import { createAddressResolver, createForwardingCheck, createTransportCheck } from "./clients.ts";
+import type { Clock } from "./clock.ts";
 import { createAuditLog } from "./audit.ts";
 import { createPasswordVerifier } from "./passwords.ts";
 import { createPairingRoutes } from "./pairing.ts";
 import { createSeedRoutes, createTicketRoute, SCOPES } from "./routes.ts";
 import { createTicketBook } from "./tickets.ts";
 import consolePage from "../console/index.html";
+import { createConsoleRoutes } from "./console-assets.ts";
 import type { Store } from "./store.ts";
 import { digestToken } from "./tokens.ts";
 import { createPasswordAuthenticator } from "./users.ts";
@@ -45,6 +47,8 @@ export interface AppOptions {
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   /** Failed-attempt counters: shared (Redis) when several instances run; in memory by default. */
   readonly attempts?: AttemptStore | undefined;
+  /** The one clock every part of the app reads (server.ts passes the system's). */
+  readonly now: Clock;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -52,11 +56,11 @@ const CLOCK_TOLERANCE = 5;
 
 /** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
 export async function startApp(options: AppOptions): Promise<App> {
-  const { config, store, logger } = options;
+  const { config, store, logger, now } = options;
 
   // The first start generates the signing key; every later start (and every instance) reuses it.
-  const records = await store.ensureSigningKey(await generateSigningKey(config.jwt.alg, Date.now()));
-  const initial = await importKeySet(records, config.jwt.alg);
+  const records = await store.ensureSigningKey(await generateSigningKey(config.jwt.alg, now()));
+  const initial = await importKeySet(records, config.jwt.alg, now());
   if (initial === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
   let keySet: KeySet = initial;
   const currentKeys = () => keySet;
@@ -64,8 +68,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   /** After `cli signing-keys rotate` (or a retirement aging out): re-import, keep the old set on failure. */
   const reloadSigningKeys = async () => {
     const stored = await store.listSigningKeys();
-    if (fingerprintOf(usableKeys(stored, config.jwt.alg, Date.now())) === keySet.fingerprint) return;
-    const next = await importKeySet(stored, config.jwt.alg);
+    if (fingerprintOf(usableKeys(stored, config.jwt.alg, now())) === keySet.fingerprint) return;
+    const next = await importKeySet(stored, config.jwt.alg, now());
     if (next === undefined) {
       logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
       return;
@@ -75,7 +79,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
 
-  const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample });
+  const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample, now });
   const trustedProxies = createAddressList(config.trustedProxies);
   const addressOf = createAddressResolver(trustedProxies);
   const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
@@ -94,6 +98,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     bootstrapLooksLikeJwt: looksLikeJwt(options.bootstrapToken),
     jwt: { keys: currentKeys, settings: tokenSettings },
     onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
+    now,
   });
 
   // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
@@ -109,6 +114,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     attempts: options.attempts ?? createMemoryAttemptStore(),
     bans: store,
     exempt: (address) => exempt.has(address),
+    now,
     onEvent: (event) => {
       switch (event.event) {
         case "ban.started":
@@ -127,7 +133,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   await guard.reload();
 
-  const tickets = createTicketBook();
+  const tickets = createTicketBook({ now });
 
   const listener = startListener({
     tickets,
@@ -141,11 +147,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     audit,
     addressOf,
     passwordTransport,
+    checkForwarding: config.trustedProxies.length === 0 ? undefined : createForwardingCheck(trustedProxies),
+    now,
+    reusePort: config.reusePort,
     tls: options.tls,
-    pages: { "/": consolePage },
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: [
+      // The console page and its assets go through the gate like any route: Host check, headers.
+      ...createConsoleRoutes(consolePage),
       ...createSeedRoutes(),
       createTicketRoute(tickets, "/ws", SCOPES.wsConnect),
       ...createTokenRoutes({
@@ -162,10 +172,10 @@ export async function startApp(options: AppOptions): Promise<App> {
         addressOf,
         passwordTransport,
         logger,
-        now: Date.now,
+        now,
       }),
       ...(config.pairing
-        ? createPairingRoutes({ store, addressOf, guard, audit, logger, now: Date.now, afterPairing: async () => void (await keyring.refresh()) })
+        ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })
         : []),
     ],
     logger,

@@ -5,6 +5,7 @@
  */
 import type { GateError } from "./errors.ts";
 import type { Principal } from "./principal.ts";
+import type { Clock } from "./clock.ts";
 
 export type AuditEvent =
   | "auth.success"
@@ -24,7 +25,7 @@ export interface AuditLog {
   readonly samplesSuccess: boolean;
   record(event: AuditEvent, fields: AuditFields): void;
   /** A refused authentication; `address` is the client (proxies resolved), `keyId` if one was presented. */
-  failure(error: GateError, address: string, path: string, keyId?: string): void;
+  failure(error: GateError, address: string, path: string, keyId?: string, username?: string): void;
   /** A successful authentication, kept only for the sampled fraction. */
   success(principal: Principal, address: () => string, path: string): void;
 }
@@ -34,17 +35,18 @@ export interface AuditOptions {
   /** Fraction of successful authentications recorded (0 = none, 1 = all). */
   readonly successSample: number;
   readonly random?: () => number;
+  readonly now: Clock;
 }
 
 export function createAuditLog(options: AuditOptions): AuditLog {
   const random = options.random ?? Math.random;
   const record = (event: AuditEvent, fields: AuditFields) =>
-    options.write(`${JSON.stringify({ time: new Date().toISOString(), audit: event, ...fields })}\n`);
+    options.write(`${JSON.stringify({ time: new Date(options.now()).toISOString(), audit: event, ...fields })}\n`);
   return {
     samplesSuccess: options.successSample > 0,
     record,
-    failure(error, address, path, keyId) {
-      record("auth.failure", { reason: error.code, detail: error.description, address, path, key_id: keyId });
+    failure(error, address, path, keyId, username) {
+      record("auth.failure", { reason: error.code, detail: error.description, address, path, key_id: keyId, user: username });
     },
     success(principal, address, path) {
       if (options.successSample <= 0 || random() >= options.successSample) return;

@@ -61,6 +61,8 @@ export interface Config {
   readonly passwordGrant: boolean;
   /** Whether a device with no keys and no users offers first-run pairing (a one-time code). */
   readonly pairing: boolean;
+  /** Share PORT with other processes (SO_REUSEPORT); off, a second server on a taken port refuses to start. */
+  readonly reusePort: boolean;
   readonly jwt: {
     readonly alg: "EdDSA" | "HS256";
     readonly issuer: string;
@@ -370,6 +372,7 @@ const envSchema = z.object({
   BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
   PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
   PAIRING: flag(true, "set PAIRING=false to turn first-run pairing off"),
+  REUSE_PORT: flag(false, "set REUSE_PORT=true only to run several instances on one port, each with the same store"),
   JWT_ALG: z
     .string()
     .optional()
@@ -469,6 +472,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       roleScopes: vars.ROLE_SCOPES,
       passwordGrant: vars.PASSWORD_GRANT,
       pairing: vars.PAIRING,
+      reusePort: vars.REUSE_PORT,
       jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS, refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS },
       wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
       wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,

@@ -17,7 +17,8 @@ import {
 import { countsAsGuess, GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "./errors.ts";
 import type { Guard } from "./guard.ts";
 import { settleRefusal } from "./refusals.ts";
-import type { AddressResolver, TransportCheck } from "./clients.ts";
+import type { AddressResolver, ForwardingCheck, TransportCheck } from "./clients.ts";
+import { isCredentialName, NO_PARAMS, parseQuery, valuesOf, type QueryParam } from "./query.ts";
 import type { AuditLog } from "./audit.ts";
 import { parseApiKey } from "./keys.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./http.ts";
@@ -53,8 +54,16 @@ export interface GateOptions {
   readonly addressOf?: AddressResolver | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
   readonly passwordTransport?: TransportCheck | undefined;
+  /** Refuses requests whose trusted proxy sent unreadable forwarding headers; absent when no proxy is trusted. */
+  readonly checkForwarding?: ForwardingCheck | undefined;
   /** Single-use WebSocket tickets (`?ticket=`); without it tickets are not accepted. */
   readonly tickets?: TicketBook | undefined;
+  /**
+   * Why an authenticated principal is no longer valid (revoked, expired, disabled), or undefined.
+   * Re-checked when a ticket is redeemed, and for open sockets; without it sockets are never closed
+   * for auth reasons.
+   */
+  readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
 }
 
 export interface Gate {
@@ -75,6 +84,31 @@ const UPGRADE_FAILED = new GateError(
 );
 const BAD_TICKET = new GateError("invalid_token", "The WebSocket ticket is unknown, already used, expired or for another path; ask for a new one");
 const TICKET_AND_TOKEN = new GateError("invalid_request", "Send either a ticket or a token, not both");
+/** Query parameters that carry a credential on a WebSocket route (`/ws?token=`, `/ws?ticket=`). */
+const SOCKET_QUERY_CREDENTIALS: ReadonlySet<string> = new Set(["token", "ticket"]);
+const QUERY_CREDENTIAL = new GateError(
+  "invalid_request",
+  "Credentials are not accepted in the query string here; send the token in the X-Auth-Token or Authorization header",
+);
+const ODD_SOCKET_QUERY_CREDENTIAL = new GateError(
+  "invalid_request",
+  "A credential in the query string must be spelled ?token= or ?ticket= exactly, once",
+);
+
+/**
+ * A credential-looking query parameter that the reader would not take (`??token=`, `?%3Ftoken=`,
+ * `?TOKEN=`, or any on a route that takes no query credential) is refused rather than ignored: the
+ * client meant it as a credential, and silently dropping it hides the mistake.
+ */
+function misplacedQueryCredential(params: readonly QueryParam[], route: Route): GateError | undefined {
+  for (const param of params) {
+    if (!isCredentialName(param.name)) continue;
+    if (route.kind !== "websocket") return QUERY_CREDENTIAL;
+    if (!SOCKET_QUERY_CREDENTIALS.has(param.name)) return ODD_SOCKET_QUERY_CREDENTIAL;
+  }
+  return undefined;
+}
+
 const FOREIGN_SUBPROTOCOL = new GateError(
   "invalid_request",
   "Unsupported WebSocket subprotocol; offer 'tokengate' (optionally with tokengate.bearer.<token>) or none",
@@ -113,7 +147,7 @@ function logAccessTo(
   request: Request,
   server: Server<WsData>,
   path: string,
-  query: string,
+  params: readonly QueryParam[],
   status: number,
   started: number,
   principal: string,
@@ -121,7 +155,7 @@ function logAccessTo(
 ): void {
   logger.access({
     method: request.method,
-    target: redactTarget(path, query),
+    target: redactTarget(path, params),
     status,
     ms: Math.round((performance.now() - started) * 100) / 100,
     principal,
@@ -154,6 +188,7 @@ export function createGate(options: GateOptions): Gate {
         address: addressOf(request, server),
         path,
         keyId: typeof token === "string" ? parseApiKey(token)?.id : undefined,
+        username: token instanceof BasicCredentials ? token.username : undefined,
       },
     );
   }
@@ -182,7 +217,11 @@ export function createGate(options: GateOptions): Gate {
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
   async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
     if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);
-    const who = judge(request, server, route.path, await authenticatePassword!(credentials), undefined);
+    const client = addressOf(request, server);
+    // A locked account answers 429 before any argon2 work; its owner's keys and tokens still work.
+    const locked = guard?.retryAfter(client, `user:${credentials.username}`) ?? 0;
+    if (locked > 0) return toResponse(tooManyAttempts(locked), true);
+    const who = judge(request, server, route.path, await authenticatePassword!(credentials, client), credentials);
     const verdict = who instanceof GateError ? who : (requireScope(who, route.scope!) ?? who);
     if (!(verdict instanceof GateError)) seen(verdict.id);
     return serveHttp(request, server, route, verdict);
@@ -212,6 +251,7 @@ export function createGate(options: GateOptions): Gate {
       scope: route.scope,
       connId: `c${connectionCounter.toString(36)}`,
       remote: server.requestIP(request)?.address ?? "-",
+      client: addressOf(request, server),
       path: route.path,
       greeting: route.greeting,
       openedAt: performance.now(),
@@ -224,22 +264,28 @@ export function createGate(options: GateOptions): Gate {
     return who;
   }
 
-  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, query: string, seen: (id: string, remote?: string) => void) {
+  /** A ticket's principal, re-checked: a key revoked since the ticket was minted must not open a socket. */
+  function redeemTicket(request: Request, ticket: string, route: SocketRoute, params: readonly QueryParam[]): Verdict {
+    const mixed = valuesOf(params, "ticket").length > 1 || valuesOf(params, "token").length > 0 || request.headers.has("authorization") || request.headers.has("x-auth-token");
+    if (mixed) return TICKET_AND_TOKEN;
+    const principal = options.tickets?.redeem(ticket, route.path);
+    if (principal === undefined) return BAD_TICKET;
+    return options.revalidate?.(principal) ?? requireScope(principal, route.scope) ?? principal;
+  }
+
+  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, params: readonly QueryParam[], seen: (id: string, remote?: string) => void) {
     if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
     const subprotocols = request.headers.get("sec-websocket-protocol");
-    const params = query === "" ? undefined : new URLSearchParams(query);
-    const tickets = params?.getAll("ticket") ?? [];
-    if (tickets.length > 0 && options.tickets !== undefined) {
-      const mixed = tickets.length > 1 || params!.has("token") || request.headers.has("authorization") || request.headers.has("x-auth-token");
-      const principal = mixed ? undefined : options.tickets.redeem(tickets[0]!, route.path);
-      const verdict = mixed ? TICKET_AND_TOKEN : principal === undefined ? BAD_TICKET : (requireScope(principal, route.scope) ?? principal);
+    const ticket = params.length === 0 ? undefined : valuesOf(params, "ticket")[0];
+    if (ticket !== undefined && options.tickets !== undefined) {
+      const verdict = redeemTicket(request, ticket, route, params);
       const outcome = upgrade(request, server, route, subprotocols, judge(request, server, route.path, verdict, undefined), seen);
       return outcome instanceof GateError ? toResponse(outcome) : undefined;
     }
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),
       authorization: request.headers.get("authorization"),
-      queryTokens: params?.getAll("token") ?? [],
+      queryTokens: params.length === 0 ? [] : valuesOf(params, "token"),
       subprotocols,
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
@@ -255,6 +301,8 @@ export function createGate(options: GateOptions): Gate {
     fetch(request, server) {
       const started = logRequests ? performance.now() : 0;
       const { path, query } = splitUrl(request.url);
+      // Parsed once: the credential reader and the log redactor read the same parameters.
+      const params = query === "" ? NO_PARAMS : parseQuery(query);
       const route = table.get(path);
       let principal = "-";
       let remote: string | undefined;
@@ -268,8 +316,14 @@ export function createGate(options: GateOptions): Gate {
       // A browser page on an allowed origin gets CORS headers; any other page is refused outright.
       let corsOrigin: string | undefined;
 
+      const forwarding = options.checkForwarding?.(request, server);
+      const misplaced = route === undefined || params.length === 0 ? undefined : misplacedQueryCredential(params, route);
       if (hostPolicy !== undefined && !hostPolicy.allows(host)) {
         response = toResponse(MISDIRECTED);
+      } else if (forwarding !== undefined) {
+        response = toResponse(forwarding);
+      } else if (misplaced !== undefined) {
+        response = toResponse(misplaced);
       } else if (origin !== null && originPolicy !== undefined && !originPolicy.allows(origin, host)) {
         response = toResponse(FOREIGN_ORIGIN);
       } else {
@@ -285,7 +339,7 @@ export function createGate(options: GateOptions): Gate {
               ? toResponse(methodNotAllowed(route))
               : ban !== undefined
                 ? toResponse(ban)
-                : serveSocket(request, server, route, query, seen);
+                : serveSocket(request, server, route, params, seen);
         } else if (!route.methods.includes(request.method)) {
           response = toResponse(methodNotAllowed(route));
         } else {
@@ -327,12 +381,12 @@ export function createGate(options: GateOptions): Gate {
       if (response instanceof Promise) {
         return response.then((resolved) => {
           const status = resolved === undefined ? 101 : resolved.status;
-          if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal, remote);
+          if (logsStatus(status)) logAccess(request, server, path, params, status, started, principal, remote);
           return resolved;
         });
       }
       const status = response === undefined ? 101 : response.status;
-      if (logsStatus(status)) logAccess(request, server, path, query, status, started, principal, remote);
+      if (logsStatus(status)) logAccess(request, server, path, params, status, started, principal, remote);
       return response;
     },
   };

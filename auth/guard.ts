@@ -1,12 +1,14 @@
 /**
- * The brute-force guard. Failed authentications are counted per client address and per
- * presented key id in an `AttemptStore` (in memory, or Redis shared by several instances); past
+ * The brute-force guard. Failed authentications are counted per client address (IPv6 per /64) and
+ * per account they aimed at (the presented key id, the username) in an `AttemptStore` (in memory, or Redis shared by several instances); past
  * the limit the subject is banned for a while, longer each time it comes back soon after a ban.
  * Bans live in the `BanStore` (SQLite or PostgreSQL), so the CLI can list and clear them and every
  * instance sees them; this module keeps an in-memory copy so the per-request check is a Map
  * lookup, and no lookup at all while nobody is banned.
  */
 import type { BanRecord, BanStore } from "./store.ts";
+import type { Clock } from "./clock.ts";
+import { guardBucketOf } from "./addresses.ts";
 
 export interface AttemptStore {
   /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */
@@ -21,21 +23,30 @@ export interface MemoryAttemptStore extends AttemptStore {
   forget(subject: string): void;
 }
 
+/** Failures remembered per subject; more than any sane limit, so counts stay exact below it. */
+const MAX_REMEMBERED = 64;
+
+/**
+ * A sliding window: each subject keeps the times of its recent failures, so a burst that straddles
+ * a window boundary counts in full (a fixed window let 17 guesses through in 1.5 s).
+ */
 export function createMemoryAttemptStore(limit = 100_000): MemoryAttemptStore {
-  const windows = new Map<string, { start: number; count: number }>();
+  const failures = new Map<string, number[]>();
   return {
     countFailure(subject, now, windowMs) {
-      const window = windows.get(subject);
-      if (window === undefined || now - window.start >= windowMs) {
+      let times = failures.get(subject);
+      if (times === undefined) {
         // Bounded: a flood of distinct addresses must not grow memory without end.
-        if (windows.size >= limit) windows.delete(windows.keys().next().value!);
-        windows.set(subject, { start: now, count: 1 });
-        return 1;
+        if (failures.size >= limit) failures.delete(failures.keys().next().value!);
+        failures.set(subject, (times = []));
       }
-      window.count += 1;
-      return window.count;
+      const recent = times.filter((time) => time > now - windowMs);
+      recent.push(now);
+      if (recent.length > MAX_REMEMBERED) recent.shift();
+      failures.set(subject, recent);
+      return recent.length;
     },
-    forget: (subject) => void windows.delete(subject),
+    forget: (subject) => void failures.delete(subject),
   };
 }
 
@@ -66,13 +77,17 @@ export type GuardEvent =
 export interface Guard {
   /** Whether anyone is banned at all: when not, callers skip the (costly) address lookup. */
   readonly active: boolean;
-  /** Seconds until the ban on this address (or key id) ends, or 0 when not banned. */
-  retryAfter(address: string, keyId?: string): number;
   /**
-   * Counts a failure (unknown secret, wrong password) and bans past the limit. With an in-memory
-   * attempt store the ban is in force when this returns; with a shared one, when the promise settles.
+   * Seconds until the ban on this address (its /64 for IPv6) or on `account` (`key:<id>`,
+   * `user:<name>`) ends, or 0 when neither is banned.
    */
-  recordFailure(address: string, keyId?: string): void | Promise<void>;
+  retryAfter(address: string, account?: string): number;
+  /**
+   * Counts a failure (unknown secret, wrong password) against the address and the account, and bans
+   * past the limit. With an in-memory attempt store the ban is in force when this returns; with a
+   * shared one, when the promise settles.
+   */
+  recordFailure(address: string, account?: string): void | Promise<void>;
   /** Reloads bans from the store (after `cli bans clear`, or another instance's ban). */
   reload(): Promise<void>;
 }
@@ -83,7 +98,7 @@ export interface GuardOptions {
   readonly limits?: GuardLimits;
   /** Addresses never counted or banned (loopback, the operator's own devices). */
   readonly exempt: (address: string) => boolean;
-  readonly now?: () => number;
+  readonly now: Clock;
   readonly onEvent?: (event: GuardEvent) => void;
   /** A ban could not be written to the store; it still holds in this process. */
   readonly onBanError?: (error: unknown) => void;
@@ -91,7 +106,7 @@ export interface GuardOptions {
 
 export function createGuard(options: GuardOptions): Guard {
   const limits = options.limits ?? DEFAULT_LIMITS;
-  const now = options.now ?? Date.now;
+  const { now } = options;
   let banned = new Map<string, number>();
   // Counts kept here while the shared attempt store is unreachable: N instances then allow up to
   // N times the attempts, never unlimited ones.
@@ -163,17 +178,17 @@ export function createGuard(options: GuardOptions): Guard {
     get active() {
       return banned.size > 0;
     },
-    retryAfter(address, keyId) {
+    retryAfter(address, account) {
       if (banned.size === 0 || options.exempt(address)) return 0;
       const at = now();
-      return Math.max(remaining(`addr:${address}`, at), keyId === undefined ? 0 : remaining(`key:${keyId}`, at));
+      return Math.max(remaining(`addr:${guardBucketOf(address)}`, at), account === undefined ? 0 : remaining(account, at));
     },
-    recordFailure(address, keyId) {
+    recordFailure(address, account) {
       if (options.exempt(address)) return;
       const at = now();
-      const byAddress = fail(`addr:${address}`, at);
-      const byKey = keyId === undefined ? undefined : fail(`key:${keyId}`, at);
-      if (byAddress instanceof Promise || byKey instanceof Promise) return Promise.all([byAddress, byKey]).then(() => undefined);
+      const byAddress = fail(`addr:${guardBucketOf(address)}`, at);
+      const byAccount = account === undefined ? undefined : fail(account, at);
+      if (byAddress instanceof Promise || byAccount instanceof Promise) return Promise.all([byAddress, byAccount]).then(() => undefined);
     },
     reload: async () => load(await options.bans.listBans(now())),
   };

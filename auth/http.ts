@@ -50,12 +50,20 @@ export function jsonResponse(status: number, body: string, extra?: Readonly<Reco
   return new Response(body, { status, headers });
 }
 
+/**
+ * RFC 6750 §3: error_description is visible ASCII without `"` or `\`. Ours are fixed strings, but
+ * one stray character would make Bun refuse the whole header (a 500), so the mechanism makes sure.
+ */
+function quotableDescription(text: string): string {
+  return text.replaceAll("…", "...").replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "?");
+}
+
 /** The `WWW-Authenticate` value for an authentication or authorization refusal. */
 export function challengeFor(error: GateError): string {
   const spec = codeSpecs[error.code];
   let challenge = `Bearer realm="${REALM}"`;
   if (spec.bearerError !== undefined) {
-    challenge += `, error="${spec.bearerError}", error_description="${error.description}"`;
+    challenge += `, error="${spec.bearerError}", error_description="${quotableDescription(error.description)}"`;
     if (error.scope !== undefined) challenge += `, scope="${error.scope}"`;
   }
   return challenge;

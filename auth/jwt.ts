@@ -85,13 +85,27 @@ export function fingerprintOf(records: readonly SigningKeyRecord[]): string {
  */
 export const RETIRED_KEY_LIFETIME_MS = 86_400_000 + 60_000;
 
+/** The longest an access token may live (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): nothing we sign says more. */
+export const MAX_ACCESS_TOKEN_TTL_SECONDS = 86_400;
+
+/**
+ * Whether the time claims are numbers this server could have written: whole seconds, issued no
+ * later than now, living no longer than the longest lifetime. A validly signed `exp: 1e20` (a leaked
+ * key, a bug) must be refused, not turned into a date that throws further on.
+ */
+function plausibleTimes(payload: JWTPayload, nowSeconds: number, tolerance: number): boolean {
+  const { exp, iat, nbf } = payload;
+  if (!Number.isSafeInteger(exp) || !Number.isSafeInteger(iat) || (nbf !== undefined && !Number.isSafeInteger(nbf))) return false;
+  return iat! <= nowSeconds + tolerance && exp! - iat! <= MAX_ACCESS_TOKEN_TTL_SECONDS && exp! <= nowSeconds + MAX_ACCESS_TOKEN_TTL_SECONDS + tolerance;
+}
+
 /** The keys of `alg` that still matter: live ones, and retired ones whose tokens may still be alive. */
 export function usableKeys(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number): SigningKeyRecord[] {
   return records.filter((record) => record.alg === alg && (record.retiredAt === null || record.retiredAt + RETIRED_KEY_LIFETIME_MS > nowMs));
 }
 
 /** Imports the usable keys; the newest unretired key of the configured algorithm signs. */
-export async function importKeySet(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number = Date.now()): Promise<KeySet | undefined> {
+export async function importKeySet(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number): Promise<KeySet | undefined> {
   const usable = usableKeys(records, alg, nowMs);
   const signer = usable.filter((record) => record.retiredAt === null).sort((a, b) => b.createdAt - a.createdAt)[0];
   if (signer === undefined) return undefined;
@@ -212,6 +226,7 @@ export async function verifyAccessToken(token: string, keys: KeySet, settings: T
   } catch (error) {
     return error instanceof errors.JWTExpired ? EXPIRED_TOKEN : INVALID_TOKEN;
   }
+  if (!plausibleTimes(payload, Math.floor(nowMs / 1000), settings.clockTolerance)) return INVALID_TOKEN;
   const roles = payload.roles === undefined ? [] : stringList(payload.roles);
   const sid = payload.sid === undefined ? null : payload.sid;
   if (typeof payload.scope !== "string" || typeof payload.client_id !== "string" || roles === undefined || (sid !== null && typeof sid !== "string")) {

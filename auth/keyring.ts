@@ -12,6 +12,7 @@ import { keyState, parseApiKey } from "./keys.ts";
 import { createBootstrapAuthenticator, type Principal } from "./principal.ts";
 import type { KeyRecord, KeyStore, KeyUsage, RefreshStore, UserStore } from "./store.ts";
 import { tokenMatchesDigest } from "./tokens.ts";
+import type { Clock } from "./clock.ts";
 
 interface Entry {
   readonly record: KeyRecord;
@@ -39,8 +40,7 @@ export interface KeyringOptions {
   readonly bootstrapDigest: Uint8Array;
   /** Whether the bootstrap token is shaped like a JWT (`looksLikeJwt`); absent: assumed so. */
   readonly bootstrapLooksLikeJwt?: boolean;
-  /** Clock in epoch milliseconds; tests move it with setSystemTime. */
-  readonly now?: () => number;
+  readonly now: Clock;
   /** Called when a usage flush fails (the batch is kept and retried). */
   readonly onFlushError?: (error: unknown) => void;
   /** Key lifecycle changes seen on reload (made by the CLI or any other process). */
@@ -99,7 +99,7 @@ function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined {
 
 export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
   const { store } = options;
-  const now = options.now ?? Date.now;
+  const { now } = options;
   const bootstrap = createBootstrapAuthenticator(options.bootstrapDigest);
   let entries = new Map<string, Entry>();
   /** Username → disabled time (null when active); absent means no such user. */

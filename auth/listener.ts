@@ -2,10 +2,10 @@
  * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
  * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
  */
-import type { HTMLBundle, Server } from "bun";
+import type { Server } from "bun";
 import { GateError } from "./errors.ts";
 import { createGate, type GateOptions } from "./gate.ts";
-import type { Principal } from "./principal.ts";
+import type { Clock } from "./clock.ts";
 import { toResponse } from "./http.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "./ws.ts";
 
@@ -13,10 +13,10 @@ import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry
 export interface ListenerOptions extends GateOptions {
   readonly port: number;
   readonly host: string;
-  /** Re-checks the principal of open sockets; without it sockets are never closed for auth reasons. */
-  readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
-  /** Static pages (Bun HTML imports) by path, e.g. the console at `/`; served before the gate. */
-  readonly pages?: Readonly<Record<string, HTMLBundle>> | undefined;
+  /** The one clock (socket expiry, in-band re-authentication). */
+  readonly now: Clock;
+  /** Share the port with other processes (SO_REUSEPORT); off, a second server on the same port fails to start. */
+  readonly reusePort?: boolean | undefined;
   /** PEM certificate and key: serve HTTPS and WSS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly wsMaxPayload: number;
@@ -52,7 +52,9 @@ export function startListener(options: ListenerOptions): Listener {
     idleTimeout: options.httpIdleTimeout,
     maxRequestBodySize: MAX_REQUEST_BODY,
     development: false,
-    ...(options.pages === undefined ? {} : { routes: options.pages }),
+    // Bun turns SO_REUSEPORT on in production mode unless told otherwise: a second tokengate on the
+    // same port would start and answer every other request with its own data.
+    reusePort: options.reusePort === true,
     ...(options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } }),
     fetch: gate.fetch,
     websocket: createSocketHandler({
@@ -60,7 +62,10 @@ export function startListener(options: ListenerOptions): Listener {
       registry: sockets,
       maxPayload: options.wsMaxPayload,
       idleTimeout: options.wsIdleTimeout,
-      authenticate: options.revalidate === undefined ? undefined : options.authenticate,
+      reauth:
+        options.revalidate === undefined
+          ? undefined
+          : { authenticate: options.authenticate, refusals: { guard: options.guard, audit: options.audit }, logger, now: options.now },
     }),
     error(error) {
       // Only the error's class and message: request data (and so any credential) is not in it.
@@ -70,7 +75,7 @@ export function startListener(options: ListenerOptions): Listener {
   });
 
   const { revalidate } = options;
-  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate));
+  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now()));
   const revalidateTimer = revalidate === undefined ? undefined : setInterval(revalidateSockets, REVALIDATE_EVERY_MS);
   revalidateTimer?.unref();
 

@@ -3,6 +3,7 @@
  * pass only ids and redacted targets, and tests scan what the sink received to prove it.
  */
 import type { LogFormat, LogLevel } from "./config.ts";
+import type { Clock } from "./clock.ts";
 
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
@@ -42,19 +43,21 @@ function prettyValue(value: string | number | boolean): string {
   return /^[\x21-\x7e]*$/.test(text) && !text.includes('"') && text !== "" ? text : JSON.stringify(text);
 }
 
-let clockMs = 0;
-let clockIso = "";
 /** ISO time, recomputed at most once per millisecond: at tens of thousands of lines a second it adds up. */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== clockMs) {
-    clockMs = now;
-    clockIso = new Date(now).toISOString();
-  }
-  return clockIso;
+function createIsoClock(now: Clock): () => string {
+  let clockMs = Number.NaN;
+  let clockIso = "";
+  return () => {
+    const at = now();
+    if (at !== clockMs) {
+      clockMs = at;
+      clockIso = new Date(at).toISOString();
+    }
+    return clockIso;
+  };
 }
 
-function formatPretty(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
+function formatPretty(isoNow: () => string, level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
   let line = `${isoNow().slice(11, 23)} ${LABEL[level]} ${message.replace(/[\x00-\x1f\x7f]/g, " ")}`;
   if (fields !== undefined) {
     for (const key in fields) {
@@ -65,7 +68,7 @@ function formatPretty(level: Exclude<LogLevel, "silent">, message: string, field
   return `${line}\n`;
 }
 
-function formatJson(level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
+function formatJson(isoNow: () => string, level: Exclude<LogLevel, "silent">, message: string, fields: LogFields | undefined): string {
   return `${JSON.stringify({ time: isoNow(), level, msg: message, ...fields })}\n`;
 }
 
@@ -76,11 +79,11 @@ const jsonString = (text: string) => (JSON_SAFE.test(text) ? `"${text}"` : JSON.
 // Same fields and order as formatJson would produce, built directly: this runs once per request.
 // Method and target are client-chosen, so they are escaped when they need it; principal ids and
 // addresses are ours.
-function accessJson(entry: AccessEntry): string {
+function accessJson(isoNow: () => string, entry: AccessEntry): string {
   return `{"time":"${isoNow()}","level":"info","msg":"request","method":${jsonString(entry.method)},"path":${jsonString(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"}\n`;
 }
 
-function accessPretty(entry: AccessEntry): string {
+function accessPretty(isoNow: () => string, entry: AccessEntry): string {
   return `${isoNow().slice(11, 23)} ${LABEL.info} ${prettyValue(entry.method)} ${prettyValue(entry.target)} ${entry.status} ${entry.ms}ms principal=${entry.principal} remote=${entry.remote}\n`;
 }
 
@@ -88,6 +91,8 @@ export interface LoggerOptions {
   readonly level: LogLevel;
   readonly format: LogFormat;
   readonly sink: LogSink;
+  /** The clock stamped on each line. */
+  readonly now: Clock;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -95,16 +100,17 @@ export function createLogger(options: LoggerOptions): Logger {
   const format = options.format === "json" ? formatJson : formatPretty;
   const formatAccess = options.format === "json" ? accessJson : accessPretty;
   const { sink } = options;
+  const isoNow = createIsoClock(options.now);
   const emit = (level: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
     if (RANK[level] < threshold) return;
-    sink.write(format(level, message, fields));
+    sink.write(format(isoNow, level, message, fields));
   };
   const accessOn = RANK.info >= threshold;
   return {
     level: options.level,
     enabled: (level) => RANK[level] >= threshold,
     access: (entry) => {
-      if (accessOn) sink.write(formatAccess(entry));
+      if (accessOn) sink.write(formatAccess(isoNow, entry));
     },
     raw: (line) => sink.write(line),
     debug: (message, fields) => emit("debug", message, fields),

@@ -7,7 +7,7 @@
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  */
 import { BasicCredentials, parseAuthorization, parseBasicCredentials } from "./credentials.ts";
-import { GateError, INSECURE_PASSWORD } from "./errors.ts";
+import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "./errors.ts";
 import type { Guard } from "./guard.ts";
 import { settleRefusal } from "./refusals.ts";
 import type { AddressResolver, TransportCheck } from "./clients.ts";
@@ -105,6 +105,35 @@ function readClient(request: Request, params: Map<string, string>): ClientCreden
   return { clientId: formId, secret: formSecret };
 }
 
+const PUBLIC_CLIENT_SECRET = oauthError(
+  "invalid_client",
+  "Public clients have no secret here: send client_id alone (HTTP Basic with an empty password, or the client_id form field)",
+  CLIENT_CHALLENGE,
+);
+const CLIENT_ID_MISMATCH = oauthError("invalid_request", "client_id differs between HTTP Basic and the form; send one client_id");
+
+/**
+ * The `client_id` of a public client (password and refresh grants), from HTTP Basic with an empty
+ * secret (RFC 6749 §2.3.1; what requests-oauthlib sends by default) or from the form: `undefined`
+ * when neither names one, the refusal when they disagree or carry a secret.
+ */
+function readPublicClient(request: Request, params: Map<string, string>): string | GateError | undefined {
+  const header = request.headers.get("authorization");
+  const formId = params.get("client_id");
+  let clientId = formId;
+  if (header !== null) {
+    const parsed = parseAuthorization(header);
+    const basic = parsed?.scheme === "basic" ? parseBasicCredentials(parsed.value) : undefined;
+    const fromBasic = basic === undefined ? undefined : formDecode(basic.username);
+    if (basic === undefined || fromBasic === undefined) return BAD_CLIENT;
+    if (formDecode(basic.password) !== "" || params.has("client_secret")) return PUBLIC_CLIENT_SECRET;
+    if (formId !== undefined && formId !== fromBasic) return CLIENT_ID_MISMATCH;
+    clientId = fromBasic;
+  }
+  if (clientId !== undefined && !/^[\x21-\x7e]{1,100}$/.test(clientId)) return BAD_CLIENT_ID;
+  return clientId;
+}
+
 interface Grant {
   readonly principal: Principal;
   readonly clientId: string;
@@ -116,6 +145,7 @@ interface Grant {
 
 export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
   const { settings, logger, store } = options;
+  const addressOf: AddressResolver = options.addressOf ?? ((request, server) => server.requestIP(request)?.address ?? "-");
 
   const mayHave = (ceiling: readonly string[], scope: string) => ceiling.includes("*") || ceiling.includes(scope);
 
@@ -152,9 +182,14 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     if (username === undefined || password === undefined || username === "") {
       return oauthError("invalid_request", "grant_type=password needs username and password");
     }
-    const clientId = params.get("client_id") ?? "tokengate";
-    if (!/^[\x21-\x7e]{1,100}$/.test(clientId)) return BAD_CLIENT_ID;
-    const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), password.normalize("NFC")));
+    const client = readPublicClient(request, params);
+    if (client instanceof GateError) return client;
+    const clientId = client ?? "tokengate";
+    const address = addressOf(request, server);
+    // A locked account answers 429 before any argon2 work; its owner's refresh tokens and keys still work.
+    const locked = options.guard?.retryAfter(address, `user:${username}`) ?? 0;
+    if (locked > 0) return tooManyAttempts(locked);
+    const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), password.normalize("NFC")), address);
     if (who instanceof GateError) return who.code === "temporarily_unavailable" ? who : WRONG_PASSWORD_GRANT;
     if (scopes !== undefined && !scopes.every((scope) => hasScope(who, scope))) return SCOPE_NOT_GRANTED;
     const familyId = generateFamilyId();
@@ -180,13 +215,14 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     return { principal: who, clientId: who.id, ceiling: who.scopes };
   }
 
-  async function refreshGrant(params: Map<string, string>, scopes: readonly string[] | undefined): Promise<Grant | GateError> {
+  async function refreshGrant(request: Request, params: Map<string, string>, scopes: readonly string[] | undefined): Promise<Grant | GateError> {
     const presented = params.get("refresh_token");
     if (presented === undefined || presented === "") return NO_REFRESH_TOKEN;
     const parsed = parseRefreshToken(presented);
     const record = parsed === undefined ? undefined : await store.getRefreshToken(parsed.id);
     if (record === undefined || !tokenMatchesDigest(parsed!.secret, record.secretHash)) return BAD_REFRESH;
-    const clientId = params.get("client_id");
+    const clientId = readPublicClient(request, params);
+    if (clientId instanceof GateError) return clientId;
     if (clientId !== undefined && clientId !== record.clientId) return WRONG_CLIENT;
     if (record.revokedAt !== null) return REFRESH_REVOKED;
     const now = options.now();
@@ -215,9 +251,9 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
   }
 
   /** Guesses count toward a ban; the answer turns into 429 once the client is over the limit. */
-  function judge(request: Request, server: Server<WsData>, error: GateError, keyId: string | undefined): GateError {
-    const { guard, audit, addressOf } = options;
-    if ((guard === undefined && audit === undefined) || addressOf === undefined) return error;
+  function judge(request: Request, server: Server<WsData>, error: GateError, aim: { keyId?: string | undefined; username?: string | undefined }): GateError {
+    const { guard, audit } = options;
+    if (guard === undefined && audit === undefined) return error;
     return settleRefusal(
       { guard, audit },
       {
@@ -227,7 +263,8 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
         audited: error.code !== "invalid_request" && error.code !== "unsupported_grant_type",
         address: addressOf(request, server),
         path: "/auth/token",
-        keyId,
+        keyId: aim.keyId,
+        username: aim.username,
       },
     );
   }
@@ -248,13 +285,14 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
         : grant === "client_credentials"
           ? await clientCredentialsGrant(request, params)
           : grant === "refresh_token"
-            ? await refreshGrant(params, scopes)
+            ? await refreshGrant(request, params, scopes)
             : oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
     if (granted instanceof GateError) {
       // The key id a client claimed, by form or by HTTP Basic: guesses against it count too.
       const client = grant === "client_credentials" ? readClient(request, params) : undefined;
       const keyId = client === undefined || client instanceof GateError ? undefined : client.clientId;
-      return toOAuthResponse(judge(request, server, granted, keyId));
+      const username = grant === "password" ? params.get("username")?.normalize("NFC") : undefined;
+      return toOAuthResponse(judge(request, server, granted, { keyId, username }));
     }
     const { principal, clientId, ceiling, session } = granted;
     if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
@@ -291,7 +329,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
       // Expired tokens need no revocation; anything that does not verify is ignored (§2.2).
       const claims = await verifyAccessToken(token, options.keys(), settings, options.now());
       if (!(claims instanceof GateError)) {
-        await store.revokeAccessToken(claims.jti, claims.exp * 1000);
+        await store.revokeAccessToken(claims.jti, claims.exp * 1000, options.now());
         logger.info("access_token.revoked", { jti: claims.jti, sub: claims.sub });
         options.afterRevocation();
       }

@@ -32,8 +32,11 @@ export function hashPassword(password: string): Promise<string> {
 export type VerifyOutcome = "match" | "mismatch" | "busy";
 
 export interface PasswordVerifier {
-  /** Verifies against `hash`, or against the dummy hash when there is no user (same cost). */
-  verify(password: string, hash: string | undefined): Promise<VerifyOutcome>;
+  /**
+   * Verifies against `hash`, or against the dummy hash when there is no user (same cost). `client`
+   * (the caller's address bucket) may hold at most one place in the queue: one client cannot fill it.
+   */
+  verify(password: string, hash: string | undefined, client: string): Promise<VerifyOutcome>;
   readonly active: number;
   readonly queued: number;
 }
@@ -48,6 +51,8 @@ export interface VerifierLimits {
 export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier {
   let active = 0;
   const waiting: Array<() => void> = [];
+  /** Clients with a verification in the queue (not the ones running). */
+  const queuedClients = new Set<string>();
 
   const run = async (password: string, hash: string | undefined): Promise<VerifyOutcome> => {
     active += 1;
@@ -62,10 +67,14 @@ export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier
   };
 
   return {
-    verify(password, hash) {
-      if (active < limits.concurrency) return run(password, hash);
-      if (waiting.length >= limits.queueLimit) return Promise.resolve("busy");
-      return new Promise<void>((resolve) => waiting.push(resolve)).then(() => run(password, hash));
+    verify(password, hash, client) {
+      if (active < limits.concurrency && waiting.length === 0) return run(password, hash);
+      if (waiting.length >= limits.queueLimit || queuedClients.has(client)) return Promise.resolve("busy");
+      queuedClients.add(client);
+      return new Promise<void>((resolve) => waiting.push(resolve)).then(() => {
+        queuedClients.delete(client);
+        return run(password, hash);
+      });
     },
     get active() {
       return active;

@@ -1,24 +1,15 @@
 /**
  * Making request targets safe to log. Pure. Credentials may travel in the query string (the
- * seed's `/ws?token=…`), so the values of credential-like parameters are replaced before a
- * target reaches any log line.
+ * seed's `/ws?token=…`), however oddly spelled, so no query value reaches a log line unless it is
+ * on a short allow-list.
  */
 
-const SENSITIVE_PARAMS = new Set([
-  "token",
-  "access_token",
-  "refresh_token",
-  "id_token",
-  "ticket",
-  "key",
-  "api_key",
-  "apikey",
-  "password",
-  "secret",
-  "client_secret",
-  "code",
-  "auth",
-]);
+import type { QueryParam } from "./query.ts";
+
+/** Parameters whose values are logged: paging words that never carry a secret. Every other value is not. */
+const LOGGED_VALUES = new Set(["page", "limit", "offset", "sort", "order"]);
+/** A name is logged as sent only when it is short and plain; a long one could itself be a token. */
+const LOGGABLE_NAME = /^[A-Za-z0-9_.:-]{1,24}$/;
 
 export const REDACTED = "REDACTED";
 const MAX_LOGGED_TARGET = 512;
@@ -33,26 +24,17 @@ export function splitUrl(url: string): { path: string; query: string } {
   return { path: url.slice(pathStart, queryStart), query: url.slice(queryStart + 1) };
 }
 
-function paramName(pair: string): string {
-  const eq = pair.indexOf("=");
-  const raw = eq === -1 ? pair : pair.slice(0, eq);
-  try {
-    return decodeURIComponent(raw.replace(/\+/g, " ")).toLowerCase();
-  } catch {
-    return raw.toLowerCase();
-  }
+function describeParam(param: QueryParam): string {
+  const name = LOGGABLE_NAME.test(param.rawName) ? param.rawName : "…";
+  return LOGGED_VALUES.has(param.name) && LOGGABLE_NAME.test(param.value) ? `${name}=${param.value}` : `${name}=${REDACTED}`;
 }
 
-/** `path?query` with credential values replaced by REDACTED, capped in length. */
-export function redactTarget(path: string, query: string): string {
-  if (query === "") return path.length > MAX_LOGGED_TARGET ? `${path.slice(0, MAX_LOGGED_TARGET)}…` : path;
-  const pairs = query.split("&").map((pair) => {
-    const name = paramName(pair);
-    if (!SENSITIVE_PARAMS.has(name)) return pair;
-    const eq = pair.indexOf("=");
-    return `${eq === -1 ? pair : pair.slice(0, eq)}=${REDACTED}`;
-  });
-  const target = `${path}?${pairs.join("&")}`;
+/**
+ * `path?query` for a log line: parameter names (when plain) with every value REDACTED except a few
+ * paging words, capped in length. Takes the parameters the request was judged by (`parseQuery`).
+ */
+export function redactTarget(path: string, params: readonly QueryParam[]): string {
+  const target = params.length === 0 ? path : `${path}?${params.map(describeParam).join("&")}`;
   return target.length > MAX_LOGGED_TARGET ? `${target.slice(0, MAX_LOGGED_TARGET)}…` : target;
 }
 

@@ -1,16 +1,20 @@
 /**
  * The shared `AttemptStore`: failed-attempt counters in Redis (`Bun.redis`), so N instances
- * behind a load balancer allow one limit's worth of guesses, not N. Each counter is one key
- * that INCR creates with its window as expiry, atomically (a Lua script), so a crash between the
- * two steps can never leave a counter that lives forever.
+ * behind a load balancer allow one limit's worth of guesses, not N. Each subject is one sorted set
+ * of failure times, trimmed to the window and given the window as expiry atomically (a Lua script),
+ * so a crash between the steps can never leave a counter that lives forever.
  */
 import { RedisClient } from "bun";
 import type { AttemptStore } from "./guard.ts";
 
-// KEYS[1] counter, ARGV[1] window in ms. Fixed window from the first failure, like the in-memory store.
-const COUNT_SCRIPT = `local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+// KEYS[1] a sorted set of failure times, ARGV[1] now (ms), ARGV[2] window (ms), ARGV[3] a unique member.
+// A sliding window, like the in-memory store: failures older than the window drop out one by one.
+const COUNT_SCRIPT = `redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZCARD', KEYS[1])`;
+/** Counters of the fixed-window releases were plain strings under the bare prefix; these live apart. */
+const WINDOW_KEY = "sliding:";
 
 /** Reconnects are tried at most this often while Redis is away. */
 const RECONNECT_EVERY_MS = 1_000;
@@ -49,9 +53,11 @@ export function createRedisAttemptStore(url: string, prefix = "tokengate:attempt
     }
   };
   return {
-    countFailure: (subject, _now, windowMs) =>
-      attempt(async () => Number(await client.send("EVAL", [COUNT_SCRIPT, "1", prefix + subject, String(windowMs)]))),
-    forget: (subject) => attempt(async () => void (await client.del(prefix + subject))),
+    countFailure: (subject, now, windowMs) =>
+      attempt(async () =>
+        Number(await client.send("EVAL", [COUNT_SCRIPT, "1", prefix + WINDOW_KEY + subject, String(now), String(windowMs), `${now}:${crypto.randomUUID()}`])),
+      ),
+    forget: (subject) => attempt(async () => void (await client.del(prefix + WINDOW_KEY + subject))),
     close: () => client.close(),
   };
 }

@@ -20,16 +20,25 @@ export interface Refusal {
   readonly audited: boolean;
   readonly address: string;
   readonly path: string;
+  /** The API key id the refused credential named: guesses against it are counted for the key. */
   readonly keyId?: string | undefined;
+  /** The username a refused password was for: guesses are counted for the account too. */
+  readonly username?: string | undefined;
+}
+
+/** The guard's account subject of a refusal, if it aimed at one. */
+export function accountOf(refusal: { readonly keyId?: string | undefined; readonly username?: string | undefined }): string | undefined {
+  return refusal.keyId !== undefined ? `key:${refusal.keyId}` : refusal.username !== undefined ? `user:${refusal.username}` : undefined;
 }
 
 export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError {
   let outcome = refusal.error;
   if (sinks.guard !== undefined && refusal.isGuess) {
-    sinks.guard.recordFailure(refusal.address, refusal.keyId);
-    const wait = sinks.guard.retryAfter(refusal.address, refusal.keyId);
+    const account = accountOf(refusal);
+    sinks.guard.recordFailure(refusal.address, account);
+    const wait = sinks.guard.retryAfter(refusal.address, account);
     if (wait > 0) outcome = tooManyAttempts(wait);
   }
-  if (sinks.audit !== undefined && refusal.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId);
+  if (sinks.audit !== undefined && refusal.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
   return outcome;
 }

@@ -58,7 +58,8 @@ export function describePrincipal(principal: Principal) {
     kind: principal.kind,
     name: principal.name,
     scopes: principal.scopes,
-    expires_at: principal.expiresAt === null ? null : new Date(principal.expiresAt).toISOString(),
+    // A stored expiry no Date can hold (written by hand into the database) must not become a 500.
+    expires_at: principal.expiresAt === null || !Number.isFinite(new Date(principal.expiresAt).getTime()) ? null : new Date(principal.expiresAt).toISOString(),
   };
 }
 

@@ -115,7 +115,8 @@ export interface RefreshStore {
   /** Families revoked after `since` (older ones' access tokens have all expired). */
   revokedFamilies(since: number): Promise<string[]>;
   /** Puts an access token's jti on the deny list until its expiry. */
-  revokeAccessToken(jti: string, expiresAt: number): Promise<void>;
+  /** Records a revoked access token until it expires; entries expired by `now` are dropped. */
+  revokeAccessToken(jti: string, expiresAt: number, now: number): Promise<void>;
   revokedAccessTokens(now: number): Promise<string[]>;
 }
 
@@ -509,9 +510,9 @@ export function createSqlStore(engine: SqlDriver): Store {
       (await driver.all<{ family_id: string }>("SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at IS NOT NULL AND revoked_at > $1", [since])).map(
         (row) => row.family_id,
       ),
-    async revokeAccessToken(jti, expiresAt) {
+    async revokeAccessToken(jti, expiresAt, now) {
       await write(async (tx) => {
-        await tx.run("DELETE FROM revoked_access_tokens WHERE expires_at <= $1", [Date.now()]);
+        await tx.run("DELETE FROM revoked_access_tokens WHERE expires_at <= $1", [now]);
         await tx.run("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", [jti, expiresAt]);
       });
     },

@@ -6,6 +6,7 @@
  */
 import { generateToken } from "./tokens.ts";
 import type { Principal } from "./principal.ts";
+import type { Clock } from "./clock.ts";
 
 export const TICKET_TTL_MS = 30_000;
 const TICKET_SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -23,8 +24,8 @@ export interface TicketBook {
   readonly size: number;
 }
 
-export function createTicketBook(options: { now?: () => number; limit?: number } = {}): TicketBook {
-  const now = options.now ?? Date.now;
+export function createTicketBook(options: { now: Clock; limit?: number }): TicketBook {
+  const { now } = options;
   const limit = options.limit ?? 10_000;
   const tickets = new Map<string, Entry>();
   const key = (ticket: string) => Bun.SHA256.hash(ticket, "base64url");

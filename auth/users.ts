@@ -6,6 +6,7 @@
 import type { BasicCredentials } from "./credentials.ts";
 import { GateError, STORE_UNAVAILABLE } from "./errors.ts";
 import type { PasswordVerifier } from "./passwords.ts";
+import { guardBucketOf } from "./addresses.ts";
 import type { Principal } from "./principal.ts";
 import { StoreError, type UserRecord, type UserStore } from "./store.ts";
 
@@ -38,7 +39,8 @@ export const PASSWORD_QUEUE_FULL = new GateError(
   { headers: { "retry-after": "1" } },
 );
 
-export type PasswordAuthenticator = (credentials: BasicCredentials) => Promise<Principal | GateError>;
+/** Verifies a password for `client` (its address: one queue place per client, see PasswordVerifier). */
+export type PasswordAuthenticator = (credentials: BasicCredentials, client: string) => Promise<Principal | GateError>;
 
 export function createPasswordAuthenticator(options: {
   readonly users: UserStore;
@@ -46,7 +48,7 @@ export function createPasswordAuthenticator(options: {
   readonly roleScopes: RoleScopes;
 }): PasswordAuthenticator {
   const { users, verifier, roleScopes } = options;
-  return async (credentials) => {
+  return async (credentials, client) => {
     let user: UserRecord | undefined;
     try {
       user = USERNAME.test(credentials.username) ? await users.getUser(credentials.username) : undefined;
@@ -56,7 +58,7 @@ export function createPasswordAuthenticator(options: {
     }
     // Unknown and disabled users verify against the dummy hash: same time, same answer.
     const usable = user !== undefined && user.disabledAt === null ? user : undefined;
-    const outcome = await verifier.verify(credentials.password, usable?.passwordHash);
+    const outcome = await verifier.verify(credentials.password, usable?.passwordHash, guardBucketOf(client));
     if (outcome === "busy") return PASSWORD_QUEUE_FULL;
     if (outcome === "mismatch" || usable === undefined) return WRONG_PASSWORD;
     return userPrincipal(usable, roleScopes);

@@ -6,7 +6,10 @@
  */
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { isTokenShaped } from "./credentials.ts";
-import { codeSpecs, GateError } from "./errors.ts";
+import { codeSpecs, countsAsGuess, GateError, tooManyAttempts } from "./errors.ts";
+import type { Clock } from "./clock.ts";
+import { parseApiKey } from "./keys.ts";
+import { settleRefusal, type RefusalSinks } from "./refusals.ts";
 import type { Logger } from "./log.ts";
 import { requireScope, type Authenticator, type Principal } from "./principal.ts";
 
@@ -21,7 +24,12 @@ export interface WsData {
   /** Scope the socket's route needs; a fresh token must still grant it. */
   readonly scope: string;
   readonly connId: string;
+  /** The peer's address, as the access log shows it. */
   readonly remote: string;
+  /** The client's address with trusted proxies resolved: what the guard counts and bans. */
+  readonly client: string;
+  /** In-band auth messages counted in the current window (absent until the first). */
+  reauth?: { since: number; count: number } | undefined;
   readonly path: string;
   readonly greeting: string;
   readonly openedAt: number;
@@ -66,7 +74,7 @@ export class SocketRegistry {
 export function closeInvalidated(
   registry: SocketRegistry,
   revalidate: (principal: Principal) => GateError | undefined,
-  now: number = Date.now(),
+  now: number,
 ): number {
   let closed = 0;
   for (const ws of registry) {
@@ -102,39 +110,84 @@ export function parseControlMessage(text: string): ControlMessage | undefined {
   return { type: "auth", token: typeof token === "string" && isTokenShaped(token) ? token : undefined };
 }
 
-const expiresIn = (principal: Principal) =>
-  principal.expiresAt === null ? null : Math.max(0, Math.floor((principal.expiresAt - Date.now()) / 1000));
+const expiresIn = (principal: Principal, now: number) =>
+  principal.expiresAt === null ? null : Math.max(0, Math.floor((principal.expiresAt - now) / 1000));
 
 function authError(error: GateError): string {
   return JSON.stringify({ type: "auth_error", code: error.code, description: error.description });
 }
 
-const BAD_AUTH_MESSAGE = new GateError("invalid_request", "An auth message needs a token: {\"type\":\"auth\",\"token\":\"…\"}");
-const OTHER_PRINCIPAL = new GateError("invalid_request", "The new token belongs to another principal; open a new socket for it");
+/** In-band auth messages one socket may send per window; a client refreshing its JWT needs one every few minutes. */
+export const REAUTH_LIMIT = { messages: 5, windowMs: 60_000 } as const;
 
-/** Verifies a fresh token sent in-band and, if it is for the same principal, adopts it. */
-async function reauthenticate(ws: GateSocket, message: ControlMessage, authenticate: Authenticator, logger: Logger): Promise<void> {
-  if (message.token === undefined) {
-    ws.send(authError(BAD_AUTH_MESSAGE));
-    return;
+const BAD_AUTH_MESSAGE = new GateError("invalid_request", "An auth message needs a token: {\"type\":\"auth\",\"token\":\"…\"}");
+/**
+ * Every refusal of an in-band token that is not a fresh credential of this socket's own principal
+ * gets this one answer: telling "valid, but someone else's" from "not valid" would make the socket
+ * an oracle for guessed tokens.
+ */
+export const NOT_FOR_THIS_SOCKET = new GateError("invalid_token", "The token is not valid for this connection");
+const TOO_MANY_AUTH_MESSAGES = new GateError("too_many_requests", "Too many auth messages on this connection; open a new one");
+
+/** What in-band re-authentication needs besides the authenticator: the same guard and audit as HTTP. */
+export interface ReauthOptions {
+  readonly authenticate: Authenticator;
+  readonly refusals: RefusalSinks;
+  readonly logger: Logger;
+  readonly now: Clock;
+}
+
+/** Counts the socket's auth messages in a fixed window; false once it has sent too many. */
+function allowAuthMessage(data: WsData, at: number): boolean {
+  if (data.reauth === undefined || at - data.reauth.since >= REAUTH_LIMIT.windowMs) data.reauth = { since: at, count: 0 };
+  data.reauth.count += 1;
+  return data.reauth.count <= REAUTH_LIMIT.messages;
+}
+
+/** The verdict on an in-band token: the fresh principal, or the refusal and whether it counts as a guess. */
+function judgeInBand(verdict: Principal | GateError, data: WsData): Principal | { error: GateError; isGuess: boolean } {
+  const current = data.principal;
+  if (verdict instanceof GateError) {
+    // The store being away says nothing about the token; anything else is answered alike.
+    if (verdict.code === "temporarily_unavailable") return { error: verdict, isGuess: false };
+    return { error: NOT_FOR_THIS_SOCKET, isGuess: countsAsGuess(verdict) };
   }
-  const verdict = await authenticate(message.token);
-  const current = ws.data.principal;
-  const refusal =
-    verdict instanceof GateError
-      ? verdict
-      : verdict.kind !== current.kind || verdict.id !== current.id
-        ? OTHER_PRINCIPAL
-        : requireScope(verdict, ws.data.scope);
-  if (refusal !== undefined) {
-    ws.send(authError(refusal));
-    return;
-  }
-  const fresh = verdict as Principal;
+  if (verdict.kind !== current.kind || verdict.id !== current.id) return { error: NOT_FOR_THIS_SOCKET, isGuess: true };
+  const scope = requireScope(verdict, data.scope);
+  return scope === undefined ? verdict : { error: scope, isGuess: false };
+}
+
+/**
+ * Verifies a fresh token sent in-band and, if it is for the same principal, adopts it. Failures go
+ * through the same guard and audit as HTTP refusals; a banned client's socket is closed (4429).
+ */
+export async function reauthenticate(ws: GateSocket, message: ControlMessage, options: ReauthOptions): Promise<void> {
+  const { data } = ws;
+  if (!allowAuthMessage(data, options.now())) return closeWithError(ws, TOO_MANY_AUTH_MESSAGES);
+  const banned = options.refusals.guard?.retryAfter(data.client) ?? 0;
+  if (banned > 0) return closeWithError(ws, tooManyAttempts(banned));
+  if (message.token === undefined) return void ws.send(authError(BAD_AUTH_MESSAGE));
+  const judged = judgeInBand(await options.authenticate(message.token), data);
+  if (!("error" in judged)) return adoptPrincipal(ws, judged, options);
+  const outcome = settleRefusal(options.refusals, {
+    error: judged.error,
+    isGuess: judged.isGuess,
+    audited: true,
+    address: data.client,
+    path: data.path,
+    keyId: parseApiKey(message.token)?.id,
+  });
+  if (outcome.code === "too_many_requests") return closeWithError(ws, outcome);
+  ws.send(authError(outcome));
+}
+
+function adoptPrincipal(ws: GateSocket, fresh: Principal, options: ReauthOptions): void {
+  const previous = ws.data.principal;
   ws.data.principal = fresh;
-  ws.data.warned = false;
-  logger.info("ws.reauth", { conn: ws.data.connId, principal: fresh.id });
-  ws.send(JSON.stringify({ type: "auth_ok", expires_in: expiresIn(fresh) }));
+  // Warn again only for a credential that really lives longer: re-sending the same one must not loop.
+  if (fresh.expiresAt === null || (previous.expiresAt !== null && fresh.expiresAt > previous.expiresAt)) ws.data.warned = false;
+  options.logger.info("ws.reauth", { conn: ws.data.connId, principal: fresh.id });
+  ws.send(JSON.stringify({ type: "auth_ok", expires_in: expiresIn(fresh, options.now()) }));
 }
 
 /** Close reasons are limited to 123 bytes by RFC 6455 §5.5; ours are short fixed strings. */
@@ -148,7 +201,7 @@ export interface SocketHandlerOptions {
   readonly maxPayload: number;
   readonly idleTimeout: number;
   /** Verifies tokens sent in-band (`{"type":"auth"}`); without it such messages are echoed. */
-  readonly authenticate?: Authenticator | undefined;
+  readonly reauth?: ReauthOptions | undefined;
 }
 
 export function createSocketHandler(options: SocketHandlerOptions): WebSocketHandler<WsData> {
@@ -165,10 +218,10 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
       ws.send(ws.data.greeting);
     },
     message(ws, message) {
-      if (typeof message === "string" && options.authenticate !== undefined) {
+      if (typeof message === "string" && options.reauth !== undefined) {
         const control = parseControlMessage(message);
         if (control !== undefined) {
-          void reauthenticate(ws, control, options.authenticate, logger);
+          void reauthenticate(ws, control, options.reauth);
           return;
         }
       }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openSync, readFileSync, readSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import { curl, makeTempDir, ROOT, WsProbe } from "./support/harness.ts";
+import { curl, makeTempDir, ROOT, WsProbe, clockEnvironment } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 
 const out = makeTempDir("tokengate-binary-");
@@ -24,7 +24,7 @@ async function build(target: string, outfile: string): Promise<void> {
 }
 
 async function run(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([binary, ...args], { env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([binary, ...args], { env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   captureOutput(stderr);
   return { code, stdout, stderr };
@@ -43,7 +43,7 @@ describe("the tokengate binary", () => {
   test("serve, curl, WebSocket, and the CLI in the same binary", async () => {
     using data = makeTempDir();
     const server = Bun.spawn([binary, "serve"], {
-      env: { PATH: process.env.PATH ?? "", DATA_DIR: data.path, PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json" },
+      env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: data.path, PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json" },
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -8,7 +8,7 @@
 import { RedisClient } from "bun";
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { makeTempDir, ROOT, ServerProcess, WsProbe } from "./support/harness.ts";
+import { makeTempDir, ROOT, ServerProcess, WsProbe, clockEnvironment } from "./support/harness.ts";
 import { TcpProxy } from "./support/proxy.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { createTestDatabase, createTestRedisPrefix, POSTGRES_URL, postgresService, REDIS_URL, redisService, type TestDatabase } from "./support/stores.ts";
@@ -67,7 +67,7 @@ async function startCluster(count: number, extra: (index: number) => Record<stri
 
 async function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
-    env: { PATH: process.env.PATH ?? "", STORE_URL: env.STORE_URL! },
+    env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), STORE_URL: env.STORE_URL! },
     stdout: "pipe",
     stderr: "pipe",
   });

@@ -89,10 +89,10 @@ describe("header variants on /secure-data", () => {
   });
 });
 
-test("a ?token= query is not a credential on HTTP routes (it would end up in logs and history)", async () => {
+test("a ?token= query is not a credential on HTTP routes (it would end up in logs and history): 400, not ignored", async () => {
   const { response, text, ran } = await get(`/secure-data?token=${T}`);
-  expect(response.status).toBe(401);
-  expect(JSON.parse(text)).toMatchObject({ code: "missing_token" });
+  expect(response.status).toBe(400);
+  expect(JSON.parse(text)).toMatchObject({ code: "invalid_request", detail: expect.stringContaining("not accepted in the query string") });
   expect(ran).toBe(0);
 });
 
@@ -210,7 +210,7 @@ describe("request log", () => {
     const before = gate.lines.length;
     await get(`/ws?token=${T}&x=1`);
     const line = JSON.parse(gate.lines[before]!) as { path: string };
-    expect(line.path).toBe("/ws?token=REDACTED&x=1");
+    expect(line.path).toBe("/ws?token=REDACTED&x=REDACTED");
   });
 
   test("a subprotocol-carried token is not logged either", async () => {

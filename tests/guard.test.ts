@@ -4,27 +4,71 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { clientAddress, createAddressList, normalizeAddress } from "../auth/addresses.ts";
+import { clientAddress, createAddressList, guardBucketOf, normalizeAddress } from "../auth/addresses.ts";
 import { generateApiKey } from "../auth/keys.ts";
 import { createGuard, createMemoryAttemptStore, DEFAULT_LIMITS } from "../auth/guard.ts";
 import { hashPassword } from "../auth/passwords.ts";
 import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
-import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp } from "./support/harness.ts";
+import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp, clockEnvironment } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 
 describe("addresses", () => {
   const proxies = createAddressList(["10.0.0.2", "192.168.50.0/24"]);
-  test.each<[string, string | null, string]>([
+  // undefined: a trusted proxy sent something that names no client; the gate answers 400, never
+  // taking the client for the proxy (which would make it loopback on a one-box setup).
+  test.each<[string, string | null, string | undefined]>([
     ["203.0.113.9", null, "203.0.113.9"],
     ["203.0.113.9", "198.51.100.1", "203.0.113.9"],
+    ["203.0.113.9", "garbage", "203.0.113.9"],
     ["10.0.0.2", "198.51.100.1", "198.51.100.1"],
     ["10.0.0.2", "6.6.6.6, 198.51.100.1", "198.51.100.1"],
     ["10.0.0.2", "198.51.100.1, 192.168.50.7", "198.51.100.1"],
-    ["10.0.0.2", "not-an-ip", "10.0.0.2"],
+    ["10.0.0.2", "192.168.50.9, 192.168.50.7", "192.168.50.9"],
+    ["10.0.0.2", "198.51.100.1:5678", "198.51.100.1"],
+    ["10.0.0.2", "[2001:db8::7]", "2001:db8::7"],
+    ["10.0.0.2", "[2001:db8::7]:443", "2001:db8::7"],
+    ["10.0.0.2", "2001:DB8::7", "2001:db8::7"],
     ["::ffff:10.0.0.2", "198.51.100.1", "198.51.100.1"],
-  ])("peer %s, X-Forwarded-For %p → %s", (peer, forwarded, client) => {
-    expect(clientAddress(peer, forwarded, proxies)).toBe(client);
+    ["10.0.0.2", "not-an-ip", undefined],
+    ["10.0.0.2", "garbage", undefined],
+    ["10.0.0.2", "", undefined],
+    ["10.0.0.2", "198.51.100.1, ", undefined],
+    ["10.0.0.2", "[2001:db8::7", undefined],
+    ["10.0.0.2", "1.2.3.4:port", undefined],
+    ["10.0.0.2", "999.1.1.1", undefined],
+    ["10.0.0.2", "2001:db8::1::2", undefined],
+    ["10.0.0.2", "unknown", undefined],
+  ])("peer %s, X-Forwarded-For %p → %p", (peer, forwardedFor, client) => {
+    expect(clientAddress(peer, { forwardedFor, forwarded: null }, proxies)).toBe(client);
+  });
+
+  test.each<[string, string | null, string | null, string | undefined]>([
+    ["10.0.0.2", null, "for=198.51.100.1", "198.51.100.1"],
+    ["10.0.0.2", null, 'for=198.51.100.1;proto=https;by=10.0.0.2', "198.51.100.1"],
+    ["10.0.0.2", null, 'for="[2001:db8:cafe::17]:4711"', "2001:db8:cafe::17"],
+    ["10.0.0.2", null, "for=6.6.6.6, for=198.51.100.1", "198.51.100.1"],
+    ["10.0.0.2", null, 'For="198.51.100.1:80"', "198.51.100.1"],
+    ["10.0.0.2", "198.51.100.1", "for=198.51.100.1", "198.51.100.1"],
+    ["10.0.0.2", null, "for=unknown", undefined],
+    ["10.0.0.2", null, "for=_hidden", undefined],
+    ["10.0.0.2", null, "proto=https", undefined],
+    ["10.0.0.2", null, "for=1.2.3.4;for=5.6.7.8", undefined],
+    ["10.0.0.2", null, 'for="1.2.3.4', undefined],
+    ["10.0.0.2", "198.51.100.1", "for=198.51.100.2", undefined],
+    ["203.0.113.9", null, "for=garbage", "203.0.113.9"],
+  ])("peer %s, X-Forwarded-For %p, Forwarded %p → %p", (peer, forwardedFor, forwarded, client) => {
+    expect(clientAddress(peer, { forwardedFor, forwarded }, proxies)).toBe(client);
+  });
+
+  test.each([
+    ["198.51.100.7", "198.51.100.7"],
+    ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
+    ["2001:db8:1:2::99", "2001:db8:1:2::/64"],
+    ["::1", "0:0:0:0::/64"],
+    ["::ffff:198.51.100.7", "198.51.100.7"],
+  ])("guard bucket of %s is %s (IPv6 per /64)", (address, bucket) => {
+    expect(guardBucketOf(address)).toBe(bucket);
   });
 
   test("CIDR and exact matching, IPv4-mapped IPv6 normalised", () => {
@@ -69,10 +113,37 @@ describe("guard (unit, real SQLite ban store)", () => {
     await store.close();
   });
 
+  test("a sliding window: a burst across a window boundary is counted in full (no 17 guesses in 1.5 s)", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    let now = 1_000_000;
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now });
+    guard.recordFailure("192.0.2.3");
+    now += 59_000;
+    for (let i = 0; i < 8; i++) guard.recordFailure("192.0.2.3");
+    now += 1_500;
+    // A fixed window would have restarted here, after 9 failures; the sliding one still holds 8 of them.
+    for (let i = 0; i < 2; i++) guard.recordFailure("192.0.2.3");
+    expect(guard.retryAfter("192.0.2.3")).toBeGreaterThan(0);
+    await store.close();
+  });
+
+  test("IPv6 clients are counted per /64: a fresh address for every guess does not help", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => 5_000_000 });
+    for (let i = 0; i < 10; i++) guard.recordFailure(`2001:db8:7:7::${(i + 1).toString(16)}`);
+    expect(guard.retryAfter("2001:db8:7:7:ffff::1")).toBe(60);
+    expect(guard.retryAfter("2001:db8:7:8::1")).toBe(0);
+    await Bun.sleep(50);
+    expect((await store.listBans(5_000_000)).map((ban) => ban.subject)).toEqual(["addr:2001:db8:7:7::/64"]);
+    await store.close();
+  });
+
   test("exempt addresses are never counted", async () => {
     using dir = makeTempDir();
     const store = await openDataDirStore(dir.path);
-    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: (address) => address === "127.0.0.1" });
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: (address) => address === "127.0.0.1", now: Date.now });
     for (let i = 0; i < 50; i++) guard.recordFailure("127.0.0.1");
     expect(await store.listBans(Date.now())).toEqual([]);
     expect(DEFAULT_LIMITS.maxFailures).toBe(10);
@@ -182,6 +253,68 @@ describe("on the wire", () => {
     expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toContain(`key:${key.id}`);
   });
 
+  test("one account guessed from 20 addresses: the username is locked for passwords, its owner's refresh token and key keep working", async () => {
+    await using app = await startTestApp({ ...PROXIED, BASIC_AUTH: "true" });
+    const password = trackSecret("grace's real password");
+    await app.store.insertUser({ username: "grace", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
+    const grant = (address: string, secret: string) =>
+      fetch(`${app.http}/auth/token`, {
+        method: "POST",
+        headers: { "X-Forwarded-For": address, "X-Forwarded-Proto": "https", "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "password", username: "grace", password: secret }).toString(),
+      });
+    // Before the attack the owner signed in on her phone: a refresh token she keeps.
+    const phone = (await (await grant("192.0.2.50", password)).json()) as { refresh_token: string; access_token: string };
+    trackSecret(phone.refresh_token);
+    trackSecret(phone.access_token);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await grant(`203.0.113.${i + 1}`, trackSecret(`guess number ${i}`))).status);
+    expect(statuses.slice(0, 9).every((status) => status === 400)).toBe(true);
+    expect(statuses.slice(9).every((status) => status === 429)).toBe(true);
+    // Even the right password, from a new address, waits: the account is locked for password sign-in.
+    expect((await grant("198.51.100.200", password)).status).toBe(429);
+    const basic = await fetch(`${app.http}/secure-data`, from("198.51.100.201", { Authorization: `Basic ${Buffer.from(`grace:${password}`).toString("base64")}`, "X-Forwarded-Proto": "https" }));
+    expect(basic.status).toBe(429);
+    // The owner's existing session goes on.
+    const refreshed = await fetch(`${app.http}/auth/token`, {
+      method: "POST",
+      headers: { "X-Forwarded-For": "192.0.2.50", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: phone.refresh_token }).toString(),
+    });
+    expect(refreshed.status).toBe(200);
+    trackSecret(((await refreshed.json()) as { access_token: string }).access_token);
+    expect((await fetch(`${app.http}/secure-data`, from("192.0.2.50", { Authorization: `Bearer ${phone.access_token}` }))).status).toBe(200);
+    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toContain("user:grace");
+    expect(app.audit.some((line) => line.includes('"user":"grace"'))).toBe(true);
+  });
+
+  test.each([
+    ["junk", { "X-Forwarded-For": "garbage" }],
+    ["IP:port junk", { "X-Forwarded-For": "1.2.3.4:port" }],
+    ["an unclosed bracket", { "X-Forwarded-For": "[2001:db8::7" }],
+    ["Forwarded for=unknown", { Forwarded: "for=unknown" }],
+    ["disagreeing headers", { "X-Forwarded-For": "198.51.100.1", Forwarded: "for=198.51.100.2" }],
+  ])("a trusted proxy's unreadable forwarding header (%s) is a 400, never taken for loopback", async (_name, headers) => {
+    await using app = await startTestApp({ TRUSTED_PROXIES: "127.0.0.1", BASIC_AUTH: "true" });
+    await app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(trackSecret("ivy's real password")), roles: ["admin"], createdAt: Date.now() });
+    const basic = `Basic ${Buffer.from("ivy:ivy's real password").toString("base64")}`;
+    const protectedAnswer = await fetch(`${app.http}/secure-data`, { headers: { ...headers, Authorization: basic } });
+    expect(protectedAnswer.status).toBe(400);
+    expect(await protectedAnswer.json()).toMatchObject({ code: "invalid_request", detail: expect.stringContaining("X-Forwarded-For") });
+    const pairing = await fetch(`${app.http}/auth/pair`, { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: "code=123456" });
+    expect(pairing.status).toBe(400);
+    expect(await pairing.json()).toMatchObject({ code: "invalid_request", detail: expect.stringContaining("X-Forwarded-For") });
+  });
+
+  test.each([
+    ["198.51.100.1:5678", "198.51.100.1"],
+    ["[2001:db8::7]:443", "2001:db8::7"],
+  ])("the common forms of X-Forwarded-For (%s) name the client", async (header, client) => {
+    await using app = await startTestApp(PROXIED);
+    await failTimes(app, header, 10);
+    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toEqual([`addr:${client.includes(":") ? "2001:db8:0:0::/64" : client}`]);
+  });
+
   test("X-Forwarded-For from an untrusted peer is ignored: the peer itself is counted", async () => {
     await using app = await startTestApp({ BAN_EXEMPT: "" });
     for (let i = 0; i < 10; i++) {
@@ -200,7 +333,7 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     await failTimes(app, "198.51.100.30", 10);
     const cli = async (...args: string[]) => {
-      const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], { env: { PATH: process.env.PATH ?? "", DATA_DIR: app.dataDir }, stdout: "pipe", stderr: "pipe" });
+      const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], { env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: app.dataDir }, stdout: "pipe", stderr: "pipe" });
       const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
       return { out, code };
     };

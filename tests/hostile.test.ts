@@ -4,7 +4,7 @@
  * Nothing here may produce a 5xx, a hang, or an accepted request.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SignJWT, UnsecuredJWT } from "jose";
+import { importJWK, SignJWT, UnsecuredJWT, type JWK } from "jose";
 import { encodeSubprotocolToken } from "../auth/credentials.ts";
 import { generateApiKey } from "../auth/keys.ts";
 import { hashPassword } from "../auth/passwords.ts";
@@ -86,7 +86,7 @@ const cases: Case[] = [
   ["X-Auth-Token with UTF-8", (c) => Buffer.from(get("/secure-data", `X-Auth-Token: ${c.token}✓\r\n`), "utf8"), { status: 400, code: "invalid_request" }],
   ["X-Auth-Token of 5000 characters", () => get("/secure-data", `X-Auth-Token: ${"a".repeat(5000)}\r\n`), { status: 400, code: "invalid_request" }],
   ["a 20 KB header", () => get("/secure-data", `X-Auth-Token: ${"a".repeat(20_000)}\r\n`), { status: 431 }],
-  ["a ?token= on an HTTP route", (c) => get(`/secure-data?token=${c.token}`), { status: 401, code: "missing_token" }],
+  ["a ?token= on an HTTP route", (c) => get(`/secure-data?token=${c.token}`), { status: 400, code: "invalid_request" }],
   // Authorization
   ["Bearer without a token", () => get("/secure-data", "Authorization: Bearer\r\n"), { status: 400, code: "invalid_request" }],
   ["Bearer with only spaces", () => get("/secure-data", "Authorization: Bearer   \r\n"), { status: 400, code: "invalid_request" }],
@@ -171,7 +171,40 @@ const cases: Case[] = [
   ["upgrade with Basic credentials", () => upgrade("/ws", `Authorization: Basic ${b64(`hank:${PASSWORD}`)}\r\n`), { status: 401, code: "missing_token" }],
   ["upgrade with a tampered JWT", (c) => upgrade("/ws", `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(tamperedJwt(c))}\r\n`), { status: 401, code: "invalid_token" }],
   ["GET /ws without an upgrade", (c) => get(`/ws?token=${c.token}`), { status: 426, code: "upgrade_required", header: ["upgrade", "websocket"] }],
+  // Odd spellings of a query credential: the reader and the log redactor read the query the same
+  // way, so each is refused (400) and its value never reaches the log.
+  ["upgrade with /ws??token=", (c) => upgrade(`/ws??token=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws??ticket=", () => upgrade(`/ws??ticket=${"t".repeat(43)}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws??%74oken=", (c) => upgrade(`/ws??%74oken=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?&?token=", (c) => upgrade(`/ws?&?token=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?%3Ftoken=", (c) => upgrade(`/ws?%3Ftoken=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?#token=", (c) => upgrade(`/ws?#token=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?TOKEN=", (c) => upgrade(`/ws?TOKEN=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?access_token=", (c) => upgrade(`/ws?access_token=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  ["upgrade with /ws?to%6Ben= (decodes to token: accepted)", (c) => upgrade(`/ws?to%6Ben=${c.liveKey}`), { status: 101 }],
+  ["/secure-data?api_key=", (c) => get(`/secure-data?api_key=${c.liveKey}`, `X-Auth-Token: ${c.liveKey}\r\n`), { status: 400, code: "invalid_request" }],
+  ["/secure-data??token=", (c) => get(`/secure-data??token=${c.liveKey}`), { status: 400, code: "invalid_request" }],
+  // A JWT signed with the real key whose numbers are absurd: refused, never a 500.
+  ["JWT with exp 1e20", async () => get("/secure-data", `Authorization: Bearer ${await signWithRealKey({ exp: 1e20 })}\r\n`), { status: 401, code: "invalid_token" }],
+  ["JWT with exp beyond the longest lifetime", async () => get("/secure-data", `Authorization: Bearer ${await signWithRealKey({ exp: Math.floor(Date.now() / 1000) + 10 * 86_400 })}\r\n`), { status: 401, code: "invalid_token" }],
+  ["JWT with a fractional exp", async () => get("/secure-data", `Authorization: Bearer ${await signWithRealKey({ exp: Math.floor(Date.now() / 1000) + 60.5 })}\r\n`), { status: 401, code: "invalid_token" }],
+  ["JWT with iat far in the future", async () => get("/secure-data", `Authorization: Bearer ${await signWithRealKey({ iat: Math.floor(Date.now() / 1000) + 86_400 * 365 })}\r\n`), { status: 401, code: "invalid_token" }],
+  ["whoami with a JWT whose exp is 1e20", async () => get("/auth/whoami", `Authorization: Bearer ${await signWithRealKey({ exp: 1e20 })}\r\n`), { status: 401, code: "invalid_token" }],
 ];
+
+/** A token signed with the server's own signing key, as a leaked key (or a bug) would produce. */
+async function signWithRealKey(claims: Record<string, number>): Promise<string> {
+  const [record] = await app.store.listSigningKeys();
+  const key = await importJWK(JSON.parse(record!.privateJwk) as JWK, "EdDSA");
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ scope: "data:read", client_id: "tokengate", roles: ["viewer"], iat: now, exp: now + 300, ...claims })
+    .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: record!.kid })
+    .setSubject("user:hank")
+    .setIssuer("tokengate")
+    .setAudience("tokengate")
+    .setJti(crypto.randomUUID());
+  return trackSecret(await jwt.sign(key));
+}
 
 describe("hostile inputs", () => {
   test("the table has at least 60 cases", () => {

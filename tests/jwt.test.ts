@@ -13,7 +13,7 @@ const claims = { sub: "user:alice", scope: ["data:read"], roles: ["viewer"], cli
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
 async function keySet(alg: "EdDSA" | "HS256" = "EdDSA"): Promise<KeySet> {
-  return (await importKeySet([await generateSigningKey(alg, NOW)], alg))!;
+  return (await importKeySet([await generateSigningKey(alg, NOW)], alg, NOW))!;
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
@@ -67,8 +67,8 @@ describe("round trip", () => {
   test("a retired key still verifies its tokens; the newest live key signs", async () => {
     const old = { ...(await generateSigningKey("EdDSA", NOW - 10_000)), retiredAt: NOW - 5_000 };
     const current = await generateSigningKey("EdDSA", NOW);
-    const oldKeys = (await importKeySet([{ ...old, retiredAt: null }], "EdDSA"))!;
-    const both = (await importKeySet([old, current], "EdDSA"))!;
+    const oldKeys = (await importKeySet([{ ...old, retiredAt: null }], "EdDSA", NOW))!;
+    const both = (await importKeySet([old, current], "EdDSA", NOW))!;
     expect(both.signing.kid).toBe(current.kid);
     expect(both.jwks.keys.map((key) => key.kid).sort()).toEqual([old.kid, current.kid].sort());
     const fromOld = await issueAccessToken(oldKeys, settings, claims, NOW);
@@ -88,7 +88,7 @@ describe("stored keys stay compatible with jose", () => {
             const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
             return { kid, alg, privateJwk: JSON.stringify(await exportJWK(pair.privateKey)), publicJwk: JSON.stringify(await exportJWK(pair.publicKey)), createdAt: NOW, retiredAt: null };
           })();
-    const keys = (await importKeySet([record], alg))!;
+    const keys = (await importKeySet([record], alg, NOW))!;
     const issued = await issueAccessToken(keys, settings, claims, NOW);
     expect(await verifyAccessToken(issued.token, keys, settings, NOW)).toMatchObject({ sub: "user:alice", jti: issued.jti });
     // And a token jose signs with the stored JWK is accepted by the imported set.
@@ -109,7 +109,7 @@ describe("stored keys stay compatible with jose", () => {
     expect(Object.keys(hs).sort()).toEqual(["k", "kty"]);
     expect(Buffer.from(hs.k!, "base64url")).toHaveLength(32);
 
-    const keys = (await importKeySet([record], "EdDSA"))!;
+    const keys = (await importKeySet([record], "EdDSA", NOW))!;
     const issued = await issueAccessToken(keys, settings, claims, NOW);
     const { payload } = await jwtVerify(issued.token, createLocalJWKSet({ keys: [...keys.jwks.keys] }), { issuer: settings.issuer, audience: settings.audience, currentDate: new Date(NOW) });
     expect(payload.sub).toBe("user:alice");

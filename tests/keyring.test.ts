@@ -32,14 +32,16 @@ async function startKeyedGate(): Promise<KeyedGate> {
   const store = await openDataDirStore(dir.path);
   const cli = await openDataDirStore(dir.path);
   const bootstrap = newSecret();
-  const keyring = await createKeyring({ store, bootstrapDigest: digestToken(bootstrap) });
+  const keyring = await createKeyring({ store, bootstrapDigest: digestToken(bootstrap), now: Date.now });
   const lines: string[] = [];
   const logger = createLogger({
+    now: Date.now,
     level: "debug",
     format: "json",
     sink: { write: (line) => (lines.push(line), captureOutput(line)) },
   });
   const listener = startListener({
+    now: Date.now,
     port: 0,
     host: "127.0.0.1",
     authenticate: keyring.authenticate,
@@ -175,7 +177,7 @@ describe("reloads", () => {
     const key = generateApiKey();
     trackSecret(key.token);
     await cli.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-    const keyring = await createKeyring({ store, bootstrapDigest: digestToken(newSecret()) });
+    const keyring = await createKeyring({ store, bootstrapDigest: digestToken(newSecret()), now: Date.now });
     let reloads = 0;
     await keyring.start(() => (reloads += 1), 20, 60_000);
     const principal = keyring.authenticate(key.token);

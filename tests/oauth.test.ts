@@ -239,3 +239,47 @@ describe("JWTs on the gate", () => {
 test("no password, key or access token reached any server output", () => {
   expectNoSecretsInOutput();
 });
+
+describe("public clients: client_id by HTTP Basic (RFC 6749 §2.3.1) or by the form, the same on every grant", () => {
+  const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
+
+  test("curl -u 'thermostat-app:' (requests-oauthlib's default), then the library's auto-refresh with client_id in the form", async () => {
+    await using app = await startTestApp();
+    await withUsers(app);
+    // What requests-oauthlib sends for the password grant: Basic base64("thermostat-app:").
+    const signIn = await curl(["-u", "thermostat-app:", "--data-urlencode", "grant_type=password", "--data-urlencode", "username=alice", "--data-urlencode", `password=${PASSWORD}`, `${app.http}/auth/token`]);
+    expect(signIn.status).toBe(200);
+    const issued = JSON.parse(signIn.body) as { access_token: string; refresh_token: string };
+    trackSecret(issued.access_token);
+    trackSecret(issued.refresh_token);
+    expect(claimsOf(issued.access_token).client_id).toBe("thermostat-app");
+    // Its documented auto-refresh sends client_id in the form: same client, so it works.
+    const renewed = await token(app, { grant_type: "refresh_token", refresh_token: issued.refresh_token, client_id: "thermostat-app" });
+    expect(renewed.response.status).toBe(200);
+    trackSecret(renewed.body.refresh_token as string);
+    expect(claimsOf(renewed.body.access_token as string).client_id).toBe("thermostat-app");
+    // And by Basic on the refresh too.
+    const again = await curl(["-u", "thermostat-app:", "--data-urlencode", "grant_type=refresh_token", "--data-urlencode", `refresh_token=${renewed.body.refresh_token as string}`, `${app.http}/auth/token`]);
+    expect(again.status).toBe(200);
+    const last = JSON.parse(again.body) as { access_token: string; refresh_token: string };
+    trackSecret(last.access_token);
+    trackSecret(last.refresh_token);
+    // Another client presenting the same refresh token is refused.
+    const stolen = await token(app, { grant_type: "refresh_token", refresh_token: last.refresh_token, client_id: "other-app" });
+    expect(stolen.body).toMatchObject({ error: "invalid_grant", error_description: "The refresh token was issued to another client" });
+    expectNoSecretsInOutput();
+  });
+
+  test.each<[string, Record<string, string>, string, number, string]>([
+    ["a secret for a public client", {}, `Basic ${Buffer.from("app:s3cret").toString("base64")}`, 401, "invalid_client"],
+    ["Basic and form disagree", { client_id: "other" }, `Basic ${Buffer.from("app:").toString("base64")}`, 400, "invalid_request"],
+    ["a client_secret in the form next to Basic", { client_secret: "x" }, `Basic ${Buffer.from("app:").toString("base64")}`, 401, "invalid_client"],
+    ["a Bearer header instead of client auth", {}, "Bearer abc", 401, "invalid_client"],
+  ])("password grant: %s → %d %s", async (_name, extra, authorization, status, error) => {
+    await using app = await startTestApp();
+    await withUsers(app);
+    const { response, body } = await token(app, { grant_type: "password", username: "alice", password: PASSWORD, ...extra }, { headers: { Authorization: authorization } });
+    expect(response.status).toBe(status);
+    expect(body.error).toBe(error);
+  });
+});

@@ -3,7 +3,7 @@
  * generation, reuse, token files, the seed's curl commands and graceful shutdown.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WS_GREETING } from "../auth/routes.ts";
 import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
@@ -51,6 +51,23 @@ describe("configuration errors", () => {
     expect(await server.exited()).toBe(EX_CONFIG);
     expect(server.stderr).toContain("PORT");
     expect(server.stderr).toContain("already in use");
+  });
+
+  test("a second tokengate on a port a tokengate already serves refuses to start (no SO_REUSEPORT), says so plainly, and leaves no files", async () => {
+    using first = makeTempDir();
+    using second = makeTempDir();
+    const running = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1" }, first.path);
+    const port = await running.port();
+    const late = new ServerProcess({ PORT: String(port), HOST: "127.0.0.1" }, second.path);
+    expect(await late.exited()).toBe(EX_CONFIG);
+    expect(late.stderr).toContain(`PORT ${port} on 127.0.0.1 is already in use`);
+    expect(late.stderr).not.toContain("PORT port");
+    // Nothing was created for a server that never ran: no token file, no empty database.
+    expect(existsSync(join(second.path, "data"))).toBe(false);
+    // The first one still answers every request alone.
+    const statuses = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.status)));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    await running.stop();
   });
 });
 

@@ -137,7 +137,7 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
     expect(await store.consumeRefreshToken("r2", token("r5"), 20_000, 5_000)).toBe("revoked");
     expect(await store.consumeRefreshToken("nope", token("r6"), 20_000, 5_000)).toBe("missing");
     expect(await store.revokedFamilies(0)).toEqual(["fam"]);
-    await store.revokeAccessToken("jti-1", 50_000);
+    await store.revokeAccessToken("jti-1", 50_000, 30_000);
     expect(await store.revokedAccessTokens(40_000)).toEqual(["jti-1"]);
   });
 

@@ -28,7 +28,7 @@ describe("ticket book", () => {
   });
 
   test("bounded: a flood of tickets never grows the book past its limit", () => {
-    const book = createTicketBook({ limit: 100 });
+    const book = createTicketBook({ limit: 100, now: Date.now });
     for (let i = 0; i < 1_000; i++) book.issue(BOOTSTRAP_PRINCIPAL, "/ws");
     expect(book.size).toBeLessThanOrEqual(100);
   });
@@ -51,6 +51,24 @@ describe("on the wire", () => {
     const again = new WsProbe(`${app.ws}/ws?ticket=${body.ticket}`);
     expect(await again.opened).toBe(false);
     expect(app.lines.some((line) => line.includes("/ws?ticket=REDACTED"))).toBe(true);
+  });
+
+  test("a ticket minted before its key was revoked does not open a socket after the revocation", async () => {
+    await using app = await startTestApp();
+    const key = generateApiKey();
+    trackSecret(key.token);
+    await app.store.insertKey({ id: key.id, name: "tablet", scopes: ["ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.app.keyring.refresh();
+    const { ticket } = (await (await ask(app.http, key.token)).json()) as { ticket: string };
+    trackSecret(ticket);
+    await app.store.revokeKey(key.id, Date.now());
+    await app.app.keyring.refresh();
+    const response = await rawRequest(
+      app.app.listener.server.port!,
+      `GET /ws?ticket=${ticket} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    expect(response.status).toBe(401);
+    expect(JSON.parse(response.body)).toMatchObject({ code: "invalid_token", description: "The token has been revoked" });
   });
 
   test("asking without a valid token is an explained HTTP refusal, not a 1006", async () => {

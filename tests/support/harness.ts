@@ -39,6 +39,7 @@ export function startTestGate(options: TestGateOptions = {}): TestGate {
   const token = options.token ?? newSecret();
   const lines: string[] = [];
   const logger = createLogger({
+    now: Date.now,
     level: "debug",
     format: "json",
     sink: {
@@ -49,6 +50,7 @@ export function startTestGate(options: TestGateOptions = {}): TestGate {
     },
   });
   const listener = startListener({
+    now: Date.now,
     port: 0,
     host: "127.0.0.1",
     authenticate: options.authenticate ?? createBootstrapAuthenticator(digestToken(token)),
@@ -77,6 +79,18 @@ export function makeTempDir(prefix = "tokengate-test-"): { path: string; [Symbol
   return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/**
+ * The variables through which Debian's faketime moves a process's clock (`LD_PRELOAD` and
+ * `FAKETIME*`): a subprocess started with a clean environment must still see the test's time.
+ */
+export function clockEnvironment(): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && (name === "LD_PRELOAD" || name.startsWith("FAKETIME") || name === "DONT_FAKE_MONOTONIC")) kept[name] = value;
+  }
+  return kept;
+}
+
 /** A `bun run server.ts` child process with its output captured as it arrives. */
 export class ServerProcess {
   readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
@@ -87,8 +101,9 @@ export class ServerProcess {
   constructor(env: Record<string, string>, cwd: string) {
     this.proc = Bun.spawn([process.execPath, "run", SERVER_ENTRY], {
       cwd,
-      // A clean environment: nothing from the developer's shell (or CI) may leak into the config.
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, LOG_FORMAT: "json", ...env },
+      // A clean environment: nothing from the developer's shell (or CI) may leak into the config,
+      // except a faked clock (faketime), which the child must share with the test.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, LOG_FORMAT: "json", ...clockEnvironment(), ...env },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -264,7 +279,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const store = await openDataDirStore(dir.path);
   const lines: string[] = [];
   const audit: string[] = [];
-  const logger = createLogger({ level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
+  const logger = createLogger({ now: Date.now, level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
   const app = await startApp({
     config: parsed.config,
     store,
@@ -273,6 +288,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     pollMs: 50,
     machineHostname: "testbox",
     writeAudit: (line) => (audit.push(line), captureOutput(line)),
+    now: Date.now,
   });
   const port = app.listener.server.port!;
   return {
