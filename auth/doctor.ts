@@ -9,6 +9,7 @@ import { RedisClient, SQL } from "bun";
 import { Database } from "bun:sqlite";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { accessSync, constants, openSync, readFileSync, readSync, closeSync, statfsSync, statSync, type Stats } from "node:fs";
+import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { explainListenFailure, listReachableUrls, type InterfaceAddress } from "./addresses.ts";
 import { describeFsError, errorCode, readSecretFile, TOKEN_FILE_NAME } from "./bootstrap.ts";
@@ -106,6 +107,49 @@ export function judgeCertificate(certPem: string, keyPem: string, now: number): 
     results.push({ check: "tls", status: "ok", message: `certificate and key match; valid until ${day(to)}; names: ${names}; sha256 ${cert.fingerprint256}` });
   }
   return results;
+}
+
+/** The hosts of `urls` the certificate names neither as DNS name nor as IP address. */
+function findUncoveredUrls(cert: X509Certificate, urls: readonly string[]): string[] {
+  return urls.filter((url) => {
+    const host = new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+    return (isIP(host) === 0 ? cert.checkHost(host) : cert.checkIP(host)) === undefined;
+  });
+}
+
+/**
+ * Whether the certificate covers the URLs clients will use: the ones the server prints and this
+ * device's own. A name it lacks makes browsers and curl refuse the connection, even once the
+ * certificate itself is trusted. `undefined` when it covers them all (or cannot be read, which
+ * judgeCertificate reports).
+ */
+export function judgeCertificateNames(certPem: string, urls: readonly string[]): CheckResult | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    return undefined;
+  }
+  const uncovered = findUncoveredUrls(cert, urls);
+  if (uncovered.length === 0) return undefined;
+  return {
+    check: "tls",
+    status: "warn",
+    message:
+      `the certificate does not cover ${uncovered.join(" ")} (its names: ${cert.subjectAltName ?? "none"}); browsers and curl refuse ` +
+      "those addresses. Make one whose subjectAltName lists every name and address clients use, including DNS:localhost and " +
+      "IP:127.0.0.1 for this device itself (see the README's TLS section)",
+  };
+}
+
+/** Where clients reach a TLS server: the printed URLs, and this device's loopback names when it listens there too. */
+function listTlsUrls(config: Config, interfaces: readonly InterfaceAddress[]): string[] {
+  const urls = listReachableUrls("https", config.host, config.port, interfaces);
+  const wildcard = config.host === "0.0.0.0" || config.host === "::";
+  if (wildcard || config.host === "127.0.0.1" || config.host === "localhost") {
+    urls.push(`https://localhost:${config.port}/`, `https://127.0.0.1:${config.port}/`);
+  }
+  return [...new Set(urls)];
 }
 
 interface StoreFacts {
@@ -279,7 +323,7 @@ function inspectToken(config: Config): CheckResult[] {
     : [{ check: "bootstrap token", status: "warn", message: exposed }];
 }
 
-function inspectTls(config: Config, now: number): CheckResult[] {
+function inspectTls(config: Config, now: number, interfaces: readonly InterfaceAddress[]): CheckResult[] {
   if (config.tls === null) return [{ check: "tls", status: "ok", message: "off: clients use http:// and ws://; passwords are accepted only from this device (set TLS_CERT_FILE and TLS_KEY_FILE for HTTPS)" }];
   const pems: string[] = [];
   const results: CheckResult[] = [];
@@ -292,7 +336,8 @@ function inspectTls(config: Config, now: number): CheckResult[] {
   }
   const keyExposed = judgeMode(config.tls.keyFile, statSync(config.tls.keyFile));
   if (keyExposed !== undefined) results.push({ check: "tls", status: "warn", message: `${keyExposed}: it is the certificate's private key` });
-  return [...judgeCertificate(pems[0]!, pems[1]!, now), ...results];
+  const names = judgeCertificateNames(pems[0]!, listTlsUrls(config, interfaces));
+  return [...judgeCertificate(pems[0]!, pems[1]!, now), ...(names === undefined ? [] : [names]), ...results];
 }
 
 function ntpVerdict(): CheckResult | undefined {
@@ -398,7 +443,7 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   results.push(...inspectDataDir(config, context.uid));
   const store = config.store.kind === "sqlite" ? inspectSqlite(config.store.file, context.uid) : await inspectPostgres(config.store.url);
   results.push(...store.results);
-  results.push(...inspectTls(config, context.now));
+  results.push(...inspectTls(config, context.now, context.interfaces));
   results.push(judgeClock(context.now, store.newest));
   const ntp = ntpVerdict();
   if (ntp !== undefined) results.push(ntp);

@@ -4,15 +4,15 @@
  * PostgreSQL and an unreachable Redis, and finally the CLI command as a subprocess.
  * The tests run as root in CI, so "this user cannot write" cases are not exercised here.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { CLOCK_FLOOR, formatDoctorReport, judgeCertificate, judgeClock, judgeMode, runDoctor, type CheckResult } from "../auth/doctor.ts";
+import { CLOCK_FLOOR, formatDoctorReport, judgeCertificate, judgeCertificateNames, judgeClock, judgeMode, runDoctor, type CheckResult } from "../auth/doctor.ts";
 import { generateApiKey } from "../auth/keys.ts";
 import { digestToken } from "../auth/tokens.ts";
-import { makeTempDir, ROOT, startTestApp } from "./support/harness.ts";
+import { curl, makeTempDir, ROOT, ServerProcess, startTestApp } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { createTestDatabase, openDataDirStore, postgresService } from "./support/stores.ts";
 
@@ -27,6 +27,9 @@ async function doctor(env: Record<string, string>, now = Date.now()): Promise<Ch
   captureOutput(formatDoctorReport(results));
   return results;
 }
+
+/** A time inside the certificate's validity, whatever today's date: no test depends on the clock. */
+const midLife = (pem: string) => Date.parse(new X509Certificate(pem).validFrom) + 86_400_000;
 
 const failures = (results: CheckResult[]) => results.filter((result) => result.status === "fail");
 const about = (results: CheckResult[], check: string) => results.filter((result) => result.check === check);
@@ -174,11 +177,11 @@ describe("runDoctor on this machine", () => {
   test("TLS: the fixture pair passes with its fingerprint; a key of another certificate fails", async () => {
     using dir = makeTempDir();
     const certFile = join(ROOT, "tests/fixtures/tls-cert.pem");
-    const good = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: join(ROOT, "tests/fixtures/tls-key.pem") }), "tls");
+    const good = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: join(ROOT, "tests/fixtures/tls-key.pem") }, midLife(CERT)), "tls");
     expect(good.find((result) => result.status === "ok")?.message).toContain(certificate.fingerprint256);
     const stranger = join(dir.path, "other-key.pem");
     writeFileSync(stranger, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-    const bad = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: stranger }), "tls");
+    const bad = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: stranger }, midLife(CERT)), "tls");
     expect(bad[0]).toMatchObject({ status: "fail" });
     const missing = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: join(dir.path, "nope.pem"), TLS_KEY_FILE: stranger }), "tls");
     expect(missing[0]!.message).toContain("does not exist");
@@ -205,6 +208,82 @@ describe("runDoctor on this machine", () => {
     const unreachable = about(await doctor({ DATA_DIR: dir.path, PORT: "0", STORE_URL: wrong.toString() }), "store");
     expect(unreachable[0]).toMatchObject({ status: "fail" });
     expect(unreachable[0]!.message).not.toContain(password);
+  });
+});
+
+/** A self-signed certificate made by the README's openssl recipe, with these subjectAltNames. */
+function makeCertificate(dir: string, name: string, altNames: string): { certFile: string; keyFile: string; pem: string } {
+  const certFile = join(dir, `${name}-cert.pem`);
+  const keyFile = join(dir, `${name}-key.pem`);
+  const made = Bun.spawnSync(
+    ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825",
+      "-keyout", keyFile, "-out", certFile, "-subj", `/CN=${name}`, "-addext", `subjectAltName=${altNames}`],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
+  chmodSync(keyFile, 0o600);
+  return { certFile, keyFile, pem: readFileSync(certFile, "utf8") };
+}
+
+const uncovered = (results: CheckResult[]) => about(results, "tls").filter((result) => result.message.includes("does not cover"));
+
+describe("TLS certificate names against the URLs clients use", () => {
+  const dir = makeTempDir();
+  afterAll(() => dir[Symbol.dispose]());
+  const lan = makeCertificate(dir.path, "gate.local", "DNS:gate.local,IP:192.168.1.20,DNS:localhost,IP:127.0.0.1");
+  const piOnly = makeCertificate(dir.path, "pi.local", "DNS:pi.local");
+  const urls = ["https://192.168.1.20:8000/", "https://localhost:8000/", "https://127.0.0.1:8000/"];
+
+  test("the README recipe's names cover the LAN address and this device's loopback names", () => {
+    expect(judgeCertificateNames(lan.pem, urls)).toBeUndefined();
+  });
+
+  test.each([
+    ["only pi.local", "DNS:pi.local", urls, urls],
+    ["no loopback names", "DNS:gate.local,IP:192.168.1.20", urls, ["https://localhost:8000/", "https://127.0.0.1:8000/"]],
+    ["another LAN address", "DNS:localhost,IP:127.0.0.1,IP:192.168.1.21", urls, ["https://192.168.1.20:8000/"]],
+    ["IPv4 loopback only, checked for [::1]", "DNS:localhost,IP:127.0.0.1", ["https://[::1]:8000/", ...urls.slice(1)], ["https://[::1]:8000/"]],
+  ])("a certificate with %s: a warning naming each uncovered URL and no other", (name, altNames, checked, missing) => {
+    const verdict = judgeCertificateNames(makeCertificate(dir.path, name.replaceAll(/\W/g, "-"), altNames).pem, checked);
+    expect(verdict?.status).toBe("warn");
+    for (const url of checked) {
+      if (missing.includes(url)) expect(verdict!.message).toContain(url);
+      else expect(verdict!.message).not.toContain(url);
+    }
+    expect(verdict!.message).toContain("DNS:localhost and IP:127.0.0.1");
+  });
+
+  test("the real server with the README recipe's certificate: curl --cacert reaches it as 127.0.0.1 and localhost; with pi.local's it cannot", async () => {
+    for (const [made, status] of [[lan, 200], [piOnly, 0]] as const) {
+      const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, TLS_CERT_FILE: made.certFile, TLS_KEY_FILE: made.keyFile }, dir.path);
+      try {
+        const port = await server.port();
+        for (const host of ["127.0.0.1", "localhost"]) {
+          expect((await curl(["--cacert", made.certFile, `https://${host}:${port}/healthz`])).status).toBe(status);
+        }
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    }
+  });
+
+  test("runDoctor: a certificate for pi.local only warns about https://127.0.0.1 and https://localhost", async () => {
+    const results = await doctor({ DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: "0", TLS_CERT_FILE: piOnly.certFile, TLS_KEY_FILE: piOnly.keyFile }, midLife(piOnly.pem));
+    const warnings = uncovered(results);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.status).toBe("warn");
+    expect(warnings[0]!.message).toContain("https://127.0.0.1:0/");
+    expect(warnings[0]!.message).toContain("https://localhost:0/");
+  });
+
+  test("runDoctor: a certificate covering loopback and every address of this machine gets no warning", async () => {
+    const own = interfaces.filter((net) => !net.internal && net.family === "IPv4").map((net) => `IP:${net.address}`);
+    const full = makeCertificate(dir.path, "this-machine", ["DNS:localhost", "IP:127.0.0.1", ...own].join(","));
+    for (const host of ["127.0.0.1", "0.0.0.0"]) {
+      const results = await doctor({ DATA_DIR: dir.path, HOST: host, PORT: "0", TLS_CERT_FILE: full.certFile, TLS_KEY_FILE: full.keyFile }, midLife(full.pem));
+      expect(uncovered(results)).toEqual([]);
+      expect(about(results, "tls").some((result) => result.status === "ok")).toBe(true);
+    }
   });
 });
 
