@@ -38,13 +38,14 @@ async function readPassword(prompt: string): Promise<string> {
 /** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts), which passes its name. */
 export async function main(argv: readonly string[], program = "bun run cli"): Promise<number> {
   const env = Bun.env;
+  const now = Date.now;
   const interfaces = () => Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);
   const shared = {
     io: { out: (text: string) => void process.stdout.write(text), err: (text: string) => void process.stderr.write(text) },
-    now: Date.now,
+    now,
     readPassword,
     program,
-    examine: () => runDoctor({ env, now: Date.now(), interfaces: interfaces(), uid: process.getuid?.() ?? -1 }),
+    examine: () => runDoctor({ env, now: now(), interfaces: interfaces(), uid: process.getuid?.() ?? -1 }),
   };
   // The doctor reports a broken configuration instead of refusing to start over it.
   if (argv[0] === "doctor") {

@@ -8,10 +8,14 @@ import {
   DEFAULT_KEY_SCOPES,
   generateApiKey,
   ID_LENGTH,
+  judgeDuration,
+  KEY_LIFETIME,
   keyState,
   parseApiKey,
   parseDuration,
   parseScopes,
+  ROTATION_OVERLAP,
+  type DurationRange,
 } from "./keys.ts";
 import { generateSigningKey, usableKeys, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
 import { checkPassword, hashPassword } from "./passwords.ts";
@@ -78,13 +82,14 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expi
 Creates an API key and prints it once; only its hash is stored.
   --name NAME        what the key is for, e.g. "kitchen lamp" (required)
   --scopes a,b       scopes granted (default: ${DEFAULT_KEY_SCOPES.join(",")}; * grants all)
-  --expires DURATION lifetime such as 90s, 15m, 12h, 30d, 2w (default: never expires)
+  --expires DURATION lifetime ${KEY_LIFETIME.words}, such as 90s, 15m, 12h, 30d, 2w (default: never expires)
   --json             print a JSON object instead of text
 `,
   "keys list": `Usage: bun run cli keys list [--json]
 
 Lists every key: id, name, scopes, created, expires, last used, state (active, expired, revoked).
-Secrets are never shown; they are not stored.
+Secrets are never shown; they are not stored. A stored time that is not a valid date is shown
+as "invalid date" (also in --json).
 `,
   "keys revoke": `Usage: bun run cli keys revoke ID [--json]
 
@@ -95,8 +100,8 @@ and HTTP requests get 401 within a second.
 
 Creates a replacement key with the same name and scopes and prints it once. The old key keeps
 working for the overlap (default 0s: it stops at once), then counts as revoked.
-  --overlap DURATION  how long the old key stays valid, e.g. 1h
-  --expires DURATION  lifetime of the new key (default: the old key's lifetime, or never)
+  --overlap DURATION  how long the old key stays valid, ${ROTATION_OVERLAP.words}, e.g. 1h
+  --expires DURATION  lifetime of the new key, ${KEY_LIFETIME.words} (default: the old key's lifetime, or never)
 `,
   "users add": `Usage: bun run cli users add NAME --role ROLE [--role ROLE]
 
@@ -166,8 +171,20 @@ Prints a fresh 256-bit secret suitable for AUTH_TOKEN (base64url, 43 characters)
 
 class UsageError extends Error {}
 
+/**
+ * A stored time for JSON: ISO 8601, `null` for "never", or "invalid date". Stored times are only as
+ * sane as whatever wrote them (an older version, a hand edit, another engine), and one bad row
+ * must not take the whole listing down with a RangeError.
+ */
+function isoOrNull(ms: number | null): string | null {
+  if (ms === null) return null;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? "invalid date" : date.toISOString();
+}
+
+/** A stored time for a table: `2026-05-01 12:00Z`, "never" or "invalid date". */
 function iso(ms: number | null): string {
-  return ms === null ? "never" : new Date(ms).toISOString().replace(/:\d\d\.\d{3}Z$/, "Z").replace("T", " ");
+  return isoOrNull(ms)?.replace(/:\d\d\.\d{3}Z$/, "Z").replace("T", " ") ?? "never";
 }
 
 function keyJson(record: KeyRecord, now: number) {
@@ -175,10 +192,10 @@ function keyJson(record: KeyRecord, now: number) {
     id: record.id,
     name: record.name,
     scopes: record.scopes,
-    created_at: new Date(record.createdAt).toISOString(),
-    expires_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(),
-    revoked_at: record.revokedAt === null ? null : new Date(record.revokedAt).toISOString(),
-    last_used_at: record.lastUsedAt === null ? null : new Date(record.lastUsedAt).toISOString(),
+    created_at: isoOrNull(record.createdAt),
+    expires_at: isoOrNull(record.expiresAt),
+    revoked_at: isoOrNull(record.revokedAt),
+    last_used_at: isoOrNull(record.lastUsedAt),
     last_used_addr: record.lastUsedAddr,
     replaced_by: record.replacedBy,
     state: keyState(record, now),
@@ -212,11 +229,27 @@ async function findKey(store: KeyStore, id: string, io: CliIo): Promise<KeyRecor
   return key;
 }
 
-function duration(flag: string, text: string | undefined): number | undefined {
+/** A duration flag, judged before anything is written: out of range is a usage error naming the range. */
+function duration(flag: string, text: string | undefined, range: DurationRange): number | undefined {
   if (text === undefined) return undefined;
-  const ms = parseDuration(text);
-  if (ms === undefined) throw new UsageError(`${flag} takes a duration such as 90s, 15m, 12h, 30d or 2w`);
+  // A negative duration is well-formed but out of range: say the range, not the format.
+  const negative = /^-\d+[smhdw]$/.test(text.trim());
+  const ms = negative ? Number.NEGATIVE_INFINITY : parseDuration(text);
+  if (ms === undefined) throw new UsageError(`${flag} takes a duration ${range.words}, such as 90s, 15m, 12h, 30d or 2w`);
+  const problem = judgeDuration(ms, range);
+  if (problem !== undefined) throw new UsageError(`${flag} ${text.trim()} is out of range: it ${problem}`);
   return ms;
+}
+
+/** A rotated key inherits the old lifetime; one this version would refuse (an old typo) is not copied. */
+function inheritedLifetime(old: KeyRecord): number | undefined {
+  if (old.expiresAt === null) return undefined;
+  const lifetime = old.expiresAt - old.createdAt;
+  const problem = judgeDuration(lifetime, KEY_LIFETIME);
+  if (problem !== undefined) {
+    throw new UsageError(`key ${old.id}'s stored lifetime is out of range (a key's lifetime ${problem}), so it is not copied; give the new key's lifetime with --expires`);
+  }
+  return lifetime;
 }
 
 function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number | undefined, now: number) {
@@ -234,7 +267,7 @@ function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number
 
 function printNewKey(io: CliIo, verb: string, record: NewKey, token: string, json: boolean): void {
   if (json) {
-    io.out(`${JSON.stringify({ id: record.id, name: record.name, scopes: record.scopes, created_at: new Date(record.createdAt).toISOString(), expires_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(), key: token })}\n`);
+    io.out(`${JSON.stringify({ id: record.id, name: record.name, scopes: record.scopes, created_at: isoOrNull(record.createdAt), expires_at: isoOrNull(record.expiresAt), key: token })}\n`);
     return;
   }
   io.out(
@@ -270,7 +303,7 @@ function userJson(user: UserRecord, roleScopes: RoleScopes) {
     username: user.username,
     roles: user.roles,
     scopes: scopesForRoles(user.roles, roleScopes),
-    created_at: new Date(user.createdAt).toISOString(),
+    created_at: isoOrNull(user.createdAt),
     disabled: user.disabledAt !== null,
   };
 }
@@ -301,7 +334,7 @@ const commands: Record<string, Handler> = {
     if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError("--name must be 1 to 200 characters without control characters");
     const scopes = values.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(values.scopes);
     if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
-    const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires), now());
+    const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires, KEY_LIFETIME), now());
     await withStore(openStore, (store) => store.insertKey(record));
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
@@ -356,8 +389,8 @@ const commands: Record<string, Handler> = {
     });
     if (positionals.length > 1) throw new UsageError("rotate takes one key id");
     const id = parseKeyId(positionals[0]);
-    const overlap = duration("--overlap", values.overlap) ?? 0;
-    const expires = duration("--expires", values.expires);
+    const overlap = duration("--overlap", values.overlap, ROTATION_OVERLAP) ?? 0;
+    const expires = duration("--expires", values.expires, KEY_LIFETIME);
     return withStore(openStore, async (store) => {
       const at = now();
       const old = await findKey(store, id, io);
@@ -367,7 +400,7 @@ const commands: Record<string, Handler> = {
         io.err(`Key ${id} ("${old.name}") is ${state}; create a new key instead.\n`);
         return EXIT.conflict;
       }
-      const lifetime = expires ?? (old.expiresAt === null ? undefined : old.expiresAt - old.createdAt);
+      const lifetime = expires ?? inheritedLifetime(old);
       const { token, record } = newKeyFrom(old.name, old.scopes, lifetime, at);
       await store.rotateKey(id, record, at + overlap);
       printNewKey(io, "Rotated: new", record, token, values.json);
@@ -431,7 +464,7 @@ const commands: Record<string, Handler> = {
     const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
     const bans = await withStore(openStore, (store) => store.listBans(now()));
     if (values.json) {
-      io.out(`${JSON.stringify(bans.map((ban) => ({ subject: ban.subject, started_at: new Date(ban.startedAt).toISOString(), until: new Date(ban.until).toISOString(), level: ban.level })))}\n`);
+      io.out(`${JSON.stringify(bans.map((ban) => ({ subject: ban.subject, started_at: isoOrNull(ban.startedAt), until: isoOrNull(ban.until), level: ban.level })))}\n`);
     } else if (bans.length === 0) {
       io.out("No active bans.\n");
     } else {
@@ -463,7 +496,7 @@ const commands: Record<string, Handler> = {
     const state = (key: SigningKeyRecord) =>
       key.retiredAt === null ? "signing" : usableKeys([key], key.alg, at).length > 0 ? "verifying" : "expired";
     if (values.json) {
-      io.out(`${JSON.stringify(keys.map((key) => ({ kid: key.kid, alg: key.alg, created_at: new Date(key.createdAt).toISOString(), retired_at: key.retiredAt === null ? null : new Date(key.retiredAt).toISOString(), state: state(key) })))}\n`);
+      io.out(`${JSON.stringify(keys.map((key) => ({ kid: key.kid, alg: key.alg, created_at: isoOrNull(key.createdAt), retired_at: isoOrNull(key.retiredAt), state: state(key) })))}\n`);
     } else if (keys.length === 0) {
       io.out("No signing keys yet; the server creates one on its first start.\n");
     } else {
@@ -488,7 +521,7 @@ const commands: Record<string, Handler> = {
       return EXIT.conflict;
     }
     if (values.json) {
-      io.out(`${JSON.stringify({ code: issued.code, expires_at: new Date(issued.expiresAt).toISOString(), console: consoleUrls() })}\n`);
+      io.out(`${JSON.stringify({ code: issued.code, expires_at: isoOrNull(issued.expiresAt), console: consoleUrls() })}\n`);
     } else {
       io.out(describePairingCode(issued, consoleUrls()).trimStart());
     }

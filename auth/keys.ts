@@ -52,15 +52,40 @@ export function keyState(key: KeyLifetime, now: number): KeyState {
   return "active";
 }
 
-const DURATION = /^(\d{1,9})(s|m|h|d|w)$/;
+const DURATION = /^(\d+)(s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** `90s`, `15m`, `1h`, `30d`, `2w` → milliseconds; `undefined` for anything else. */
+/** `90s`, `15m`, `1h`, `30d`, `2w` → milliseconds; `undefined` for anything else. Ranges are judged apart (judgeDuration). */
 export function parseDuration(text: string): number | undefined {
   const match = DURATION.exec(text.trim());
   if (match === null) return undefined;
   const ms = Number(match[1]) * UNIT_MS[match[2]!]!;
-  return Number.isSafeInteger(ms) ? ms : undefined;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+export interface DurationRange {
+  readonly min: number;
+  readonly max: number;
+  /** The range in words, for messages: "from 1s to 36500d (100 years)". */
+  readonly words: string;
+}
+
+const DAY_MS = UNIT_MS.d!;
+
+/**
+ * A key's lifetime. A second at least, since a key that is born expired only loses its secret;
+ * a century at most, far inside what a Date can hold (year 275760), so a typo such as
+ * `100000000d` is refused instead of being stored as an expiry no one can print.
+ */
+export const KEY_LIFETIME: DurationRange = { min: 1_000, max: 36_500 * DAY_MS, words: "from 1s to 36500d (100 years)" };
+
+/** How long a rotated key keeps working: 0s stops it at once; a year is the longest hand-over worth having. */
+export const ROTATION_OVERLAP: DurationRange = { min: 0, max: 365 * DAY_MS, words: "from 0s (stop at once) to 365d" };
+
+/** What is wrong with `ms` for `range`, or `undefined` when it fits. */
+export function judgeDuration(ms: number, range: DurationRange): string | undefined {
+  if (!Number.isFinite(ms) || ms < range.min || ms > range.max) return `must be ${range.words}`;
+  return undefined;
 }
 
 /** A scope is a lower-case word with `:`, `.`, `_` or `-` inside (`data:read`), or `*` for all. */

@@ -3,33 +3,35 @@
  * on the same DATA_DIR: keys created, used, listed, rotated and revoked while the server runs.
  */
 import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { join } from "node:path";
+import { DATABASE_FILE } from "../auth/config.ts";
 import { EXIT } from "../auth/cli.ts";
 import { WS_GREETING } from "../auth/routes.ts";
-import { curl, makeTempDir, ROOT, ServerProcess, WsProbe } from "./support/harness.ts";
-import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+import { runCliProcess, type CliResult } from "./support/cli.ts";
+import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
+import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
+import { openDataDirStore } from "./support/stores.ts";
 
 async function cli(dataDir: string, ...args: string[]): Promise<CliResult> {
-  return cliWithInput(dataDir, "", ...args);
+  return runCliProcess(args, { env: { DATA_DIR: dataDir } });
 }
 
 async function cliWithInput(dataDir: string, input: string, ...args: string[]): Promise<CliResult> {
-  const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
-    env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir },
-    stdin: new Blob([input]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  // stdout legitimately prints a new key once; stderr never may, so it joins the leak scan.
-  captureOutput(stderr);
-  return { code, stdout, stderr };
+  return runCliProcess(args, { env: { DATA_DIR: dataDir }, input });
+}
+
+/** A data directory with an empty store in it, as the server's first start leaves it. */
+async function makeDataDir(): Promise<{ path: string; [Symbol.dispose](): void }> {
+  const dir = makeTempDir();
+  await (await openDataDirStore(dir.path)).close();
+  return dir;
+}
+
+async function listKeys(dataDir: string): Promise<Array<Record<string, unknown>>> {
+  const listed = await cli(dataDir, "keys", "list", "--json");
+  expect(listed.code).toBe(EXIT.ok);
+  return JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
 }
 
 async function createKey(dataDir: string, ...args: string[]): Promise<{ id: string; key: string; scopes: string[] }> {
@@ -239,6 +241,112 @@ describe("signing keys", () => {
     const jwks = JSON.parse((await curl([`${url}/.well-known/jwks.json`])).body) as { keys: Array<{ kid: string }> };
     expect(jwks.keys.map((key) => key.kid).sort()).toEqual([kidOf(before), newKid].sort());
     expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("durations", () => {
+  test.each([
+    [["--expires", "100000000d"], "--expires 100000000d is out of range: it must be from 1s to 36500d (100 years)"],
+    [["--expires", "36501d"], "must be from 1s to 36500d (100 years)"],
+    [["--expires", "99999999999999999999999999w"], "must be from 1s to 36500d (100 years)"],
+    [["--expires", "0s"], "--expires 0s is out of range: it must be from 1s"],
+    [["--expires=-1d"], "--expires -1d is out of range"],
+    [["--expires", "1y"], "--expires takes a duration from 1s to 36500d (100 years), such as 90s"],
+  ])("keys create %p: usage error naming the limit, nothing stored", async (args, words) => {
+    using dir = await makeDataDir();
+    const result = await cli(dir.path, "keys", "create", "--name", "lamp", ...args);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain(words);
+    expect(result.stdout).not.toContain("tg_");
+    expect(await listKeys(dir.path)).toEqual([]);
+  });
+
+  test.each([
+    [["--overlap", "366d"], "--overlap 366d is out of range: it must be from 0s (stop at once) to 365d"],
+    [["--overlap=-1h"], "--overlap -1h is out of range"],
+    [["--expires", "0s"], "must be from 1s to 36500d"],
+    [["--expires", "100000000d"], "must be from 1s to 36500d"],
+  ])("keys rotate %p: usage error naming the limit, the old key untouched", async (args, words) => {
+    using dir = await makeDataDir();
+    const old = await createKey(dir.path, "--name", "lamp");
+    const result = await cli(dir.path, "keys", "rotate", old.id, ...args);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain(words);
+    expect(await listKeys(dir.path)).toEqual([expect.objectContaining({ id: old.id, state: "active", replaced_by: null })]);
+  });
+
+  test("the limits themselves are accepted: 1s, 36500d, and an overlap of 0s or 365d", async () => {
+    using dir = await makeDataDir();
+    const century = await createKey(dir.path, "--name", "long", "--expires", "36500d");
+    await createKey(dir.path, "--name", "short", "--expires", "1s");
+    const listed = await listKeys(dir.path);
+    const long = listed.find((key) => key.id === century.id)!;
+    expect(Date.parse(long.expires_at as string) - Date.parse(long.created_at as string)).toBe(36_500 * 86_400_000);
+    for (const overlap of ["0s", "365d"]) {
+      const key = await createKey(dir.path, "--name", `overlap ${overlap}`);
+      const rotated = await cli(dir.path, "keys", "rotate", key.id, "--overlap", overlap, "--json");
+      expect(rotated.code).toBe(EXIT.ok);
+      trackSecret((JSON.parse(rotated.stdout) as { key: string }).key);
+    }
+  });
+});
+
+/** Times no Date can hold, as an older version, a hand edit or a typo before the range check could store them. */
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
+
+function storeAbsurdRows(dataDir: string, now: number): void {
+  const db = new Database(join(dataDir, DATABASE_FILE));
+  try {
+    const key = db.prepare(
+      "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, last_used_addr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    key.run("0123456789ab", "extremes", new Uint8Array(32), "data:read", INT64_MIN, INT64_MAX, null, INT64_MAX, "10.0.0.1");
+    // What `keys create --expires 100000000d` used to store: a finite number past the end of Date.
+    key.run("0123456789ac", "typo", new Uint8Array(32), "data:read", now, now + 100_000_000 * 86_400_000, null, null, null);
+    db.prepare("INSERT INTO users (username, password_hash, roles, created_at, updated_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?)").run(
+      "ghost", "$argon2id$v=19$m=65536,t=2,p=1$x$y", "viewer", INT64_MAX, INT64_MAX, null,
+    );
+    db.prepare("INSERT INTO bans (subject, started_at, until, level) VALUES (?, ?, ?, ?)").run("addr:10.0.0.9", INT64_MIN, INT64_MAX, 1);
+    db.prepare("INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)").run(
+      "absurd-kid", "EdDSA", "{}", "{}", INT64_MAX, INT64_MIN,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+describe("stored times no Date can hold", () => {
+  test.each([
+    [["keys", "list"]],
+    [["keys", "list", "--json"]],
+    [["users", "list"]],
+    [["users", "list", "--json"]],
+    [["bans", "list"]],
+    [["bans", "list", "--json"]],
+    [["signing-keys", "list"]],
+    [["signing-keys", "list", "--json"]],
+  ])("%p shows them as \"invalid date\" instead of failing", async (args) => {
+    using dir = await makeDataDir();
+    storeAbsurdRows(dir.path, Date.now());
+    const result = await cli(dir.path, ...args);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toContain("invalid date");
+    if (args.includes("--json")) expect(() => JSON.parse(result.stdout) as unknown).not.toThrow();
+  });
+
+  test("rotating a key whose stored lifetime is out of range asks for --expires instead of copying it", async () => {
+    using dir = await makeDataDir();
+    storeAbsurdRows(dir.path, Date.now());
+    const refused = await cli(dir.path, "keys", "rotate", "0123456789ac");
+    expect(refused.code).toBe(EXIT.usage);
+    expect(refused.stderr).toContain("give the new key's lifetime with --expires");
+    const rotated = await cli(dir.path, "keys", "rotate", "0123456789ac", "--expires", "30d", "--json");
+    expect(rotated.code).toBe(EXIT.ok);
+    const replacement = JSON.parse(rotated.stdout) as { key: string; created_at: string; expires_at: string };
+    trackSecret(replacement.key);
+    expect(Date.parse(replacement.expires_at) - Date.parse(replacement.created_at)).toBe(30 * 86_400_000);
   });
 });
 

@@ -1,5 +1,16 @@
 import { describe, expect, test } from "bun:test";
-import { formatApiKey, generateApiKey, keyState, parseApiKey, parseDuration, parseScopes, type KeyState } from "../auth/keys.ts";
+import {
+  formatApiKey,
+  generateApiKey,
+  judgeDuration,
+  KEY_LIFETIME,
+  keyState,
+  parseApiKey,
+  parseDuration,
+  parseScopes,
+  ROTATION_OVERLAP,
+  type KeyState,
+} from "../auth/keys.ts";
 
 describe("api key format", () => {
   test("generated keys parse back into their id and secret", () => {
@@ -49,6 +60,9 @@ describe("parseDuration", () => {
     ["30d", 2_592_000_000],
     ["2w", 1_209_600_000],
     ["0s", 0],
+    // Well-formed but absurd: parsed, then refused by judgeDuration with the range in words.
+    ["100000000d", 8_640_000_000_000_000],
+    [`${"9".repeat(400)}d`, undefined],
     ["1.5h", undefined],
     ["10", undefined],
     ["-1d", undefined],
@@ -56,6 +70,24 @@ describe("parseDuration", () => {
     ["", undefined],
   ])("%s", (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe("judgeDuration", () => {
+  const DAY = 86_400_000;
+  test.each([
+    ["a key lifetime of 1s", 1_000, KEY_LIFETIME, undefined],
+    ["a key lifetime of 100 years", 36_500 * DAY, KEY_LIFETIME, undefined],
+    ["a key lifetime of 0s", 0, KEY_LIFETIME, "must be from 1s to 36500d (100 years)"],
+    ["a key lifetime past 100 years", 36_501 * DAY, KEY_LIFETIME, "must be from 1s to 36500d (100 years)"],
+    ["a key lifetime past the end of Date", 100_000_000 * DAY, KEY_LIFETIME, "must be from 1s to 36500d (100 years)"],
+    ["a negative key lifetime", -DAY, KEY_LIFETIME, "must be from 1s to 36500d (100 years)"],
+    ["a key lifetime that is not a number", Number.NaN, KEY_LIFETIME, "must be from 1s to 36500d (100 years)"],
+    ["an overlap of 0s", 0, ROTATION_OVERLAP, undefined],
+    ["an overlap of 365d", 365 * DAY, ROTATION_OVERLAP, undefined],
+    ["an overlap of 366d", 366 * DAY, ROTATION_OVERLAP, "must be from 0s (stop at once) to 365d"],
+  ])("%s", (_case, ms, range, problem) => {
+    expect(judgeDuration(ms, range)).toBe(problem);
   });
 });
 
