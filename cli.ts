@@ -8,6 +8,7 @@ import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl } from "./auth/conf
 import { openStore } from "./auth/databases.ts";
 import { listReachableUrls } from "./auth/addresses.ts";
 import { runDoctor } from "./auth/doctor.ts";
+import { listKnownScopes } from "./auth/scopes.ts";
 import { networkInterfaces } from "node:os";
 
 /** A line from a terminal without echo, or the first line of piped stdin. */
@@ -50,7 +51,7 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
   // The doctor reports a broken configuration instead of refusing to start over it.
   if (argv[0] === "doctor") {
     const unused = () => Promise.reject(new Error("doctor opens no store"));
-    return runCli(argv, { ...shared, jwtAlg: "EdDSA", openStore: unused, roleScopes: new Map(), consoleUrls: () => [] });
+    return runCli(argv, { ...shared, jwtAlg: "EdDSA", openStore: unused, roleScopes: new Map(), knownScopes: [], consoleUrls: () => [] });
   }
   const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
   const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
@@ -71,6 +72,7 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     jwtAlg,
     openStore: () => openStore(location),
     roleScopes,
+    knownScopes: listKnownScopes(roleScopes),
     consoleUrls: () => listReachableUrls(scheme, env.HOST === undefined || env.HOST === "" ? "0.0.0.0" : env.HOST, port, interfaces()),
   });
 }

@@ -24,6 +24,7 @@ import { scopesForRoles, USERNAME, type RoleScopes } from "./users.ts";
 import { digestToken, generateToken } from "./tokens.ts";
 import { describePairingCode, issuePairingCode } from "./pairing.ts";
 import { formatDoctorReport, type CheckResult } from "./doctor.ts";
+import { findUnknownScopes } from "./scopes.ts";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, conflict: 4 } as const;
 
@@ -39,6 +40,8 @@ export interface CliContext {
   readonly now: () => number;
   /** Role → scopes, as the server is configured (ROLE_SCOPES). */
   readonly roleScopes: RoleScopes;
+  /** Scopes a new key may be given without --allow-new-scope (see listKnownScopes). */
+  readonly knownScopes: readonly string[];
   /** Reads a password from a no-echo prompt or from stdin; never from argv. */
   readPassword(prompt: string): Promise<string>;
   /** JWT_ALG, for new signing keys. */
@@ -81,7 +84,9 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expi
 
 Creates an API key and prints it once; only its hash is stored.
   --name NAME        what the key is for, e.g. "kitchen lamp" (required)
-  --scopes a,b       scopes granted (default: ${DEFAULT_KEY_SCOPES.join(",")}; * grants all)
+  --scopes a,b       scopes granted (default: ${DEFAULT_KEY_SCOPES.join(",")}; * grants all). Each must be
+                     one a route requires or ROLE_SCOPES names, so a typo cannot make a useless key
+  --allow-new-scope  accept scopes nothing requires yet (for routes still to come)
   --expires DURATION lifetime ${KEY_LIFETIME.words}, such as 90s, 15m, 12h, 30d, 2w (default: never expires)
   --json             print a JSON object instead of text
 `,
@@ -252,6 +257,21 @@ function inheritedLifetime(old: KeyRecord): number | undefined {
   return lifetime;
 }
 
+/** Scopes a new key gets: the default, or --scopes checked for shape and, unless allowed, against the known set. */
+function chooseScopes(text: string | undefined, allowNew: boolean, known: readonly string[]): string[] {
+  if (text === undefined) return [...DEFAULT_KEY_SCOPES];
+  const scopes = parseScopes(text);
+  if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
+  const unknown = findUnknownScopes(scopes, allowNew ? scopes : known);
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `unknown scope ${unknown.join(", ")}: no route requires it and ROLE_SCOPES does not name it. Known scopes: ${known.join(" ")}. ` +
+        "Add --allow-new-scope if it is meant for a route still to come",
+    );
+  }
+  return scopes;
+}
+
 function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number | undefined, now: number) {
   const key = generateApiKey();
   const record: NewKey = {
@@ -324,16 +344,21 @@ function setDisabled(disabled: boolean): Handler {
 }
 
 const commands: Record<string, Handler> = {
-  "keys create": async (args, { io, openStore, now }) => {
+  "keys create": async (args, { io, openStore, now, knownScopes }) => {
     const { values } = parseArgs({
       args,
-      options: { name: { type: "string" }, scopes: { type: "string" }, expires: { type: "string" }, json: { type: "boolean", default: false } },
+      options: {
+        name: { type: "string" },
+        scopes: { type: "string" },
+        expires: { type: "string" },
+        json: { type: "boolean", default: false },
+        "allow-new-scope": { type: "boolean", default: false },
+      },
     });
     const name = values.name?.trim();
     if (name === undefined || name === "") throw new UsageError("--name is required, e.g. --name \"kitchen lamp\"");
     if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError("--name must be 1 to 200 characters without control characters");
-    const scopes = values.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(values.scopes);
-    if (scopes === undefined) throw new UsageError("--scopes takes scopes such as data:read,ws:connect (lower case), or *");
+    const scopes = chooseScopes(values.scopes, values["allow-new-scope"], knownScopes);
     const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires, KEY_LIFETIME), now());
     await withStore(openStore, (store) => store.insertKey(record));
     printNewKey(io, "Created", record, token, values.json);

@@ -350,6 +350,35 @@ describe("stored times no Date can hold", () => {
   });
 });
 
+describe("scopes of a new key", () => {
+  test.each([
+    [["--scopes", "data:raed"], {}, "unknown scope data:raed"],
+    [["--scopes", "data:read,ws:conect"], {}, "Known scopes: * data:read ws:connect"],
+    [["--scopes", "display:show"], {}, "--allow-new-scope"],
+    [["--scopes", "data:read", "--scopes", "ws:conect"], {}, "unknown scope ws:conect"],
+  ])("%p is a usage error that lists the known scopes; nothing stored", async (args, env, words) => {
+    using dir = await makeDataDir();
+    const result = await runCliProcess(["keys", "create", "--name", "lamp", ...args], { env: { DATA_DIR: dir.path, ...env } });
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain(words);
+    expect(await listKeys(dir.path)).toEqual([]);
+  });
+
+  test.each([
+    [["--scopes", "data:raed", "--allow-new-scope"], {}, ["data:raed"]],
+    [["--scopes", "display:show"], { ROLE_SCOPES: "admin=*;kiosk=display:show" }, ["display:show"]],
+    [["--scopes", "*"], {}, ["*"]],
+    [["--scopes", "ws:connect data:read"], {}, ["ws:connect", "data:read"]],
+  ])("%p is accepted (%p)", async (args, env, scopes) => {
+    using dir = await makeDataDir();
+    const result = await runCliProcess(["keys", "create", "--name", "lamp", "--json", ...args], { env: { DATA_DIR: dir.path, ...env } });
+    expect(result.code).toBe(EXIT.ok);
+    const created = JSON.parse(result.stdout) as { key: string; scopes: string[] };
+    trackSecret(created.key);
+    expect(created.scopes).toEqual(scopes);
+  });
+});
+
 test("no secret used in this file reached any server output or CLI error", () => {
   expectNoSecretsInOutput();
 });

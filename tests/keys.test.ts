@@ -11,6 +11,7 @@ import {
   ROTATION_OVERLAP,
   type KeyState,
 } from "../auth/keys.ts";
+import { findUnknownScopes, listKnownScopes } from "../auth/scopes.ts";
 
 describe("api key format", () => {
   test("generated keys parse back into their id and secret", () => {
@@ -88,6 +89,31 @@ describe("judgeDuration", () => {
     ["an overlap of 366d", 366 * DAY, ROTATION_OVERLAP, "must be from 0s (stop at once) to 365d"],
   ])("%s", (_case, ms, range, problem) => {
     expect(judgeDuration(ms, range)).toBe(problem);
+  });
+});
+
+describe("known scopes", () => {
+  const roles = new Map<string, readonly string[]>([
+    ["admin", ["*"]],
+    ["viewer", ["data:read", "ws:connect"]],
+    ["kiosk", ["display:show"]],
+  ]);
+
+  test("the routes' scopes, *, and every scope a role grants; public and any-credential routes add none", () => {
+    expect(listKnownScopes(roles)).toEqual(["*", "data:read", "display:show", "ws:connect"]);
+    expect(listKnownScopes(new Map())).toEqual(["*", "data:read", "ws:connect"]);
+  });
+
+  test("a configured route table extends the set", () => {
+    expect(listKnownScopes(new Map(), [{ scope: "camera:view" }, { scope: null }, { scope: "" }])).toEqual(["*", "camera:view", "data:read", "ws:connect"]);
+  });
+
+  test.each([
+    [["data:read", "ws:connect"], []],
+    [["data:raed"], ["data:raed"]],
+    [["*", "ws:conect", "data:read"], ["ws:conect"]],
+  ])("findUnknownScopes(%p)", (scopes, unknown) => {
+    expect(findUnknownScopes(scopes, listKnownScopes(roles))).toEqual(unknown);
   });
 });
 
