@@ -3,13 +3,17 @@
  * JWT_ALG, HOST and PORT from the environment (`doctor` reads all of it), opens the same store the server uses, runs one command and
  * exits with its code.
  */
-import { runCli } from "./auth/cli.ts";
-import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl } from "./auth/config.ts";
+import { runCli, type StoreOptions } from "./auth/cli.ts";
+import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl, type StoreLocation } from "./auth/config.ts";
 import { openStore } from "./auth/databases.ts";
 import { listReachableUrls } from "./auth/addresses.ts";
+import { describeFsError, errorCode } from "./auth/bootstrap.ts";
 import { runDoctor } from "./auth/doctor.ts";
 import { listKnownScopes } from "./auth/scopes.ts";
+import type { Store } from "./auth/store.ts";
+import { statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import { basename, dirname, resolve } from "node:path";
 
 /** A line from a terminal without echo, or the first line of piped stdin. */
 async function readPassword(prompt: string): Promise<string> {
@@ -34,6 +38,43 @@ async function readPassword(prompt: string): Promise<string> {
     process.stdin.pause();
     process.stderr.write("\n");
   }
+}
+
+/**
+ * Why the SQLite store cannot be opened as asked, or `undefined`. Opening creates a missing file,
+ * and an empty store where no server looks (a typo in DATA_DIR, the default ./data of another
+ * working directory) would swallow keys and users silently; only the server's first start, or an
+ * explicit --create-store, makes one.
+ */
+function explainMissingStore(file: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const path = resolve(file);
+  try {
+    statSync(path);
+    return undefined;
+  } catch (error) {
+    if (errorCode(error) !== "ENOENT") return `${path} ${describeFsError(error)}; run this as the user the server runs as`;
+  }
+  const variable = (env.STORE_URL ?? "").trim() !== "" ? "STORE_URL" : "DATA_DIR";
+  const unset = variable === "DATA_DIR" && (env.DATA_DIR ?? "") === "" ? " (unset, so ./data under the current directory)" : "";
+  return (
+    `no tokengate store at ${path}: ${describeParent(dirname(path), basename(path))}. The server creates it on its first start: ` +
+    `start the server once with this ${variable}${unset}, or check ${variable} and the directory you run this from. ` +
+    "To make an empty store here on purpose, keys create and users add take --create-store"
+  );
+}
+
+function describeParent(dir: string, file: string): string {
+  try {
+    return statSync(dir).isDirectory() ? `${dir} holds no ${file}` : `${dir} is not a directory`;
+  } catch {
+    return `${dir} does not exist`;
+  }
+}
+
+function openExistingStore(location: StoreLocation, env: Readonly<Record<string, string | undefined>>, options?: StoreOptions): Promise<Store> {
+  // PostgreSQL is another case: its database must exist already, and the server and CLI create only tables in it.
+  const missing = location.kind === "sqlite" && options?.create !== true ? explainMissingStore(location.file, env) : undefined;
+  return missing === undefined ? openStore(location) : Promise.reject(new Error(missing));
 }
 
 /** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts), which passes its name. */
@@ -70,7 +111,7 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
   return runCli(argv, {
     ...shared,
     jwtAlg,
-    openStore: () => openStore(location),
+    openStore: (options) => openExistingStore(location, env, options),
     roleScopes,
     knownScopes: listKnownScopes(roleScopes),
     consoleUrls: () => listReachableUrls(scheme, env.HOST === undefined || env.HOST === "" ? "0.0.0.0" : env.HOST, port, interfaces()),

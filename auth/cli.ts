@@ -33,10 +33,15 @@ export interface CliIo {
   err(text: string): void;
 }
 
+export interface StoreOptions {
+  /** Make the store if it does not exist (`--create-store`); otherwise a missing store is an error. */
+  readonly create: boolean;
+}
+
 export interface CliContext {
   readonly io: CliIo;
   /** Opened only by commands that need it, so `--help` and `token new` work without a data dir. */
-  openStore(): Promise<Store>;
+  openStore(options?: StoreOptions): Promise<Store>;
   readonly now: () => number;
   /** Role → scopes, as the server is configured (ROLE_SCOPES). */
   readonly roleScopes: RoleScopes;
@@ -78,6 +83,8 @@ Commands:
   doctor [--json]                                                    check configuration, files, TLS, clock and addresses; explain problems
 
 Every command takes --help. The store is STORE_URL (a PostgreSQL URL), or else DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
+The server creates that store on its first start; commands refuse a SQLite store that does not exist
+(keys create and users add make one on purpose with --create-store).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
 `,
   "keys create": `Usage: bun run cli keys create --name NAME [--scopes a,b] [--expires DURATION] [--json]
@@ -89,6 +96,7 @@ Creates an API key and prints it once; only its hash is stored.
   --allow-new-scope  accept scopes nothing requires yet (for routes still to come)
   --expires DURATION lifetime ${KEY_LIFETIME.words}, such as 90s, 15m, 12h, 30d, 2w (default: never expires)
   --json             print a JSON object instead of text
+  --create-store     create the store if it does not exist yet (normally the server's first start does)
 `,
   "keys list": `Usage: bun run cli keys list [--json]
 
@@ -108,12 +116,13 @@ working for the overlap (default 0s: it stops at once), then counts as revoked.
   --overlap DURATION  how long the old key stays valid, ${ROTATION_OVERLAP.words}, e.g. 1h
   --expires DURATION  lifetime of the new key, ${KEY_LIFETIME.words} (default: the old key's lifetime, or never)
 `,
-  "users add": `Usage: bun run cli users add NAME --role ROLE [--role ROLE]
+  "users add": `Usage: bun run cli users add NAME --role ROLE [--role ROLE] [--create-store]
 
 Adds a user who can sign in with a password (Basic auth, when BASIC_AUTH=true). The password is
 read from a prompt without echo, or from standard input when it is not a terminal
 (e.g. printf '%s\\n' "$PW" | bun run cli users add alice --role viewer). Never from the command line.
 Roles are those of ROLE_SCOPES (default: admin=*, viewer=data:read,ws:connect).
+  --create-store     create the store if it does not exist yet (normally the server's first start does)
 `,
   "users list": `Usage: bun run cli users list [--json]
 
@@ -353,6 +362,7 @@ const commands: Record<string, Handler> = {
         expires: { type: "string" },
         json: { type: "boolean", default: false },
         "allow-new-scope": { type: "boolean", default: false },
+        "create-store": { type: "boolean", default: false },
       },
     });
     const name = values.name?.trim();
@@ -360,7 +370,7 @@ const commands: Record<string, Handler> = {
     if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError("--name must be 1 to 200 characters without control characters");
     const scopes = chooseScopes(values.scopes, values["allow-new-scope"], knownScopes);
     const { token, record } = newKeyFrom(name, scopes, duration("--expires", values.expires, KEY_LIFETIME), now());
-    await withStore(openStore, (store) => store.insertKey(record));
+    await withStore(() => openStore({ create: values["create-store"] }), (store) => store.insertKey(record));
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
   },
@@ -435,7 +445,11 @@ const commands: Record<string, Handler> = {
   },
 
   "users add": async (args, context) => {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: "string", multiple: true } } });
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { role: { type: "string", multiple: true }, "create-store": { type: "boolean", default: false } },
+    });
     const username = parseUsername(positionals[0]);
     const roles = [...new Set(values.role ?? [])];
     if (roles.length === 0) throw new UsageError(`give at least one --role (${[...context.roleScopes.keys()].join(", ")})`);
@@ -443,8 +457,15 @@ const commands: Record<string, Handler> = {
     if (unknown.length > 0) {
       throw new UsageError(`unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${[...context.roleScopes.keys()].join(", ")}`);
     }
-    const passwordHash = await hashPassword(await readNewPassword(context));
-    if (!(await withStore(context.openStore, (store) => store.insertUser({ username, passwordHash, roles, createdAt: context.now() })))) {
+    // The store is opened before the prompt: a missing store is reported before anyone types a password.
+    const added = await withStore(
+      () => context.openStore({ create: values["create-store"] }),
+      async (store) => {
+        const passwordHash = await hashPassword(await readNewPassword(context));
+        return store.insertUser({ username, passwordHash, roles, createdAt: context.now() });
+      },
+    );
+    if (!added) {
       context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
       return EXIT.conflict;
     }
@@ -472,14 +493,16 @@ const commands: Record<string, Handler> = {
   "users passwd": async (args, context) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
-    if ((await withStore(context.openStore, (store) => store.getUser(username))) === undefined) {
-      context.io.err(`No user named ${username}. See: bun run cli users list\n`);
-      return EXIT.notFound;
-    }
-    const passwordHash = await hashPassword(await readNewPassword(context));
-    await withStore(context.openStore, (store) => store.setPassword(username, passwordHash, context.now()));
-    context.io.out(`Password of ${username} changed.\n`);
-    return EXIT.ok;
+    return withStore(context.openStore, async (store) => {
+      if ((await store.getUser(username)) === undefined) {
+        context.io.err(`No user named ${username}. See: bun run cli users list\n`);
+        return EXIT.notFound;
+      }
+      const passwordHash = await hashPassword(await readNewPassword(context));
+      await store.setPassword(username, passwordHash, context.now());
+      context.io.out(`Password of ${username} changed.\n`);
+      return EXIT.ok;
+    });
   },
 
   "users disable": setDisabled(true),

@@ -1,9 +1,12 @@
 /**
  * The real CLI (`bun run cli.ts`) as a subprocess, next to the real server as a subprocess, both
  * on the same DATA_DIR: keys created, used, listed, rotated and revoked while the server runs.
+ * Stores are made as the server's first start makes them (openDataDirStore), since the CLI
+ * refuses a store that does not exist.
  */
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE } from "../auth/config.ts";
 import { EXIT } from "../auth/cli.ts";
@@ -60,14 +63,14 @@ describe("usage", () => {
     [["keys", "revoke", "nothex"], EXIT.usage, "12 hex characters"],
     [["keys", "revoke", "0123456789ab"], EXIT.notFound, "No key with id"],
   ])("%p exits %d", async (args, code, text) => {
-    using dir = makeTempDir();
-    const result = await cli(join(dir.path, "data"), ...(args as string[]));
+    using dir = await makeDataDir();
+    const result = await cli(dir.path, ...(args as string[]));
     expect(result.code).toBe(code);
     expect(result.stdout + result.stderr).toContain(text as string);
   });
 
   test("a whole key passed as an id is refused (it would end up in shell history)", async () => {
-    using dir = makeTempDir();
+    using dir = await makeDataDir();
     const created = await createKey(dir.path, "--name", "lamp");
     const result = await cli(dir.path, "keys", "revoke", created.key);
     expect(result.code).toBe(EXIT.usage);
@@ -169,7 +172,7 @@ describe("keys next to a running server", () => {
 
 describe("users", () => {
   test("add (password on stdin), list, passwd, disable: the running server follows, curl -u works", async () => {
-    using dir = makeTempDir();
+    using dir = await makeDataDir();
     const password = trackSecret("first password for alice");
     const added = await cliWithInput(dir.path, `${password}\n`, "users", "add", "alice", "--role", "viewer");
     expect(added.code).toBe(EXIT.ok);
@@ -200,7 +203,7 @@ describe("users", () => {
     [["users", "passwd", "nobody"], "x-long-enough-pw\n", EXIT.notFound, "No user named nobody"],
     [["users", "disable", "nobody"], "", EXIT.notFound, "No user named nobody"],
   ])("%p exits %d", async (args, input, code, text) => {
-    using dir = makeTempDir();
+    using dir = await makeDataDir();
     const result = await cliWithInput(dir.path, input as string, ...(args as string[]));
     expect(result.code).toBe(code as number);
     expect(result.stdout + result.stderr).toContain(text as string);
@@ -209,7 +212,7 @@ describe("users", () => {
 
 describe("signing keys", () => {
   test("rotate: the running server signs with the new key, old tokens stay valid, the JWKS holds both", async () => {
-    using dir = makeTempDir();
+    using dir = await makeDataDir();
     const password = trackSecret("rotation test password");
     expect((await cliWithInput(dir.path, `${password}\n`, "users", "add", "erin", "--role", "viewer")).code).toBe(EXIT.ok);
     const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
@@ -347,6 +350,68 @@ describe("stored times no Date can hold", () => {
     const replacement = JSON.parse(rotated.stdout) as { key: string; created_at: string; expires_at: string };
     trackSecret(replacement.key);
     expect(Date.parse(replacement.expires_at) - Date.parse(replacement.created_at)).toBe(30 * 86_400_000);
+  });
+});
+
+describe("a store that does not exist", () => {
+  test.each([
+    [["keys", "list"]],
+    [["keys", "list", "--json"]],
+    [["keys", "create", "--name", "lamp"]],
+    [["keys", "revoke", "0123456789ab"]],
+    [["keys", "rotate", "0123456789ab"]],
+    [["users", "list"]],
+    [["users", "add", "alice", "--role", "viewer"]],
+    [["users", "passwd", "alice"]],
+    [["users", "disable", "alice"]],
+    [["bans", "list"]],
+    [["bans", "clear"]],
+    [["signing-keys", "list"]],
+    [["signing-keys", "rotate"]],
+    [["pair"]],
+  ])("%p exits 1, names the path and the fix, and creates nothing", async (args) => {
+    using dir = makeTempDir();
+    const dataDir = join(dir.path, "data");
+    const result = await cliWithInput(dataDir, `${trackSecret("a password never stored")}\n`, ...args);
+    expect(result.code).toBe(EXIT.failure);
+    expect(result.stderr).toContain(`no tokengate store at ${join(dataDir, DATABASE_FILE)}: ${dataDir} does not exist`);
+    expect(result.stderr).toContain("start the server once with this DATA_DIR");
+    expect(result.stdout).not.toContain("tg_");
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test("a data directory without a database is refused too, and stays empty", async () => {
+    using dir = makeTempDir();
+    const result = await cli(dir.path, "keys", "create", "--name", "lamp");
+    expect(result.code).toBe(EXIT.failure);
+    expect(result.stderr).toContain(`${dir.path} holds no ${DATABASE_FILE}`);
+    expect(existsSync(join(dir.path, DATABASE_FILE))).toBe(false);
+  });
+
+  test("DATA_DIR unset: the message says it means ./data of the current directory, which stays untouched", async () => {
+    using dir = makeTempDir();
+    const result = await runCliProcess(["keys", "list"], { env: {}, cwd: dir.path });
+    expect(result.code).toBe(EXIT.failure);
+    expect(result.stderr).toContain("DATA_DIR (unset, so ./data under the current directory)");
+    expect(existsSync(join(dir.path, "data"))).toBe(false);
+  });
+
+  test("--create-store makes it on purpose (keys create, users add); other commands then find it", async () => {
+    using dir = makeTempDir();
+    const keysDir = join(dir.path, "for-keys");
+    const created = await createKey(keysDir, "--name", "lamp", "--create-store");
+    expect((await listKeys(keysDir)).map((key) => key.id)).toEqual([created.id]);
+    const usersDir = join(dir.path, "for-users");
+    const password = trackSecret("a password for the new store");
+    expect((await cliWithInput(usersDir, `${password}\n`, "users", "add", "alice", "--role", "viewer", "--create-store")).code).toBe(EXIT.ok);
+    expect(JSON.parse((await cli(usersDir, "users", "list", "--json")).stdout)).toEqual([expect.objectContaining({ username: "alice" })]);
+  });
+
+  test("--create-store is refused where it makes no sense (keys list)", async () => {
+    using dir = makeTempDir();
+    const result = await cli(join(dir.path, "data"), "keys", "list", "--create-store");
+    expect(result.code).toBe(EXIT.usage);
+    expect(existsSync(join(dir.path, "data"))).toBe(false);
   });
 });
 
