@@ -15,29 +15,60 @@ import { statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 
-/** A line from a terminal without echo, or the first line of piped stdin. */
-async function readPassword(prompt: string): Promise<string> {
-  if (!process.stdin.isTTY) {
-    const text = await Bun.stdin.text();
-    return text.split(/\r?\n/)[0] ?? "";
-  }
+/** The first line of piped stdin; `undefined` when stdin holds nothing at all. */
+async function readPipedLine(): Promise<string | undefined> {
+  const text = await Bun.stdin.text();
+  return text === "" ? undefined : text.split(/\r?\n/)[0];
+}
+
+/** Applies one typed character to the line; `done` ends the line, `undefined` as line means end of input. */
+function typeChar(line: string, char: string): { line: string | undefined; done: boolean } {
+  if (char === "\r" || char === "\n") return { line, done: true };
+  if (char === "\u0004") return line === "" ? { line: undefined, done: true } : { line, done: false };
+  if (char === "\u007f" || char === "\b") return { line: [...line].slice(0, -1).join(""), done: false };
+  if (char === "\u0015") return { line: "", done: false };
+  return { line: line + char, done: false };
+}
+
+/** A line typed at the terminal without echo (raw mode), restored however it ends; Ctrl-C exits with 130. */
+function readTerminalLine(prompt: string): Promise<string | undefined> {
+  const stdin = process.stdin;
+  const decoder = new TextDecoder();
+  let line: string | undefined = "";
+  // Echo goes off before the prompt shows, so nothing typed in answer to it is ever echoed.
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
-  process.stdin.setRawMode(true);
-  let line = "";
-  try {
-    for await (const chunk of process.stdin) {
-      for (const char of String(chunk)) {
-        if (char === "\r" || char === "\n") return line;
-        if (char === "\u0003") process.exit(130);
-        line = char === "\u007f" ? line.slice(0, -1) : line + char;
+  stdin.resume();
+  return new Promise((done) => {
+    const finish = (interrupted: boolean) => {
+      stdin.off("data", onData);
+      stdin.off("end", onEnd);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      if (interrupted) process.exit(130);
+      done(line);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const char of decoder.decode(chunk, { stream: true })) {
+        if (char === "\u0003") return finish(true);
+        const typed = typeChar(line ?? "", char);
+        line = typed.line;
+        if (typed.done) return finish(false);
       }
-    }
-    return line;
-  } finally {
-    process.stdin.setRawMode(false);
-    process.stdin.pause();
-    process.stderr.write("\n");
-  }
+    };
+    // A terminal that goes away (hang-up) ends the input: nothing was given.
+    const onEnd = () => {
+      line = undefined;
+      finish(false);
+    };
+    stdin.on("data", onData);
+    stdin.on("end", onEnd);
+  });
+}
+
+function readPassword(prompt: string): Promise<string | undefined> {
+  return process.stdin.isTTY ? readTerminalLine(prompt) : readPipedLine();
 }
 
 /**
@@ -86,6 +117,7 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     io: { out: (text: string) => void process.stdout.write(text), err: (text: string) => void process.stderr.write(text) },
     now,
     readPassword,
+    typedPasswords: process.stdin.isTTY === true,
     program,
     examine: () => runDoctor({ env, now: now(), interfaces: interfaces(), uid: process.getuid?.() ?? -1 }),
   };

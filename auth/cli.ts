@@ -47,8 +47,13 @@ export interface CliContext {
   readonly roleScopes: RoleScopes;
   /** Scopes a new key may be given without --allow-new-scope (see listKnownScopes). */
   readonly knownScopes: readonly string[];
-  /** Reads a password from a no-echo prompt or from stdin; never from argv. */
-  readPassword(prompt: string): Promise<string>;
+  /**
+   * Reads a password from a no-echo prompt or the first line of stdin; never from argv.
+   * `undefined` when nothing was given (end of input).
+   */
+  readPassword(prompt: string): Promise<string | undefined>;
+  /** Whether passwords are typed at a terminal (then asked twice) rather than piped in. */
+  readonly typedPasswords: boolean;
   /** JWT_ALG, for new signing keys. */
   readonly jwtAlg: JwtAlgorithm;
   /** How the user started us, for help and hints: `tokengate` (the binary) or `bun run cli`. */
@@ -119,9 +124,9 @@ working for the overlap (default 0s: it stops at once), then counts as revoked.
   "users add": `Usage: bun run cli users add NAME --role ROLE [--role ROLE] [--create-store]
 
 Adds a user who can sign in with a password (Basic auth, when BASIC_AUTH=true). The password is
-read from a prompt without echo, or from standard input when it is not a terminal
-(e.g. printf '%s\\n' "$PW" | bun run cli users add alice --role viewer). Never from the command line.
-Roles are those of ROLE_SCOPES (default: admin=*, viewer=data:read,ws:connect).
+read from a prompt without echo (asked twice), or from the first line of standard input when it is
+not a terminal (e.g. printf '%s\\n' "$PW" | bun run cli users add alice --role viewer). Never from the
+command line. Roles are those of ROLE_SCOPES (default: admin=*, viewer=data:read,ws:connect).
   --create-store     create the store if it does not exist yet (normally the server's first start does)
 `,
   "users list": `Usage: bun run cli users list [--json]
@@ -130,7 +135,8 @@ Lists users with their roles, the scopes those roles grant, and whether they are
 `,
   "users passwd": `Usage: bun run cli users passwd NAME
 
-Sets a new password, read from a prompt without echo or from standard input.
+Sets a new password, read from a prompt without echo (asked twice) or from the first line of
+standard input.
 `,
   "users disable": `Usage: bun run cli users disable NAME
 
@@ -320,10 +326,19 @@ function parseUsername(text: string | undefined): string {
   return text;
 }
 
+const NO_PASSWORD =
+  "no password given: type it at the prompt, or give it as the first line of standard input, e.g. printf '%s\\n' \"$PW\" | bun run cli users …";
+
+/** The new password, checked; at a terminal it is typed twice, since nobody sees it. */
 async function readNewPassword(context: CliContext): Promise<string> {
   const password = await context.readPassword("New password: ");
+  if (password === undefined || password === "") throw new UsageError(NO_PASSWORD);
   const problem = checkPassword(password);
   if (problem !== undefined) throw new UsageError(`the password ${problem}`);
+  if (context.typedPasswords) {
+    const again = await context.readPassword("Repeat password: ");
+    if (again !== password) throw new UsageError("the two passwords differ; nothing was changed");
+  }
   return password;
 }
 

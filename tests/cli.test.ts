@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { DATABASE_FILE } from "../auth/config.ts";
 import { EXIT } from "../auth/cli.ts";
 import { WS_GREETING } from "../auth/routes.ts";
-import { runCliProcess, type CliResult } from "./support/cli.ts";
+import { runCliInTerminal, runCliProcess, type CliResult } from "./support/cli.ts";
 import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { openDataDirStore } from "./support/stores.ts";
@@ -441,6 +441,77 @@ describe("scopes of a new key", () => {
     const created = JSON.parse(result.stdout) as { key: string; scopes: string[] };
     trackSecret(created.key);
     expect(created.scopes).toEqual(scopes);
+  });
+});
+
+describe("passwords", () => {
+  const typed = trackSecret("typed at the terminal 1");
+
+  test("at a terminal: asked twice without echo; the same answer twice adds the user", async () => {
+    using dir = await makeDataDir();
+    const result = await runCliInTerminal(["users", "add", "alice", "--role", "viewer"], { DATA_DIR: dir.path }, [
+      { prompt: "New password: ", reply: typed },
+      { prompt: "Repeat password: ", reply: typed },
+    ]);
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.screen).toContain("Added user alice");
+    expect(result.screen).not.toContain(typed);
+    const store = await openDataDirStore(dir.path);
+    try {
+      expect(await Bun.password.verify(typed, (await store.getUser("alice"))!.passwordHash)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("at a terminal: two different answers exit 2 and store nothing (users add and users passwd)", async () => {
+    using dir = await makeDataDir();
+    const other = trackSecret("typed differently 2");
+    const steps = [
+      { prompt: "New password: ", reply: typed },
+      { prompt: "Repeat password: ", reply: other },
+    ];
+    const add = await runCliInTerminal(["users", "add", "alice", "--role", "viewer"], { DATA_DIR: dir.path }, steps);
+    expect(add.code).toBe(EXIT.usage);
+    expect(add.screen).toContain("the two passwords differ; nothing was changed");
+    expect(JSON.parse((await cli(dir.path, "users", "list", "--json")).stdout)).toEqual([]);
+
+    const first = trackSecret("the password piped in first");
+    expect((await cliWithInput(dir.path, `${first}\n`, "users", "add", "bob", "--role", "viewer")).code).toBe(EXIT.ok);
+    const passwd = await runCliInTerminal(["users", "passwd", "bob"], { DATA_DIR: dir.path }, steps);
+    expect(passwd.code).toBe(EXIT.usage);
+    expect(passwd.screen).toContain("the two passwords differ");
+    const store = await openDataDirStore(dir.path);
+    try {
+      expect(await Bun.password.verify(first, (await store.getUser("bob"))!.passwordHash)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("piped: the first line is the password, read once (no repeat)", async () => {
+    using dir = await makeDataDir();
+    const first = trackSecret("first line is the password");
+    const result = await cliWithInput(dir.path, `${first}\nsecond line ignored\n`, "users", "add", "carol", "--role", "viewer");
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stderr).not.toContain("Repeat");
+    const store = await openDataDirStore(dir.path);
+    try {
+      expect(await Bun.password.verify(first, (await store.getUser("carol"))!.passwordHash)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test.each([
+    ["empty stdin", ""],
+    ["an empty first line", "\n"],
+  ])("%s: \"no password given\", exit 2, nothing stored", async (_case, input) => {
+    using dir = await makeDataDir();
+    const add = await cliWithInput(dir.path, input, "users", "add", "dave", "--role", "viewer");
+    expect(add.code).toBe(EXIT.usage);
+    expect(add.stderr).toContain("no password given");
+    expect(JSON.parse((await cli(dir.path, "users", "list", "--json")).stdout)).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * The real CLI as a subprocess: `bun run cli.ts …` with a clean environment and piped stdin.
+ * The real CLI as a subprocess: `bun run cli.ts …` with a clean environment, piped stdin, or a real
+ * pseudo-terminal (util-linux `script`) that answers prompts as they appear on the screen.
  */
 import { join } from "node:path";
 import { ROOT } from "./harness.ts";
@@ -33,4 +34,48 @@ export async function runCliProcess(args: readonly string[], options: CliOptions
   // stdout legitimately prints a new key once; stderr never may, so it joins the leak scan.
   captureOutput(stderr);
   return { code, stdout, stderr };
+}
+
+const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/** Each step waits until `prompt` is on the screen (after the previous step's), then types `reply` and Enter. */
+export interface TerminalStep {
+  readonly prompt: string;
+  readonly reply: string;
+}
+
+/**
+ * Runs the CLI on a real pseudo-terminal, as a person at a console would: stdin is a TTY, and
+ * replies are typed only once their prompt shows. Returns the exit code and everything the
+ * terminal displayed (which is also scanned for secrets).
+ */
+export async function runCliInTerminal(args: readonly string[], env: Record<string, string>, steps: readonly TerminalStep[]): Promise<{ code: number; screen: string }> {
+  const command = [process.execPath, "run", CLI_ENTRY, ...args].map(shellQuote).join(" ");
+  const proc = Bun.spawn(["script", "-qec", command, "/dev/null"], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "dumb", ...env },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let screen = "";
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    for await (const chunk of proc.stdout) screen += decoder.decode(chunk, { stream: true });
+  })();
+  let seen = 0;
+  for (const step of steps) {
+    const deadline = Date.now() + 10_000;
+    while (screen.indexOf(step.prompt, seen) === -1) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`prompt ${JSON.stringify(step.prompt)} not shown; screen: ${JSON.stringify(screen)}`);
+      await Bun.sleep(10);
+    }
+    seen = screen.indexOf(step.prompt, seen) + step.prompt.length;
+    proc.stdin.write(`${step.reply}\r`);
+    await proc.stdin.flush();
+  }
+  const code = await proc.exited;
+  await reading;
+  proc.stdin.end();
+  captureOutput(screen);
+  return { code, screen };
 }
