@@ -15,6 +15,9 @@ import { statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 
+/** Exit code when the reader of our output went away early (`| head`): 128 + SIGPIPE, as a shell reports coreutils. */
+export const EXIT_CLOSED_PIPE = 141;
+
 /** The first line of piped stdin; `undefined` when stdin holds nothing at all. */
 async function readPipedLine(): Promise<string | undefined> {
   const text = await Bun.stdin.text();
@@ -72,6 +75,18 @@ function readPassword(prompt: string): Promise<string | undefined> {
 }
 
 /**
+ * A reader that stops early (`| head`, `| true`) closes the pipe, and the next write fails with
+ * EPIPE: end quietly, as a shell tool killed by SIGPIPE would, instead of with a stack trace.
+ */
+function endQuietlyOnClosedPipe(): void {
+  process.stdout.on("error", (error) => {
+    if (errorCode(error) !== "EPIPE") process.stderr.write(`cannot write the output: ${describeFsError(error)}\n`);
+    process.exit(errorCode(error) === "EPIPE" ? EXIT_CLOSED_PIPE : 1);
+  });
+  process.stderr.on("error", (error) => process.exit(errorCode(error) === "EPIPE" ? EXIT_CLOSED_PIPE : 1));
+}
+
+/**
  * Why the SQLite store cannot be opened as asked, or `undefined`. Opening creates a missing file,
  * and an empty store where no server looks (a typo in DATA_DIR, the default ./data of another
  * working directory) would swallow keys and users silently; only the server's first start, or an
@@ -110,6 +125,7 @@ function openExistingStore(location: StoreLocation, env: Readonly<Record<string,
 
 /** Runs one CLI command; also `tokengate keys …` in the single binary (tokengate.ts), which passes its name. */
 export async function main(argv: readonly string[], program = "bun run cli"): Promise<number> {
+  endQuietlyOnClosedPipe();
   const env = Bun.env;
   const now = Date.now;
   const interfaces = () => Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);

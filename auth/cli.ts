@@ -91,6 +91,7 @@ Every command takes --help. The store is STORE_URL (a PostgreSQL URL), or else D
 The server creates that store on its first start; commands refuse a SQLite store that does not exist
 (keys create and users add make one on purpose with --create-store).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
+Output cut short by a closed pipe (e.g. | head) ends the command quietly with exit code 141.
 `,
   "keys create": `Usage: bun run cli keys create --name NAME [--scopes a,b] [--expires DURATION] [--json]
 

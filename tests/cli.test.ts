@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { DATABASE_FILE } from "../auth/config.ts";
 import { EXIT } from "../auth/cli.ts";
 import { WS_GREETING } from "../auth/routes.ts";
-import { runCliInTerminal, runCliProcess, type CliResult } from "./support/cli.ts";
+import { EXIT_CLOSED_PIPE } from "../cli.ts";
+import { runCliInTerminal, runCliProcess, CLI_ENTRY, type CliResult } from "./support/cli.ts";
 import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
-import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
+import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { openDataDirStore } from "./support/stores.ts";
 
 async function cli(dataDir: string, ...args: string[]): Promise<CliResult> {
@@ -512,6 +513,35 @@ describe("passwords", () => {
     expect(add.code).toBe(EXIT.usage);
     expect(add.stderr).toContain("no password given");
     expect(JSON.parse((await cli(dir.path, "users", "list", "--json")).stdout)).toEqual([]);
+  });
+});
+
+describe("a reader that stops early", () => {
+  test.each([
+    ["keys list | true", "keys list | true", EXIT_CLOSED_PIPE],
+    ["keys list --json | true", "keys list --json | true", EXIT_CLOSED_PIPE],
+    ["keys list | head -c 10", "keys list | head -c 10 >/dev/null", EXIT_CLOSED_PIPE],
+    ["keys list | wc -c (read to the end)", "keys list | wc -c >/dev/null", EXIT.ok],
+  ])("%s: no stack trace, exit %d", async (_case, pipeline, code) => {
+    using dir = await makeDataDir();
+    const db = new Database(join(dir.path, DATABASE_FILE));
+    const insert = db.prepare("INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)");
+    // Far more than a pipe buffer (64 KiB): the writer is still writing when the reader leaves.
+    db.transaction(() => {
+      for (let i = 0; i < 800; i++) insert.run(i.toString(16).padStart(12, "0"), `device ${i} ${"x".repeat(150)}`, new Uint8Array(32), "data:read", 1_700_000_000_000);
+    })();
+    db.close();
+    const [command, ...rest] = pipeline.split(" | ");
+    const script = `"$0" run "$1" ${command} | ${rest.join(" | ")}; echo "cli=\${PIPESTATUS[0]}"`;
+    const proc = Bun.spawn(["bash", "-c", script, process.execPath, CLI_ENTRY], {
+      env: { PATH: process.env.PATH ?? "", DATA_DIR: dir.path },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    captureOutput(stderr);
+    expect(stderr).toBe("");
+    expect(stdout.trim()).toBe(`cli=${code}`);
   });
 });
 
