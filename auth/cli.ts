@@ -327,18 +327,28 @@ function parseUsername(text: string | undefined): string {
   return text;
 }
 
+/**
+ * RFC 8265 OpaqueString's normalization (NFC), exactly what the server applies to what it
+ * receives (Basic credentials, the password grant): a password typed in decomposed form (NFD,
+ * as some keyboards and macOS file names produce) is stored as it will later arrive.
+ */
+export function preparePassword(text: string): string {
+  return text.normalize("NFC");
+}
+
 const NO_PASSWORD =
   "no password given: type it at the prompt, or give it as the first line of standard input, e.g. printf '%s\\n' \"$PW\" | bun run cli users …";
 
-/** The new password, checked; at a terminal it is typed twice, since nobody sees it. */
+/** The new password, prepared and checked; at a terminal it is typed twice, since nobody sees it. */
 async function readNewPassword(context: CliContext): Promise<string> {
-  const password = await context.readPassword("New password: ");
-  if (password === undefined || password === "") throw new UsageError(NO_PASSWORD);
+  const typed = await context.readPassword("New password: ");
+  if (typed === undefined || typed === "") throw new UsageError(NO_PASSWORD);
+  const password = preparePassword(typed);
   const problem = checkPassword(password);
   if (problem !== undefined) throw new UsageError(`the password ${problem}`);
   if (context.typedPasswords) {
     const again = await context.readPassword("Repeat password: ");
-    if (again !== password) throw new UsageError("the two passwords differ; nothing was changed");
+    if (again === undefined || preparePassword(again) !== password) throw new UsageError("the two passwords differ; nothing was changed");
   }
   return password;
 }

@@ -1,6 +1,7 @@
 /**
  * Users and Basic auth through the real gate: real SQLite store, real argon2id (Bun.password), the
- * real curl binary for `curl -u`, and a bounded verification queue under concurrent load.
+ * real curl binary for `curl -u`, and a bounded verification queue under concurrent load. Passwords
+ * in every Unicode spelling go through the real CLI and the real server as subprocesses.
  */
 import { describe, expect, test } from "bun:test";
 import { BASIC_CHALLENGE } from "../auth/http.ts";
@@ -12,7 +13,8 @@ import { createSeedRoutes } from "../auth/routes.ts";
 import { openDataDirStore } from "./support/stores.ts";
 import { digestToken } from "../auth/tokens.ts";
 import { createPasswordAuthenticator } from "../auth/users.ts";
-import { curl, makeTempDir, rawRequest, WsProbe } from "./support/harness.ts";
+import { runCliProcess } from "./support/cli.ts";
+import { curl, makeTempDir, rawRequest, ServerProcess, WsProbe } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 
 const PASSWORD = trackSecret("correct horse battery staple");
@@ -180,6 +182,74 @@ describe("raw bytes", () => {
       `GET /secure-data HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: ${header}\r\nAuthorization: ${header}\r\n\r\n`,
     );
     expect(response.status).toBe(400);
+  });
+});
+
+/**
+ * One password, three spellings: composed (NFC), decomposed (NFD, as macOS and some keyboards
+ * type it) and as typed with astral-plane characters, one of them (U+1D15E) excluded from
+ * composition, so even NFC decomposes it. Servers NFC-normalize what they receive (RFC 8265
+ * OpaqueString), so the CLI must store the same form, or some spellings can never sign in.
+ */
+const WORDS = "Crème brûlée 🔐 \u{1D15E} naïve";
+const SPELLINGS = {
+  nfc: trackSecret(WORDS.normalize("NFC")),
+  nfd: trackSecret(WORDS.normalize("NFD")),
+  astral: trackSecret(WORDS),
+} as const;
+type Spelling = keyof typeof SPELLINGS;
+
+async function signInEveryWay(url: string, username: string): Promise<Record<string, number>> {
+  const statuses: Record<string, number> = {};
+  for (const [name, password] of Object.entries(SPELLINGS)) {
+    statuses[`basic ${name}`] = (await curl(["-u", `${username}:${password}`, `${url}/secure-data`])).status;
+    const grant = await curl(["-d", "grant_type=password", "-d", `username=${username}`, "--data-urlencode", `password=${password}`, `${url}/auth/token`]);
+    if (grant.status === 200) {
+      const body = JSON.parse(grant.body) as { access_token: string; refresh_token: string };
+      trackSecret(body.access_token);
+      trackSecret(body.refresh_token);
+    }
+    statuses[`grant ${name}`] = grant.status;
+  }
+  return statuses;
+}
+
+const ALL_ACCEPTED = Object.fromEntries(Object.keys(SPELLINGS).flatMap((name) => [[`basic ${name}`, 200], [`grant ${name}`, 200]]));
+
+describe("passwords set by the CLI in any Unicode spelling", () => {
+  test("the three spellings are different strings of one password", () => {
+    expect(new Set(Object.values(SPELLINGS)).size).toBe(3);
+    expect(new Set(Object.values(SPELLINGS).map((password) => password.normalize("NFC"))).size).toBe(1);
+  });
+
+  test.each(Object.keys(SPELLINGS) as Spelling[])("set as %s (users add, stdin): curl -u and the password grant accept every spelling", async (spelling) => {
+    using dir = makeTempDir();
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    try {
+      const url = `http://127.0.0.1:${await server.port()}`;
+      const added = await runCliProcess(["users", "add", "rene", "--role", "viewer"], { env: { DATA_DIR: dir.path }, input: `${SPELLINGS[spelling]}\n` });
+      expect(added.code).toBe(0);
+      expect(await signInEveryWay(url, "rene")).toEqual(ALL_ACCEPTED);
+      // Normalizing must not make the check lenient: the same words without their accents fail.
+      expect((await curl(["-u", `rene:${"Creme brulee 🔐 \u{1D15E} naive"}`, `${url}/secure-data`])).status).toBe(401);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  test("set as nfd by users passwd: every spelling signs in, the old password no longer does", async () => {
+    using dir = makeTempDir();
+    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    try {
+      const url = `http://127.0.0.1:${await server.port()}`;
+      const env = { DATA_DIR: dir.path };
+      expect((await runCliProcess(["users", "add", "rene", "--role", "viewer"], { env, input: `${PASSWORD}\n` })).code).toBe(0);
+      expect((await runCliProcess(["users", "passwd", "rene"], { env, input: `${SPELLINGS.nfd}\n` })).code).toBe(0);
+      expect(await signInEveryWay(url, "rene")).toEqual(ALL_ACCEPTED);
+      expect((await curl(["-u", `rene:${PASSWORD}`, `${url}/secure-data`])).status).toBe(401);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
   });
 });
 
