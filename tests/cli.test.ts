@@ -13,7 +13,7 @@ import { EXIT } from "../auth/cli.ts";
 import { WS_GREETING } from "../auth/routes.ts";
 import { EXIT_CLOSED_PIPE } from "../cli.ts";
 import { runCliInTerminal, runCliProcess, CLI_ENTRY, type CliResult } from "./support/cli.ts";
-import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
+import { clockEnvironment, curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { openDataDirStore } from "./support/stores.ts";
 
@@ -534,7 +534,7 @@ describe("a reader that stops early", () => {
     const [command, ...rest] = pipeline.split(" | ");
     const script = `"$0" run "$1" ${command} | ${rest.join(" | ")}; echo "cli=\${PIPESTATUS[0]}"`;
     const proc = Bun.spawn(["bash", "-c", script, process.execPath, CLI_ENTRY], {
-      env: { PATH: process.env.PATH ?? "", DATA_DIR: dir.path },
+      env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: dir.path },
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { CLOCK_FLOOR, formatDoctorReport, judgeCertificate, judgeCertificateNames, judgeClock, judgeMode, runDoctor, type CheckResult } from "../auth/doctor.ts";
 import { generateApiKey } from "../auth/keys.ts";
 import { digestToken } from "../auth/tokens.ts";
-import { curl, makeTempDir, ROOT, ServerProcess, startTestApp } from "./support/harness.ts";
+import { curl, makeTempDir, ROOT, ServerProcess, startTestApp, clockEnvironment } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { createTestDatabase, openDataDirStore, postgresService } from "./support/stores.ts";
 
@@ -158,7 +158,7 @@ describe("runDoctor on this machine", () => {
     try {
       const taken = about(await doctor({ DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: String(other.port) }), "listening");
       expect(taken[0]).toMatchObject({ status: "fail" });
-      expect(taken[0]!.message).toContain("taken by another program");
+      expect(taken[0]!.message).toContain("in use by another program");
       expect(taken[1]).toMatchObject({ status: "warn" });
       expect(taken[1]!.message).toContain("only this device can connect");
     } finally {
@@ -291,7 +291,7 @@ describe("the CLI command", () => {
   async function run(args: string[], env: Record<string, string>, cwd: string) {
     const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
       cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...env },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...clockEnvironment(), ...env },
       stdout: "pipe",
       stderr: "pipe",
     });

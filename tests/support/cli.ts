@@ -3,7 +3,7 @@
  * pseudo-terminal (util-linux `script`) that answers prompts as they appear on the screen.
  */
 import { join } from "node:path";
-import { ROOT } from "./harness.ts";
+import { clockEnvironment, ROOT } from "./harness.ts";
 import { captureOutput } from "./secrets.ts";
 
 export const CLI_ENTRY = join(ROOT, "cli.ts");
@@ -15,7 +15,7 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  /** Added to a clean environment (PATH only): nothing from the developer's shell leaks in. */
+  /** Added to a clean environment (PATH, and faketime's variables): nothing from the developer's shell leaks in. */
   readonly env: Record<string, string>;
   /** Piped to stdin; empty by default. */
   readonly input?: string;
@@ -24,7 +24,7 @@ export interface CliOptions {
 
 export async function runCliProcess(args: readonly string[], options: CliOptions): Promise<CliResult> {
   const proc = Bun.spawn([process.execPath, "run", CLI_ENTRY, ...args], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...options.env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...clockEnvironment(), ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: new Blob([options.input ?? ""]),
     stdout: "pipe",
@@ -52,7 +52,7 @@ export interface TerminalStep {
 export async function runCliInTerminal(args: readonly string[], env: Record<string, string>, steps: readonly TerminalStep[]): Promise<{ code: number; screen: string }> {
   const command = [process.execPath, "run", CLI_ENTRY, ...args].map(shellQuote).join(" ");
   const proc = Bun.spawn(["script", "-qec", command, "/dev/null"], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "dumb", ...env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "dumb", ...clockEnvironment(), ...env },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
