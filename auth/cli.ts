@@ -18,7 +18,7 @@ import {
   type DurationRange,
 } from "./keys.ts";
 import { generateSigningKey, usableKeys, type JwtAlgorithm, type SigningKeyRecord } from "./jwt.ts";
-import { checkPassword, hashPassword } from "./passwords.ts";
+import { checkPassword, hashPassword, preparePassword } from "./passwords.ts";
 import type { KeyRecord, KeyStore, NewKey, Store, UserRecord } from "./store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "./users.ts";
 import { digestToken, generateToken } from "./tokens.ts";
@@ -327,14 +327,6 @@ function parseUsername(text: string | undefined): string {
   return text;
 }
 
-/**
- * RFC 8265 OpaqueString's normalization (NFC), exactly what the server applies to what it
- * receives (Basic credentials, the password grant): a password typed in decomposed form (NFD,
- * as some keyboards and macOS file names produce) is stored as it will later arrive.
- */
-export function preparePassword(text: string): string {
-  return text.normalize("NFC");
-}
 
 const NO_PASSWORD =
   "no password given: type it at the prompt, or give it as the first line of standard input, e.g. printf '%s\\n' \"$PW\" | bun run cli users …";
@@ -551,8 +543,8 @@ const commands: Record<string, Handler> = {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
     const subject = positionals[0];
-    if (subject !== undefined && !/^(?:addr:[0-9a-f.:]+|key:[0-9a-f]{12})$/.test(subject)) {
-      throw new UsageError("a subject looks like addr:192.168.1.50 or key:3f9a0c12be45 (see bans list)");
+    if (subject !== undefined && !/^(?:addr:[0-9a-f.:]+(?:\/64)?|key:[0-9a-f]{12}|user:[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/.test(subject)) {
+      throw new UsageError("a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)");
     }
     const cleared = await withStore(openStore, (store) => store.clearBans(now(), subject));
     if (subject !== undefined && cleared === 0) {

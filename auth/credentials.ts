@@ -4,6 +4,7 @@
  * single token, "none", or an `invalid_request` refusal that says which rule was broken.
  */
 import { GateError } from "./errors.ts";
+import { preparePassword } from "./passwords.ts";
 
 export type CredentialSource = "x-auth-token" | "authorization" | "query" | "subprotocol";
 
@@ -88,7 +89,7 @@ export function parseBasicCredentials(value: string): BasicCredentials | undefin
   }
   const colon = text.indexOf(":");
   if (colon <= 0 || /[\x00-\x1f\x7f]/.test(text)) return undefined;
-  return new BasicCredentials(text.slice(0, colon).normalize("NFC"), text.slice(colon + 1).normalize("NFC"));
+  return new BasicCredentials(text.slice(0, colon).normalize("NFC"), preparePassword(text.slice(colon + 1)));
 }
 
 /** Base64url without padding, the alphabet allowed in a `Sec-WebSocket-Protocol` token. */

@@ -25,6 +25,7 @@ import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRAC
 import type { StoreError, NewRefreshToken, RefreshStore, UserStore } from "./store.ts";
 import { digestToken, tokenMatchesDigest } from "./tokens.ts";
 import { scopesForRoles, type PasswordAuthenticator, type RoleScopes } from "./users.ts";
+import { preparePassword } from "./passwords.ts";
 
 export interface TokenEndpointOptions {
   /** The current key set; replaced when the signing keys are rotated. */
@@ -189,7 +190,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     // A locked account answers 429 before any argon2 work; its owner's refresh tokens and keys still work.
     const locked = options.guard?.retryAfter(address, `user:${username}`) ?? 0;
     if (locked > 0) return tooManyAttempts(locked);
-    const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), password.normalize("NFC")), address);
+    const who = await options.authenticatePassword(new BasicCredentials(username.normalize("NFC"), preparePassword(password)), address);
     if (who instanceof GateError) return who.code === "temporarily_unavailable" ? who : WRONG_PASSWORD_GRANT;
     if (scopes !== undefined && !scopes.every((scope) => hasScope(who, scope))) return SCOPE_NOT_GRANTED;
     const familyId = generateFamilyId();

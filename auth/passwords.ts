@@ -14,6 +14,15 @@ export const ARGON2_OPTIONS = { algorithm: "argon2id", memoryCost: 65_536, timeC
 export const DUMMY_HASH =
   "$argon2id$v=19$m=65536,t=2,p=1$5WYh0j4g+i6Qd1nwafbPQkGn7i1pmWdW3ONJRT7mxqM$4r6hkIXIBBk4mK6WgswN4HeKF3qV6CCRGkUmoDdG1F8";
 
+/**
+ * RFC 8265 OpaqueString's normalization (NFC), applied wherever a password enters: Basic
+ * credentials, the password grant, and the CLI that sets it. A password typed decomposed (NFD, as
+ * some keyboards and macOS produce) then matches the same password typed composed.
+ */
+export function preparePassword(text: string): string {
+  return text.normalize("NFC");
+}
+
 export const MIN_PASSWORD_LENGTH = 10;
 export const MAX_PASSWORD_BYTES = 1024;
 

@@ -343,6 +343,12 @@ describe("on the wire", () => {
     await Bun.sleep(300);
     expect((await fetch(`${app.http}/secure-data`, from("198.51.100.30", { "X-Auth-Token": app.token }))).status).toBe(200);
     expect((await cli("bans", "clear", "addr:198.51.100.30")).code).toBe(3);
+    // The account and IPv6 /64 subjects the guard writes can be named too.
+    await app.store.startBan("user:grace", Date.now(), 60_000, 3_600_000, 86_400_000);
+    await app.store.startBan("addr:2001:db8:7:7::/64", Date.now(), 60_000, 3_600_000, 86_400_000);
+    expect((await cli("bans", "clear", "user:grace")).code).toBe(0);
+    expect((await cli("bans", "clear", "addr:2001:db8:7:7::/64")).code).toBe(0);
+    expect((await cli("bans", "clear", "user:no such name")).code).toBe(2);
   });
 });
 
