@@ -3,27 +3,27 @@
  * listener, wired from a validated config and an open store. server.ts calls it with the real
  * environment; tests call it with their own config, so both run exactly the same wiring.
  */
-import type { Config } from "./config.ts";
-import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet } from "./jwt.ts";
-import { createKeyring, type Keyring } from "./keyring.ts";
-import { startListener, type Listener } from "./listener.ts";
-import type { Logger } from "./log.ts";
-import { createTokenRoutes } from "./oauth.ts";
-import { createHostPolicy, createOriginPolicy } from "./origins.ts";
-import { createAddressList } from "./addresses.ts";
-import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guard.ts";
-import { createAddressResolver, createForwardingCheck, createTransportCheck } from "./clients.ts";
-import type { Clock } from "./clock.ts";
-import { createAuditLog } from "./audit.ts";
-import { createPasswordVerifier } from "./passwords.ts";
-import { createPairingRoutes } from "./pairing.ts";
-import { createSeedRoutes, createTicketRoute, SCOPES } from "./routes.ts";
-import { createTicketBook } from "./tickets.ts";
+import type { Config } from "./config/config.ts";
+import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet } from "./secrets/jwt.ts";
+import { createKeyring, type Keyring } from "./authn/keyring.ts";
+import { startListener, type Listener } from "./http/listener.ts";
+import type { Logger } from "./core/log.ts";
+import { createTokenRoutes } from "./oauth/token-endpoint.ts";
+import { createHostPolicy, createOriginPolicy } from "./core/origins.ts";
+import { createAddressList } from "./core/addresses.ts";
+import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guard/guard.ts";
+import { createAddressResolver, createForwardingCheck, createTransportCheck } from "./http/clients.ts";
+import type { Clock } from "./core/clock.ts";
+import { createAuditLog } from "./guard/audit.ts";
+import { createPasswordVerifier } from "./secrets/passwords.ts";
+import { createPairingRoutes } from "./oauth/pairing.ts";
+import { createSeedRoutes, createTicketRoute, SCOPES } from "./http/routes.ts";
+import { createTicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
-import { createConsoleRoutes } from "./console-assets.ts";
-import type { Store } from "./store.ts";
-import { digestToken } from "./tokens.ts";
-import { createPasswordAuthenticator } from "./users.ts";
+import { createConsoleRoutes } from "./http/console-assets.ts";
+import type { Store } from "./store/store.ts";
+import { digestToken } from "./secrets/tokens.ts";
+import { createPasswordAuthenticator } from "./authn/users.ts";
 
 export interface App {
   readonly listener: Listener;

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
-import { generateApiKey, parseApiKey } from "../auth/keys.ts";
-import { formatPairingCode, issuePairingCode } from "../auth/pairing.ts";
-import { hashPassword } from "../auth/passwords.ts";
-import { digestToken } from "../auth/tokens.ts";
+import { generateApiKey, parseApiKey } from "../auth/secrets/keys.ts";
+import { formatPairingCode, issuePairingCode } from "../auth/oauth/pairing.ts";
+import { hashPassword } from "../auth/secrets/passwords.ts";
+import { digestToken } from "../auth/secrets/tokens.ts";
 import { makeTempDir, rawRequest, ROOT, startTestApp, type TestApp } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 

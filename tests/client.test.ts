@@ -4,10 +4,10 @@
  */
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { backoffDelay, bearerProtocol, describeClose, TokengateClient, type ClientEvent } from "../client/tokengate.ts";
-import { encodeSubprotocolToken } from "../auth/credentials.ts";
-import { generateApiKey } from "../auth/keys.ts";
-import { hashPassword } from "../auth/passwords.ts";
-import { digestToken } from "../auth/tokens.ts";
+import { encodeSubprotocolToken } from "../auth/authn/credentials.ts";
+import { generateApiKey } from "../auth/secrets/keys.ts";
+import { hashPassword } from "../auth/secrets/passwords.ts";
+import { digestToken } from "../auth/secrets/tokens.ts";
 import { startTestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 

@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
-import { encodeSubprotocolToken } from "../auth/credentials.ts";
-import { generateApiKey } from "../auth/keys.ts";
-import { hashPassword } from "../auth/passwords.ts";
-import { digestToken } from "../auth/tokens.ts";
+import { encodeSubprotocolToken } from "../auth/authn/credentials.ts";
+import { generateApiKey } from "../auth/secrets/keys.ts";
+import { hashPassword } from "../auth/secrets/passwords.ts";
+import { digestToken } from "../auth/secrets/tokens.ts";
 import { rawRequest, startTestApp, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 

@@ -7,9 +7,9 @@
  * LOAD_SECONDS (default 6, at most 30) bounds the run.
  */
 import { expect, test } from "bun:test";
-import { generateApiKey } from "../auth/keys.ts";
+import { generateApiKey } from "../auth/secrets/keys.ts";
 import { openDataDirStore } from "./support/stores.ts";
-import { digestToken } from "../auth/tokens.ts";
+import { digestToken } from "../auth/secrets/tokens.ts";
 import { startTestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { WS_GREETING } from "../auth/routes.ts";
+import { WS_GREETING } from "../auth/http/routes.ts";
 import { curl, makeTempDir, ServerProcess, WsProbe } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 

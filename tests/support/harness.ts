@@ -5,12 +5,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { AccessLogMode } from "../../auth/config.ts";
-import { startListener, type Listener } from "../../auth/listener.ts";
-import { createLogger } from "../../auth/log.ts";
-import { createBootstrapAuthenticator, type Authenticator } from "../../auth/principal.ts";
-import { createSeedRoutes, type Route } from "../../auth/routes.ts";
-import { digestToken } from "../../auth/tokens.ts";
+import type { AccessLogMode } from "../../auth/core/log.ts";
+import { startListener, type Listener } from "../../auth/http/listener.ts";
+import { createLogger } from "../../auth/core/log.ts";
+import type { Authenticator } from "../../auth/core/principal.ts";
+import { createBootstrapAuthenticator } from "../../auth/authn/static-token.ts";
+import { createSeedRoutes, type Route } from "../../auth/http/routes.ts";
+import { digestToken } from "../../auth/secrets/tokens.ts";
 import { captureOutput, newSecret } from "./secrets.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -258,7 +259,7 @@ export class WsProbe {
 /** The whole application (startApp: keyring, JWTs, token endpoint) in-process on port 0. */
 export interface TestApp extends AsyncDisposable {
   readonly app: import("../../auth/app.ts").App;
-  readonly store: import("../../auth/store.ts").Store;
+  readonly store: import("../../auth/store/store.ts").Store;
   readonly dataDir: string;
   /** Audit lines the app wrote. */
   readonly audit: string[];
@@ -269,7 +270,7 @@ export interface TestApp extends AsyncDisposable {
 }
 
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const { parseConfig } = await import("../../auth/config.ts");
+  const { parseConfig } = await import("../../auth/config/config.ts");
   const { startApp } = await import("../../auth/app.ts");
   const { openDataDirStore } = await import("./stores.ts");
   const dir = makeTempDir();

@@ -3,9 +3,9 @@
  * one only after its transaction has committed, i.e. each printed line is an acknowledged write.
  * The test kills this process with SIGKILL at random moments.
  */
-import { generateApiKey } from "../../auth/keys.ts";
+import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { openDataDirStore } from "./stores.ts";
-import { digestToken } from "../../auth/tokens.ts";
+import { digestToken } from "../../auth/secrets/tokens.ts";
 
 const store = await openDataDirStore(process.argv[2]!);
 for (;;) {

@@ -7,7 +7,7 @@
  * the file's own. (Scanning everything against everything grows quadratically with the suite.)
  */
 import { expect } from "bun:test";
-import { generateToken } from "../../auth/tokens.ts";
+import { generateToken } from "../../auth/secrets/tokens.ts";
 
 let secrets: string[] = [];
 let captured: string[] = [];

@@ -6,9 +6,9 @@
  */
 import { SQL, RedisClient } from "bun";
 import { join } from "node:path";
-import { DATABASE_FILE } from "../../auth/config.ts";
-import { openSqliteStore } from "../../auth/sqlite.ts";
-import type { Store } from "../../auth/store.ts";
+import { DATABASE_FILE } from "../../auth/config/config.ts";
+import { openSqliteStore } from "../../auth/store/sqlite.ts";
+import type { Store } from "../../auth/store/store.ts";
 
 /** The store a server with this DATA_DIR (and no STORE_URL) uses. */
 export function openDataDirStore(dataDir: string): Promise<Store> {

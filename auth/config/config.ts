@@ -1,0 +1,487 @@
+/**
+ * Startup configuration. Pure: the environment is passed in (server.ts is the only reader of
+ * Bun.env), and the result is either a typed config or every problem at once. Problems name the
+ * variable, say what is wrong and how to fix it, and never repeat the value they reject.
+ */
+import { z } from "zod";
+import { ACCESS_LOG_MODES, LOG_FORMATS, LOG_LEVELS, type AccessLogMode, type LogFormat, type LogLevel } from "../core/log.ts";
+import { isTokenShaped } from "../secrets/tokens.ts";
+import { parseScopes } from "../secrets/keys.ts";
+import { parseAddressPattern } from "../core/addresses.ts";
+import { parseHostPattern, parseOrigin } from "../core/origins.ts";
+
+
+export type TokenSource =
+  | { readonly kind: "env"; readonly value: string }
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "generated" };
+
+/** Where keys, users, refresh tokens, signing keys and bans live. */
+export type StoreLocation =
+  | { readonly kind: "sqlite"; readonly file: string }
+  | { readonly kind: "postgres"; readonly url: string };
+
+export interface Config {
+  readonly token: TokenSource;
+  readonly store: StoreLocation;
+  /** Shared brute-force counters for several instances; null: counted in this process. */
+  readonly redisUrl: string | null;
+  /** Prefix of every Redis key tokengate writes, so deployments can share one Redis. */
+  readonly redisKeyPrefix: string;
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  readonly accessLog: AccessLogMode;
+  /** Extra Host names answered besides IP literals, localhost, the machine's name and *.local. */
+  readonly allowedHosts: readonly string[];
+  /** Browser origins allowed to call the API and open WebSockets, besides same-origin pages. */
+  readonly allowedOrigins: readonly string[];
+  /** Proxies whose X-Forwarded-For is believed (addresses or IPv4 CIDRs). */
+  readonly trustedProxies: readonly string[];
+  /** Addresses never counted or banned by the brute-force guard. */
+  readonly banExempt: readonly string[];
+  /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
+  readonly auditLogFile: string | null;
+  /** Fraction of successful authentications written to the audit log (0 to 1). */
+  readonly auditSuccessSample: number;
+  /** PEM certificate and key files; both set means HTTPS and WSS. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** Accept passwords over plain HTTP from other machines (off: only TLS or loopback). */
+  readonly allowInsecurePasswords: boolean;
+  /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
+  readonly basicAuth: boolean;
+  /** Role name → scopes it grants; users get the union of their roles' scopes. */
+  readonly roleScopes: ReadonlyMap<string, readonly string[]>;
+  /** Whether POST /auth/token accepts grant_type=password (the seed's OAuth2PasswordRequestForm flow). */
+  readonly passwordGrant: boolean;
+  /** Whether a device with no keys and no users offers first-run pairing (a one-time code). */
+  readonly pairing: boolean;
+  /** Share PORT with other processes (SO_REUSEPORT); off, a second server on a taken port refuses to start. */
+  readonly reusePort: boolean;
+  readonly jwt: {
+    readonly alg: "EdDSA" | "HS256";
+    readonly issuer: string;
+    readonly audience: string;
+    /** Access-token lifetime, seconds. */
+    readonly ttl: number;
+    /** Refresh-token lifetime, seconds (each exchange starts a new one). */
+    readonly refreshTtl: number;
+  };
+  /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
+  readonly wsMaxPayload: number;
+  /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
+  readonly wsIdleTimeout: number;
+  /** Seconds an HTTP keep-alive connection may sit idle. */
+  readonly httpIdleTimeout: number;
+  /** Seconds that graceful shutdown waits for sockets before it forces the exit. */
+  readonly shutdownTimeout: number;
+}
+
+export interface ConfigProblem {
+  readonly variable: string;
+  readonly message: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+export const MIN_SECRET_LENGTH = 32;
+
+const GENERATE_HINT = "generate one with `openssl rand -hex 32`";
+
+/** Known placeholder secrets, compared case-insensitively with separators ignored. */
+const PLACEHOLDERS = [
+  "my-super-secret-token",
+  "changeme",
+  "change-me",
+  "secret",
+  "token",
+  "password",
+  "your-secret-here",
+  "your-token-here",
+  "replace-me",
+  "valid-token",
+  "example",
+  "test",
+  "xxxxxxxx",
+];
+const normalize = (value: string) => value.toLowerCase().replace(/[^a-z0-9]/g, "");
+const PLACEHOLDER_SET = new Set(PLACEHOLDERS.map(normalize));
+/** Phrases that only ever appear in a template someone forgot to fill in. */
+const PLACEHOLDER_PHRASES = ["mysupersecrettoken", "changeme", "replaceme", "yoursecret", "yourtoken", "placeholder"];
+
+/**
+ * Every reason a secret is unacceptable, as fix-it sentences that never include the secret.
+ * Shared by AUTH_TOKEN, the file behind AUTH_TOKEN_FILE and the generated token file.
+ */
+export function checkSecret(secret: string): string[] {
+  const problems: string[] = [];
+  const normalized = normalize(secret);
+  if (secret.trim() !== secret || /[\r\n]/.test(secret)) {
+    problems.push("has leading or trailing whitespace or a line break; remove it");
+  }
+  if (/^(["']).*\1$/s.test(secret)) {
+    problems.push("is wrapped in quotes, which would become part of the token; remove the quotes");
+  }
+  if (/\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/.test(secret)) {
+    problems.push("contains an unexpanded shell variable such as ${VAR} or $VAR; set the real value");
+  }
+  if (PLACEHOLDER_SET.has(normalized) || PLACEHOLDER_PHRASES.some((phrase) => normalized.includes(phrase))) {
+    problems.push(`is a well-known placeholder that anyone could guess; ${GENERATE_HINT}`);
+  } else if (secret.length < MIN_SECRET_LENGTH) {
+    problems.push(`is shorter than ${MIN_SECRET_LENGTH} characters; ${GENERATE_HINT}`);
+  } else if (new Set(secret).size < 8) {
+    problems.push(`uses fewer than 8 distinct characters, which is trivially guessable; ${GENERATE_HINT}`);
+  }
+  if (problems.length === 0 && !isTokenShaped(secret)) {
+    problems.push(
+      `contains a character clients cannot send in a header (space, comma, control or non-ASCII); ${GENERATE_HINT}`,
+    );
+  }
+  return problems;
+}
+
+/** A whole number read from the environment, with the bounds spelled out in the error. */
+function wholeNumber(variable: string, min: number, max: number, fallback: number, unit = "") {
+  const message = `must be a whole number from ${min} to ${max}${unit}; set ${variable}=${fallback} or unset it for the default`;
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      const value = Number(raw.trim());
+      if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+        ctx.addIssue({ code: "custom", message });
+        return z.NEVER;
+      }
+      return value;
+    });
+}
+
+/**
+ * A comma-separated list whose entries `parse` accepts; the message names what an entry must be.
+ * `fallback` applies only when the variable is unset: set but empty means an empty list.
+ */
+function list(parse: (entry: string) => string | undefined, what: string, fallback: readonly string[] = []) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const entries = raw === undefined ? [...fallback] : raw.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+      const parsed = entries.map(parse);
+      if (parsed.some((entry) => entry === undefined)) {
+        ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}; fix or remove the entries that are not` });
+        return z.NEVER;
+      }
+      return parsed as string[];
+    });
+}
+
+/** A boolean in any of zod's stringbool spellings (true/false, 1/0, yes/no, on/off). */
+function flag(fallback: boolean, hint: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      const parsed = z.stringbool().safeParse(raw.trim());
+      if (!parsed.success) {
+        ctx.addIssue({ code: "custom", message: `must be true or false (also 1/0, yes/no, on/off); ${hint}` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    });
+}
+
+/** Free text of visible ASCII (an issuer, an audience), with a default. */
+function text(variable: string, fallback: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return fallback;
+      if (!/^[\x21-\x7e]{1,200}$/.test(raw)) {
+        ctx.addIssue({ code: "custom", message: `must be 1 to 200 visible ASCII characters without spaces, e.g. ${variable}=${fallback}` });
+        return z.NEVER;
+      }
+      return raw;
+    });
+}
+
+function choice<const T extends readonly [string, ...string[]]>(variable: string, options: T, hint: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const value = raw.trim().toLowerCase();
+      if (!(options as readonly string[]).includes(value)) {
+        ctx.addIssue({ code: "custom", message: `must be one of ${options.join(", ")}; ${hint.replace("$VAR", variable)}` });
+        return z.NEVER;
+      }
+      return value as T[number];
+    });
+}
+
+export const DEFAULT_ROLE_SCOPES = "admin=*;viewer=data:read,ws:connect";
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** `admin=*;viewer=data:read,ws:connect` → a map, or `undefined` if any part is malformed. */
+export function parseRoleScopes(text: string): Map<string, string[]> | undefined {
+  const roles = new Map<string, string[]>();
+  for (const part of text.split(";").map((entry) => entry.trim()).filter((entry) => entry !== "")) {
+    const eq = part.indexOf("=");
+    const name = part.slice(0, eq).trim();
+    const scopes = eq === -1 ? undefined : parseScopes(part.slice(eq + 1));
+    if (eq <= 0 || !ROLE_NAME.test(name) || scopes === undefined || roles.has(name)) return undefined;
+    roles.set(name, scopes);
+  }
+  return roles.size === 0 ? undefined : roles;
+}
+
+/** The embedded store's file name under DATA_DIR. */
+export const DATABASE_FILE = "tokengate.db";
+
+const STORE_URL_HINT = "use sqlite:///path/to/tokengate.db (or unset it for DATA_DIR/tokengate.db) or postgres://user:password@host:5432/database";
+
+/** STORE_URL → where the store lives; `undefined` when it is neither a SQLite path nor a PostgreSQL URL. */
+export function parseStoreUrl(raw: string | undefined, dataDir: string): StoreLocation | undefined {
+  const text = raw?.trim() ?? "";
+  if (text === "") return { kind: "sqlite", file: `${dataDir.replace(/\/+$/, "") || "."}/${DATABASE_FILE}` };
+  if (text.startsWith("sqlite:")) {
+    const path = text.slice("sqlite:".length).replace(/^\/\//, "");
+    return path === "" ? parseStoreUrl(undefined, dataDir) : /[\0\r\n]/.test(path) ? undefined : { kind: "sqlite", file: path };
+  }
+  if (/^postgres(?:ql)?:\/\//.test(text)) {
+    try {
+      const url = new URL(text);
+      return url.hostname === "" || url.pathname.length <= 1 ? undefined : { kind: "postgres", url: text };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function redisUrlShaped(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+// zod compiles an object schema into a function on its first parse. The environment is parsed
+// once per start, so compiling costs ~3–5 ms of startup and never pays back.
+z.config({ jitless: true });
+
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
+
+const envSchema = z.object({
+  AUTH_TOKEN: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value === undefined) return;
+      if (value === "") {
+        ctx.addIssue({
+          code: "custom",
+          message: "is set but empty; unset it to have a token generated under DATA_DIR, or set a strong secret",
+        });
+        return;
+      }
+      for (const message of checkSecret(value)) ctx.addIssue({ code: "custom", message });
+    }),
+  AUTH_TOKEN_FILE: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value.trim() === "") {
+        ctx.addIssue({ code: "custom", message: "is set but empty; give the path of a file that holds the secret, or unset it" });
+      }
+    }),
+  PORT: wholeNumber("PORT", 0, 65535, 8000),
+  HOST: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value !== "" && !HOST.test(value)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "must be an IP address or a host name, e.g. 0.0.0.0 (every interface) or 127.0.0.1 (this machine only)",
+        });
+      }
+    }),
+  DATA_DIR: z.string().optional(),
+  STORE_URL: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      // The URL may hold a database password: the message describes, never repeats it.
+      if (parseStoreUrl(value, ".") === undefined) ctx.addIssue({ code: "custom", message: `is not a store URL tokengate understands; ${STORE_URL_HINT}` });
+    }),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return "tokengate:";
+      if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) {
+        ctx.addIssue({ code: "custom", message: "must be 1 to 64 letters, digits or :_.- characters, e.g. REDIS_KEY_PREFIX=tokengate:home:" });
+        return z.NEVER;
+      }
+      return raw;
+    }),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && value.trim() !== "" && !redisUrlShaped(value.trim())) {
+        ctx.addIssue({ code: "custom", message: "must be a Redis URL such as redis://127.0.0.1:6379 or rediss://:password@host:6380, or unset it to count attempts in this process" });
+      }
+    }),
+  LOG_LEVEL: choice("LOG_LEVEL", LOG_LEVELS, "set $VAR=info or unset it"),
+  LOG_FORMAT: choice("LOG_FORMAT", LOG_FORMATS, "set $VAR=json, or unset it for pretty on a terminal and json otherwise"),
+  ALLOWED_HOSTS: list(parseHostPattern, "host names or *.suffix patterns, e.g. gate.lan,*.home.arpa"),
+  ALLOWED_ORIGINS: list(parseOrigin, "origins such as https://dash.lan:8443 (scheme, host, optional port; no path)"),
+  TRUSTED_PROXIES: list(parseAddressPattern, "addresses or IPv4 CIDRs such as 10.0.0.2,192.168.1.0/24"),
+  // Unset: loopback is exempt (your own box). Set, even to nothing: exactly the listed addresses.
+  BAN_EXEMPT: list(parseAddressPattern, "addresses or IPv4 CIDRs (empty: nobody is exempt)", ["127.0.0.1", "::1"]),
+  AUDIT_LOG_FILE: z.string().optional(),
+  AUDIT_SUCCESS_SAMPLE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return 0;
+      const value = Number(raw.trim());
+      if (!/^(?:0|1|0?\.\d+|1\.0+)$/.test(raw.trim()) || value < 0 || value > 1) {
+        ctx.addIssue({ code: "custom", message: "must be a fraction from 0 to 1, e.g. AUDIT_SUCCESS_SAMPLE=0.01 to record 1% of sign-ins" });
+        return z.NEVER;
+      }
+      return value;
+    }),
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  ALLOW_INSECURE_PASSWORDS: flag(false, "set ALLOW_INSECURE_PASSWORDS=true only on a network you trust"),
+  BASIC_AUTH: flag(false, "set BASIC_AUTH=true to accept curl -u"),
+  PASSWORD_GRANT: flag(true, "set PASSWORD_GRANT=false to refuse grant_type=password"),
+  PAIRING: flag(true, "set PAIRING=false to turn first-run pairing off"),
+  REUSE_PORT: flag(false, "set REUSE_PORT=true only to run several instances on one port, each with the same store"),
+  JWT_ALG: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return "EdDSA" as const;
+      if (raw.trim() === "EdDSA" || raw.trim() === "HS256") return raw.trim() as "EdDSA" | "HS256";
+      ctx.addIssue({ code: "custom", message: "must be EdDSA (default, Ed25519, public JWKS) or HS256 (shared secret, no JWKS)" });
+      return z.NEVER;
+    }),
+  JWT_ISSUER: text("JWT_ISSUER", "tokengate"),
+  JWT_AUDIENCE: text("JWT_AUDIENCE", "tokengate"),
+  ACCESS_TOKEN_TTL_SECONDS: wholeNumber("ACCESS_TOKEN_TTL_SECONDS", 30, 86_400, 900, " seconds"),
+  REFRESH_TOKEN_TTL_SECONDS: wholeNumber("REFRESH_TOKEN_TTL_SECONDS", 60, 31_536_000, 2_592_000, " seconds"),
+  ROLE_SCOPES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const roles = parseRoleScopes(raw === undefined || raw.trim() === "" ? DEFAULT_ROLE_SCOPES : raw);
+      if (roles === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must look like role=scope,scope;role=scope (lower-case names, each role once), e.g. ${DEFAULT_ROLE_SCOPES}`,
+        });
+        return z.NEVER;
+      }
+      return roles;
+    }),
+  ACCESS_LOG: choice("ACCESS_LOG", ACCESS_LOG_MODES, "set $VAR=refused, or unset it"),
+  WS_MAX_PAYLOAD_BYTES: wholeNumber("WS_MAX_PAYLOAD_BYTES", 1, 16 * 1024 * 1024, 64 * 1024, " bytes"),
+  WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
+  HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
+  SHUTDOWN_TIMEOUT_SECONDS: wholeNumber("SHUTDOWN_TIMEOUT_SECONDS", 1, 9, 5, " seconds"),
+});
+
+/** The environment variables tokengate reads (names only: `doctor` lists which are set). */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(Object.keys(envSchema.shape));
+
+export interface ConfigContext {
+  /** Whether stdout is a terminal: picks the default LOG_FORMAT. */
+  readonly isTTY: boolean;
+}
+
+export function parseConfig(env: Readonly<Record<string, string | undefined>>, context: ConfigContext): ConfigResult {
+  const parsed = envSchema.safeParse(env);
+  const problems: ConfigProblem[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push({ variable: String(issue.path[0] ?? "environment"), message: issue.message });
+    }
+  }
+  if (env.AUTH_TOKEN !== undefined && env.AUTH_TOKEN_FILE !== undefined) {
+    problems.push({
+      variable: "AUTH_TOKEN_FILE",
+      message: "is set together with AUTH_TOKEN; keep only one of them so it is clear which secret is in force",
+    });
+  }
+  const certSet = env.TLS_CERT_FILE !== undefined && env.TLS_CERT_FILE.trim() !== "";
+  const keySet = env.TLS_KEY_FILE !== undefined && env.TLS_KEY_FILE.trim() !== "";
+  if (certSet !== keySet) {
+    problems.push({
+      variable: certSet ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
+      message: "must be set together with its partner: TLS needs both the certificate (TLS_CERT_FILE) and its private key (TLS_KEY_FILE)",
+    });
+  }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+
+  const vars = parsed.data;
+  const token: TokenSource =
+    vars.AUTH_TOKEN !== undefined
+      ? { kind: "env", value: vars.AUTH_TOKEN }
+      : vars.AUTH_TOKEN_FILE !== undefined
+        ? { kind: "file", path: vars.AUTH_TOKEN_FILE }
+        : { kind: "generated" };
+  const dataDir = vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR;
+  return {
+    ok: true,
+    config: {
+      token,
+      store: parseStoreUrl(vars.STORE_URL, dataDir)!,
+      redisUrl: vars.REDIS_URL === undefined || vars.REDIS_URL.trim() === "" ? null : vars.REDIS_URL.trim(),
+      redisKeyPrefix: vars.REDIS_KEY_PREFIX,
+      port: vars.PORT,
+      host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
+      dataDir,
+      logLevel: vars.LOG_LEVEL ?? "info",
+      logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
+      accessLog: vars.ACCESS_LOG ?? "refused",
+      allowedHosts: vars.ALLOWED_HOSTS,
+      allowedOrigins: vars.ALLOWED_ORIGINS,
+      trustedProxies: vars.TRUSTED_PROXIES,
+      banExempt: vars.BAN_EXEMPT,
+      auditLogFile: vars.AUDIT_LOG_FILE === undefined || vars.AUDIT_LOG_FILE.trim() === "" ? null : vars.AUDIT_LOG_FILE,
+      auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
+      tls: certSet && keySet ? { certFile: vars.TLS_CERT_FILE!, keyFile: vars.TLS_KEY_FILE! } : null,
+      allowInsecurePasswords: vars.ALLOW_INSECURE_PASSWORDS,
+      basicAuth: vars.BASIC_AUTH,
+      roleScopes: vars.ROLE_SCOPES,
+      passwordGrant: vars.PASSWORD_GRANT,
+      pairing: vars.PAIRING,
+      reusePort: vars.REUSE_PORT,
+      jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS, refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS },
+      wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
+      wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
+      httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,
+      shutdownTimeout: vars.SHUTDOWN_TIMEOUT_SECONDS,
+    },
+  };
+}
+
+/** The text printed for a failed configuration: every problem, one per line, no values. */
+export function formatConfigProblems(problems: readonly ConfigProblem[]): string {
+  const noun = problems.length === 1 ? "problem" : "problems";
+  const lines = problems.map((problem) => `  - ${problem.variable} ${problem.message}`);
+  return `tokengate: the configuration has ${problems.length} ${noun}; nothing was started.\n${lines.join("\n")}\n`;
+}

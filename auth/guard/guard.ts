@@ -1,0 +1,195 @@
+/**
+ * The brute-force guard. Failed authentications are counted per client address (IPv6 per /64) and
+ * per account they aimed at (the presented key id, the username) in an `AttemptStore` (in memory, or Redis shared by several instances); past
+ * the limit the subject is banned for a while, longer each time it comes back soon after a ban.
+ * Bans live in the `BanStore` (SQLite or PostgreSQL), so the CLI can list and clear them and every
+ * instance sees them; this module keeps an in-memory copy so the per-request check is a Map
+ * lookup, and no lookup at all while nobody is banned.
+ */
+import type { BanRecord, BanStore } from "../store/store.ts";
+import type { Clock } from "../core/clock.ts";
+import { guardBucketOf } from "../core/addresses.ts";
+
+export interface AttemptStore {
+  /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */
+  countFailure(subject: string, now: number, windowMs: number): number | Promise<number>;
+  forget(subject: string): void | Promise<void>;
+}
+
+/** The single-process default; a shared backend replaces it when several instances run. */
+/** Synchronous: a ban starts within the failure that crosses the limit. */
+export interface MemoryAttemptStore extends AttemptStore {
+  countFailure(subject: string, now: number, windowMs: number): number;
+  forget(subject: string): void;
+}
+
+/** Failures remembered per subject; more than any sane limit, so counts stay exact below it. */
+const MAX_REMEMBERED = 64;
+
+/**
+ * A sliding window: each subject keeps the times of its recent failures, so a burst that straddles
+ * a window boundary counts in full (a fixed window let 17 guesses through in 1.5 s).
+ */
+export function createMemoryAttemptStore(limit = 100_000): MemoryAttemptStore {
+  const failures = new Map<string, number[]>();
+  return {
+    countFailure(subject, now, windowMs) {
+      let times = failures.get(subject);
+      if (times === undefined) {
+        // Bounded: a flood of distinct addresses must not grow memory without end.
+        if (failures.size >= limit) failures.delete(failures.keys().next().value!);
+        failures.set(subject, (times = []));
+      }
+      const recent = times.filter((time) => time > now - windowMs);
+      recent.push(now);
+      if (recent.length > MAX_REMEMBERED) recent.shift();
+      failures.set(subject, recent);
+      return recent.length;
+    },
+    forget: (subject) => void failures.delete(subject),
+  };
+}
+
+export interface GuardLimits {
+  readonly maxFailures: number;
+  readonly windowMs: number;
+  readonly baseBanMs: number;
+  readonly maxBanMs: number;
+  /** A ban that starts within this long after the previous one ended is a repeat. */
+  readonly memoryMs: number;
+}
+
+export const DEFAULT_LIMITS: GuardLimits = {
+  maxFailures: 10,
+  windowMs: 60_000,
+  baseBanMs: 60_000,
+  maxBanMs: 3_600_000,
+  memoryMs: 86_400_000,
+};
+
+export type GuardEvent =
+  | { readonly event: "ban.started"; readonly subject: string; readonly until: number; readonly level: number }
+  | { readonly event: "ban.ended"; readonly subject: string }
+  /** The shared attempt store failed (`error` set) or answers again; counting falls back to this process meanwhile. */
+  | { readonly event: "attempts.unavailable"; readonly error: unknown }
+  | { readonly event: "attempts.available" };
+
+export interface Guard {
+  /** Whether anyone is banned at all: when not, callers skip the (costly) address lookup. */
+  readonly active: boolean;
+  /**
+   * Seconds until the ban on this address (its /64 for IPv6) or on `account` (`key:<id>`,
+   * `user:<name>`) ends, or 0 when neither is banned.
+   */
+  retryAfter(address: string, account?: string): number;
+  /**
+   * Counts a failure (unknown secret, wrong password) against the address and the account, and bans
+   * past the limit. With an in-memory attempt store the ban is in force when this returns; with a
+   * shared one, when the promise settles.
+   */
+  recordFailure(address: string, account?: string): void | Promise<void>;
+  /** Reloads bans from the store (after `cli bans clear`, or another instance's ban). */
+  reload(): Promise<void>;
+}
+
+export interface GuardOptions {
+  readonly attempts: AttemptStore;
+  readonly bans: BanStore;
+  readonly limits?: GuardLimits;
+  /** Addresses never counted or banned (loopback, the operator's own devices). */
+  readonly exempt: (address: string) => boolean;
+  readonly now: Clock;
+  readonly onEvent?: (event: GuardEvent) => void;
+  /** A ban could not be written to the store; it still holds in this process. */
+  readonly onBanError?: (error: unknown) => void;
+}
+
+export function createGuard(options: GuardOptions): Guard {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const { now } = options;
+  let banned = new Map<string, number>();
+  // Counts kept here while the shared attempt store is unreachable: N instances then allow up to
+  // N times the attempts, never unlimited ones.
+  const fallback = createMemoryAttemptStore();
+  let attemptsDown = false;
+
+  const load = (records: readonly BanRecord[]) => {
+    const next = new Map(records.map((record) => [record.subject, record.until]));
+    for (const subject of banned.keys()) if (!next.has(subject)) options.onEvent?.({ event: "ban.ended", subject });
+    banned = next;
+  };
+
+  const remaining = (subject: string, at: number): number => {
+    const until = banned.get(subject);
+    if (until === undefined) return 0;
+    if (until <= at) {
+      banned.delete(subject);
+      options.onEvent?.({ event: "ban.ended", subject });
+      return 0;
+    }
+    return Math.ceil((until - at) / 1000);
+  };
+
+  const ban = (subject: string, at: number) => {
+    // In force at once for this process (the base duration); the store then says how long it
+    // really is (repeat offenders get longer) and tells the other instances.
+    banned.set(subject, Math.max(banned.get(subject) ?? 0, at + limits.baseBanMs));
+    void Promise.resolve(options.attempts.forget(subject)).catch(() => undefined);
+    fallback.forget(subject);
+    return options.bans.startBan(subject, at, limits.baseBanMs, limits.maxBanMs, limits.memoryMs).then(
+      (record) => {
+        banned.set(subject, record.until);
+        options.onEvent?.({ event: "ban.started", subject, until: record.until, level: record.level });
+      },
+      (error: unknown) => options.onBanError?.(error),
+    );
+  };
+
+  // Exactly at the limit: concurrent failures counted by a shared store see 10, 11, 12…; only one of them bans.
+  const counted = (subject: string, at: number, count: number) => (count === limits.maxFailures ? ban(subject, at) : undefined);
+
+  const fail = (subject: string, at: number): void | Promise<void> => {
+    let count: number | Promise<number>;
+    try {
+      count = options.attempts.countFailure(subject, at, limits.windowMs);
+    } catch (error) {
+      count = Promise.reject(error);
+    }
+    if (typeof count === "number") return counted(subject, at, count);
+    return count.then(
+      (shared) => {
+        if (attemptsDown) {
+          attemptsDown = false;
+          options.onEvent?.({ event: "attempts.available" });
+        }
+        return counted(subject, at, shared);
+      },
+      (error: unknown) => {
+        if (!attemptsDown) {
+          attemptsDown = true;
+          options.onEvent?.({ event: "attempts.unavailable", error });
+        }
+        return counted(subject, at, fallback.countFailure(subject, at, limits.windowMs));
+      },
+    );
+  };
+
+  return {
+    get active() {
+      return banned.size > 0;
+    },
+    retryAfter(address, account) {
+      if (banned.size === 0 || options.exempt(address)) return 0;
+      const at = now();
+      return Math.max(remaining(`addr:${guardBucketOf(address)}`, at), account === undefined ? 0 : remaining(account, at));
+    },
+    recordFailure(address, account) {
+      if (options.exempt(address)) return;
+      const at = now();
+      const byAddress = fail(`addr:${guardBucketOf(address)}`, at);
+      const byAccount = account === undefined ? undefined : fail(account, at);
+      if (byAddress instanceof Promise || byAccount instanceof Promise) return Promise.all([byAddress, byAccount]).then(() => undefined);
+    },
+    reload: async () => load(await options.bans.listBans(now())),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Facts about the client behind a request that need the live connection: its address (trusted
+ * proxies resolved) and whether a password may travel over its transport.
+ */
+import type { Server } from "bun";
+import { clientAddress, normalizeAddress, parseForwarded, type AddressList } from "../core/addresses.ts";
+import { GateError } from "../core/errors.ts";
+import type { WsData } from "../ws/sockets.ts";
+
+/** The client address of a request: the peer, or the forwarded client when the peer is a trusted proxy. */
+export type AddressResolver = (request: Request, server: Server<WsData>) => string;
+
+/** Stands for a client whose trusted proxy sent unreadable forwarding headers: not loopback, not local, never exempt. */
+export const UNREADABLE_CLIENT = "unreadable-forwarded-client";
+
+const forwardingOf = (request: Request) => ({ forwardedFor: request.headers.get("x-forwarded-for"), forwarded: request.headers.get("forwarded") });
+
+export function createAddressResolver(trustedProxies: AddressList): AddressResolver {
+  return (request, server) => clientAddress(server.requestIP(request)?.address ?? "-", forwardingOf(request), trustedProxies) ?? UNREADABLE_CLIENT;
+}
+
+const BAD_FORWARDING = new GateError(
+  "invalid_request",
+  "The proxy's X-Forwarded-For or Forwarded header does not name the client's address (or the two disagree); fix the proxy's configuration",
+);
+
+/** A request whose trusted proxy sent unreadable forwarding headers, or `undefined` when they are fine. */
+export type ForwardingCheck = (request: Request, server: Server<WsData>) => GateError | undefined;
+
+/** Without trusted proxies forwarding headers are never read, so there is nothing to check. */
+export function createForwardingCheck(trustedProxies: AddressList): ForwardingCheck {
+  return (request, server) => {
+    const headers = forwardingOf(request);
+    if (headers.forwardedFor === null && headers.forwarded === null) return undefined;
+    return clientAddress(server.requestIP(request)?.address ?? "-", headers, trustedProxies) === undefined ? BAD_FORWARDING : undefined;
+  };
+}
+
+const isLoopback = (address: string) => address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
+
+/** Whether a password may be accepted on this request: it came over TLS, or never left this machine. */
+export type TransportCheck = (request: Request, server: Server<WsData>) => boolean;
+
+/** The scheme a trusted TLS-terminating proxy says the client used: RFC 7239 `proto`, else X-Forwarded-Proto. */
+function forwardedProto(request: Request): string | undefined {
+  const forwarded = request.headers.get("forwarded");
+  const elements = forwarded === null ? undefined : parseForwarded(forwarded);
+  return elements?.at(-1)?.proto ?? request.headers.get("x-forwarded-proto")?.trim().toLowerCase();
+}
+
+export function createTransportCheck(trustedProxies: AddressList, addressOf: AddressResolver): TransportCheck {
+  return (request, server) => {
+    if (request.url.startsWith("https:")) return true;
+    const peer = normalizeAddress(server.requestIP(request)?.address ?? "-");
+    // A TLS-terminating proxy we trust tells us how the client reached it.
+    if (trustedProxies.has(peer) && forwardedProto(request) === "https") return true;
+    return isLoopback(addressOf(request, server));
+  };
+}

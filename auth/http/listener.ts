@@ -1,0 +1,105 @@
+/**
+ * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
+ * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
+ */
+import type { Server } from "bun";
+import { GateError } from "../core/errors.ts";
+import { createGate, type GateOptions } from "./gate.ts";
+import type { Clock } from "../core/clock.ts";
+import { toResponse } from "./responses.ts";
+import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "../ws/sockets.ts";
+
+/** Everything the gate takes, plus what binding a socket needs. */
+export interface ListenerOptions extends GateOptions {
+  readonly port: number;
+  readonly host: string;
+  /** The one clock (socket expiry, in-band re-authentication). */
+  readonly now: Clock;
+  /** Share the port with other processes (SO_REUSEPORT); off, a second server on the same port fails to start. */
+  readonly reusePort?: boolean | undefined;
+  /** PEM certificate and key: serve HTTPS and WSS. */
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
+  readonly wsMaxPayload: number;
+  readonly wsIdleTimeout: number;
+  readonly httpIdleTimeout: number;
+  readonly shutdownTimeout: number;
+}
+
+export interface Listener {
+  readonly server: Server<WsData>;
+  readonly sockets: SocketRegistry;
+  readonly url: URL;
+  /** Closes sockets whose principal was revoked or expired; runs on a timer and on demand. */
+  revalidateSockets(): number;
+  /** Stops accepting, closes open sockets with 1001, waits for them (bounded), then stops. */
+  shutdown(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** No route takes a body yet; anything larger than this is refused by Bun with 413 before `fetch`. */
+const MAX_REQUEST_BODY = 64 * 1024;
+const INTERNAL = new GateError("internal_error", "Internal Server Error");
+/** How often open sockets are re-checked for expiry (revocations also trigger a check at once). */
+const REVALIDATE_EVERY_MS = 250;
+
+export function startListener(options: ListenerOptions): Listener {
+  const { logger } = options;
+  const sockets = new SocketRegistry();
+  const gate = createGate(options);
+  const server = Bun.serve({
+    port: options.port,
+    hostname: options.host,
+    idleTimeout: options.httpIdleTimeout,
+    maxRequestBodySize: MAX_REQUEST_BODY,
+    development: false,
+    // Bun turns SO_REUSEPORT on in production mode unless told otherwise: a second tokengate on the
+    // same port would start and answer every other request with its own data.
+    reusePort: options.reusePort === true,
+    ...(options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } }),
+    fetch: gate.fetch,
+    websocket: createSocketHandler({
+      logger,
+      registry: sockets,
+      maxPayload: options.wsMaxPayload,
+      idleTimeout: options.wsIdleTimeout,
+      reauth:
+        options.revalidate === undefined
+          ? undefined
+          : { authenticate: options.authenticate, refusals: { guard: options.guard, audit: options.audit }, logger, now: options.now },
+    }),
+    error(error) {
+      // Only the error's class and message: request data (and so any credential) is not in it.
+      logger.error("unhandled error", { error: error.name, message: error.message });
+      return toResponse(INTERNAL);
+    },
+  });
+
+  const { revalidate } = options;
+  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now()));
+  const revalidateTimer = revalidate === undefined ? undefined : setInterval(revalidateSockets, REVALIDATE_EVERY_MS);
+  revalidateTimer?.unref();
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      clearInterval(revalidateTimer);
+      void server.stop(false);
+      const closing = sockets.closeAll(CLOSE_GOING_AWAY, "server shutting down");
+      const deadline = performance.now() + options.shutdownTimeout * 1000;
+      while (sockets.size > 0 && performance.now() < deadline) await Bun.sleep(10);
+      if (sockets.size > 0) logger.warn("shutdown timed out; dropping sockets", { open: sockets.size });
+      await server.stop(true);
+      logger.info("stopped", { closed_sockets: closing });
+    })();
+    return stopping;
+  };
+
+  return {
+    server,
+    sockets,
+    url: server.url,
+    revalidateSockets,
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}

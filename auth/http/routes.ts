@@ -1,0 +1,91 @@
+/**
+ * The route table: which paths exist, which methods they take, which scope they need, and what
+ * a protected handler returns once the gate has let a request through. Handlers never see a
+ * request that failed authentication; they receive the verified principal instead.
+ */
+import type { Server } from "bun";
+import { jsonResponse } from "./responses.ts";
+import { ANY_SCOPE, type Principal } from "../core/principal.ts";
+import type { TicketBook } from "../secrets/tickets.ts";
+import type { WsData } from "../ws/sockets.ts";
+
+export interface HttpRoute {
+  readonly kind: "http";
+  readonly path: string;
+  readonly methods: readonly string[];
+  /** Scope the caller needs, or `null` for a public route. */
+  readonly scope: string | null;
+  /** A public route that checks credentials itself (the token endpoint): banned clients get 429 too. */
+  readonly guarded?: boolean;
+  handle(request: Request, principal: Principal | undefined, server: Server<WsData>): Response | Promise<Response>;
+}
+
+export interface SocketRoute {
+  readonly kind: "websocket";
+  readonly path: string;
+  readonly scope: string;
+  /** First message sent after the upgrade. */
+  readonly greeting: string;
+}
+
+export type Route = HttpRoute | SocketRoute;
+
+/** The seed's bodies, byte for byte, so FastAPI-era clients keep working unchanged. */
+export const SECURE_DATA_BODY = JSON.stringify({ message: "✅ Access granted", data: "Here is your secret data!" });
+export const WS_GREETING = "✅ WebSocket connected with valid token";
+const HEALTH_BODY = JSON.stringify({ status: "ok" });
+
+export const SCOPES = { dataRead: "data:read", wsConnect: "ws:connect" } as const;
+
+/** `POST /auth/ws-ticket`: a single-use, 30-second ticket for opening `socketPath` with `?ticket=`. */
+export function createTicketRoute(tickets: TicketBook, socketPath: string, scope: string): HttpRoute {
+  return {
+    kind: "http",
+    path: "/auth/ws-ticket",
+    methods: ["POST"],
+    scope,
+    handle: (_request, principal) => {
+      const { ticket, expiresIn } = tickets.issue(principal!, socketPath);
+      return jsonResponse(200, JSON.stringify({ ticket, expires_in: expiresIn, path: socketPath }));
+    },
+  };
+}
+
+/** What a caller may learn about itself: ids, names, scopes, expiry; never a secret. */
+export function describePrincipal(principal: Principal) {
+  return {
+    id: principal.id,
+    kind: principal.kind,
+    name: principal.name,
+    scopes: principal.scopes,
+    // A stored expiry no Date can hold (written by hand into the database) must not become a 500.
+    expires_at: principal.expiresAt === null || !Number.isFinite(new Date(principal.expiresAt).getTime()) ? null : new Date(principal.expiresAt).toISOString(),
+  };
+}
+
+export function createSeedRoutes(): Route[] {
+  return [
+    {
+      kind: "http",
+      path: "/secure-data",
+      methods: ["GET", "HEAD"],
+      scope: SCOPES.dataRead,
+      handle: () => jsonResponse(200, SECURE_DATA_BODY),
+    },
+    {
+      kind: "http",
+      path: "/healthz",
+      methods: ["GET", "HEAD"],
+      scope: null,
+      handle: () => jsonResponse(200, HEALTH_BODY),
+    },
+    {
+      kind: "http",
+      path: "/auth/whoami",
+      methods: ["GET", "HEAD"],
+      scope: ANY_SCOPE,
+      handle: (_request, principal) => jsonResponse(200, JSON.stringify(describePrincipal(principal!))),
+    },
+    { kind: "websocket", path: "/ws", scope: SCOPES.wsConnect, greeting: WS_GREETING },
+  ];
+}

@@ -1,0 +1,321 @@
+/**
+ * The store contract, run against both engines: the embedded SQLite file and the machine's real
+ * PostgreSQL (a database of its own per test). Then what only one engine has: SQLite's file
+ * format and durability under SIGKILL, PostgreSQL's concurrent starts and change notifications.
+ */
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DATABASE_FILE } from "../../auth/config/config.ts";
+import { generateSigningKey } from "../../auth/secrets/jwt.ts";
+import { generateApiKey } from "../../auth/secrets/keys.ts";
+import { openPostgresStore } from "../../auth/store/postgres.ts";
+import { LATEST_SCHEMA } from "../../auth/store/schema.ts";
+import { StoreError, type NewKey, type Store } from "../../auth/store/store.ts";
+import { digestToken } from "../../auth/secrets/tokens.ts";
+import { makeTempDir, ROOT } from "../support/harness.ts";
+import { trackSecret } from "../support/secrets.ts";
+import { createTestDatabase, openDataDirStore, postgresService } from "../support/stores.ts";
+
+const postgres = await postgresService();
+
+function newKey(overrides: Partial<NewKey> = {}): { record: NewKey; secret: string } {
+  const key = generateApiKey();
+  trackSecret(key.token);
+  return {
+    secret: key.secret,
+    record: { id: key.id, name: "lamp", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: 1_000, expiresAt: null, ...overrides },
+  };
+}
+
+/** Opens `count` stores on one fresh database of the engine (as that many processes would). */
+type Engine = (count: number) => Promise<{ stores: Store[] } & AsyncDisposable>;
+
+const sqliteEngine: Engine = async (count) => {
+  const dir = makeTempDir();
+  const stores: Store[] = [];
+  for (let i = 0; i < count; i++) stores.push(await openDataDirStore(dir.path));
+  return {
+    stores,
+    async [Symbol.asyncDispose]() {
+      for (const store of stores) await store.close();
+      dir[Symbol.dispose]();
+    },
+  };
+};
+
+const postgresEngine: Engine = async (count) => {
+  const database = await createTestDatabase();
+  const stores = await Promise.all(Array.from({ length: count }, () => openPostgresStore(database.url)));
+  return {
+    stores,
+    async [Symbol.asyncDispose]() {
+      for (const store of stores) await store.close();
+      await database[Symbol.asyncDispose]();
+    },
+  };
+};
+
+const engines: Array<[string, Engine, boolean]> = [
+  ["sqlite", sqliteEngine, true],
+  ["postgres", postgresEngine, postgres.available],
+];
+
+describe.each(engines)("store contract on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+
+  it("keys: round trip, revocation never moves later, rotation in one step, usage keeps the latest", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const { record } = newKey({ expiresAt: 5_000 });
+    await store.insertKey(record);
+    expect(await store.getKey(record.id)).toEqual({ ...record, revokedAt: null, lastUsedAt: null, lastUsedAddr: null, replacedBy: null });
+    expect((await store.revokeKey(record.id, 2_000))?.revokedAt).toBe(2_000);
+    expect((await store.revokeKey(record.id, 3_000))?.revokedAt).toBe(2_000);
+    expect((await store.revokeKey(record.id, 1_500))?.revokedAt).toBe(1_500);
+    expect(await store.revokeKey("000000000000", 1_000)).toBeUndefined();
+
+    const old = newKey().record;
+    const replacement = newKey({ createdAt: 2_000 }).record;
+    await store.insertKey(old);
+    expect(await store.rotateKey(old.id, replacement, 3_602_000)).toMatchObject({ revokedAt: 3_602_000, replacedBy: replacement.id });
+    expect((await store.getKey(replacement.id))?.name).toBe("lamp");
+    expect(await store.rotateKey("000000000000", newKey().record, 0)).toBeUndefined();
+    expect(await store.listKeys()).toHaveLength(3);
+
+    await store.recordUsage([{ id: old.id, at: 5_000, addr: "192.168.1.7" }]);
+    await store.recordUsage([{ id: old.id, at: 4_000, addr: "192.168.1.9" }]);
+    expect(await store.getKey(old.id)).toMatchObject({ lastUsedAt: 5_000, lastUsedAddr: "192.168.1.7" });
+  });
+
+  it("a duplicate key id is a StoreError that names no value", async () => {
+    await using db = await engine(1);
+    const { record } = newKey();
+    await db.stores[0]!.insertKey(record);
+    const error = await db.stores[0]!.insertKey(record).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(String((error as Error).message)).not.toContain(record.id);
+  });
+
+  it("the revision moves for auth-relevant commits of any connection, not for reads or usage", async () => {
+    await using db = await engine(2);
+    const [server, cli] = db.stores as [Store, Store];
+    const first = await server.changeMarker();
+    await server.listKeys();
+    expect(await server.changeMarker()).toBe(first);
+    const { record } = newKey();
+    await cli.insertKey(record);
+    const second = await server.changeMarker();
+    expect(second).not.toBe(first);
+    await server.recordUsage([{ id: record.id, at: 9_000, addr: "10.0.0.1" }]);
+    expect(await server.changeMarker()).toBe(second);
+    await cli.revokeKey(record.id, 10_000);
+    expect(await server.changeMarker()).not.toBe(second);
+  });
+
+  it("users: unique names, password and disable updates", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const user = { username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", roles: ["viewer"], createdAt: 1_000 };
+    expect(await store.insertUser(user)).toBe(true);
+    expect(await store.insertUser(user)).toBe(false);
+    expect(await store.setDisabled("ann", 2_000, 2_000)).toBe(true);
+    expect(await store.setDisabled("nobody", 2_000, 2_000)).toBe(false);
+    expect(await store.getUser("ann")).toMatchObject({ roles: ["viewer"], disabledAt: 2_000, updatedAt: 2_000 });
+    expect((await store.listUsers()).map((entry) => entry.username)).toEqual(["ann"]);
+  });
+
+  it("refresh tokens: rotation, grace sibling, replay revokes the family", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const token = (id: string) => ({ id, familyId: "fam", secretHash: digestToken(id), subject: "user:ann", scopes: ["data:read"], roles: ["viewer"], clientId: "tokengate", createdAt: 1_000, expiresAt: 99_000 });
+    await store.insertRefreshToken(token("r1"));
+    expect(await store.consumeRefreshToken("r1", token("r2"), 2_000, 5_000)).toBe("rotated");
+    expect(await store.consumeRefreshToken("r1", token("r3"), 3_000, 5_000)).toBe("grace");
+    expect(await store.consumeRefreshToken("r1", token("r4"), 20_000, 5_000)).toBe("reused");
+    expect(await store.consumeRefreshToken("r2", token("r5"), 20_000, 5_000)).toBe("revoked");
+    expect(await store.consumeRefreshToken("nope", token("r6"), 20_000, 5_000)).toBe("missing");
+    expect(await store.revokedFamilies(0)).toEqual(["fam"]);
+    await store.revokeAccessToken("jti-1", 50_000, 30_000);
+    expect(await store.revokedAccessTokens(40_000)).toEqual(["jti-1"]);
+  });
+
+  it("bans: repeat offenders get longer bans; clear ends them", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    expect(await store.startBan("addr:192.0.2.9", 1_000, 60_000, 3_600_000, 86_400_000)).toMatchObject({ until: 61_000, level: 1 });
+    expect(await store.startBan("addr:192.0.2.9", 70_000, 60_000, 3_600_000, 86_400_000)).toMatchObject({ until: 190_000, level: 2 });
+    expect((await store.listBans(100_000)).map((ban) => ban.subject)).toEqual(["addr:192.0.2.9"]);
+    expect(await store.clearBans(100_000, "addr:192.0.2.9")).toBe(1);
+    expect(await store.listBans(100_000)).toEqual([]);
+  });
+
+  it("instances starting at once agree on one signing key; rotation retires the old one", async () => {
+    await using db = await engine(3);
+    const candidates = await Promise.all(db.stores.map(() => generateSigningKey("EdDSA", 1_000)));
+    const results = await Promise.all(db.stores.map((store, i) => store.ensureSigningKey(candidates[i]!)));
+    const live = results.map((keys) => keys.filter((key) => key.retiredAt === null).map((key) => key.kid));
+    expect(new Set(live.flat()).size).toBe(1);
+    const next = await generateSigningKey("EdDSA", 2_000);
+    const after = await db.stores[1]!.rotateSigningKey(next, 2_000);
+    expect(after.filter((key) => key.retiredAt === null).map((key) => key.kid)).toEqual([next.kid]);
+    expect(after).toHaveLength(2);
+  });
+
+  it("pairing: one live code, single use, expiry, a failure limit, and only while no credentials exist", async () => {
+    await using db = await engine(2);
+    const [server, cli] = db.stores as [Store, Store];
+    const code = (digits: string) => digestToken(digits);
+    expect(await server.hasCredentials()).toBe(false);
+    expect(await server.redeemPairingCode(code("123456"), 1_000, 5, newKey().record)).toBe("none");
+
+    // A newer code replaces the older one (another `tokengate pair`).
+    expect(await cli.issuePairingCode(code("111111"), 1_000, 301_000)).toBe(true);
+    expect(await cli.issuePairingCode(code("222222"), 2_000, 302_000)).toBe(true);
+    expect(await server.redeemPairingCode(code("111111"), 3_000, 5, newKey().record)).toBe("wrong");
+    // Past its expiry even the right code is dead.
+    expect(await server.redeemPairingCode(code("222222"), 302_000, 5, newKey().record)).toBe("none");
+
+    // Wrong tries burn the code at the limit, whoever makes them.
+    expect(await cli.issuePairingCode(code("333333"), 10_000, 310_000)).toBe(true);
+    for (let i = 0; i < 4; i++) expect(await server.redeemPairingCode(code(`00000${i}`), 11_000, 5, newKey().record)).toBe("wrong");
+    expect(await cli.redeemPairingCode(code("000009"), 11_000, 5, newKey().record)).toBe("wrong");
+    expect(await server.redeemPairingCode(code("333333"), 11_000, 5, newKey().record)).toBe("none");
+    expect(await server.listKeys()).toEqual([]);
+
+    // The right code once: the key is in and the revision moved; then pairing is over for good.
+    expect(await cli.issuePairingCode(code("444444"), 20_000, 320_000)).toBe(true);
+    const before = await server.changeMarker();
+    const candidates = [newKey({ scopes: ["*"] }).record, newKey({ scopes: ["*"] }).record];
+    const racing = await Promise.all([
+      server.redeemPairingCode(code("444444"), 21_000, 5, candidates[0]!),
+      cli.redeemPairingCode(code("444444"), 21_000, 5, candidates[1]!),
+    ]);
+    // Either may win the race; exactly one does, and only the winner's key exists.
+    expect([...racing].sort()).toEqual(["closed", "paired"]);
+    expect((await server.listKeys()).map((key) => key.id)).toEqual([candidates[racing.indexOf("paired")]!.id]);
+    expect(await server.changeMarker()).not.toBe(before);
+    expect(await server.hasCredentials()).toBe(true);
+    expect(await cli.issuePairingCode(code("555555"), 22_000, 322_000)).toBe(false);
+    expect(await server.redeemPairingCode(code("555555"), 22_000, 5, newKey().record)).toBe("closed");
+  });
+
+  it("pairing is closed by a user alone, and by a revoked key", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertUser({ username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", roles: ["admin"], createdAt: 1_000 });
+    expect(await store.issuePairingCode(digestToken("123456"), 1_000, 301_000)).toBe(false);
+    await using other = await engine(1);
+    const { record } = newKey();
+    await other.stores[0]!.insertKey(record);
+    await other.stores[0]!.revokeKey(record.id, 2_000);
+    expect(await other.stores[0]!.hasCredentials()).toBe(true);
+  });
+});
+
+describe("sqlite file", () => {
+  test("a new database is migrated to the latest version, WAL, STRICT tables; reopening applies nothing twice", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    await store.insertKey(newKey().record);
+    await store.close();
+    const db = new Database(join(dir.path, DATABASE_FILE));
+    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: LATEST_SCHEMA });
+    expect(db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    const table = db.query("SELECT sql FROM sqlite_master WHERE name = 'api_keys'").get() as { sql: string };
+    expect(table.sql).toContain("STRICT");
+    // STRICT refuses a value of the wrong type instead of storing it.
+    expect(() =>
+      db.run("INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES ('aaaaaaaaaaaa', 'x', zeroblob(32), '', 'yesterday')"),
+    ).toThrow();
+    db.close();
+    const again = await openDataDirStore(dir.path);
+    expect(await again.listKeys()).toHaveLength(1);
+    await again.close();
+  });
+
+  test("a database from a newer tokengate is refused, not damaged", async () => {
+    using dir = makeTempDir();
+    await (await openDataDirStore(dir.path)).close();
+    const db = new Database(join(dir.path, DATABASE_FILE));
+    db.run(`PRAGMA user_version = ${LATEST_SCHEMA + 1}`);
+    db.close();
+    await expect(openDataDirStore(dir.path)).rejects.toBeInstanceOf(StoreError);
+  });
+
+  test("only the SHA-256 of a secret reaches the disk", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    const { record, secret } = newKey();
+    await store.insertKey(record);
+    await store.close();
+    for (const file of readdirSync(dir.path)) {
+      expect(readFileSync(join(dir.path, file)).toString("latin1").includes(secret)).toBe(false);
+    }
+  });
+
+  test("no acknowledged key is lost when the writer is killed with SIGKILL, again and again", async () => {
+    using dir = makeTempDir();
+    const acknowledged = new Map<string, string>();
+    const kills = 12;
+    for (let round = 0; round < kills; round++) {
+      const writer = Bun.spawn([process.execPath, "run", join(ROOT, "tests/support/key-writer.ts"), dir.path], {
+        stdout: "pipe",
+        stderr: "ignore",
+      });
+      let buffered = "";
+      const reading = (async () => {
+        const decoder = new TextDecoder();
+        for await (const chunk of writer.stdout) buffered += decoder.decode(chunk, { stream: true });
+      })();
+      // Kill at a random moment once the writer is running (migrations done, keys flowing).
+      await Bun.sleep(150 + Math.floor(Math.random() * 200));
+      writer.kill("SIGKILL");
+      await writer.exited;
+      await reading;
+      // Only complete lines were acknowledged; a torn last line was not.
+      for (const line of buffered.split("\n").slice(0, -1)) {
+        const [id, hash] = line.split(" ");
+        acknowledged.set(id!, hash!);
+      }
+    }
+    expect(acknowledged.size).toBeGreaterThan(kills);
+
+    const db = new Database(join(dir.path, DATABASE_FILE));
+    expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+    db.close();
+    const store = await openDataDirStore(dir.path);
+    const stored = new Map((await store.listKeys()).map((key) => [key.id, Buffer.from(key.secretHash).toString("hex")]));
+    await store.close();
+    const missing = [...acknowledged].filter(([id, hash]) => stored.get(id) !== hash);
+    expect(missing).toEqual([]);
+  }, 60_000);
+});
+
+describe.skipIf(!postgres.available)("postgres", () => {
+  test("three instances migrating one new database at once: one schema, applied once", async () => {
+    await using db = await postgresEngine(3);
+    await db.stores[0]!.insertKey(newKey().record);
+    expect(await db.stores[2]!.listKeys()).toHaveLength(1);
+  });
+
+  test("a commit on one instance is pushed to the others (LISTEN/NOTIFY), not only polled", async () => {
+    await using db = await postgresEngine(2);
+    const [writer, watcher] = db.stores as [Store, Store];
+    let heard = 0;
+    const stop = await watcher.watchChanges(() => (heard += 1));
+    const before = heard;
+    await writer.insertKey(newKey().record);
+    const deadline = performance.now() + 2_000;
+    while (heard === before && performance.now() < deadline) await Bun.sleep(5);
+    await stop();
+    expect(heard).toBeGreaterThan(before);
+  });
+
+  test("an unreachable PostgreSQL is a StoreError, quickly, with no password in it", async () => {
+    const error = await openPostgresStore("postgres://tokengate:hunter2-not-a-secret@127.0.0.1:1/none").catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(Error);
+    expect(String((error as Error).message)).not.toContain("hunter2");
+  });
+});
