@@ -4,7 +4,8 @@
  * `ws.ts` turn it into a Response or a close code, and nothing else does.
  */
 
-export type GateErrorCode =
+/** The wire vocabulary: what clients see in `code` / `error` and branch on. */
+export type WireCode =
   | "missing_token"
   | "invalid_token"
   | "invalid_request"
@@ -25,49 +26,84 @@ export type GateErrorCode =
   | "upgrade_required"
   | "internal_error";
 
-interface CodeSpec {
+export interface Policy {
+  /** The stable code clients see. Several kinds share one (a revoked and an unknown token are both invalid_token). */
+  readonly wire: WireCode;
   readonly status: number;
-  /** Close code used when the same refusal happens on an open WebSocket (4000 + HTTP status). */
+  /** Close code used when the same refusal happens on an open WebSocket (4000 + HTTP status, mostly). */
   readonly close: number;
   /** Whether the refusal is an authentication challenge (gets `WWW-Authenticate`). */
   readonly challenge: boolean;
   /** Value of RFC 6750's `error` attribute; absent when the request had no credentials at all (§3.1). */
   readonly bearerError?: string;
+  /** Counts toward a ban: someone may be guessing. Credentials that were valid once (revoked, expired) never do. */
+  readonly guess: boolean;
+  /** Worth an audit line when it answers an authentication attempt (a request with no credential is not one). */
+  readonly audited: boolean;
 }
 
-export const codeSpecs: Readonly<Record<GateErrorCode, CodeSpec>> = {
-  missing_token: { status: 401, close: 4401, challenge: true },
-  invalid_token: { status: 401, close: 4401, challenge: true, bearerError: "invalid_token" },
-  invalid_request: { status: 400, close: 4400, challenge: true, bearerError: "invalid_request" },
-  insufficient_scope: { status: 403, close: 4403, challenge: true, bearerError: "insufficient_scope" },
-  // A wrong username/password: a challenge without a Bearer error (the credential was not a token).
-  invalid_credentials: { status: 401, close: 4401, challenge: true },
-  // RFC 6749 §4.1.2.1 vocabulary: the password queue is full; comes with Retry-After.
-  temporarily_unavailable: { status: 503, close: 1013, challenge: false },
+const refusal = (wire: WireCode, status: number, close: number, flags: Partial<Omit<Policy, "wire" | "status" | "close">> = {}): Policy => ({
+  wire,
+  status,
+  close,
+  challenge: false,
+  guess: false,
+  audited: true,
+  ...flags,
+});
+
+/**
+ * The one table of refusals: each kind says how it is answered over HTTP and on a socket, whether
+ * it counts as a guess and whether it is audited. Callers pick a kind; nothing else decides these.
+ */
+export const POLICIES = {
+  missing_token: refusal("missing_token", 401, 4401, { challenge: true, audited: false }),
+  /** A secret nobody issued (or a forged JWT): the guesser's refusal. */
+  unknown_token: refusal("invalid_token", 401, 4401, { challenge: true, bearerError: "invalid_token", guess: true }),
+  revoked_token: refusal("invalid_token", 401, 4403, { challenge: true, bearerError: "invalid_token" }),
+  expired_token: refusal("invalid_token", 401, 4401, { challenge: true, bearerError: "invalid_token" }),
+  /** Not valid here for a reason that says nothing about guessing (a spent ticket, a token for another socket). */
+  invalid_token: refusal("invalid_token", 401, 4401, { challenge: true, bearerError: "invalid_token" }),
+  /** A malformed credential or request: audited (it may be a probe), never counted as a guess. */
+  invalid_request: refusal("invalid_request", 400, 4400, { challenge: true, bearerError: "invalid_request" }),
+  insufficient_scope: refusal("insufficient_scope", 403, 4403, { challenge: true, bearerError: "insufficient_scope" }),
+  /** A wrong username/password: a challenge without a Bearer error (the credential was not a token). */
+  invalid_credentials: refusal("invalid_credentials", 401, 4401, { challenge: true, guess: true }),
+  /** RFC 6749 §4.1.2.1 vocabulary: the password queue is full, the store is away; comes with Retry-After. */
+  temporarily_unavailable: refusal("temporarily_unavailable", 503, 1013),
   // RFC 6749 §5.2: token-endpoint errors. invalid_client carries its own Basic challenge header.
-  invalid_grant: { status: 400, close: 4400, challenge: false },
-  invalid_client: { status: 401, close: 4401, challenge: false },
-  unauthorized_client: { status: 400, close: 4400, challenge: false },
-  unsupported_grant_type: { status: 400, close: 4400, challenge: false },
-  invalid_scope: { status: 400, close: 4400, challenge: false },
-  // RFC 6749 §4.1.2.1: the server will not do this for this caller (pairing once credentials exist).
-  access_denied: { status: 403, close: 4403, challenge: false },
+  invalid_grant: refusal("invalid_grant", 400, 4400),
+  /** A grant whose secret is wrong (password, refresh token, pairing code): someone may be guessing. */
+  wrong_grant_secret: refusal("invalid_grant", 400, 4400, { guess: true }),
+  invalid_client: refusal("invalid_client", 401, 4401),
+  /** A client secret that does not match the claimed client: someone may be guessing. */
+  wrong_client_secret: refusal("invalid_client", 401, 4401, { guess: true }),
+  unauthorized_client: refusal("unauthorized_client", 400, 4400),
+  unsupported_grant_type: refusal("unsupported_grant_type", 400, 4400, { audited: false }),
+  invalid_scope: refusal("invalid_scope", 400, 4400),
+  /** RFC 6749 §4.1.2.1: the server will not do this for this caller (pairing once credentials exist). */
+  access_denied: refusal("access_denied", 403, 4403),
   // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
-  misdirected_request: { status: 421, close: 4421, challenge: false },
-  forbidden_origin: { status: 403, close: 4403, challenge: false },
-  // The brute-force guard: comes with Retry-After.
-  too_many_requests: { status: 429, close: 4429, challenge: false },
-  not_found: { status: 404, close: 4404, challenge: false },
-  method_not_allowed: { status: 405, close: 4405, challenge: false },
-  upgrade_required: { status: 426, close: 4426, challenge: false },
-  internal_error: { status: 500, close: 1011, challenge: false },
-};
+  misdirected_request: refusal("misdirected_request", 421, 4421, { audited: false }),
+  forbidden_origin: refusal("forbidden_origin", 403, 4403, { audited: false }),
+  /** The brute-force guard: comes with Retry-After. */
+  too_many_requests: refusal("too_many_requests", 429, 4429),
+  not_found: refusal("not_found", 404, 4404, { audited: false }),
+  method_not_allowed: refusal("method_not_allowed", 405, 4405, { audited: false }),
+  upgrade_required: refusal("upgrade_required", 426, 4426, { audited: false }),
+  internal_error: refusal("internal_error", 500, 1011, { audited: false }),
+} as const satisfies Record<string, Policy>;
+
+export type GateErrorKind = keyof typeof POLICIES;
 
 /** The seed's body text for every authentication failure, kept so FastAPI-era clients keep working. */
 export const SEED_DETAIL = "Invalid or missing token";
 
 export class GateError {
-  readonly code: GateErrorCode;
+  /** Which refusal this is: the key of its policy in POLICIES. */
+  readonly kind: GateErrorKind;
+  /** The stable wire code clients see (from the policy). */
+  readonly code: WireCode;
   /**
    * Human-readable explanation. It is sent to the client (body and `error_description`), so it
    * must never contain a secret or echo client input; callers pass fixed strings only.
@@ -77,29 +113,23 @@ export class GateError {
   readonly headers: Readonly<Record<string, string>> | undefined;
   /** For `insufficient_scope`: the scope the resource needs (RFC 6750 §3 `scope` attribute). */
   readonly scope: string | undefined;
-  /** WebSocket close code when it differs from the code's default (revoked keys: 4403). */
-  readonly close: number | undefined;
 
-  constructor(
-    code: GateErrorCode,
-    description: string,
-    extra: { headers?: Record<string, string>; scope?: string; close?: number } = {},
-  ) {
-    this.code = code;
+  constructor(kind: GateErrorKind, description: string, extra: { headers?: Record<string, string>; scope?: string } = {}) {
+    this.kind = kind;
+    this.code = POLICIES[kind].wire;
     this.description = description;
     this.headers = extra.headers;
     this.scope = extra.scope;
-    this.close = extra.close;
+  }
+
+  get policy(): Policy {
+    return POLICIES[this.kind];
   }
 }
 
 // Shared instances for the hot refusals: they are immutable, so allocating per request buys nothing.
 export const MISSING_TOKEN = new GateError("missing_token", "No token was presented");
-export const INVALID_TOKEN = new GateError("invalid_token", "The token is not valid");
-/** Refusals that mean "someone is guessing": they count toward a ban. Known-but-stale ones do not. */
-export function countsAsGuess(error: GateError): boolean {
-  return error === INVALID_TOKEN || error.code === "invalid_credentials";
-}
+export const INVALID_TOKEN = new GateError("unknown_token", "The token is not valid");
 
 export function tooManyAttempts(retryAfterSeconds: number): GateError {
   return new GateError("too_many_requests", "Too many failed attempts; retry later", {
@@ -122,5 +152,5 @@ export const STORE_UNAVAILABLE = new GateError("temporarily_unavailable", "The c
 });
 
 /** Known but no longer valid: distinct descriptions so a client can tell "rotate me" from "wrong". */
-export const REVOKED_TOKEN = new GateError("invalid_token", "The token has been revoked", { close: 4403 });
-export const EXPIRED_TOKEN = new GateError("invalid_token", "The token has expired", { close: 4401 });
+export const REVOKED_TOKEN = new GateError("revoked_token", "The token has been revoked");
+export const EXPIRED_TOKEN = new GateError("expired_token", "The token has expired");

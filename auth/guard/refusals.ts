@@ -1,6 +1,7 @@
 /**
- * What happens when authentication fails, in one place for the gate and the token endpoint:
- * a guess counts toward a ban (and becomes 429 once over the limit), and the refusal is audited.
+ * What happens when authentication fails, in one place for the gate, sockets, the token endpoint
+ * and pairing: a guess counts toward a ban (and becomes 429 once over the limit), and the refusal is
+ * audited, each as the refusal's policy (core/errors.ts) says.
  * The caller resolves the client address once; both steps use it.
  */
 import type { AuditLog } from "./audit.ts";
@@ -13,11 +14,10 @@ export interface RefusalSinks {
 }
 
 export interface Refusal {
+  /** What was refused: its policy (POLICIES) decides whether it counts as a guess and is audited. */
   readonly error: GateError;
-  /** Unknown secrets and wrong passwords; stale-but-genuine credentials are not guesses. */
-  readonly isGuess: boolean;
-  /** Whether the refusal is worth an audit line (a request with no credential at all is not). */
-  readonly audited: boolean;
+  /** What the client is told, when that differs from `error` (one answer for several refusals, no oracle). */
+  readonly answer?: GateError | undefined;
   readonly address: string;
   readonly path: string;
   /** The API key id the refused credential named: guesses against it are counted for the key. */
@@ -32,13 +32,14 @@ export function accountOf(refusal: { readonly keyId?: string | undefined; readon
 }
 
 export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError {
-  let outcome = refusal.error;
-  if (sinks.guard !== undefined && refusal.isGuess) {
+  const { policy } = refusal.error;
+  let outcome = refusal.answer ?? refusal.error;
+  if (sinks.guard !== undefined && policy.guess) {
     const account = accountOf(refusal);
     sinks.guard.recordFailure(refusal.address, account);
     const wait = sinks.guard.retryAfter(refusal.address, account);
     if (wait > 0) outcome = tooManyAttempts(wait);
   }
-  if (sinks.audit !== undefined && refusal.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
+  if (sinks.audit !== undefined && policy.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
   return outcome;
 }

@@ -14,7 +14,7 @@ import {
   SUBPROTOCOL,
   UNSUPPORTED_SCHEME,
 } from "../authn/credentials.ts";
-import { countsAsGuess, GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
+import { GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
 import type { Guard } from "../guard/guard.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { AddressResolver, ForwardingCheck, TransportCheck } from "./clients.ts";
@@ -182,9 +182,6 @@ export function createGate(options: GateOptions): Gate {
       { guard, audit },
       {
         error: verdict,
-        isGuess: countsAsGuess(verdict),
-        // A request without any credential is not an authentication attempt: not worth an audit line.
-        audited: verdict.code !== "missing_token",
         address: addressOf(request, server),
         path,
         keyId: typeof token === "string" ? parseApiKey(token)?.id : undefined,

@@ -2,7 +2,7 @@
  * HTTP responses. `toResponse` is the one place a GateError becomes a Response: status, body
  * (`detail` + stable `code`) and the RFC 6750 challenge all come from the error's code.
  */
-import { codeSpecs, GateError, SEED_DETAIL, STORE_UNAVAILABLE } from "../core/errors.ts";
+import { GateError, SEED_DETAIL, STORE_UNAVAILABLE } from "../core/errors.ts";
 import { StoreError } from "../store/store.ts";
 
 export const REALM = "tokengate";
@@ -60,7 +60,7 @@ function quotableDescription(text: string): string {
 
 /** The `WWW-Authenticate` value for an authentication or authorization refusal. */
 export function challengeFor(error: GateError): string {
-  const spec = codeSpecs[error.code];
+  const spec = error.policy;
   let challenge = `Bearer realm="${REALM}"`;
   if (spec.bearerError !== undefined) {
     challenge += `, error="${spec.bearerError}", error_description="${quotableDescription(error.description)}"`;
@@ -89,7 +89,7 @@ export function toResponse(error: GateError, offerBasic = false): Response {
 }
 
 function prepare(error: GateError, offerBasic: boolean): Prepared {
-  const spec = codeSpecs[error.code];
+  const spec = error.policy;
   // 401s keep the seed's exact `detail` so FastAPI-era clients keep matching on it.
   const body =
     spec.status === 401
@@ -109,7 +109,7 @@ const OAUTH_HEADERS = { "cache-control": "no-store", pragma: "no-cache" } as con
  * which OAuth client libraries parse, plus the gate's `detail` and `code` for consistency.
  */
 export function toOAuthResponse(error: GateError): Response {
-  const spec = codeSpecs[error.code];
+  const spec = error.policy;
   const body = { error: error.code, error_description: error.description, detail: error.description, code: error.code };
   return jsonResponse(spec.status, JSON.stringify(body), { ...OAUTH_HEADERS, ...error.headers });
 }

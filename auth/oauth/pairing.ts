@@ -78,7 +78,7 @@ const ALREADY_PAIRED = new GateError("access_denied", "This device already has c
 const BAD_CODE = new GateError("invalid_request", "code must be the 6 digits shown on the device");
 const BAD_NAME = new GateError("invalid_request", "name must be 1 to 200 characters without control characters");
 function wrongCode(command: string): GateError {
-  return new GateError("invalid_grant", `The pairing code is wrong, expired or already used; get a new one on the device (${command}, or restart the server in a terminal)`);
+  return new GateError("wrong_grant_secret", `The pairing code is wrong, expired or already used; get a new one on the device (${command}, or restart the server in a terminal)`);
 }
 
 export interface PairingRouteOptions {
@@ -127,7 +127,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
     if (outcome === "closed" || outcome === "paired") closed = true;
     if (outcome === "closed") return toOAuthResponse(ALREADY_PAIRED);
     if (outcome !== "paired") {
-      return toOAuthResponse(settleRefusal(options, { error: refusedCode, isGuess: true, audited: true, address, path: PAIRING_PATH }));
+      return toOAuthResponse(settleRefusal(options, { error: refusedCode, address, path: PAIRING_PATH }));
     }
     await options.afterPairing();
     options.audit?.record("pairing.completed", { key_id: record.id, name, address });

@@ -57,23 +57,21 @@ const oauthError = (code: ConstructorParameters<typeof GateError>[0], descriptio
 
 const NO_GRANT = oauthError("invalid_request", "grant_type is required");
 const PASSWORD_GRANT_OFF = oauthError("unsupported_grant_type", "grant_type=password is disabled on this server");
-const BAD_CLIENT = oauthError("invalid_client", "Client authentication failed: client_id must be an API key id and client_secret that key", CLIENT_CHALLENGE);
+const BAD_CLIENT = oauthError("wrong_client_secret", "Client authentication failed: client_id must be an API key id and client_secret that key", CLIENT_CHALLENGE);
 const NO_CLIENT = oauthError("invalid_client", "Client authentication is required: HTTP Basic or client_id and client_secret", CLIENT_CHALLENGE);
 const TWO_CLIENT_AUTHS = oauthError("invalid_request", "Use one client authentication method, not both HTTP Basic and form parameters");
-const WRONG_PASSWORD_GRANT = oauthError("invalid_grant", "Wrong username or password");
+const WRONG_PASSWORD_GRANT = oauthError("wrong_grant_secret", "Wrong username or password");
 const BAD_SCOPE = oauthError("invalid_scope", "scope must be space-separated scope names such as data:read ws:connect");
 const SCOPE_NOT_GRANTED = oauthError("invalid_scope", "The requested scope exceeds what this account may have");
 const BAD_CLIENT_ID = oauthError("invalid_request", "client_id must be 1 to 100 visible ASCII characters");
 const NO_REFRESH_TOKEN = oauthError("invalid_request", "grant_type=refresh_token needs refresh_token");
-const BAD_REFRESH = oauthError("invalid_grant", "The refresh token is not valid");
+const BAD_REFRESH = oauthError("wrong_grant_secret", "The refresh token is not valid");
 const REFRESH_EXPIRED = oauthError("invalid_grant", "The refresh token has expired; sign in again");
 const REFRESH_REVOKED = oauthError("invalid_grant", "The refresh token has been revoked; sign in again");
 const REFRESH_REUSED = oauthError("invalid_grant", "The refresh token was already used; the session has been revoked, sign in again");
 const SUBJECT_GONE = oauthError("invalid_grant", "The account behind this refresh token is disabled or gone");
 const WRONG_CLIENT = oauthError("invalid_grant", "The refresh token was issued to another client");
 const NO_TOKEN_PARAM = oauthError("invalid_request", "token is required");
-/** The refusals that mean someone is guessing; expired, revoked or replayed tokens are not guesses. */
-const GUESSES: ReadonlySet<GateError> = new Set([WRONG_PASSWORD_GRANT, BAD_REFRESH, BAD_CLIENT]);
 
 /** RFC 6749 §2.3.1: client id and secret are form-encoded before they go into Basic. */
 function formDecode(text: string): string | undefined {
@@ -207,7 +205,8 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     const who = await options.authenticateKey(client.secret);
     if (who instanceof GateError) {
       if (who.code === "temporarily_unavailable") return who;
-      return who.code === "invalid_token" && who.description !== "The token is not valid"
+      // A key that was genuine once is told why (revoked, expired); anything else is a wrong secret.
+      return who.kind === "revoked_token" || who.kind === "expired_token"
         ? oauthError("invalid_client", `Client authentication failed: ${who.description.toLowerCase()}`, CLIENT_CHALLENGE)
         : BAD_CLIENT;
     }
@@ -259,9 +258,6 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
       { guard, audit },
       {
         error,
-        isGuess: GUESSES.has(error),
-        // Malformed requests and unknown grants are client bugs, not authentication attempts.
-        audited: error.code !== "invalid_request" && error.code !== "unsupported_grant_type",
         address: addressOf(request, server),
         path: "/auth/token",
         keyId: aim.keyId,

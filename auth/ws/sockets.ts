@@ -6,7 +6,7 @@
  */
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { isTokenShaped } from "../secrets/tokens.ts";
-import { codeSpecs, countsAsGuess, GateError, tooManyAttempts } from "../core/errors.ts";
+import { GateError, tooManyAttempts } from "../core/errors.ts";
 import type { Clock } from "../core/clock.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 import { settleRefusal, type RefusalSinks } from "../guard/refusals.ts";
@@ -127,6 +127,8 @@ const BAD_AUTH_MESSAGE = new GateError("invalid_request", "An auth message needs
  * an oracle for guessed tokens.
  */
 export const NOT_FOR_THIS_SOCKET = new GateError("invalid_token", "The token is not valid for this connection");
+/** A valid token of another principal, sent in-band: counted as a guess (nobody has a reason to). */
+const FOREIGN_TOKEN = new GateError("unknown_token", "The token belongs to another principal");
 const TOO_MANY_AUTH_MESSAGES = new GateError("too_many_requests", "Too many auth messages on this connection; open a new one");
 
 /** What in-band re-authentication needs besides the authenticator: the same guard and audit as HTTP. */
@@ -144,17 +146,19 @@ function allowAuthMessage(data: WsData, at: number): boolean {
   return data.reauth.count <= REAUTH_LIMIT.messages;
 }
 
-/** The verdict on an in-band token: the fresh principal, or the refusal and whether it counts as a guess. */
-function judgeInBand(verdict: Principal | GateError, data: WsData): Principal | { error: GateError; isGuess: boolean } {
+/**
+ * The verdict on an in-band token: the fresh principal, or what was refused (its policy counts and
+ * audits it) and what the client is told.
+ */
+function judgeInBand(verdict: Principal | GateError, data: WsData): Principal | { error: GateError; answer: GateError } {
   const current = data.principal;
   if (verdict instanceof GateError) {
     // The store being away says nothing about the token; anything else is answered alike.
-    if (verdict.code === "temporarily_unavailable") return { error: verdict, isGuess: false };
-    return { error: NOT_FOR_THIS_SOCKET, isGuess: countsAsGuess(verdict) };
+    return { error: verdict, answer: verdict.kind === "temporarily_unavailable" ? verdict : NOT_FOR_THIS_SOCKET };
   }
-  if (verdict.kind !== current.kind || verdict.id !== current.id) return { error: NOT_FOR_THIS_SOCKET, isGuess: true };
+  if (verdict.kind !== current.kind || verdict.id !== current.id) return { error: FOREIGN_TOKEN, answer: NOT_FOR_THIS_SOCKET };
   const scope = requireScope(verdict, data.scope);
-  return scope === undefined ? verdict : { error: scope, isGuess: false };
+  return scope === undefined ? verdict : { error: scope, answer: scope };
 }
 
 /**
@@ -171,8 +175,7 @@ export async function reauthenticate(ws: GateSocket, message: ControlMessage, op
   if (!("error" in judged)) return adoptPrincipal(ws, judged, options);
   const outcome = settleRefusal(options.refusals, {
     error: judged.error,
-    isGuess: judged.isGuess,
-    audited: true,
+    answer: judged.answer,
     address: data.client,
     path: data.path,
     keyId: parseApiKey(message.token)?.id,
@@ -192,7 +195,7 @@ function adoptPrincipal(ws: GateSocket, fresh: Principal, options: ReauthOptions
 
 /** Close reasons are limited to 123 bytes by RFC 6455 §5.5; ours are short fixed strings. */
 export function closeWithError(ws: GateSocket, error: GateError): void {
-  ws.close(error.close ?? codeSpecs[error.code].close, error.description.slice(0, 120));
+  ws.close(error.policy.close, error.description.slice(0, 120));
 }
 
 export interface SocketHandlerOptions {

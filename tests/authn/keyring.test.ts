@@ -2,6 +2,7 @@
  * API keys through the real gate: a real SQLite store in a temp dir, a second connection playing
  * the CLI, real HTTP and WebSocket clients. Expiry is driven with setSystemTime.
  */
+import { GateError } from "../../auth/core/errors.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { createKeyring, type Keyring } from "../../auth/authn/keyring.ts";
@@ -181,7 +182,7 @@ describe("reloads", () => {
     let reloads = 0;
     await keyring.start(() => (reloads += 1), 20, 60_000);
     const principal = keyring.authenticate(key.token);
-    if (principal instanceof Promise || !("kind" in principal)) throw new Error("expected a key principal");
+    if (principal instanceof Promise || principal instanceof GateError) throw new Error("expected a key principal");
     keyring.recordUse(principal, () => "192.0.2.7");
     await keyring.flushUsage();
     await Bun.sleep(120);
