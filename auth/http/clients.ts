@@ -2,13 +2,12 @@
  * Facts about the client behind a request that need the live connection: its address (trusted
  * proxies resolved) and whether a password may travel over its transport.
  */
-import type { Server } from "bun";
 import { clientAddress, normalizeAddress, parseForwarded, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
-import type { WsData } from "../ws/sockets.ts";
+import type { GateServer } from "../ws/data.ts";
 
 /** The client address of a request: the peer, or the forwarded client when the peer is a trusted proxy. */
-export type AddressResolver = (request: Request, server: Server<WsData>) => string;
+export type AddressResolver = (request: Request, server: GateServer) => string;
 
 /** Stands for a client whose trusted proxy sent unreadable forwarding headers: not loopback, not local, never exempt. */
 export const UNREADABLE_CLIENT = "unreadable-forwarded-client";
@@ -25,7 +24,7 @@ const BAD_FORWARDING = new GateError(
 );
 
 /** A request whose trusted proxy sent unreadable forwarding headers, or `undefined` when they are fine. */
-export type ForwardingCheck = (request: Request, server: Server<WsData>) => GateError | undefined;
+export type ForwardingCheck = (request: Request, server: GateServer) => GateError | undefined;
 
 /** Without trusted proxies forwarding headers are never read, so there is nothing to check. */
 export function createForwardingCheck(trustedProxies: AddressList): ForwardingCheck {
@@ -39,7 +38,7 @@ export function createForwardingCheck(trustedProxies: AddressList): ForwardingCh
 const isLoopback = (address: string) => address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
 
 /** Whether a password may be accepted on this request: it came over TLS, or never left this machine. */
-export type TransportCheck = (request: Request, server: Server<WsData>) => boolean;
+export type TransportCheck = (request: Request, server: GateServer) => boolean;
 
 /** The scheme a trusted TLS-terminating proxy says the client used: RFC 7239 `proto`, else X-Forwarded-Proto. */
 function forwardedProto(request: Request): string | undefined {

@@ -5,7 +5,6 @@
  * Secrets and cached JWTs are checked synchronously; a password or an uncached JWT takes an
  * async path, and the upgrade then happens after the check.
  */
-import type { Server } from "bun";
 import type { AccessLogMode } from "../core/log.ts";
 import {
   BasicCredentials,
@@ -28,7 +27,7 @@ import { requireScope, type Authenticator, type Principal } from "../core/princi
 import { redactTarget, splitUrl } from "../core/redact.ts";
 import type { HttpRoute, Route, SocketRoute } from "./routes.ts";
 import type { PasswordAuthenticator } from "../authn/users.ts";
-import type { WsData } from "../ws/sockets.ts";
+import type { GateServer, WsData } from "../ws/data.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
 
 /** Called after each successful authentication; `remote` computes the peer address on demand. */
@@ -67,7 +66,7 @@ export interface GateOptions {
 }
 
 export interface Gate {
-  fetch(request: Request, server: Server<WsData>): Response | undefined | Promise<Response | undefined>;
+  fetch(request: Request, server: GateServer): Response | undefined | Promise<Response | undefined>;
 }
 
 const NOT_FOUND = new GateError("not_found", "Not Found");
@@ -145,7 +144,7 @@ let connectionCounter = 0;
 function logAccessTo(
   logger: Logger,
   request: Request,
-  server: Server<WsData>,
+  server: GateServer,
   path: string,
   params: readonly QueryParam[],
   status: number,
@@ -172,7 +171,7 @@ export function createGate(options: GateOptions): Gate {
    * key id) puts the client over the limit, the answer becomes 429. Stale-but-genuine
    * credentials (revoked, expired) are never counted: they are the operator's own devices.
    */
-  function judge(request: Request, server: Server<WsData>, path: string, verdict: Verdict, token: unknown): Verdict {
+  function judge(request: Request, server: GateServer, path: string, verdict: Verdict, token: unknown): Verdict {
     if (!(verdict instanceof GateError)) {
       if (audit?.samplesSuccess === true) audit.success(verdict, () => addressOf(request, server), path);
       return verdict;
@@ -191,7 +190,7 @@ export function createGate(options: GateOptions): Gate {
   }
 
   /** A banned client gets 429 before any authentication work (no address lookup while nobody is banned). */
-  function banned(request: Request, server: Server<WsData>): GateError | undefined {
+  function banned(request: Request, server: GateServer): GateError | undefined {
     if (guard === undefined || !guard.active) return undefined;
     const wait = guard.retryAfter(addressOf(request, server));
     return wait > 0 ? tooManyAttempts(wait) : undefined;
@@ -205,14 +204,14 @@ export function createGate(options: GateOptions): Gate {
   const logAccess = logAccessTo.bind(null, logger);
 
   /** Runs a protected handler for a verified principal (or answers the refusal). */
-  function serveHttp(request: Request, server: Server<WsData>, route: HttpRoute, who: Verdict): Response | Promise<Response> {
+  function serveHttp(request: Request, server: GateServer, route: HttpRoute, who: Verdict): Response | Promise<Response> {
     if (who instanceof GateError) return toResponse(who, offerBasic);
     if (recordUse !== undefined && who.kind !== "bootstrap") recordUse(who, () => server.requestIP(request)?.address ?? "-");
     return route.handle(request, who, server);
   }
 
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
-  async function serveWithPassword(request: Request, server: Server<WsData>, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
+  async function serveWithPassword(request: Request, server: GateServer, route: HttpRoute, credentials: BasicCredentials, seen: (id: string) => void) {
     if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);
     const client = addressOf(request, server);
     // A locked account answers 429 before any argon2 work; its owner's keys and tokens still work.
@@ -226,7 +225,7 @@ export function createGate(options: GateOptions): Gate {
 
   function upgrade(
     request: Request,
-    server: Server<WsData>,
+    server: GateServer,
     route: SocketRoute,
     subprotocols: string | null,
     who: Verdict,
@@ -270,7 +269,7 @@ export function createGate(options: GateOptions): Gate {
     return options.revalidate?.(principal) ?? requireScope(principal, route.scope) ?? principal;
   }
 
-  function serveSocket(request: Request, server: Server<WsData>, route: SocketRoute, params: readonly QueryParam[], seen: (id: string, remote?: string) => void) {
+  function serveSocket(request: Request, server: GateServer, route: SocketRoute, params: readonly QueryParam[], seen: (id: string, remote?: string) => void) {
     if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
     const subprotocols = request.headers.get("sec-websocket-protocol");
     const ticket = params.length === 0 ? undefined : valuesOf(params, "ticket")[0];

@@ -2,12 +2,11 @@
  * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
  * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
  */
-import type { Server } from "bun";
 import { GateError } from "../core/errors.ts";
 import { createGate, type GateOptions } from "./gate.ts";
 import type { Clock } from "../core/clock.ts";
 import { toResponse } from "./responses.ts";
-import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type WsData } from "../ws/sockets.ts";
+import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type GateServer } from "../ws/sockets.ts";
 
 /** Everything the gate takes, plus what binding a socket needs. */
 export interface ListenerOptions extends GateOptions {
@@ -26,7 +25,7 @@ export interface ListenerOptions extends GateOptions {
 }
 
 export interface Listener {
-  readonly server: Server<WsData>;
+  readonly server: GateServer;
   readonly sockets: SocketRegistry;
   readonly url: URL;
   /** Closes sockets whose principal was revoked or expired; runs on a timer and on demand. */

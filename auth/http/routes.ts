@@ -3,11 +3,10 @@
  * a protected handler returns once the gate has let a request through. Handlers never see a
  * request that failed authentication; they receive the verified principal instead.
  */
-import type { Server } from "bun";
 import { jsonResponse } from "./responses.ts";
 import { ANY_SCOPE, type Principal } from "../core/principal.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
-import type { WsData } from "../ws/sockets.ts";
+import type { GateServer } from "../ws/data.ts";
 
 export interface HttpRoute {
   readonly kind: "http";
@@ -17,7 +16,7 @@ export interface HttpRoute {
   readonly scope: string | null;
   /** A public route that checks credentials itself (the token endpoint): banned clients get 429 too. */
   readonly guarded?: boolean;
-  handle(request: Request, principal: Principal | undefined, server: Server<WsData>): Response | Promise<Response>;
+  handle(request: Request, principal: Principal | undefined, server: GateServer): Response | Promise<Response>;
 }
 
 export interface SocketRoute {

@@ -18,8 +18,7 @@ import type { Logger } from "../core/log.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { Principal } from "../core/principal.ts";
 import type { HttpRoute } from "../http/routes.ts";
-import type { Server } from "bun";
-import type { WsData } from "../ws/sockets.ts";
+import type { GateServer } from "../ws/data.ts";
 import type { NewKey, PairingStore } from "../store/store.ts";
 import { digestToken } from "../secrets/tokens.ts";
 
@@ -146,7 +145,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
       scope: null,
       guarded: true,
       handle: withStoreFailures(
-        async (request: Request, principal: Principal | undefined, server: Server<WsData>) =>
+        async (request: Request, principal: Principal | undefined, server: GateServer) =>
           (request.method === "POST" ? redeem : status)(request, principal, server),
         onStoreFailure,
       ),

@@ -19,8 +19,7 @@ import { parseApiKey, parseScopes } from "../secrets/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { hasScope, type Principal } from "../core/principal.ts";
 import type { HttpRoute } from "../http/routes.ts";
-import type { Server } from "bun";
-import type { WsData } from "../ws/sockets.ts";
+import type { GateServer } from "../ws/data.ts";
 import { generateFamilyId, generateRefreshToken, parseRefreshToken, REFRESH_GRACE_MS } from "../secrets/refresh.ts";
 import type { StoreError, NewRefreshToken, RefreshStore, UserStore } from "../store/store.ts";
 import { digestToken, tokenMatchesDigest } from "../secrets/tokens.ts";
@@ -170,7 +169,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
 
   async function passwordGrant(
     request: Request,
-    server: Server<WsData>,
+    server: GateServer,
     params: Map<string, string>,
     scopes: readonly string[] | undefined,
   ): Promise<Grant | GateError> {
@@ -251,7 +250,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
   }
 
   /** Guesses count toward a ban; the answer turns into 429 once the client is over the limit. */
-  function judge(request: Request, server: Server<WsData>, error: GateError, aim: { keyId?: string | undefined; username?: string | undefined }): GateError {
+  function judge(request: Request, server: GateServer, error: GateError, aim: { keyId?: string | undefined; username?: string | undefined }): GateError {
     const { guard, audit } = options;
     if (guard === undefined && audit === undefined) return error;
     return settleRefusal(
@@ -266,7 +265,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
     );
   }
 
-  async function handleToken(request: Request, _principal: Principal | undefined, server: Server<WsData>): Promise<Response> {
+  async function handleToken(request: Request, _principal: Principal | undefined, server: GateServer): Promise<Response> {
     const params = await readForm(request);
     if (params instanceof GateError) return toOAuthResponse(params);
     const grant = params.get("grant_type");

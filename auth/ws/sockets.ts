@@ -4,7 +4,10 @@
  * expiry), and in-band re-authentication so a JWT socket can outlive its first token.
  * `closeWithError` is the one place a GateError becomes a close code.
  */
-import type { ServerWebSocket, WebSocketHandler } from "bun";
+import type { WebSocketHandler } from "bun";
+import type { GateSocket, WsData } from "./data.ts";
+
+export type { GateServer, GateSocket, WsData } from "./data.ts";
 import { isTokenShaped } from "../secrets/tokens.ts";
 import { GateError, tooManyAttempts } from "../core/errors.ts";
 import type { Clock } from "../core/clock.ts";
@@ -15,27 +18,6 @@ import { requireScope, type Authenticator, type Principal } from "../core/princi
 
 /** A socket whose credential expires is told this long before it does. */
 export const EXPIRY_WARNING_MS = 60_000;
-
-export interface WsData {
-  /** Replaced when the client re-authenticates in-band with a fresh token. */
-  principal: Principal;
-  /** Whether `auth_expiring` was sent for the current principal. */
-  warned: boolean;
-  /** Scope the socket's route needs; a fresh token must still grant it. */
-  readonly scope: string;
-  readonly connId: string;
-  /** The peer's address, as the access log shows it. */
-  readonly remote: string;
-  /** The client's address with trusted proxies resolved: what the guard counts and bans. */
-  readonly client: string;
-  /** In-band auth messages counted in the current window (absent until the first). */
-  reauth?: { since: number; count: number } | undefined;
-  readonly path: string;
-  readonly greeting: string;
-  readonly openedAt: number;
-}
-
-export type GateSocket = ServerWebSocket<WsData>;
 
 export const CLOSE_GOING_AWAY = 1001;
 
