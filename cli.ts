@@ -3,14 +3,14 @@
  * JWT_ALG, HOST and PORT from the environment (`doctor` reads all of it), opens the same store the server uses, runs one command and
  * exits with its code.
  */
-import { runCli, type StoreOptions } from "./auth/cli.ts";
-import { DEFAULT_ROLE_SCOPES, parseRoleScopes, parseStoreUrl, type StoreLocation } from "./auth/config.ts";
-import { openStore } from "./auth/databases.ts";
-import { listReachableUrls } from "./auth/addresses.ts";
-import { describeFsError, errorCode } from "./auth/bootstrap.ts";
-import { runDoctor } from "./auth/doctor.ts";
-import { listKnownScopes } from "./auth/scopes.ts";
-import type { Store } from "./auth/store.ts";
+import { runCli, type StoreOptions } from "./auth/cli/commands.ts";
+import { formatConfigProblems, parseCliSettings, type StoreLocation } from "./auth/config/config.ts";
+import { openStore } from "./auth/store/open.ts";
+import { listReachableUrls } from "./auth/core/addresses.ts";
+import { describeFsError, errorCode } from "./auth/config/bootstrap.ts";
+import { runDoctor } from "./auth/cli/doctor.ts";
+import { listKnownScopes } from "./auth/http/scopes.ts";
+import type { Store } from "./auth/store/store.ts";
 import { statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { basename, dirname, resolve } from "node:path";
@@ -142,27 +142,20 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     const unused = () => Promise.reject(new Error("doctor opens no store"));
     return runCli(argv, { ...shared, jwtAlg: "EdDSA", openStore: unused, roleScopes: new Map(), knownScopes: [], consoleUrls: () => [] });
   }
-  const dataDir = env.DATA_DIR === undefined || env.DATA_DIR === "" ? "./data" : env.DATA_DIR;
-  const roleScopes = parseRoleScopes(env.ROLE_SCOPES === undefined || env.ROLE_SCOPES === "" ? DEFAULT_ROLE_SCOPES : env.ROLE_SCOPES);
-  if (roleScopes === undefined) {
-    process.stderr.write(`ROLE_SCOPES must look like role=scope,scope;role=scope, e.g. ${DEFAULT_ROLE_SCOPES}\n`);
+  // The same variable parsers as the server's: what the server would refuse, the CLI refuses alike.
+  const parsed = parseCliSettings(env);
+  if (!parsed.ok) {
+    process.stderr.write(formatConfigProblems(parsed.problems, "the command did not run"));
     return 78;
   }
-  const location = parseStoreUrl(env.STORE_URL, dataDir);
-  if (location === undefined) {
-    process.stderr.write("STORE_URL must be sqlite:///path/to/tokengate.db or postgres://user:password@host:5432/database (or unset)\n");
-    return 78;
-  }
-  const jwtAlg = env.JWT_ALG === "HS256" ? "HS256" : "EdDSA";
-  const port = /^\d{1,5}$/.test(env.PORT ?? "") ? Number(env.PORT) : 8000;
-  const scheme = env.TLS_CERT_FILE === undefined || env.TLS_CERT_FILE === "" ? "http" : "https";
+  const { store, roleScopes, jwtAlg, host, port, scheme } = parsed.settings;
   return runCli(argv, {
     ...shared,
     jwtAlg,
-    openStore: (options) => openExistingStore(location, env, options),
+    openStore: (options) => openExistingStore(store, env, options),
     roleScopes,
     knownScopes: listKnownScopes(roleScopes),
-    consoleUrls: () => listReachableUrls(scheme, env.HOST === undefined || env.HOST === "" ? "0.0.0.0" : env.HOST, port, interfaces()),
+    consoleUrls: () => listReachableUrls(scheme, host, port, interfaces()),
   });
 }
 

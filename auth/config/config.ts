@@ -4,7 +4,7 @@
  * variable, say what is wrong and how to fix it, and never repeat the value they reject.
  */
 import { z } from "zod";
-import { ACCESS_LOG_MODES, LOG_FORMATS, LOG_LEVELS, type AccessLogMode, type LogFormat, type LogLevel } from "../core/log.ts";
+import { ACCESS_LOG_MODES, LOG_FORMATS, LOG_LEVELS } from "../core/log.ts";
 import { isTokenShaped } from "../secrets/tokens.ts";
 import { parseScopes } from "../secrets/keys.ts";
 import { parseAddressPattern } from "../core/addresses.ts";
@@ -20,64 +20,6 @@ export type TokenSource =
 export type StoreLocation =
   | { readonly kind: "sqlite"; readonly file: string }
   | { readonly kind: "postgres"; readonly url: string };
-
-export interface Config {
-  readonly token: TokenSource;
-  readonly store: StoreLocation;
-  /** Shared brute-force counters for several instances; null: counted in this process. */
-  readonly redisUrl: string | null;
-  /** Prefix of every Redis key tokengate writes, so deployments can share one Redis. */
-  readonly redisKeyPrefix: string;
-  readonly port: number;
-  readonly host: string;
-  readonly dataDir: string;
-  readonly logLevel: LogLevel;
-  readonly logFormat: LogFormat;
-  readonly accessLog: AccessLogMode;
-  /** Extra Host names answered besides IP literals, localhost, the machine's name and *.local. */
-  readonly allowedHosts: readonly string[];
-  /** Browser origins allowed to call the API and open WebSockets, besides same-origin pages. */
-  readonly allowedOrigins: readonly string[];
-  /** Proxies whose X-Forwarded-For is believed (addresses or IPv4 CIDRs). */
-  readonly trustedProxies: readonly string[];
-  /** Addresses never counted or banned by the brute-force guard. */
-  readonly banExempt: readonly string[];
-  /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
-  readonly auditLogFile: string | null;
-  /** Fraction of successful authentications written to the audit log (0 to 1). */
-  readonly auditSuccessSample: number;
-  /** PEM certificate and key files; both set means HTTPS and WSS. */
-  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
-  /** Accept passwords over plain HTTP from other machines (off: only TLS or loopback). */
-  readonly allowInsecurePasswords: boolean;
-  /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
-  readonly basicAuth: boolean;
-  /** Role name → scopes it grants; users get the union of their roles' scopes. */
-  readonly roleScopes: ReadonlyMap<string, readonly string[]>;
-  /** Whether POST /auth/token accepts grant_type=password (the seed's OAuth2PasswordRequestForm flow). */
-  readonly passwordGrant: boolean;
-  /** Whether a device with no keys and no users offers first-run pairing (a one-time code). */
-  readonly pairing: boolean;
-  /** Share PORT with other processes (SO_REUSEPORT); off, a second server on a taken port refuses to start. */
-  readonly reusePort: boolean;
-  readonly jwt: {
-    readonly alg: "EdDSA" | "HS256";
-    readonly issuer: string;
-    readonly audience: string;
-    /** Access-token lifetime, seconds. */
-    readonly ttl: number;
-    /** Refresh-token lifetime, seconds (each exchange starts a new one). */
-    readonly refreshTtl: number;
-  };
-  /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
-  readonly wsMaxPayload: number;
-  /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
-  readonly wsIdleTimeout: number;
-  /** Seconds an HTTP keep-alive connection may sit idle. */
-  readonly httpIdleTimeout: number;
-  /** Seconds that graceful shutdown waits for sockets before it forces the exit. */
-  readonly shutdownTimeout: number;
-}
 
 export interface ConfigProblem {
   readonly variable: string;
@@ -412,76 +354,153 @@ export interface ConfigContext {
   readonly isTTY: boolean;
 }
 
-export function parseConfig(env: Readonly<Record<string, string | undefined>>, context: ConfigContext): ConfigResult {
-  const parsed = envSchema.safeParse(env);
+type EnvVars = z.output<typeof envSchema>;
+
+/**
+ * The settings the variables mean, built from the parsed variables: the one place a variable
+ * becomes a setting. `Config` is this function's result, so a new variable is one schema entry
+ * and one line here, and its type follows from its parser.
+ */
+function toConfig(vars: EnvVars, context: ConfigContext) {
+  const dataDir = vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR;
+  const tls = isSet(vars.TLS_CERT_FILE) && isSet(vars.TLS_KEY_FILE) ? { certFile: vars.TLS_CERT_FILE, keyFile: vars.TLS_KEY_FILE } : null;
+  return {
+    token: toTokenSource(vars),
+    /** Where keys, users, refresh tokens, signing keys and bans live. */
+    store: parseStoreUrl(vars.STORE_URL, dataDir)!,
+    /** Shared brute-force counters for several instances; null: counted in this process. */
+    redisUrl: isSet(vars.REDIS_URL) ? vars.REDIS_URL.trim() : null,
+    /** Prefix of every Redis key tokengate writes, so deployments can share one Redis. */
+    redisKeyPrefix: vars.REDIS_KEY_PREFIX,
+    port: vars.PORT,
+    host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
+    dataDir,
+    logLevel: vars.LOG_LEVEL ?? "info",
+    logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
+    accessLog: vars.ACCESS_LOG ?? "refused",
+    /** Extra Host names answered besides IP literals, localhost, the machine's name and *.local. */
+    allowedHosts: vars.ALLOWED_HOSTS,
+    /** Browser origins allowed to call the API and open WebSockets, besides same-origin pages. */
+    allowedOrigins: vars.ALLOWED_ORIGINS,
+    /** Proxies whose X-Forwarded-For / Forwarded are believed (addresses or IPv4 CIDRs). */
+    trustedProxies: vars.TRUSTED_PROXIES,
+    /** Addresses never counted or banned by the brute-force guard. */
+    banExempt: vars.BAN_EXEMPT,
+    /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
+    auditLogFile: isSet(vars.AUDIT_LOG_FILE) ? vars.AUDIT_LOG_FILE : null,
+    /** Fraction of successful authentications written to the audit log (0 to 1). */
+    auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
+    /** PEM certificate and key files; both set means HTTPS and WSS. */
+    tls,
+    /** Accept passwords over plain HTTP from other machines (off: only TLS or loopback). */
+    allowInsecurePasswords: vars.ALLOW_INSECURE_PASSWORDS,
+    /** Whether `Authorization: Basic` (users' passwords) is accepted on protected routes. */
+    basicAuth: vars.BASIC_AUTH,
+    /** Role name → scopes it grants; users get the union of their roles' scopes. */
+    roleScopes: vars.ROLE_SCOPES as ReadonlyMap<string, readonly string[]>,
+    /** Whether POST /auth/token accepts grant_type=password (the seed's OAuth2PasswordRequestForm flow). */
+    passwordGrant: vars.PASSWORD_GRANT,
+    /** Whether a device with no keys and no users offers first-run pairing (a one-time code). */
+    pairing: vars.PAIRING,
+    /** Share PORT with other processes (SO_REUSEPORT); off, a second server on a taken port refuses to start. */
+    reusePort: vars.REUSE_PORT,
+    jwt: {
+      alg: vars.JWT_ALG,
+      issuer: vars.JWT_ISSUER,
+      audience: vars.JWT_AUDIENCE,
+      /** Access-token lifetime, seconds. */
+      ttl: vars.ACCESS_TOKEN_TTL_SECONDS,
+      /** Refresh-token lifetime, seconds (each exchange starts a new one). */
+      refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS,
+    },
+    /** Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009. */
+    wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
+    /** Seconds without traffic (pings included) before an idle WebSocket is closed. */
+    wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
+    /** Seconds an HTTP keep-alive connection may sit idle. */
+    httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,
+    /** Seconds that graceful shutdown waits for sockets before it forces the exit. */
+    shutdownTimeout: vars.SHUTDOWN_TIMEOUT_SECONDS,
+  } as const;
+}
+
+/** The validated configuration: derived from the schema through `toConfig`, never declared by hand. */
+export type Config = ReturnType<typeof toConfig>;
+
+const isSet = (value: string | undefined): value is string => value !== undefined && value.trim() !== "";
+
+function toTokenSource(vars: EnvVars): TokenSource {
+  if (vars.AUTH_TOKEN !== undefined) return { kind: "env", value: vars.AUTH_TOKEN };
+  if (vars.AUTH_TOKEN_FILE !== undefined) return { kind: "file", path: vars.AUTH_TOKEN_FILE };
+  return { kind: "generated" };
+}
+
+/** Problems that involve two variables at once. */
+function checkPairs(env: Readonly<Record<string, string | undefined>>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      problems.push({ variable: String(issue.path[0] ?? "environment"), message: issue.message });
-    }
-  }
   if (env.AUTH_TOKEN !== undefined && env.AUTH_TOKEN_FILE !== undefined) {
     problems.push({
       variable: "AUTH_TOKEN_FILE",
       message: "is set together with AUTH_TOKEN; keep only one of them so it is clear which secret is in force",
     });
   }
-  const certSet = env.TLS_CERT_FILE !== undefined && env.TLS_CERT_FILE.trim() !== "";
-  const keySet = env.TLS_KEY_FILE !== undefined && env.TLS_KEY_FILE.trim() !== "";
-  if (certSet !== keySet) {
+  const certSet = isSet(env.TLS_CERT_FILE);
+  if (certSet !== isSet(env.TLS_KEY_FILE)) {
     problems.push({
       variable: certSet ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
       message: "must be set together with its partner: TLS needs both the certificate (TLS_CERT_FILE) and its private key (TLS_KEY_FILE)",
     });
   }
-  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  return problems;
+}
 
+const problemsOf = (error: z.ZodError): ConfigProblem[] =>
+  error.issues.map((issue) => ({ variable: String(issue.path[0] ?? "environment"), message: issue.message }));
+
+export function parseConfig(env: Readonly<Record<string, string | undefined>>, context: ConfigContext): ConfigResult {
+  const parsed = envSchema.safeParse(env);
+  const problems = [...(parsed.success ? [] : problemsOf(parsed.error)), ...checkPairs(env)];
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: toConfig(parsed.data, context) };
+}
+
+/** What the CLI needs from the environment, parsed by the very same variable parsers as the server's. */
+const cliSchema = envSchema.pick({ DATA_DIR: true, STORE_URL: true, ROLE_SCOPES: true, JWT_ALG: true, HOST: true, PORT: true, TLS_CERT_FILE: true });
+
+export interface CliSettings {
+  readonly store: StoreLocation;
+  readonly roleScopes: ReadonlyMap<string, readonly string[]>;
+  readonly jwtAlg: "EdDSA" | "HS256";
+  readonly host: string;
+  readonly port: number;
+  readonly scheme: "http" | "https";
+}
+
+/**
+ * The CLI's settings: an invalid JWT_ALG or ROLE_SCOPES is refused with the same message the server
+ * gives, instead of being re-derived by other rules. Variables the CLI does not use are not checked.
+ */
+export function parseCliSettings(env: Readonly<Record<string, string | undefined>>): { ok: true; settings: CliSettings } | { ok: false; problems: ConfigProblem[] } {
+  const parsed = cliSchema.safeParse(env);
+  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
   const vars = parsed.data;
-  const token: TokenSource =
-    vars.AUTH_TOKEN !== undefined
-      ? { kind: "env", value: vars.AUTH_TOKEN }
-      : vars.AUTH_TOKEN_FILE !== undefined
-        ? { kind: "file", path: vars.AUTH_TOKEN_FILE }
-        : { kind: "generated" };
   const dataDir = vars.DATA_DIR === undefined || vars.DATA_DIR === "" ? "./data" : vars.DATA_DIR;
   return {
     ok: true,
-    config: {
-      token,
+    settings: {
       store: parseStoreUrl(vars.STORE_URL, dataDir)!,
-      redisUrl: vars.REDIS_URL === undefined || vars.REDIS_URL.trim() === "" ? null : vars.REDIS_URL.trim(),
-      redisKeyPrefix: vars.REDIS_KEY_PREFIX,
-      port: vars.PORT,
-      host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
-      dataDir,
-      logLevel: vars.LOG_LEVEL ?? "info",
-      logFormat: vars.LOG_FORMAT ?? (context.isTTY ? "pretty" : "json"),
-      accessLog: vars.ACCESS_LOG ?? "refused",
-      allowedHosts: vars.ALLOWED_HOSTS,
-      allowedOrigins: vars.ALLOWED_ORIGINS,
-      trustedProxies: vars.TRUSTED_PROXIES,
-      banExempt: vars.BAN_EXEMPT,
-      auditLogFile: vars.AUDIT_LOG_FILE === undefined || vars.AUDIT_LOG_FILE.trim() === "" ? null : vars.AUDIT_LOG_FILE,
-      auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
-      tls: certSet && keySet ? { certFile: vars.TLS_CERT_FILE!, keyFile: vars.TLS_KEY_FILE! } : null,
-      allowInsecurePasswords: vars.ALLOW_INSECURE_PASSWORDS,
-      basicAuth: vars.BASIC_AUTH,
       roleScopes: vars.ROLE_SCOPES,
-      passwordGrant: vars.PASSWORD_GRANT,
-      pairing: vars.PAIRING,
-      reusePort: vars.REUSE_PORT,
-      jwt: { alg: vars.JWT_ALG, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, ttl: vars.ACCESS_TOKEN_TTL_SECONDS, refreshTtl: vars.REFRESH_TOKEN_TTL_SECONDS },
-      wsMaxPayload: vars.WS_MAX_PAYLOAD_BYTES,
-      wsIdleTimeout: vars.WS_IDLE_TIMEOUT_SECONDS,
-      httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,
-      shutdownTimeout: vars.SHUTDOWN_TIMEOUT_SECONDS,
+      jwtAlg: vars.JWT_ALG,
+      host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
+      port: vars.PORT,
+      scheme: isSet(vars.TLS_CERT_FILE) ? "https" : "http",
     },
   };
 }
 
 /** The text printed for a failed configuration: every problem, one per line, no values. */
-export function formatConfigProblems(problems: readonly ConfigProblem[]): string {
+export function formatConfigProblems(problems: readonly ConfigProblem[], outcome = "nothing was started"): string {
   const noun = problems.length === 1 ? "problem" : "problems";
   const lines = problems.map((problem) => `  - ${problem.variable} ${problem.message}`);
-  return `tokengate: the configuration has ${problems.length} ${noun}; nothing was started.\n${lines.join("\n")}\n`;
+  return `tokengate: the configuration has ${problems.length} ${noun}; ${outcome}.\n${lines.join("\n")}\n`;
 }

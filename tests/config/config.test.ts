@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { checkSecret, formatConfigProblems, parseConfig, parseStoreUrl, type StoreLocation } from "../../auth/config/config.ts";
+import { join } from "node:path";
+import { checkSecret, formatConfigProblems, parseCliSettings, parseConfig, parseStoreUrl, type StoreLocation } from "../../auth/config/config.ts";
+import { ROOT } from "../support/harness.ts";
 import { newSecret, trackSecret } from "../support/secrets.ts";
 
 const tty = { isTTY: false };
@@ -220,5 +222,33 @@ describe("problems", () => {
     ["postgresql:", "postgresql://gate@db.lan/tg", { kind: "postgres", url: "postgresql://gate@db.lan/tg" }],
   ])("STORE_URL %s", (_name, value, expected) => {
     expect(parseStoreUrl(value, "/srv/tg/")).toEqual(expected as StoreLocation);
+  });
+});
+
+describe("the CLI parses its variables with the server's parsers", () => {
+  test.each<[string, Record<string, string>, string | undefined]>([
+    ["an invalid JWT_ALG is refused, not taken for EdDSA", { JWT_ALG: "RS256" }, "JWT_ALG"],
+    ["a malformed ROLE_SCOPES", { ROLE_SCOPES: "Admin" }, "ROLE_SCOPES"],
+    ["a STORE_URL it cannot use", { STORE_URL: "mysql://x" }, "STORE_URL"],
+    ["a PORT out of range", { PORT: "70000" }, "PORT"],
+    ["variables the CLI does not use are not its business", { AUTH_TOKEN: "short", LOG_LEVEL: "loud" }, undefined],
+  ])("%s", (_name, env, variable) => {
+    const parsed = parseCliSettings(env);
+    if (variable === undefined) expect(parsed.ok).toBe(true);
+    else expect(parsed.ok ? [] : parsed.problems.map((problem) => problem.variable)).toEqual([variable]);
+  });
+
+  test("the defaults match the server's", () => {
+    const cli = parseCliSettings({});
+    const server = parseConfig({}, { isTTY: false });
+    if (!cli.ok || !server.ok) throw new Error("defaults must parse");
+    expect(cli.settings).toEqual({ store: server.config.store, roleScopes: server.config.roleScopes, jwtAlg: server.config.jwt.alg, host: server.config.host, port: server.config.port, scheme: "http" });
+  });
+
+  test("the real CLI exits 78 naming JWT_ALG", async () => {
+    const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), "keys", "list"], { env: { PATH: process.env.PATH ?? "", JWT_ALG: "RS256" }, stdout: "pipe", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(78);
+    expect(stderr).toContain("JWT_ALG must be EdDSA");
   });
 });
