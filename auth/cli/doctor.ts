@@ -8,14 +8,16 @@
 import { RedisClient, SQL } from "bun";
 import { Database } from "bun:sqlite";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { accessSync, constants, openSync, readFileSync, readSync, closeSync, statfsSync, statSync, type Stats } from "node:fs";
+import { accessSync, constants, readFileSync, statfsSync, statSync, type Stats } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { explainListenFailure, listReachableUrls, type InterfaceAddress } from "../core/addresses.ts";
 import { describeFsError, errorCode, readSecretFile, TOKEN_FILE_NAME } from "../config/bootstrap.ts";
 import { checkSecret, CONFIG_VARIABLES, parseConfig, type Config } from "../config/config.ts";
 import { describeUrl } from "../core/redact.ts";
+import { createPostgresRunner, inspectPostgresSchemaVersion } from "../store/postgres.ts";
 import { LATEST_SCHEMA } from "../store/schema.ts";
+import { inspectSqliteSchemaVersion } from "../store/sqlite.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -166,18 +168,6 @@ const FACTS_SQL = {
     UNION ALL SELECT max(created_at) FROM signing_keys) AS stamps`,
 };
 
-/** SQLite keeps `PRAGMA user_version` at byte 60 of the file header (big-endian). */
-function readSqliteHeaderVersion(file: string): number | undefined {
-  const fd = openSync(file, "r");
-  try {
-    const header = Buffer.alloc(100);
-    if (readSync(fd, header, 0, 100, 0) < 100 || header.toString("latin1", 0, 16) !== "SQLite format 3\0") return undefined;
-    return header.readUInt32BE(60);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function inspectSqlite(file: string, uid: number): StoreReport {
   let stats: Stats;
   try {
@@ -191,7 +181,7 @@ function inspectSqlite(file: string, uid: number): StoreReport {
   if (exposed !== undefined) results.push({ check: "store", status: "warn", message: `${exposed}: it holds key hashes and signing keys` });
   let version: number | undefined;
   try {
-    version = readSqliteHeaderVersion(file);
+    version = inspectSqliteSchemaVersion(file);
   } catch (error) {
     results.push({ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; run doctor as the user the server runs as` });
     return { results };
@@ -223,11 +213,10 @@ async function inspectPostgres(url: string): Promise<StoreReport> {
   const sql = new SQL(url, { max: 1, connectionTimeout: 3, idleTimeout: 1 });
   try {
     const scalar = async (text: string) => Number(([...(await sql.unsafe(text))][0] as { n: unknown } | undefined)?.n ?? 0);
-    const present = await sql.unsafe("SELECT to_regclass('tokengate_schema') IS NOT NULL AS n");
-    if ([...present][0]?.n !== true) {
+    const schema = await inspectPostgresSchemaVersion(createPostgresRunner(sql));
+    if (schema === undefined) {
       return { results: [{ check: "store", status: "ok", message: `${describeUrl(url)} answers and has no tokengate tables yet; the first start creates them` }] };
     }
-    const schema = await scalar("SELECT max(version) AS n FROM tokengate_schema");
     return judgeFacts({ schema, keys: await scalar(FACTS_SQL.keys), users: await scalar(FACTS_SQL.users), newest: (await scalar(FACTS_SQL.newest)) || undefined });
   } catch (error) {
     return {

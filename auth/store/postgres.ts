@@ -5,13 +5,16 @@
  * sends a NOTIFY; each server LISTENs and reloads at once instead of waiting for its next poll.
  */
 import { SQL } from "bun";
-import { openMigratedStore, type SqlDriver, type SqlRunner, type Store } from "./store.ts";
+import type { SqlDriver, SqlRunner } from "./driver.ts";
+import { openMigratedStore } from "./sql-store.ts";
+import type { Store } from "./types.ts";
 
 const CHANNEL = "tokengate_changes";
 /** Arbitrary but fixed: the advisory lock every tokengate writer takes ("tkgt" in ASCII). */
 const WRITE_LOCK = 0x746b6774;
 
-function runnerOf(sql: SQL): SqlRunner {
+/** Statements on a `Bun.SQL` pool or transaction, as the store runs them (also the doctor's). */
+export function createPostgresRunner(sql: SQL): SqlRunner {
   return {
     all: async <T>(text: string, params: readonly unknown[] = []) => [...(await sql.unsafe(text, [...params]))] as T[],
     run: async (text, params = []) => {
@@ -19,6 +22,35 @@ function runnerOf(sql: SQL): SqlRunner {
       return Number(result.count ?? 0);
     },
   };
+}
+
+/** PostgreSQL has no slot for a schema version: a one-row table of tokengate's own holds it. */
+const SCHEMA_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS tokengate_schema (version INTEGER NOT NULL)";
+
+async function selectSchemaVersion(runner: SqlRunner): Promise<number> {
+  const rows = await runner.all<{ version: number }>("SELECT version FROM tokengate_schema");
+  return rows[0]?.version ?? 0;
+}
+
+/** Inside the migration transaction: creates the version table on first use. */
+async function readSchemaVersion(tx: SqlRunner): Promise<number> {
+  await tx.run(SCHEMA_TABLE_CREATE);
+  return selectSchemaVersion(tx);
+}
+
+async function writeSchemaVersion(tx: SqlRunner, version: number): Promise<void> {
+  if ((await tx.run("UPDATE tokengate_schema SET version = $1", [version])) === 0) {
+    await tx.run("INSERT INTO tokengate_schema (version) VALUES ($1)", [version]);
+  }
+}
+
+/**
+ * The schema version without creating or changing anything, for `tokengate doctor`; `undefined`
+ * while the database has no tokengate tables (the first start creates them).
+ */
+export async function inspectPostgresSchemaVersion(runner: SqlRunner): Promise<number | undefined> {
+  const present = await runner.all<{ present: boolean }>("SELECT to_regclass('tokengate_schema') IS NOT NULL AS present");
+  return present[0]?.present === true ? selectSchemaVersion(runner) : undefined;
 }
 
 export interface PostgresOptions {
@@ -36,25 +68,17 @@ export function openPostgresDriver(url: string, options: PostgresOptions = {}): 
     // Prepared statements are per connection; the store's statement texts are few and fixed.
     prepare: true,
   });
-  const pool = runnerOf(sql);
+  const pool = createPostgresRunner(sql);
   return {
     dialect: "postgres",
     ...pool,
     transaction: (work) =>
       sql.begin(async (tx) => {
         await tx.unsafe("SELECT pg_advisory_xact_lock($1)", [WRITE_LOCK]);
-        return work(runnerOf(tx as unknown as SQL));
+        return work(createPostgresRunner(tx as unknown as SQL));
       }),
-    async schemaVersion(tx) {
-      await tx.run("CREATE TABLE IF NOT EXISTS tokengate_schema (version INTEGER NOT NULL)");
-      const rows = await tx.all<{ version: number }>("SELECT version FROM tokengate_schema");
-      return rows[0]?.version ?? 0;
-    },
-    async setSchemaVersion(tx, version) {
-      if ((await tx.run("UPDATE tokengate_schema SET version = $1", [version])) === 0) {
-        await tx.run("INSERT INTO tokengate_schema (version) VALUES ($1)", [version]);
-      }
-    },
+    schemaVersion: readSchemaVersion,
+    setSchemaVersion: writeSchemaVersion,
     // Delivered at commit, dropped on rollback: a listener never reloads for a change that did not happen.
     announce: async (tx) => void (await tx.all("SELECT pg_notify($1, '')", [CHANNEL])),
     async watch(onChange) {

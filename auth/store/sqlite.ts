@@ -5,9 +5,11 @@
  * write lock.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
-import { openMigratedStore, type SqlDriver, type SqlRunner, type SqlValue, type Store } from "./store.ts";
+import type { SqlDriver, SqlRunner, SqlValue, Work } from "./driver.ts";
+import { openMigratedStore } from "./sql-store.ts";
+import type { Store } from "./types.ts";
 
 /**
  * One transaction at a time in this process, across every connection it has opened: bun:sqlite
@@ -25,8 +27,36 @@ function serialized<T>(work: () => Promise<T>): Promise<T> {
 /** `$1` (the store's placeholder style) → `?1` (SQLite's numbered one); the numbers are kept. */
 const numbered = (text: string) => text.replace(/\$(\d+)/g, "?$1");
 
-/** `file` is the database path; its directory is created readable only by this user. */
-export function openSqliteDriver(file: string): SqlDriver {
+/** The schema version lives in SQLite's own slot for it, `PRAGMA user_version`. */
+async function readUserVersion(tx: SqlRunner): Promise<number> {
+  return (await tx.all<{ user_version: number }>("PRAGMA user_version"))[0]!.user_version;
+}
+
+/** PRAGMA takes no placeholders; the version is an integer from our own migration list. */
+async function writeUserVersion(tx: SqlRunner, version: number): Promise<void> {
+  await tx.run(`PRAGMA user_version = ${Math.trunc(version)}`);
+}
+
+/**
+ * The schema version from the file alone, without opening the database: SQLite keeps
+ * `PRAGMA user_version` at byte 60 of the file header (big-endian). For `tokengate doctor`, which
+ * may run as another user: opening the file could leave WAL side files that user owns, which the
+ * server then cannot write. `undefined` when the file is not an SQLite database; a file that
+ * cannot be read throws.
+ */
+export function inspectSqliteSchemaVersion(file: string): number | undefined {
+  const fd = openSync(file, "r");
+  try {
+    const header = Buffer.alloc(100);
+    if (readSync(fd, header, 0, 100, 0) < 100 || header.toString("latin1", 0, 16) !== "SQLite format 3\0") return undefined;
+    return header.readUInt32BE(60);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Opens (creating if needed) the database file with the settings the store relies on. */
+function openDatabaseFile(file: string): Database {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   // A new database file is private from its first byte (SQLite gives its WAL files the same
   // mode); an existing one keeps the mode its owner chose, which `tokengate doctor` reports.
@@ -38,7 +68,11 @@ export function openSqliteDriver(file: string): SqlDriver {
   // lose power more often than they crash. Writes are rare (CLI actions, batched usage).
   db.run("PRAGMA synchronous = FULL");
   db.run("PRAGMA foreign_keys = ON");
+  return db;
+}
 
+/** Statements on `db`, each text prepared once; not serialized (the driver does that). */
+function createSqliteRunner(db: Database): SqlRunner {
   const statements = new Map<string, ReturnType<Database["query"]>>();
   const prepare = (text: string) => {
     let statement = statements.get(text);
@@ -48,30 +82,36 @@ export function openSqliteDriver(file: string): SqlDriver {
     }
     return statement;
   };
-  const runner: SqlRunner = {
+  return {
     all: async <T>(text: string, params: readonly SqlValue[] = []) => prepare(text).all(...params) as T[],
     run: async (text, params = []) => prepare(text).run(...params).changes,
   };
+}
 
+/** BEGIN IMMEDIATE takes SQLite's write lock at once, so two writers never deadlock upgrading. */
+async function runTransaction<T>(db: Database, runner: SqlRunner, work: Work<T>): Promise<T> {
+  db.run("BEGIN IMMEDIATE");
+  try {
+    const result = await work(runner);
+    db.run("COMMIT");
+    return result;
+  } catch (error) {
+    db.run("ROLLBACK");
+    throw error;
+  }
+}
+
+/** `file` is the database path; its directory is created readable only by this user. */
+export function openSqliteDriver(file: string): SqlDriver {
+  const db = openDatabaseFile(file);
+  const runner = createSqliteRunner(db);
   return {
     dialect: "sqlite",
     all: (text, params) => serialized(() => runner.all(text, params)),
     run: (text, params) => serialized(() => runner.run(text, params)),
-    transaction: (work) =>
-      serialized(async () => {
-        db.run("BEGIN IMMEDIATE");
-        try {
-          const result = await work(runner);
-          db.run("COMMIT");
-          return result;
-        } catch (error) {
-          db.run("ROLLBACK");
-          throw error;
-        }
-      }),
-    schemaVersion: async (tx) => (await tx.all<{ user_version: number }>("PRAGMA user_version"))[0]!.user_version,
-    // PRAGMA takes no placeholders; the version is an integer from our own migration list.
-    setSchemaVersion: async (tx, version) => void (await tx.run(`PRAGMA user_version = ${Math.trunc(version)}`)),
+    transaction: (work) => serialized(() => runTransaction(db, runner, work)),
+    schemaVersion: readUserVersion,
+    setSchemaVersion: writeUserVersion,
     announce: async () => {},
     // Nothing to push from a file: servers poll the revision.
     watch: async () => async () => {},

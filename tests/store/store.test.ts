@@ -9,58 +9,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE } from "../../auth/config/config.ts";
 import { generateSigningKey } from "../../auth/secrets/jwt.ts";
-import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { openPostgresStore } from "../../auth/store/postgres.ts";
 import { LATEST_SCHEMA } from "../../auth/store/schema.ts";
-import { StoreError, type NewKey, type Store } from "../../auth/store/store.ts";
+import { StoreError, type Store } from "../../auth/store/store.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
 import { makeTempDir, ROOT } from "../support/harness.ts";
-import { trackSecret } from "../support/secrets.ts";
-import { createTestDatabase, openDataDirStore, postgresService } from "../support/stores.ts";
-
-const postgres = await postgresService();
-
-function newKey(overrides: Partial<NewKey> = {}): { record: NewKey; secret: string } {
-  const key = generateApiKey();
-  trackSecret(key.token);
-  return {
-    secret: key.secret,
-    record: { id: key.id, name: "lamp", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: 1_000, expiresAt: null, ...overrides },
-  };
-}
-
-/** Opens `count` stores on one fresh database of the engine (as that many processes would). */
-type Engine = (count: number) => Promise<{ stores: Store[] } & AsyncDisposable>;
-
-const sqliteEngine: Engine = async (count) => {
-  const dir = makeTempDir();
-  const stores: Store[] = [];
-  for (let i = 0; i < count; i++) stores.push(await openDataDirStore(dir.path));
-  return {
-    stores,
-    async [Symbol.asyncDispose]() {
-      for (const store of stores) await store.close();
-      dir[Symbol.dispose]();
-    },
-  };
-};
-
-const postgresEngine: Engine = async (count) => {
-  const database = await createTestDatabase();
-  const stores = await Promise.all(Array.from({ length: count }, () => openPostgresStore(database.url)));
-  return {
-    stores,
-    async [Symbol.asyncDispose]() {
-      for (const store of stores) await store.close();
-      await database[Symbol.asyncDispose]();
-    },
-  };
-};
-
-const engines: Array<[string, Engine, boolean]> = [
-  ["sqlite", sqliteEngine, true],
-  ["postgres", postgresEngine, postgres.available],
-];
+import { openDataDirStore } from "../support/stores.ts";
+import { engines, newKey, postgres, postgresEngine } from "./engines.ts";
 
 describe.each(engines)("store contract on %s", (_name, engine, available) => {
   const it = available ? test : test.skip;

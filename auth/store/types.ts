@@ -1,0 +1,162 @@
+/**
+ * What the rest of tokengate sees of persistent state: small interfaces (`KeyStore`, `UserStore`,
+ * …) and the records they hold. Callers depend on these, never on SQL; the one implementation is
+ * sql-store.ts.
+ */
+import type { SigningKeyRecord } from "../secrets/jwt.ts";
+
+export interface KeyRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  /** SHA-256 of the key's secret; the secret itself is never stored. */
+  readonly secretHash: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  /** When the key stops working by revocation; may lie in the future for a rotation overlap. */
+  readonly revokedAt: number | null;
+  readonly lastUsedAt: number | null;
+  readonly lastUsedAddr: string | null;
+  /** The key that replaced this one in a rotation. */
+  readonly replacedBy: string | null;
+}
+
+export type NewKey = Pick<KeyRecord, "id" | "name" | "scopes" | "secretHash" | "createdAt" | "expiresAt">;
+
+export interface KeyUsage {
+  readonly id: string;
+  readonly at: number;
+  readonly addr: string;
+}
+
+export interface KeyStore {
+  insertKey(key: NewKey): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  listKeys(): Promise<KeyRecord[]>;
+  /** Sets the revocation time unless the key is already revoked by then; the updated record. */
+  revokeKey(id: string, at: number): Promise<KeyRecord | undefined>;
+  /** Inserts `replacement` and schedules the old key's end, in one transaction. */
+  rotateKey(id: string, replacement: NewKey, oldEndsAt: number): Promise<KeyRecord | undefined>;
+  /**
+   * Stamps each key's last use, keeping a later stamp already stored. Bookkeeping: it does not
+   * move the revision. Resolves once the stamps are committed, so a failed batch can be retried.
+   */
+  recordUsage(usages: readonly KeyUsage[]): Promise<void>;
+  /**
+   * The store's revision: moves with every commit that changes who may authenticate (keys,
+   * users, revocations, bans, signing keys), by any process; usage bookkeeping does not move it.
+   * Cheap to poll.
+   */
+  changeMarker(): Promise<string>;
+  /**
+   * Calls `onChange` soon after another process moves the revision, where the engine can push
+   * (PostgreSQL LISTEN/NOTIFY); resolves to a function that stops watching. Polling
+   * `changeMarker` stays the safety net.
+   */
+  watchChanges(onChange: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface UserRecord {
+  readonly username: string;
+  /** argon2id PHC string. */
+  readonly passwordHash: string;
+  readonly roles: readonly string[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly disabledAt: number | null;
+}
+
+export interface UserStore {
+  /** Inserts a user; false if the username is taken. */
+  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt">): Promise<boolean>;
+  getUser(username: string): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  setPassword(username: string, passwordHash: string, at: number): Promise<boolean>;
+  setDisabled(username: string, disabledAt: number | null, at: number): Promise<boolean>;
+}
+
+export interface SigningKeyStore {
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /** Retires the live keys of the candidate's algorithm and inserts it, in one transaction. */
+  rotateSigningKey(candidate: SigningKeyRecord, at: number): Promise<SigningKeyRecord[]>;
+  /** Inserts a key unless one of the same algorithm was inserted meanwhile; returns the live set. */
+  ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord[]>;
+}
+
+export interface RefreshTokenRecord {
+  readonly id: string;
+  /** All tokens descended from one sign-in share a family; reuse revokes the whole family. */
+  readonly familyId: string;
+  readonly secretHash: Uint8Array;
+  readonly subject: string;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly clientId: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+export type NewRefreshToken = Omit<RefreshTokenRecord, "usedAt" | "revokedAt">;
+
+/**
+ * What happened to a presented refresh token, decided in one transaction: "rotated" (first use),
+ * "grace" (a concurrent retry within the grace window: a sibling is issued), "reused" (replay:
+ * the family is now revoked), "revoked", or "missing".
+ */
+export type RefreshOutcome = "rotated" | "grace" | "reused" | "revoked" | "missing";
+
+export interface RefreshStore {
+  insertRefreshToken(token: NewRefreshToken): Promise<void>;
+  getRefreshToken(id: string): Promise<RefreshTokenRecord | undefined>;
+  consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): Promise<RefreshOutcome>;
+  revokeFamily(familyId: string, at: number): Promise<void>;
+  /** Families revoked after `since` (older ones' access tokens have all expired). */
+  revokedFamilies(since: number): Promise<string[]>;
+  /** Records a revoked access token until it expires; entries expired by `now` are dropped. */
+  revokeAccessToken(jti: string, expiresAt: number, now: number): Promise<void>;
+  revokedAccessTokens(now: number): Promise<string[]>;
+}
+
+export interface BanRecord {
+  /** `addr:<ip>` or `key:<id>`. */
+  readonly subject: string;
+  readonly startedAt: number;
+  readonly until: number;
+  /** 1 for a first ban; each ban soon after the previous one doubles the duration. */
+  readonly level: number;
+}
+
+export interface BanStore {
+  /** Bans whose end lies after `now`. */
+  listBans(now: number): Promise<BanRecord[]>;
+  /** Records a ban; the level grows if the subject's previous ban ended less than `memoryMs` ago. */
+  startBan(subject: string, now: number, baseMs: number, maxMs: number, memoryMs: number): Promise<BanRecord>;
+  /** Ends bans now (all, or one subject's); returns how many were active. */
+  clearBans(now: number, subject?: string): Promise<number>;
+}
+
+/**
+ * What a presented pairing code achieved, decided in one transaction: "paired" (the first admin
+ * key is in), "wrong" (counted against the code), "none" (no live code: never issued, expired,
+ * used, or burnt by failures), "closed" (the device has credentials; pairing is over for good).
+ */
+export type PairingOutcome = "paired" | "wrong" | "none" | "closed";
+
+export interface PairingStore {
+  /** Whether any API key (in any state) or user exists: pairing is only for a device with neither. */
+  hasCredentials(): Promise<boolean>;
+  /** Stores a new code's digest in place of any earlier code; false, storing nothing, once credentials exist. */
+  issuePairingCode(codeHash: Uint8Array, createdAt: number, expiresAt: number): Promise<boolean>;
+  /** Redeems a code for `key` (inserted only on "paired"); the code dies after `maxFailures` wrong tries. */
+  redeemPairingCode(codeHash: Uint8Array, now: number, maxFailures: number, key: NewKey): Promise<PairingOutcome>;
+}
+
+/** The embedded default implements every store interface over one database file. */
+export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore;
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+}
