@@ -8,16 +8,27 @@ import { ANY_SCOPE, type Principal } from "../core/principal.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
 import type { GateServer } from "../ws/data.ts";
 
-export interface HttpRoute {
+interface HttpRouteBase {
   readonly kind: "http";
   readonly path: string;
   readonly methods: readonly string[];
-  /** Scope the caller needs, or `null` for a public route. */
-  readonly scope: string | null;
-  /** A public route that checks credentials itself (the token endpoint): banned clients get 429 too. */
-  readonly guarded?: boolean;
-  handle(request: Request, principal: Principal | undefined, server: GateServer): Response | Promise<Response>;
 }
+
+/** A route anyone may call (health, the console page), or one that checks credentials itself (the token endpoint). */
+export interface PublicRoute extends HttpRouteBase {
+  readonly scope: null;
+  /** Checks credentials itself: banned clients get 429 before it runs. */
+  readonly guarded?: boolean;
+  handle(request: Request, principal: undefined, server: GateServer): Response | Promise<Response>;
+}
+
+/** A route the gate protects: its handler runs only for a verified principal that holds `scope`. */
+export interface ProtectedRoute extends HttpRouteBase {
+  readonly scope: string;
+  handle(request: Request, principal: Principal, server: GateServer): Response | Promise<Response>;
+}
+
+export type HttpRoute = PublicRoute | ProtectedRoute;
 
 export interface SocketRoute {
   readonly kind: "websocket";
@@ -37,14 +48,14 @@ const HEALTH_BODY = JSON.stringify({ status: "ok" });
 export const SCOPES = { dataRead: "data:read", wsConnect: "ws:connect" } as const;
 
 /** `POST /auth/ws-ticket`: a single-use, 30-second ticket for opening `socketPath` with `?ticket=`. */
-export function createTicketRoute(tickets: TicketBook, socketPath: string, scope: string): HttpRoute {
+export function createTicketRoute(tickets: TicketBook, socketPath: string, scope: string): ProtectedRoute {
   return {
     kind: "http",
     path: "/auth/ws-ticket",
     methods: ["POST"],
     scope,
     handle: (_request, principal) => {
-      const { ticket, expiresIn } = tickets.issue(principal!, socketPath);
+      const { ticket, expiresIn } = tickets.issue(principal, socketPath);
       return jsonResponse(200, JSON.stringify({ ticket, expires_in: expiresIn, path: socketPath }));
     },
   };
@@ -83,7 +94,7 @@ export function createSeedRoutes(): Route[] {
       path: "/auth/whoami",
       methods: ["GET", "HEAD"],
       scope: ANY_SCOPE,
-      handle: (_request, principal) => jsonResponse(200, JSON.stringify(describePrincipal(principal!))),
+      handle: (_request, principal) => jsonResponse(200, JSON.stringify(describePrincipal(principal))),
     },
     { kind: "websocket", path: "/ws", scope: SCOPES.wsConnect, greeting: WS_GREETING },
   ];

@@ -16,8 +16,7 @@ import { jsonResponse, readForm, toOAuthResponse, tokenResponse, withStoreFailur
 import { generateApiKey } from "../secrets/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { settleRefusal } from "../guard/refusals.ts";
-import type { Principal } from "../core/principal.ts";
-import type { HttpRoute } from "../http/routes.ts";
+import type { HttpRoute, PublicRoute } from "../http/routes.ts";
 import type { GateServer } from "../ws/data.ts";
 import type { NewKey, PairingStore } from "../store/store.ts";
 import { digestToken } from "../secrets/tokens.ts";
@@ -108,7 +107,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
   let closed = false;
   const isClosed = async () => (closed ||= await store.hasCredentials());
 
-  const redeem: HttpRoute["handle"] = async (request, _principal, server) => {
+  const redeem: PublicRoute["handle"] = async (request, _principal, server) => {
     const address = options.addressOf(request, server);
     if (!isLocalNetwork(address)) return toOAuthResponse(NOT_LOCAL);
     if (closed) return toOAuthResponse(ALREADY_PAIRED);
@@ -134,7 +133,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
     return tokenResponse({ api_key: key.token, id: record.id, name, scopes: record.scopes, expires_at: null });
   };
 
-  const status: HttpRoute["handle"] = async () =>
+  const status: PublicRoute["handle"] = async () =>
     jsonResponse(200, JSON.stringify((await isClosed()) ? { pairing: "closed" } : { pairing: "open", command }));
 
   return [
@@ -145,8 +144,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
       scope: null,
       guarded: true,
       handle: withStoreFailures(
-        async (request: Request, principal: Principal | undefined, server: GateServer) =>
-          (request.method === "POST" ? redeem : status)(request, principal, server),
+        async (request: Request, _principal: undefined, server: GateServer) => (request.method === "POST" ? redeem : status)(request, undefined, server),
         onStoreFailure,
       ),
     },

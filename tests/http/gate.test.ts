@@ -3,14 +3,15 @@ import { encodeSubprotocolToken } from "../../auth/authn/credentials.ts";
 import { INVALID_TOKEN } from "../../auth/core/errors.ts";
 import type { Principal } from "../../auth/core/principal.ts";
 import { createSeedRoutes, SECURE_DATA_BODY, type Route } from "../../auth/http/routes.ts";
+import type { GateServer } from "../../auth/ws/data.ts";
 import { rawRequest, startTestGate } from "../support/harness.ts";
 import { expectNoSecretsInOutput, newSecret } from "../support/secrets.ts";
 
 // The real seed routes, with /secure-data's handler counted so every refusal can prove it never ran.
 let handlerRuns = 0;
 const countedRoutes: Route[] = createSeedRoutes().map((route) =>
-  route.kind === "http" && route.path === "/secure-data"
-    ? { ...route, handle: (request, principal, server) => ((handlerRuns += 1), route.handle(request, principal, server)) }
+  route.kind === "http" && route.scope !== null && route.path === "/secure-data"
+    ? { ...route, handle: (request: Request, principal: Principal, server: GateServer) => ((handlerRuns += 1), route.handle(request, principal, server)) }
     : route,
 );
 

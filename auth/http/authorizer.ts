@@ -1,0 +1,133 @@
+/**
+ * Who a request acts as, and whether it may: reading the header credential, verifying it (a
+ * synchronous fast path for secrets and cached JWTs; a password or an uncached JWT takes a
+ * promise), checking the scope, and settling refusals with the guard and the audit log.
+ */
+import { BasicCredentials, readHeaderToken, UNSUPPORTED_SCHEME } from "../authn/credentials.ts";
+import type { PasswordAuthenticator } from "../authn/users.ts";
+import { GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
+import { requireScope, type Authenticator, type Principal } from "../core/principal.ts";
+import type { AuditLog } from "../guard/audit.ts";
+import type { Guard } from "../guard/guard.ts";
+import { settleRefusal } from "../guard/refusals.ts";
+import { parseApiKey } from "../secrets/keys.ts";
+import type { GateServer } from "../ws/data.ts";
+import type { AddressResolver, TransportCheck } from "./clients.ts";
+import type { Exchange } from "./exchange.ts";
+import { toResponse } from "./responses.ts";
+import type { ProtectedRoute } from "./routes.ts";
+
+export type Verdict = Principal | GateError;
+
+/** Called after each successful authentication; `remote` computes the peer address on demand. */
+export type UseRecorder = (principal: Principal, remote: () => string) => void;
+
+export interface AuthorizerOptions {
+  readonly authenticate: Authenticator;
+  readonly recordUse?: UseRecorder | undefined;
+  /** Verifies `Authorization: Basic`; without it Basic is answered like an unknown scheme. */
+  readonly authenticatePassword?: PasswordAuthenticator | undefined;
+  /** Brute-force guard; without it failures are not counted. */
+  readonly guard?: Guard | undefined;
+  /** Security events; without it nothing is audited. */
+  readonly audit?: AuditLog | undefined;
+  /** Client address with trusted proxies resolved (audit, guard). */
+  readonly addressOf?: AddressResolver | undefined;
+  /** Whether a password may be accepted on this request's transport; absent: always. */
+  readonly passwordTransport?: TransportCheck | undefined;
+}
+
+const peerOf = (request: Request, server: GateServer) => server.requestIP(request)?.address ?? "-";
+
+/** A presented credential → who, or why not; a Promise only when verification is asynchronous. */
+export function authorizeToken(token: string | BasicCredentials | GateError | undefined, authenticate: Authenticator, scope: string): Verdict | Promise<Verdict> {
+  if (token === undefined) return MISSING_TOKEN;
+  if (token instanceof GateError) return token;
+  if (token instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
+  const principal = authenticate(token);
+  if (principal instanceof Promise) return principal.then((who) => (who instanceof GateError ? who : (requireScope(who, scope) ?? who)));
+  if (principal instanceof GateError) return principal;
+  return requireScope(principal, scope) ?? principal;
+}
+
+export class Authorizer {
+  readonly options: AuthorizerOptions;
+  readonly addressOf: AddressResolver;
+  /** Whether 401s also offer the Basic challenge. */
+  readonly offerBasic: boolean;
+
+  constructor(options: AuthorizerOptions) {
+    this.options = options;
+    this.addressOf = options.addressOf ?? peerOf;
+    this.offerBasic = options.authenticatePassword !== undefined;
+  }
+
+  /**
+   * A refusal is settled by its policy: a guess is counted (and becomes 429 over the limit), and it
+   * is audited. A success is audited only when successes are sampled.
+   */
+  judge(exchange: Exchange, verdict: Verdict, credential: unknown): Verdict {
+    const { guard, audit } = this.options;
+    const { request, server, path } = exchange;
+    if (!(verdict instanceof GateError)) {
+      if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), path);
+      return verdict;
+    }
+    if (guard === undefined && audit === undefined) return verdict;
+    return settleRefusal(
+      { guard, audit },
+      {
+        error: verdict,
+        address: this.addressOf(request, server),
+        path,
+        keyId: typeof credential === "string" ? parseApiKey(credential)?.id : undefined,
+        username: credential instanceof BasicCredentials ? credential.username : undefined,
+      },
+    );
+  }
+
+  /** A banned client gets 429 before any authentication work (no address lookup while nobody is banned). */
+  findBan(exchange: Exchange): GateError | undefined {
+    const { guard } = this.options;
+    if (guard === undefined || !guard.active) return undefined;
+    const wait = guard.retryAfter(this.addressOf(exchange.request, exchange.server));
+    return wait > 0 ? tooManyAttempts(wait) : undefined;
+  }
+
+  /** The header credential of a protected route's request → its handler, or the refusal. */
+  serveProtected(exchange: Exchange, route: ProtectedRoute): Response | Promise<Response> {
+    const ban = this.findBan(exchange);
+    if (ban !== undefined) return toResponse(ban);
+    const { headers } = exchange.request;
+    const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+    const verifyPassword = this.options.authenticatePassword;
+    if (credential instanceof BasicCredentials && verifyPassword !== undefined) return this.serveWithPassword(exchange, route, credential, verifyPassword);
+    const who = authorizeToken(credential, this.options.authenticate, route.scope);
+    if (who instanceof Promise) return who.then((verdict) => this.serveVerdict(exchange, route, this.judge(exchange, verdict, credential)));
+    // The success path skips judge() unless successes are sampled: it runs on every request.
+    const settled = who instanceof GateError || this.options.audit?.samplesSuccess === true ? this.judge(exchange, who, credential) : who;
+    return this.serveVerdict(exchange, route, settled);
+  }
+
+  /** Runs a protected handler for a verified principal (or answers the refusal). */
+  serveVerdict(exchange: Exchange, route: ProtectedRoute, who: Verdict): Response | Promise<Response> {
+    if (who instanceof GateError) return toResponse(who, this.offerBasic);
+    exchange.actAs(who);
+    const { request, server } = exchange;
+    if (this.options.recordUse !== undefined && who.kind !== "bootstrap") this.options.recordUse(who, () => peerOf(request, server));
+    return route.handle(request, who, server);
+  }
+
+  /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
+  async serveWithPassword(exchange: Exchange, route: ProtectedRoute, credentials: BasicCredentials, verifyPassword: PasswordAuthenticator): Promise<Response> {
+    const { request, server } = exchange;
+    const { passwordTransport, guard } = this.options;
+    if (passwordTransport !== undefined && !passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);
+    const client = this.addressOf(request, server);
+    // A locked account answers 429 before any argon2 work; its owner's keys and tokens still work.
+    const locked = guard?.retryAfter(client, `user:${credentials.username}`) ?? 0;
+    if (locked > 0) return toResponse(tooManyAttempts(locked), true);
+    const who = this.judge(exchange, await verifyPassword(credentials, client), credentials);
+    return this.serveVerdict(exchange, route, who instanceof GateError ? who : (requireScope(who, route.scope) ?? who));
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * One request on its way through the gate: where it goes, with which parameters, and what its
+ * access-log line will say. The steps fill in who acted as they learn it; the log reads it at the end.
+ */
+import type { Logger } from "../core/log.ts";
+import type { Principal } from "../core/principal.ts";
+import type { QueryParam } from "../core/query.ts";
+import { redactTarget } from "../core/redact.ts";
+import type { GateServer } from "../ws/data.ts";
+
+export class Exchange {
+  /** The principal's public id once known (never a secret). */
+  principal = "-";
+  /** The peer's address when Bun can no longer tell it (after an upgrade). */
+  remote: string | undefined;
+
+  constructor(
+    readonly request: Request,
+    readonly server: GateServer,
+    readonly path: string,
+    /** Parsed once: the credential reader and the log redactor read the same parameters. */
+    readonly params: readonly QueryParam[],
+    readonly started: number,
+  ) {}
+
+  actAs(principal: Principal, remote?: string): void {
+    this.principal = principal.id;
+    this.remote = remote;
+  }
+
+  /** The access-log line: method, redacted target, status, latency, principal id, peer. */
+  log(logger: Logger, status: number): void {
+    logger.access({
+      method: this.request.method,
+      target: redactTarget(this.path, this.params),
+      status,
+      ms: Math.round((performance.now() - this.started) * 100) / 100,
+      principal: this.principal,
+      remote: this.remote ?? this.server.requestIP(this.request)?.address ?? "-",
+    });
+  }
+}

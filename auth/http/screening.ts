@@ -1,0 +1,77 @@
+/**
+ * What the gate refuses before any authentication work, in the order it checks: a Host it does not
+ * serve (DNS rebinding), forwarding headers a trusted proxy garbled, a credential in the query where
+ * none is read, a browser Origin it does not trust. Then the route's own shape: unknown path, wrong
+ * method, a socket route without an upgrade.
+ */
+import { GateError } from "../core/errors.ts";
+import type { HostPolicy, OriginPolicy } from "../core/origins.ts";
+import { isCredentialName, type QueryParam } from "../core/query.ts";
+import type { ForwardingCheck } from "./clients.ts";
+import type { Exchange } from "./exchange.ts";
+import type { Route } from "./routes.ts";
+
+export const NOT_FOUND = new GateError("not_found", "Not Found");
+const MISDIRECTED = new GateError("misdirected_request", "This server does not answer for that host name; add it to ALLOWED_HOSTS");
+const FOREIGN_ORIGIN = new GateError("forbidden_origin", "Requests from this page's origin are not allowed; add it to ALLOWED_ORIGINS");
+export const UPGRADE_REQUIRED = new GateError("upgrade_required", "This endpoint speaks WebSocket only; connect with a WebSocket client (ws://…/ws)", {
+  headers: { upgrade: "websocket", connection: "Upgrade" },
+});
+/** Query parameters that carry a credential on a WebSocket route (`/ws?token=`, `/ws?ticket=`). */
+const SOCKET_QUERY_CREDENTIALS: ReadonlySet<string> = new Set(["token", "ticket"]);
+const QUERY_CREDENTIAL = new GateError(
+  "invalid_request",
+  "Credentials are not accepted in the query string here; send the token in the X-Auth-Token or Authorization header",
+);
+const ODD_SOCKET_QUERY_CREDENTIAL = new GateError("invalid_request", "A credential in the query string must be spelled ?token= or ?ticket= exactly, once");
+
+/**
+ * A credential-looking query parameter that the reader would not take (`??token=`, `?%3Ftoken=`,
+ * `?TOKEN=`, or any on a route that takes no query credential) is refused rather than ignored: the
+ * client meant it as a credential, and silently dropping it hides the mistake.
+ */
+function findMisplacedQueryCredential(params: readonly QueryParam[], route: Route): GateError | undefined {
+  for (const param of params) {
+    if (!isCredentialName(param.name)) continue;
+    if (route.kind !== "websocket") return QUERY_CREDENTIAL;
+    if (!SOCKET_QUERY_CREDENTIALS.has(param.name)) return ODD_SOCKET_QUERY_CREDENTIAL;
+  }
+  return undefined;
+}
+
+export interface Screens {
+  readonly hostPolicy?: HostPolicy | undefined;
+  readonly originPolicy?: OriginPolicy | undefined;
+  readonly checkForwarding?: ForwardingCheck | undefined;
+}
+
+/** The first refusal that applies before routing and authentication, or `undefined`. */
+export function screenRequest(screens: Screens, exchange: Exchange, route: Route | undefined): GateError | undefined {
+  const { request } = exchange;
+  const host = request.headers.get("host");
+  if (screens.hostPolicy !== undefined && !screens.hostPolicy.allows(host)) return MISDIRECTED;
+  const forwarding = screens.checkForwarding?.(request, exchange.server);
+  if (forwarding !== undefined) return forwarding;
+  if (route !== undefined && exchange.params.length > 0) {
+    const misplaced = findMisplacedQueryCredential(exchange.params, route);
+    if (misplaced !== undefined) return misplaced;
+  }
+  const origin = request.headers.get("origin");
+  if (origin !== null && screens.originPolicy !== undefined && !screens.originPolicy.allows(origin, host)) return FOREIGN_ORIGIN;
+  return undefined;
+}
+
+export function methodNotAllowed(route: Route): GateError {
+  const allow = route.kind === "http" ? route.methods.join(", ") : "GET";
+  return new GateError("method_not_allowed", "Method Not Allowed", { headers: { allow } });
+}
+
+export function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** The Origin of a CORS preflight, or `undefined` when the request is not one. */
+export function preflightOrigin(request: Request): string | undefined {
+  if (request.method !== "OPTIONS" || !request.headers.has("access-control-request-method")) return undefined;
+  return request.headers.get("origin") ?? undefined;
+}
