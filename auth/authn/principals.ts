@@ -1,0 +1,39 @@
+/**
+ * The principals the keyring hands out, built once per key record or verified JWT (never per
+ * request), and the subject string an issued token names them by.
+ */
+import type { Principal } from "../core/principal.ts";
+import type { VerifiedAccessToken } from "../secrets/jwt.ts";
+import type { KeyRecord } from "../store/store.ts";
+
+/** An API key's principal: frozen, because every request with that key shares the one object. */
+export function keyPrincipal(record: KeyRecord): Principal {
+  return Object.freeze({
+    id: record.id,
+    kind: "key",
+    name: record.name,
+    scopes: Object.freeze([...record.scopes]),
+    expiresAt: record.expiresAt,
+    roles: Object.freeze([]),
+    session: null,
+    tokenId: null,
+  });
+}
+
+/** The subject of an issued token: `user:<name>` or `key:<id>`. */
+export function subjectOf(principal: Principal): string {
+  return principal.kind === "user" ? principal.id : `key:${principal.id}`;
+}
+
+/** A JWT's principal: its own scopes and expiry, the identity of its subject; `undefined` for a subject of no known kind. */
+export function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined {
+  const expiresAt = claims.exp * 1000;
+  const token = { expiresAt, scopes: claims.scope, session: claims.sid, tokenId: claims.jti };
+  if (claims.sub.startsWith("user:")) {
+    return Object.freeze({ id: claims.sub, kind: "user", name: claims.sub.slice(5), roles: claims.roles, ...token });
+  }
+  if (claims.sub.startsWith("key:")) {
+    return Object.freeze({ id: claims.sub.slice(4), kind: "key", name: claims.sub.slice(4), roles: [], ...token });
+  }
+  return undefined;
+}

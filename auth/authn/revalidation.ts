@@ -1,0 +1,45 @@
+/**
+ * Whether a principal may still act, judged against the keyring's view: used when a credential is
+ * presented, for cached JWTs and for the principals of open sockets alike.
+ */
+import type { Clock } from "../core/clock.ts";
+import { EXPIRED_TOKEN, REVOKED_TOKEN, STORE_UNAVAILABLE, type GateError } from "../core/errors.ts";
+import type { Principal } from "../core/principal.ts";
+import { keyState } from "../secrets/keys.ts";
+import type { KeyRecord } from "../store/store.ts";
+import type { StoreHealth } from "./store-health.ts";
+import type { StoreView } from "./store-view.ts";
+
+export type Revalidate = (principal: Principal) => GateError | undefined;
+
+/** Why a stored key may not be used now, or `undefined` while it is active. */
+export function keyStateError(record: KeyRecord, now: Clock): GateError | undefined {
+  switch (keyState(record, now())) {
+    case "revoked":
+      return REVOKED_TOKEN;
+    case "expired":
+      return EXPIRED_TOKEN;
+    case "active":
+      return undefined;
+  }
+}
+
+/** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
+export function createRevalidator(view: StoreView, health: StoreHealth, now: Clock): Revalidate {
+  return (principal) => {
+    if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
+    // The bootstrap token is configuration, not store data: it keeps working while the store is away.
+    if (principal.kind !== "bootstrap" && health.isStale()) return STORE_UNAVAILABLE;
+    if (principal.tokenId !== null && view.isTokenRevoked(principal.tokenId)) return REVOKED_TOKEN;
+    if (principal.session !== null && view.isSessionRevoked(principal.session)) return REVOKED_TOKEN;
+    if (principal.kind === "key") {
+      const entry = view.findKey(principal.id);
+      return entry === undefined ? REVOKED_TOKEN : keyStateError(entry.record, now);
+    }
+    if (principal.kind === "user") {
+      const disabledAt = view.userDisabledAt(principal.name);
+      return disabledAt === undefined || disabledAt !== null ? REVOKED_TOKEN : undefined;
+    }
+    return undefined;
+  };
+}
