@@ -4,26 +4,26 @@
  * environment; tests call it with their own config, so both run exactly the same wiring.
  */
 import type { Config } from "./config/config.ts";
-import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet } from "./secrets/jwt.ts";
-import { createKeyring, type Keyring } from "./authn/keyring.ts";
+import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet, type TokenSettings } from "./secrets/jwt.ts";
+import { createKeyring, type JwtVerification, type Keyring } from "./authn/keyring.ts";
 import { startListener, type Listener } from "./http/listener.ts";
 import type { Logger } from "./core/log.ts";
 import { createTokenRoutes } from "./oauth/token-endpoint.ts";
 import { createHostPolicy, createOriginPolicy } from "./core/origins.ts";
-import { createAddressList } from "./core/addresses.ts";
-import { createGuard, createMemoryAttemptStore, type AttemptStore } from "./guard/guard.ts";
-import { createAddressResolver, createForwardingCheck, createTransportCheck } from "./http/clients.ts";
+import { createAddressList, type AddressList } from "./core/addresses.ts";
+import { createGuard, createMemoryAttemptStore, type AttemptStore, type Guard } from "./guard/guard.ts";
+import { createAddressResolver, createForwardingCheck, createTransportCheck, type AddressResolver, type TransportCheck } from "./http/clients.ts";
 import type { Clock } from "./core/clock.ts";
-import { createAuditLog } from "./guard/audit.ts";
+import { createAuditLog, type AuditLog } from "./guard/audit.ts";
 import { createPasswordVerifier } from "./secrets/passwords.ts";
 import { createPairingRoutes } from "./oauth/pairing.ts";
-import { createSeedRoutes, createTicketRoute, SCOPES } from "./http/routes.ts";
-import { createTicketBook } from "./secrets/tickets.ts";
+import { createSeedRoutes, createTicketRoute, SCOPES, type Route } from "./http/routes.ts";
+import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
 import { createConsoleRoutes } from "./http/console-assets.ts";
 import type { Store } from "./store/store.ts";
 import { digestToken } from "./secrets/tokens.ts";
-import { createPasswordAuthenticator } from "./authn/users.ts";
+import { createPasswordAuthenticator, type PasswordAuthenticator } from "./authn/users.ts";
 
 export interface App {
   readonly listener: Listener;
@@ -54,67 +54,67 @@ export interface AppOptions {
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
 const CLOCK_TOLERANCE = 5;
 
-/** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
-export async function startApp(options: AppOptions): Promise<App> {
-  const { config, store, logger, now } = options;
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : "unknown");
 
-  // The first start generates the signing key; every later start (and every instance) reuses it.
-  const records = await store.ensureSigningKey(await generateSigningKey(config.jwt.alg, now()));
-  const initial = await importKeySet(records, config.jwt.alg, now());
-  if (initial === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
-  let keySet: KeySet = initial;
-  const currentKeys = () => keySet;
+/**
+ * The JWT signing keys in force. The first start generates one; every later start (and every
+ * instance) reuses it. After `cli signing-keys rotate`, or a retirement aging out, `reload`
+ * re-imports them and keeps the previous set if the new one cannot sign.
+ */
+class SigningKeys {
+  private constructor(
+    private keySet: KeySet,
+    private readonly options: AppOptions,
+  ) {}
 
-  /** After `cli signing-keys rotate` (or a retirement aging out): re-import, keep the old set on failure. */
-  const reloadSigningKeys = async () => {
+  static async load(options: AppOptions): Promise<SigningKeys> {
+    const { config, store, now } = options;
+    const records = await store.ensureSigningKey(await generateSigningKey(config.jwt.alg, now()));
+    const initial = await importKeySet(records, config.jwt.alg, now());
+    if (initial === undefined) throw new Error(`no usable ${config.jwt.alg} signing key in the database`);
+    return new SigningKeys(initial, options);
+  }
+
+  readonly current = (): KeySet => this.keySet;
+
+  async reload(): Promise<void> {
+    const { config, store, now, logger } = this.options;
     const stored = await store.listSigningKeys();
-    if (fingerprintOf(usableKeys(stored, config.jwt.alg, now())) === keySet.fingerprint) return;
+    if (fingerprintOf(usableKeys(stored, config.jwt.alg, now())) === this.keySet.fingerprint) return;
     const next = await importKeySet(stored, config.jwt.alg, now());
-    if (next === undefined) {
-      logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
-      return;
-    }
-    keySet = next;
+    if (next === undefined) return logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
+    this.keySet = next;
     logger.info("signing keys reloaded", { kid: next.signing.kid, published: next.jwks.keys.length });
-  };
-  const tokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
+  }
+}
 
-  const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample, now });
-  const trustedProxies = createAddressList(config.trustedProxies);
-  const addressOf = createAddressResolver(trustedProxies);
-  const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
-
-  const keyring = await createKeyring({
+/** The keyring, its store-health and key events going to the log and the audit log. */
+function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification): Promise<Keyring> {
+  const { logger } = options;
+  return createKeyring({
     onStoreHealth: (error) =>
       error === undefined
         ? logger.info("store reachable again; authenticating from it")
-        : logger.error("store unreachable; credentials from it are refused with 503 until it answers (the bootstrap token still works)", {
-            error: error instanceof Error ? error.message : "unknown",
-          }),
-    onKeyEvent: (event, key) =>
-      audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
-    store,
+        : logger.error("store unreachable; credentials from it are refused with 503 until it answers (the bootstrap token still works)", { error: messageOf(error) }),
+    onKeyEvent: (event, key) => audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
+    store: options.store,
     bootstrapDigest: digestToken(options.bootstrapToken),
     bootstrapLooksLikeJwt: looksLikeJwt(options.bootstrapToken),
-    jwt: { keys: currentKeys, settings: tokenSettings },
-    onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: error instanceof Error ? error.message : "unknown" }),
-    now,
+    jwt,
+    onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: messageOf(error) }),
+    now: options.now,
   });
+}
 
-  // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
-  // auth and the password grant share the queue.
-  const authenticatePassword = createPasswordAuthenticator({
-    users: store,
-    verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
-    roleScopes: config.roleScopes,
-  });
-
+/** The brute-force guard: bans in the store, counts in memory or Redis, events to the audit log. */
+async function openGuard(options: AppOptions, audit: AuditLog): Promise<Guard> {
+  const { config, logger } = options;
   const exempt = createAddressList(config.banExempt);
   const guard = createGuard({
     attempts: options.attempts ?? createMemoryAttemptStore(),
-    bans: store,
+    bans: options.store,
     exempt: (address) => exempt.has(address),
-    now,
+    now: options.now,
     onEvent: (event) => {
       switch (event.event) {
         case "ban.started":
@@ -122,62 +122,83 @@ export async function startApp(options: AppOptions): Promise<App> {
         case "ban.ended":
           return audit.record(event.event, { subject: event.subject });
         case "attempts.unavailable":
-          return logger.error("attempt counter store unreachable; counting failed attempts in this process until it answers", {
-            error: event.error instanceof Error ? event.error.message : "unknown",
-          });
+          return logger.error("attempt counter store unreachable; counting failed attempts in this process until it answers", { error: messageOf(event.error) });
         case "attempts.available":
           return logger.info("attempt counter store reachable again");
       }
     },
-    onBanError: (error) => logger.error("could not record a ban in the store; it holds in this process only", { error: error instanceof Error ? error.message : "unknown" }),
+    onBanError: (error) => logger.error("could not record a ban in the store; it holds in this process only", { error: messageOf(error) }),
   });
   await guard.reload();
+  return guard;
+}
 
-  const tickets = createTicketBook({ now });
+/** What the routes and the gate share: who the client is, the guard, the audit log, the keyring. */
+interface Parts {
+  readonly options: AppOptions;
+  readonly keys: SigningKeys;
+  readonly keyring: Keyring;
+  readonly guard: Guard;
+  readonly audit: AuditLog;
+  readonly tickets: TicketBook;
+  readonly trustedProxies: AddressList;
+  readonly addressOf: AddressResolver;
+  readonly passwordTransport: TransportCheck | undefined;
+  readonly authenticatePassword: PasswordAuthenticator;
+  readonly tokenSettings: TokenSettings;
+}
 
-  const listener = startListener({
-    tickets,
+/** Every route the server answers: console, seed routes, tickets, OAuth endpoints, pairing. */
+function buildRoutes(parts: Parts): Route[] {
+  const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
+  const { config, store, logger, now } = options;
+  return [
+    // The console page and its assets go through the gate like any route: Host check, headers.
+    ...createConsoleRoutes(consolePage),
+    ...createSeedRoutes(),
+    createTicketRoute(parts.tickets, "/ws", SCOPES.wsConnect),
+    ...createTokenRoutes({
+      keys: parts.keys.current,
+      settings: parts.tokenSettings,
+      authenticatePassword: config.passwordGrant ? parts.authenticatePassword : undefined,
+      authenticateKey: keyring.authenticate,
+      store,
+      roleScopes: config.roleScopes,
+      refreshTtl: config.jwt.refreshTtl,
+      afterRevocation: () => void keyring.refresh(),
+      guard,
+      audit,
+      addressOf,
+      passwordTransport,
+      logger,
+      now,
+    }),
+    ...(config.pairing ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) }) : []),
+  ];
+}
+
+function listen(parts: Parts): Listener {
+  const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
+  const { config, logger, now } = options;
+  return startListener({
+    tickets: parts.tickets,
     port: config.port,
     host: config.host,
     authenticate: keyring.authenticate,
     recordUse: keyring.recordUse,
-    authenticatePassword: config.basicAuth ? authenticatePassword : undefined,
+    authenticatePassword: config.basicAuth ? parts.authenticatePassword : undefined,
     revalidate: keyring.revalidate,
     guard,
     audit,
     addressOf,
     passwordTransport,
-    checkForwarding: config.trustedProxies.length === 0 ? undefined : createForwardingCheck(trustedProxies),
+    checkForwarding: config.trustedProxies.length === 0 ? undefined : createForwardingCheck(parts.trustedProxies),
     now,
     reusePort: config.reusePort,
     tls: options.tls,
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
-    routes: [
-      // The console page and its assets go through the gate like any route: Host check, headers.
-      ...createConsoleRoutes(consolePage),
-      ...createSeedRoutes(),
-      createTicketRoute(tickets, "/ws", SCOPES.wsConnect),
-      ...createTokenRoutes({
-        keys: currentKeys,
-        settings: tokenSettings,
-        authenticatePassword: config.passwordGrant ? authenticatePassword : undefined,
-        authenticateKey: keyring.authenticate,
-        store,
-        roleScopes: config.roleScopes,
-        refreshTtl: config.jwt.refreshTtl,
-        afterRevocation: () => void keyring.refresh(),
-        guard,
-        audit,
-        addressOf,
-        passwordTransport,
-        logger,
-        now,
-      }),
-      ...(config.pairing
-        ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })
-        : []),
-    ],
+    routes: buildRoutes(parts),
     logger,
     accessLog: config.accessLog,
     wsMaxPayload: config.wsMaxPayload,
@@ -185,12 +206,30 @@ export async function startApp(options: AppOptions): Promise<App> {
     httpIdleTimeout: config.httpIdleTimeout,
     shutdownTimeout: config.shutdownTimeout,
   });
+}
+
+/** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, logger, now } = options;
+  const keys = await SigningKeys.load(options);
+  const tokenSettings: TokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
+  const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample, now });
+  const trustedProxies = createAddressList(config.trustedProxies);
+  const addressOf = createAddressResolver(trustedProxies);
+  const keyring = await openKeyring(options, audit, { keys: keys.current, settings: tokenSettings });
+  // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
+  // auth and the password grant share the queue.
+  const authenticatePassword = createPasswordAuthenticator({ users: options.store, verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }), roleScopes: config.roleScopes });
+  const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
+  const guard = await openGuard(options, audit);
+  const tickets = createTicketBook({ now });
+  const listener = listen({ options, keys, keyring, guard, audit, tickets, trustedProxies, addressOf, passwordTransport, authenticatePassword, tokenSettings });
 
   await keyring.start(() => {
     const closed = listener.revalidateSockets();
     logger.info("keys reloaded", { closed_sockets: closed });
     guard.reload().catch(() => undefined);
-    void reloadSigningKeys().catch(() => undefined);
+    void keys.reload().catch(() => undefined);
   }, options.pollMs);
 
   return {
