@@ -4,17 +4,17 @@
  */
 import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
-import { formatConfigProblems, parseConfig, type ConfigProblem } from "./auth/config.ts";
+import { formatConfigProblems, parseConfig, type Config, type ConfigProblem } from "./auth/config/config.ts";
 import { startApp, type App } from "./auth/app.ts";
-import { describeFsError, errorCode, loadBootstrapToken } from "./auth/bootstrap.ts";
-import { createLogger } from "./auth/log.ts";
-import { describeStore, openStore } from "./auth/databases.ts";
-import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/redis.ts";
-import { describeUrl } from "./auth/redact.ts";
-import { explainListenFailure, listReachableUrls } from "./auth/addresses.ts";
-import { offerPairing } from "./auth/pairing.ts";
-import type { Store } from "./auth/store.ts";
-import type { Clock } from "./auth/clock.ts";
+import { describeFsError, errorCode, loadBootstrapToken } from "./auth/config/bootstrap.ts";
+import { createLogger, type Logger } from "./auth/core/log.ts";
+import { describeStore, openStore } from "./auth/store/open.ts";
+import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/guard/redis.ts";
+import { describeUrl } from "./auth/core/redact.ts";
+import { explainListenFailure, listReachableUrls } from "./auth/core/addresses.ts";
+import { offerPairing } from "./auth/oauth/pairing.ts";
+import type { Store } from "./auth/store/store.ts";
+import type { Clock } from "./auth/core/clock.ts";
 
 const EX_CONFIG = 78;
 
@@ -46,109 +46,95 @@ function checkPortFree(host: string, port: number): void {
 /** The one clock of the server: every part of it reads the time through this. */
 const systemClock: Clock = () => Date.now();
 
-// One async main instead of top-level await: `bun build --compile --bytecode` needs that.
-/** Starts the server; also `tokengate serve` in the single binary (tokengate.ts). */
-export async function main(): Promise<void> {
-  const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
-  if (!parsed.ok) failConfig(parsed.problems);
-  const config = parsed.config;
-  if (!config.reusePort) checkPortFree(config.host, config.port);
+type Bootstrap = Extract<ReturnType<typeof loadBootstrapToken>, { ok: true }>;
 
-  const bootstrap = loadBootstrapToken(config.token, config.dataDir);
-  if (!bootstrap.ok) failConfig(bootstrap.problems);
-
-  let store: Store;
+async function openStoreOrExit(config: Config): Promise<Store> {
   try {
-    store = await openStore(config.store);
+    return await openStore(config.store);
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    failConfig([
+    return failConfig([
       config.store.kind === "sqlite"
         ? { variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }
         : { variable: "STORE_URL", message: `names a PostgreSQL database that cannot be used (${why}); check that it runs, that the database exists and that the user may create tables` },
     ]);
   }
-  // Redis is optional at startup: while it is away the guard counts in this process and says so.
-  const attempts: RedisAttemptStore | undefined = config.redisUrl === null ? undefined : createRedisAttemptStore(config.redisUrl, `${config.redisKeyPrefix}attempts:`);
+}
 
-  // Log lines are batched in memory and written in one call per batch (or every 25 ms), so a
-  // busy server makes a few write syscalls a second instead of one per request.
-  const stdout = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
-  let pending = "";
-  const flushLog = () => {
-    if (pending !== "") {
-      stdout.write(pending);
-      pending = "";
-    }
-    return stdout.flush();
-  };
-  const flushTimer = setInterval(() => void flushLog(), 25);
-  flushTimer.unref();
-  const logger = createLogger({
-    now: systemClock,
-    level: config.logLevel,
-    format: config.logFormat,
-    sink: {
-      write(line) {
-        pending += line;
-        if (pending.length >= 32 * 1024 || config.logFormat === "pretty") void flushLog();
-      },
-    },
-  });
-  for (const warning of bootstrap.warnings) logger.warn(warning);
+/**
+ * Log lines are batched in memory and written in one call per batch (or every 25 ms), so a busy
+ * server makes a few write syscalls a second instead of one per request.
+ */
+class StdoutSink {
+  private readonly stdout = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
+  private pending = "";
+  private readonly timer = setInterval(() => void this.flush(), 25);
 
-  // TLS: read the PEM files here (I/O stays in the composition root) and show the certificate's
-  // fingerprint so clients on the LAN can pin it.
-  let tls: { cert: string; key: string } | undefined;
-  let fingerprint: string | undefined;
-  if (config.tls !== null) {
-    const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
-      try {
-        return readFileSync(path, "utf8");
-      } catch (error) {
-        return failConfig([{ variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` }]);
-      }
-    };
-    tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
-    // Loaded only with TLS: node:crypto costs ~5 ms of every start.
-    const { X509Certificate } = await import("node:crypto");
-    try {
-      fingerprint = new X509Certificate(tls.cert).fingerprint256;
-    } catch {
-      failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
-    }
+  constructor(private readonly eager: boolean) {
+    this.timer.unref();
   }
 
-  // Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us),
-  // otherwise into the stdout stream next to the access log.
-  let writeAudit = (line: string) => logger.raw(line);
-  if (config.auditLogFile !== null) {
+  write(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= 32 * 1024 || this.eager) void this.flush();
+  }
+
+  flush(): number | Promise<number> {
+    if (this.pending !== "") {
+      this.stdout.write(this.pending);
+      this.pending = "";
+    }
+    return this.stdout.flush();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE read here (I/O stays in the composition root), with the certificate's fingerprint. */
+async function readTls(config: Config): Promise<{ tls: { cert: string; key: string }; fingerprint: string } | undefined> {
+  if (config.tls === null) return undefined;
+  const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
     try {
-      const fd = openSync(config.auditLogFile, "a", 0o600);
-      writeAudit = (line) => void writeSync(fd, line);
+      return readFileSync(path, "utf8");
     } catch (error) {
-      failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions` }]);
+      return failConfig([{ variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` }]);
     }
-  }
-
-  let app: App;
+  };
+  const tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
+  // Loaded only with TLS: node:crypto costs ~5 ms of every start.
+  const { X509Certificate } = await import("node:crypto");
   try {
-    app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls, now: systemClock });
-  } catch (error) {
-    const code = errorCode(error) ?? "";
-    const explained = explainStartFailure(error, config.host, config.port);
-    // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
-    const tlsProblem = tls !== undefined && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
-    failConfig([
-      tlsProblem
-        ? { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" }
-        : (explained ?? { variable: "PORT", message: `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})` }),
-    ]);
+    return { tls, fingerprint: new X509Certificate(tls.cert).fingerprint256 };
+  } catch {
+    return failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
   }
-  const { listener } = app;
+}
 
-  const port = listener.server.port ?? config.port;
-  const scheme = tls === undefined ? "http" : "https";
+/** Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us), otherwise next to the access log. */
+function openAuditSink(config: Config, logger: Logger): (line: string) => void {
+  if (config.auditLogFile === null) return (line) => logger.raw(line);
+  try {
+    const fd = openSync(config.auditLogFile, "a", 0o600);
+    return (line) => void writeSync(fd, line);
+  } catch (error) {
+    return failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions` }]);
+  }
+}
+
+function explainAppFailure(error: unknown, config: Config, withTls: boolean): ConfigProblem {
+  const code = errorCode(error) ?? "";
+  // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
+  const tlsProblem = withTls && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
+  if (tlsProblem) return { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" };
+  return explainStartFailure(error, config.host, config.port) ?? { variable: "PORT", message: `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})` };
+}
+
+/** The lines a person reads at startup: where it listens, and how to try the token. */
+function announce(logger: Logger, config: Config, app: App, bootstrap: Bootstrap, fingerprint: string | undefined): string[] {
+  const port = app.listener.server.port ?? config.port;
+  const scheme = fingerprint === undefined ? "http" : "https";
   const reachable = listReachableUrls(scheme, config.host, port, Object.values(networkInterfaces()).flat().filter((net) => net !== undefined));
   logger.info("listening", {
     url: `${scheme}://${config.host}:${port}`,
@@ -158,29 +144,19 @@ export async function main(): Promise<void> {
     store: describeStore(config.store),
     attempts: config.redisUrl === null ? "memory" : describeUrl(config.redisUrl),
   });
-
-  const origin = bootstrap.origin;
-  if (origin === "generated") {
+  if (bootstrap.origin === "generated") {
     logger.warn(
       `No AUTH_TOKEN was configured, so a new token was generated and saved to ${bootstrap.path} (readable only by this user). ` +
-        `Try it: curl ${tls === undefined ? "" : "-k "}-H "X-Auth-Token: $(cat ${bootstrap.path})" ${scheme}://127.0.0.1:${port}/secure-data`,
+        `Try it: curl ${fingerprint === undefined ? "" : "-k "}-H "X-Auth-Token: $(cat ${bootstrap.path})" ${scheme}://127.0.0.1:${port}/secure-data`,
     );
   } else {
-    logger.info("bootstrap token loaded", { source: origin, file: bootstrap.path });
+    logger.info("bootstrap token loaded", { source: bootstrap.origin, file: bootstrap.path });
   }
+  return reachable.length > 0 ? reachable : [`${scheme}://127.0.0.1:${port}/`];
+}
 
-  // Not awaited: a store that hangs here must not hold up the signal handlers below.
-  if (config.pairing) {
-    void offerPairing({
-      store,
-      logger,
-      urls: reachable.length > 0 ? reachable : [`${scheme}://127.0.0.1:${port}/`],
-      // The code goes to the terminal only, after the log lines before it, never into the log.
-      terminal: process.stdout.isTTY === true ? (text) => void Promise.resolve(flushLog()).then(() => process.stdout.write(text)) : undefined,
-      now: systemClock,
-    });
-  }
-
+/** SIGINT/SIGTERM: close sockets with 1001, flush, exit 0 (once, however many signals arrive). */
+function stopOnSignals(logger: Logger, app: App, closers: () => Promise<void>): void {
   let signalled = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
@@ -188,14 +164,47 @@ export async function main(): Promise<void> {
       signalled = true;
       logger.info("shutting down", { signal });
       void app.shutdown().then(async () => {
-        await store.close().catch(() => undefined);
-        attempts?.close();
-        clearInterval(flushTimer);
-        await flushLog();
+        await closers();
         process.exit(0);
       });
     });
   }
+}
+
+// One async main instead of top-level await: `bun build --compile --bytecode` needs that.
+/** Starts the server; also `tokengate serve` in the single binary (tokengate.ts). */
+export async function main(): Promise<void> {
+  const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
+  if (!parsed.ok) return failConfig(parsed.problems);
+  const config = parsed.config;
+  if (!config.reusePort) checkPortFree(config.host, config.port);
+  const bootstrap = loadBootstrapToken(config.token, config.dataDir);
+  if (!bootstrap.ok) return failConfig(bootstrap.problems);
+  const store = await openStoreOrExit(config);
+  // Redis is optional at startup: while it is away the guard counts in this process and says so.
+  const attempts: RedisAttemptStore | undefined = config.redisUrl === null ? undefined : createRedisAttemptStore(config.redisUrl, `${config.redisKeyPrefix}attempts:`);
+  const sink = new StdoutSink(config.logFormat === "pretty");
+  const logger = createLogger({ now: systemClock, level: config.logLevel, format: config.logFormat, sink });
+  for (const warning of bootstrap.warnings) logger.warn(warning);
+  const tls = await readTls(config);
+  const writeAudit = openAuditSink(config, logger);
+
+  const app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls: tls?.tls, now: systemClock }).catch(
+    (error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]),
+  );
+  const urls = announce(logger, config, app, bootstrap, tls?.fingerprint);
+  // Not awaited: a store that hangs here must not hold up the signal handlers below.
+  if (config.pairing) {
+    // The code goes to the terminal only, after the log lines before it, never into the log.
+    const terminal = process.stdout.isTTY === true ? (text: string) => void Promise.resolve(sink.flush()).then(() => process.stdout.write(text)) : undefined;
+    void offerPairing({ store, logger, urls, terminal, now: systemClock });
+  }
+  stopOnSignals(logger, app, async () => {
+    await store.close().catch(() => undefined);
+    attempts?.close();
+    sink.close();
+    await sink.flush();
+  });
 }
 
 if (import.meta.main) void main();
