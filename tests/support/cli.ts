@@ -2,9 +2,12 @@
  * The real CLI as a subprocess: `bun run cli.ts …` with a clean environment, piped stdin, or a real
  * pseudo-terminal (util-linux `script`) that answers prompts as they appear on the screen.
  */
+import { expect } from "bun:test";
 import { join } from "node:path";
-import { clockEnvironment, ROOT } from "./harness.ts";
-import { captureOutput } from "./secrets.ts";
+import { EXIT } from "../../auth/cli/shared.ts";
+import { clockEnvironment, makeTempDir, ROOT } from "./harness.ts";
+import { captureOutput, trackSecret } from "./secrets.ts";
+import { openDataDirStore } from "./stores.ts";
 
 export const CLI_ENTRY = join(ROOT, "cli.ts");
 
@@ -78,4 +81,41 @@ export async function runCliInTerminal(args: readonly string[], env: Record<stri
   proc.stdin.end();
   captureOutput(screen);
   return { code, screen };
+}
+
+export async function cli(dataDir: string, ...args: string[]): Promise<CliResult> {
+  return runCliProcess(args, { env: { DATA_DIR: dataDir } });
+}
+
+export async function cliWithInput(dataDir: string, input: string, ...args: string[]): Promise<CliResult> {
+  return runCliProcess(args, { env: { DATA_DIR: dataDir }, input });
+}
+
+/** A data directory with an empty store in it, as the server's first start leaves it. */
+export async function makeDataDir(): Promise<{ path: string; [Symbol.dispose](): void }> {
+  const dir = makeTempDir();
+  await (await openDataDirStore(dir.path)).close();
+  return dir;
+}
+
+export async function listKeys(dataDir: string): Promise<Array<Record<string, unknown>>> {
+  const listed = await cli(dataDir, "keys", "list", "--json");
+  expect(listed.code).toBe(EXIT.ok);
+  return JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+}
+
+export async function createKey(dataDir: string, ...args: string[]): Promise<{ id: string; key: string; scopes: string[] }> {
+  const result = await cli(dataDir, "keys", "create", "--json", ...args);
+  expect(result.code).toBe(EXIT.ok);
+  const created = JSON.parse(result.stdout) as { id: string; key: string; scopes: string[] };
+  trackSecret(created.key);
+  return created;
+}
+
+/** Runs the CLI on a fresh data directory: the exit code, and a text somewhere in its output. */
+export async function expectCliAnswer(args: readonly string[], code: number, text: string): Promise<void> {
+  using dir = await makeDataDir();
+  const result = await cli(dir.path, ...args);
+  expect(result.code).toBe(code);
+  expect(result.stdout + result.stderr).toContain(text);
 }

@@ -1,0 +1,61 @@
+/**
+ * `bans list | clear`: the bans the guard set for repeated failed attempts, shared by every
+ * running server through the store.
+ */
+import { parseArgs } from "node:util";
+import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
+
+/** The subjects the guard bans, as `bans list` shows them. */
+const BAN_SUBJECT = /^(?:addr:[0-9a-f.:]+(?:\/64)?|key:[0-9a-f]{12}|user:[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/;
+
+const listBansCommand: Command = {
+  summary: ["bans list [--json]", "addresses and key ids banned for failed attempts"],
+  help: `Usage: bun run cli bans list [--json]
+
+Lists active bans: the subject (addr:<ip> or key:<id>), since when, until when, and the level
+(each ban soon after the previous one lasts twice as long, up to an hour).
+`,
+  run: async (args, { io, openStore, now }) => {
+    const json = parseJsonFlag(args);
+    const records = await withStore(openStore, (store) => store.listBans(now()));
+    printListing(io, {
+      json,
+      records,
+      asJson: (ban) => ({ subject: ban.subject, started_at: isoOrNull(ban.startedAt), until: isoOrNull(ban.until), level: ban.level }),
+      none: "No active bans.\n",
+      header: ["SUBJECT", "SINCE", "UNTIL", "LEVEL"],
+      asRow: (ban) => [ban.subject, iso(ban.startedAt), iso(ban.until), String(ban.level)],
+    });
+    return EXIT.ok;
+  },
+};
+
+const clearBansCommand: Command = {
+  summary: ["bans clear [SUBJECT]", "lift all bans, or one (addr:1.2.3.4, key:<id>)"],
+  help: `Usage: bun run cli bans clear [SUBJECT]
+
+Lifts every active ban, or only SUBJECT's (as shown by bans list, e.g. addr:192.168.1.50).
+Running servers follow within a second.
+`,
+  run: async (args, { io, openStore, now }) => {
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
+    const subject = positionals[0];
+    if (subject !== undefined && !BAN_SUBJECT.test(subject)) {
+      throw new UsageError("a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)");
+    }
+    const cleared = await withStore(openStore, (store) => store.clearBans(now(), subject));
+    if (subject !== undefined && cleared === 0) {
+      io.err(`No active ban for ${subject}.\n`);
+      return EXIT.notFound;
+    }
+    io.out(`Lifted ${cleared} ban${cleared === 1 ? "" : "s"}.\n`);
+    return EXIT.ok;
+  },
+};
+
+/** In the order the main help lists them. */
+export const banCommands: CommandTable = {
+  "bans list": listBansCommand,
+  "bans clear": clearBansCommand,
+};
