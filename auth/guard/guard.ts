@@ -104,84 +104,110 @@ export interface GuardOptions {
   readonly onBanError?: (error: unknown) => void;
 }
 
-export function createGuard(options: GuardOptions): Guard {
-  const limits = options.limits ?? DEFAULT_LIMITS;
-  const { now } = options;
-  let banned = new Map<string, number>();
-  // Counts kept here while the shared attempt store is unreachable: N instances then allow up to
-  // N times the attempts, never unlimited ones.
-  const fallback = createMemoryAttemptStore();
-  let attemptsDown = false;
+/**
+ * The bans this process enforces: a copy of the store's, so the per-request check is a Map
+ * lookup. A new ban holds here at once and is then written to the store for the other instances.
+ */
+class BanList {
+  private banned = new Map<string, number>();
 
-  const load = (records: readonly BanRecord[]) => {
+  constructor(private readonly options: GuardOptions, private readonly limits: GuardLimits) {}
+
+  get size(): number {
+    return this.banned.size;
+  }
+
+  load(records: readonly BanRecord[]): void {
     const next = new Map(records.map((record) => [record.subject, record.until]));
-    for (const subject of banned.keys()) if (!next.has(subject)) options.onEvent?.({ event: "ban.ended", subject });
-    banned = next;
-  };
+    for (const subject of this.banned.keys()) if (!next.has(subject)) this.options.onEvent?.({ event: "ban.ended", subject });
+    this.banned = next;
+  }
 
-  const remaining = (subject: string, at: number): number => {
-    const until = banned.get(subject);
+  /** Seconds until the subject's ban ends, or 0; an ended ban is dropped (and said so) here. */
+  remaining(subject: string, at: number): number {
+    const until = this.banned.get(subject);
     if (until === undefined) return 0;
-    if (until <= at) {
-      banned.delete(subject);
-      options.onEvent?.({ event: "ban.ended", subject });
-      return 0;
-    }
-    return Math.ceil((until - at) / 1000);
-  };
+    if (until > at) return Math.ceil((until - at) / 1000);
+    this.banned.delete(subject);
+    this.options.onEvent?.({ event: "ban.ended", subject });
+    return 0;
+  }
 
-  const ban = (subject: string, at: number) => {
-    // In force at once for this process (the base duration); the store then says how long it
-    // really is (repeat offenders get longer) and tells the other instances.
-    banned.set(subject, Math.max(banned.get(subject) ?? 0, at + limits.baseBanMs));
-    void Promise.resolve(options.attempts.forget(subject)).catch(() => undefined);
-    fallback.forget(subject);
+  /** In force at once for the base duration; the store then says how long it really is (repeat offenders get longer). */
+  start(subject: string, at: number): Promise<void> {
+    const { limits, options } = this;
+    this.banned.set(subject, Math.max(this.banned.get(subject) ?? 0, at + limits.baseBanMs));
     return options.bans.startBan(subject, at, limits.baseBanMs, limits.maxBanMs, limits.memoryMs).then(
       (record) => {
-        banned.set(subject, record.until);
+        this.banned.set(subject, record.until);
         options.onEvent?.({ event: "ban.started", subject, until: record.until, level: record.level });
       },
       (error: unknown) => options.onBanError?.(error),
     );
-  };
+  }
+}
 
-  // Exactly at the limit: concurrent failures counted by a shared store see 10, 11, 12…; only one of them bans.
-  const counted = (subject: string, at: number, count: number) => (count === limits.maxFailures ? ban(subject, at) : undefined);
+/**
+ * Failure counts: in the configured attempt store, or, while a shared one is unreachable, in this
+ * process (N instances then allow up to N times the attempts, never unlimited ones).
+ */
+class FailureCounter {
+  private readonly fallback = createMemoryAttemptStore();
+  private sharedDown = false;
 
-  const fail = (subject: string, at: number): void | Promise<void> => {
+  constructor(private readonly options: GuardOptions, private readonly windowMs: number) {}
+
+  count(subject: string, at: number): number | Promise<number> {
     let count: number | Promise<number>;
     try {
-      count = options.attempts.countFailure(subject, at, limits.windowMs);
+      count = this.options.attempts.countFailure(subject, at, this.windowMs);
     } catch (error) {
       count = Promise.reject(error);
     }
-    if (typeof count === "number") return counted(subject, at, count);
+    if (typeof count === "number") return count;
     return count.then(
-      (shared) => {
-        if (attemptsDown) {
-          attemptsDown = false;
-          options.onEvent?.({ event: "attempts.available" });
-        }
-        return counted(subject, at, shared);
-      },
-      (error: unknown) => {
-        if (!attemptsDown) {
-          attemptsDown = true;
-          options.onEvent?.({ event: "attempts.unavailable", error });
-        }
-        return counted(subject, at, fallback.countFailure(subject, at, limits.windowMs));
-      },
+      (shared) => (this.markShared(true), shared),
+      (error: unknown) => (this.markShared(false, error), this.fallback.countFailure(subject, at, this.windowMs)),
     );
+  }
+
+  forget(subject: string): void {
+    void Promise.resolve(this.options.attempts.forget(subject)).catch(() => undefined);
+    this.fallback.forget(subject);
+  }
+
+  private markShared(available: boolean, error?: unknown): void {
+    if (this.sharedDown !== available) return;
+    this.sharedDown = !available;
+    this.options.onEvent?.(available ? { event: "attempts.available" } : { event: "attempts.unavailable", error });
+  }
+}
+
+export function createGuard(options: GuardOptions): Guard {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const { now } = options;
+  const bans = new BanList(options, limits);
+  const counter = new FailureCounter(options, limits.windowMs);
+
+  // Exactly at the limit: concurrent failures counted by a shared store see 10, 11, 12…; only one of them bans.
+  const judgeCount = (subject: string, at: number, count: number) => {
+    if (count !== limits.maxFailures) return undefined;
+    counter.forget(subject);
+    return bans.start(subject, at);
+  };
+  const fail = (subject: string, at: number): void | Promise<void> => {
+    const count = counter.count(subject, at);
+    return typeof count === "number" ? judgeCount(subject, at, count) : count.then((shared) => judgeCount(subject, at, shared));
   };
 
   return {
     get active() {
-      return banned.size > 0;
+      return bans.size > 0;
     },
     retryAfter(address, account) {
-      if (banned.size === 0 || options.exempt(address)) return 0;
+      if (bans.size === 0 || options.exempt(address)) return 0;
       const at = now();
-      return Math.max(remaining(`addr:${guardBucketOf(address)}`, at), account === undefined ? 0 : remaining(account, at));
+      return Math.max(bans.remaining(`addr:${guardBucketOf(address)}`, at), account === undefined ? 0 : bans.remaining(account, at));
     },
     recordFailure(address, account) {
       if (options.exempt(address)) return;
@@ -190,6 +216,6 @@ export function createGuard(options: GuardOptions): Guard {
       const byAccount = account === undefined ? undefined : fail(account, at);
       if (byAddress instanceof Promise || byAccount instanceof Promise) return Promise.all([byAddress, byAccount]).then(() => undefined);
     },
-    reload: async () => load(await options.bans.listBans(now())),
+    reload: async () => bans.load(await options.bans.listBans(now())),
   };
 }
