@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { generateToken } from "../auth/tokens.ts";
+import { generateToken } from "../auth/secrets/tokens.ts";
 
 const { values } = parseArgs({ options: { samples: { type: "string", default: "40" }, json: { type: "boolean", default: false } } });
 const samples = Math.min(Math.max(Number(values.samples), 5), 200);

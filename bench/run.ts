@@ -10,9 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { generateApiKey } from "../auth/keys.ts";
+import { generateApiKey } from "../auth/secrets/keys.ts";
 import { openDataDirStore } from "../tests/support/stores.ts";
-import { digestToken, generateToken } from "../auth/tokens.ts";
+import { digestToken, generateToken } from "../auth/secrets/tokens.ts";
 import { buildBinaries, freePort, median, onCore, pinned, rssKiB, runClient, startServer, waitHealthy, wrk, type HttpFigures, type RunningServer } from "./lib.ts";
 
 const { values } = parseArgs({
