@@ -12,7 +12,7 @@ export interface UsageBatch {
   readonly flushUsage: () => Promise<void>;
 }
 
-export function createUsageBatch(store: KeyStore, now: Clock, onFlushError: ((error: unknown) => void) | undefined): UsageBatch {
+export function createUsageBatch(store: Pick<KeyStore, "recordUsage">, now: Clock, onFlushError: ((error: unknown) => void) | undefined): UsageBatch {
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   return {
     recordUse(principal, remote) {
