@@ -117,7 +117,11 @@ function describeParent(dir: string, file: string): string {
   }
 }
 
-function openExistingStore(location: StoreLocation, env: Readonly<Record<string, string | undefined>>, options?: StoreOptions): Promise<Store> {
+function openExistingStore(
+  location: StoreLocation,
+  env: Readonly<Record<string, string | undefined>>,
+  options?: StoreOptions,
+): Promise<Store> {
   // PostgreSQL is another case: its database must exist already, and the server and CLI create only tables in it.
   const missing = location.kind === "sqlite" && options?.create !== true ? explainMissingStore(location.file, env) : undefined;
   return missing === undefined ? openStore(location) : Promise.reject(new Error(missing));
@@ -128,7 +132,10 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
   endQuietlyOnClosedPipe();
   const env = Bun.env;
   const now = Date.now;
-  const interfaces = () => Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);
+  const interfaces = () =>
+    Object.values(networkInterfaces())
+      .flat()
+      .filter((net) => net !== undefined);
   const shared = {
     io: { out: (text: string) => void process.stdout.write(text), err: (text: string) => void process.stderr.write(text) },
     now,

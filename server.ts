@@ -56,7 +56,10 @@ async function openStoreOrExit(config: Config): Promise<Store> {
     return failConfig([
       config.store.kind === "sqlite"
         ? { variable: "DATA_DIR", message: `holds a key database that cannot be opened (${why}); check its permissions and free space` }
-        : { variable: "STORE_URL", message: `names a PostgreSQL database that cannot be used (${why}); check that it runs, that the database exists and that the user may create tables` },
+        : {
+            variable: "STORE_URL",
+            message: `names a PostgreSQL database that cannot be used (${why}); check that it runs, that the database exists and that the user may create tables`,
+          },
     ]);
   }
 }
@@ -99,7 +102,9 @@ async function readTls(config: Config): Promise<{ tls: { cert: string; key: stri
     try {
       return readFileSync(path, "utf8");
     } catch (error) {
-      return failConfig([{ variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` }]);
+      return failConfig([
+        { variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` },
+      ]);
     }
   };
   const tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
@@ -119,23 +124,42 @@ function openAuditSink(config: Config, logger: Logger): (line: string) => void {
     const fd = openSync(config.auditLogFile, "a", 0o600);
     return (line) => void writeSync(fd, line);
   } catch (error) {
-    return failConfig([{ variable: "AUDIT_LOG_FILE", message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions` }]);
+    return failConfig([
+      {
+        variable: "AUDIT_LOG_FILE",
+        message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions`,
+      },
+    ]);
   }
 }
 
 function explainAppFailure(error: unknown, config: Config, withTls: boolean): ConfigProblem {
   const code = errorCode(error) ?? "";
   // Bun rejects a key that does not match the certificate (or is not a key) when it binds.
-  const tlsProblem = withTls && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
-  if (tlsProblem) return { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" };
-  return explainStartFailure(error, config.host, config.port) ?? { variable: "PORT", message: `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})` };
+  const tlsProblem =
+    withTls && (/^ERR_(?:OSSL|SSL)/.test(code) || (error instanceof Error && /tls|ssl|private key|certificate|pem/i.test(error.message)));
+  if (tlsProblem)
+    return { variable: "TLS_KEY_FILE", message: "does not hold the private key of TLS_CERT_FILE (or is not a PEM key); check both files" };
+  return (
+    explainStartFailure(error, config.host, config.port) ?? {
+      variable: "PORT",
+      message: `tokengate could not start (${code || (error instanceof Error ? error.message : "unknown error")})`,
+    }
+  );
 }
 
 /** The lines a person reads at startup: where it listens, and how to try the token. */
 function announce(logger: Logger, config: Config, app: App, bootstrap: Bootstrap, fingerprint: string | undefined): string[] {
   const port = app.listener.server.port ?? config.port;
   const scheme = fingerprint === undefined ? "http" : "https";
-  const reachable = listReachableUrls(scheme, config.host, port, Object.values(networkInterfaces()).flat().filter((net) => net !== undefined));
+  const reachable = listReachableUrls(
+    scheme,
+    config.host,
+    port,
+    Object.values(networkInterfaces())
+      .flat()
+      .filter((net) => net !== undefined),
+  );
   logger.info("listening", {
     url: `${scheme}://${config.host}:${port}`,
     port,
@@ -182,21 +206,33 @@ export async function main(): Promise<void> {
   if (!bootstrap.ok) return failConfig(bootstrap.problems);
   const store = await openStoreOrExit(config);
   // Redis is optional at startup: while it is away the guard counts in this process and says so.
-  const attempts: RedisAttemptStore | undefined = config.redisUrl === null ? undefined : createRedisAttemptStore(config.redisUrl, `${config.redisKeyPrefix}attempts:`);
+  const attempts: RedisAttemptStore | undefined =
+    config.redisUrl === null ? undefined : createRedisAttemptStore(config.redisUrl, `${config.redisKeyPrefix}attempts:`);
   const sink = new StdoutSink(config.logFormat === "pretty");
   const logger = createLogger({ now: systemClock, level: config.logLevel, format: config.logFormat, sink });
   for (const warning of bootstrap.warnings) logger.warn(warning);
   const tls = await readTls(config);
   const writeAudit = openAuditSink(config, logger);
 
-  const app = await startApp({ config, store, attempts, bootstrapToken: bootstrap.token, logger, machineHostname: hostname(), writeAudit, tls: tls?.tls, now: systemClock }).catch(
-    (error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]),
-  );
+  const app = await startApp({
+    config,
+    store,
+    attempts,
+    bootstrapToken: bootstrap.token,
+    logger,
+    machineHostname: hostname(),
+    writeAudit,
+    tls: tls?.tls,
+    now: systemClock,
+  }).catch((error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]));
   const urls = announce(logger, config, app, bootstrap, tls?.fingerprint);
   // Not awaited: a store that hangs here must not hold up the signal handlers below.
   if (config.pairing) {
     // The code goes to the terminal only, after the log lines before it, never into the log.
-    const terminal = process.stdout.isTTY === true ? (text: string) => void Promise.resolve(sink.flush()).then(() => process.stdout.write(text)) : undefined;
+    const terminal =
+      process.stdout.isTTY === true
+        ? (text: string) => void Promise.resolve(sink.flush()).then(() => process.stdout.write(text))
+        : undefined;
     void offerPairing({ store, logger, urls, terminal, now: systemClock });
   }
   stopOnSignals(logger, app, async () => {

@@ -4,7 +4,15 @@
  * environment; tests call it with their own config, so both run exactly the same wiring.
  */
 import type { Config } from "./config/config.ts";
-import { fingerprintOf, generateSigningKey, importKeySet, looksLikeJwt, usableKeys, type KeySet, type TokenSettings } from "./secrets/jwt.ts";
+import {
+  fingerprintOf,
+  generateSigningKey,
+  importKeySet,
+  looksLikeJwt,
+  usableKeys,
+  type KeySet,
+  type TokenSettings,
+} from "./secrets/jwt.ts";
 import { createKeyring, type JwtVerification, type Keyring } from "./authn/keyring.ts";
 import { startListener, type Listener } from "./http/listener.ts";
 import type { Logger } from "./core/log.ts";
@@ -12,7 +20,13 @@ import { createTokenRoutes } from "./oauth/token-endpoint.ts";
 import { createHostPolicy, createOriginPolicy } from "./core/origins.ts";
 import { createAddressList, type AddressList } from "./core/addresses.ts";
 import { createGuard, createMemoryAttemptStore, type AttemptStore, type Guard } from "./guard/guard.ts";
-import { createAddressResolver, createForwardingCheck, createTransportCheck, type AddressResolver, type TransportCheck } from "./http/clients.ts";
+import {
+  createAddressResolver,
+  createForwardingCheck,
+  createTransportCheck,
+  type AddressResolver,
+  type TransportCheck,
+} from "./http/clients.ts";
 import type { Clock } from "./core/clock.ts";
 import { createAuditLog, type AuditLog } from "./guard/audit.ts";
 import { createPasswordVerifier } from "./secrets/passwords.ts";
@@ -82,7 +96,8 @@ class SigningKeys {
     const stored = await store.listSigningKeys();
     if (fingerprintOf(usableKeys(stored, config.jwt.alg, now())) === this.keySet.fingerprint) return;
     const next = await importKeySet(stored, config.jwt.alg, now());
-    if (next === undefined) return logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
+    if (next === undefined)
+      return logger.error("signing keys changed but none can sign; keeping the previous set", { alg: config.jwt.alg });
     this.keySet = next;
     logger.info("signing keys reloaded", { kid: next.signing.kid, published: next.jwks.keys.length });
   }
@@ -95,8 +110,11 @@ function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification)
     onStoreHealth: (error) =>
       error === undefined
         ? logger.info("store reachable again; authenticating from it")
-        : logger.error("store unreachable; credentials from it are refused with 503 until it answers (the bootstrap token still works)", { error: messageOf(error) }),
-    onKeyEvent: (event, key) => audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
+        : logger.error("store unreachable; credentials from it are refused with 503 until it answers (the bootstrap token still works)", {
+            error: messageOf(error),
+          }),
+    onKeyEvent: (event, key) =>
+      audit.record(event, { key_id: key.id, name: key.name, scopes: key.scopes.join(" "), replaced_by: key.replacedBy ?? undefined }),
     store: options.store,
     bootstrapDigest: digestToken(options.bootstrapToken),
     bootstrapLooksLikeJwt: looksLikeJwt(options.bootstrapToken),
@@ -122,7 +140,9 @@ async function openGuard(options: AppOptions, audit: AuditLog): Promise<Guard> {
         case "ban.ended":
           return audit.record(event.event, { subject: event.subject });
         case "attempts.unavailable":
-          return logger.error("attempt counter store unreachable; counting failed attempts in this process until it answers", { error: messageOf(event.error) });
+          return logger.error("attempt counter store unreachable; counting failed attempts in this process until it answers", {
+            error: messageOf(event.error),
+          });
         case "attempts.available":
           return logger.info("attempt counter store reachable again");
       }
@@ -173,7 +193,9 @@ function buildRoutes(parts: Parts): Route[] {
       logger,
       now,
     }),
-    ...(config.pairing ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) }) : []),
+    ...(config.pairing
+      ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })
+      : []),
   ];
 }
 
@@ -212,18 +234,39 @@ function listen(parts: Parts): Listener {
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, logger, now } = options;
   const keys = await SigningKeys.load(options);
-  const tokenSettings: TokenSettings = { issuer: config.jwt.issuer, audience: config.jwt.audience, ttl: config.jwt.ttl, clockTolerance: CLOCK_TOLERANCE };
+  const tokenSettings: TokenSettings = {
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    ttl: config.jwt.ttl,
+    clockTolerance: CLOCK_TOLERANCE,
+  };
   const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample, now });
   const trustedProxies = createAddressList(config.trustedProxies);
   const addressOf = createAddressResolver(trustedProxies);
   const keyring = await openKeyring(options, audit, { keys: keys.current, settings: tokenSettings });
   // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
   // auth and the password grant share the queue.
-  const authenticatePassword = createPasswordAuthenticator({ users: options.store, verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }), roleScopes: config.roleScopes });
+  const authenticatePassword = createPasswordAuthenticator({
+    users: options.store,
+    verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
+    roleScopes: config.roleScopes,
+  });
   const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
   const guard = await openGuard(options, audit);
   const tickets = createTicketBook({ now });
-  const listener = listen({ options, keys, keyring, guard, audit, tickets, trustedProxies, addressOf, passwordTransport, authenticatePassword, tokenSettings });
+  const listener = listen({
+    options,
+    keys,
+    keyring,
+    guard,
+    audit,
+    tickets,
+    trustedProxies,
+    addressOf,
+    passwordTransport,
+    authenticatePassword,
+    tokenSettings,
+  });
 
   await keyring.start(() => {
     const closed = listener.revalidateSockets();

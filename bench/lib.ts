@@ -26,7 +26,13 @@ export function freePort(): number {
 export async function waitHealthy(port: number, timeoutMs = 15_000, strict = true, pollMs = 5): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => !strict || r.status === 200, () => false)) return true;
+    if (
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => !strict || r.status === 200,
+        () => false,
+      )
+    )
+      return true;
     await Bun.sleep(pollMs);
   }
   return false;
@@ -112,7 +118,11 @@ export async function buildBinaries(outDir: string): Promise<{ raw: string; gate
   const root = resolve(import.meta.dir, "..");
   const build = async (entry: string, name: string) => {
     const outfile = join(outDir, name);
-    const proc = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", outfile], { cwd: root, stdout: "ignore", stderr: "pipe" });
+    const proc = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", outfile], {
+      cwd: root,
+      stdout: "ignore",
+      stderr: "pipe",
+    });
     if ((await proc.exited) !== 0) throw new Error(`bun build ${entry} failed: ${await new Response(proc.stderr).text()}`);
     return outfile;
   };

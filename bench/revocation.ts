@@ -29,21 +29,36 @@ const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Respo
 const port = probe.port!;
 void probe.stop(true);
 const server = Bun.spawn([process.execPath, "run", join(root, "server.ts")], {
-  env: { PATH: process.env.PATH ?? "", AUTH_TOKEN: generateToken(), PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "warn" },
+  env: {
+    PATH: process.env.PATH ?? "",
+    AUTH_TOKEN: generateToken(),
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATA_DIR: dataDir,
+    LOG_LEVEL: "warn",
+  },
   stdout: "ignore",
   stderr: "inherit",
 });
 
 try {
   const deadline = Date.now() + 15_000;
-  while (!(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false))) {
+  while (
+    !(await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     if (Date.now() > deadline) throw new Error("server did not start");
     await Bun.sleep(25);
   }
   const latencies: number[] = [];
   for (let i = 0; i < samples; i++) {
     const created = JSON.parse(await cli("keys", "create", "--name", `sample ${i}`, "--json")) as { id: string; key: string };
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, ["tokengate", `tokengate.bearer.${Buffer.from(created.key).toString("base64url")}`]);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, [
+      "tokengate",
+      `tokengate.bearer.${Buffer.from(created.key).toString("base64url")}`,
+    ]);
     await new Promise<void>((ok, fail) => {
       ws.onmessage = () => ok();
       ws.onclose = () => fail(new Error("socket closed before the greeting"));

@@ -13,7 +13,20 @@ import { parseArgs } from "node:util";
 import { generateApiKey } from "../auth/secrets/keys.ts";
 import { openDataDirStore } from "../tests/support/stores.ts";
 import { digestToken, generateToken } from "../auth/secrets/tokens.ts";
-import { buildBinaries, freePort, median, onCore, pinned, rssKiB, runClient, startServer, waitHealthy, wrk, type HttpFigures, type RunningServer } from "./lib.ts";
+import {
+  buildBinaries,
+  freePort,
+  median,
+  onCore,
+  pinned,
+  rssKiB,
+  runClient,
+  startServer,
+  waitHealthy,
+  wrk,
+  type HttpFigures,
+  type RunningServer,
+} from "./lib.ts";
 
 const { values } = parseArgs({
   options: {
@@ -62,8 +75,20 @@ const stop = async (server: RunningServer) => {
 // Credentials the run uses: an API key and a user in the store the server will open.
 const store = await openDataDirStore(dataDir);
 const key = generateApiKey();
-await store.insertKey({ id: key.id, name: "bench", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
-await store.insertUser({ username: "bench", passwordHash: await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 }), roles: ["viewer"], createdAt: Date.now() });
+await store.insertKey({
+  id: key.id,
+  name: "bench",
+  scopes: ["data:read", "ws:connect"],
+  secretHash: digestToken(key.secret),
+  createdAt: Date.now(),
+  expiresAt: null,
+});
+await store.insertUser({
+  username: "bench",
+  passwordHash: await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 }),
+  roles: ["viewer"],
+  createdAt: Date.now(),
+});
 await store.close();
 
 const gateEnv = {
@@ -99,22 +124,50 @@ try {
   const wrongStatic = generateToken();
   const scenarios = [
     { key: "a", label: "(a) raw Bun.serve", run: (s: number) => wrk({ url: url(raw), seconds: s, connections }) },
-    { key: "b", label: "(b) naive gate (===)", run: (s: number) => wrk({ url: url(naive), seconds: s, connections, headers: [`X-Auth-Token: ${token}`] }) },
-    { key: "static", label: "(c) static key", run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`X-Auth-Token: ${token}`] }) },
-    { key: "apikey", label: "(c) API key", run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`Authorization: Bearer ${key.token}`] }) },
-    { key: "jwt", label: "(c) JWT", run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`Authorization: Bearer ${jwt}`] }) },
-    { key: "b_mix", label: "(b) naive, 10% invalid", run: (s: number) => wrk({ url: url(naive), seconds: s, connections, script: mix("X-Auth-Token", token, wrongStatic) }) },
-    { key: "mix", label: "(c) static, 10% invalid", run: (s: number) => wrk({ url: url(gate), seconds: s, connections, script: mix("X-Auth-Token", token, wrongStatic) }) },
+    {
+      key: "b",
+      label: "(b) naive gate (===)",
+      run: (s: number) => wrk({ url: url(naive), seconds: s, connections, headers: [`X-Auth-Token: ${token}`] }),
+    },
+    {
+      key: "static",
+      label: "(c) static key",
+      run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`X-Auth-Token: ${token}`] }),
+    },
+    {
+      key: "apikey",
+      label: "(c) API key",
+      run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`Authorization: Bearer ${key.token}`] }),
+    },
+    {
+      key: "jwt",
+      label: "(c) JWT",
+      run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`Authorization: Bearer ${jwt}`] }),
+    },
+    {
+      key: "b_mix",
+      label: "(b) naive, 10% invalid",
+      run: (s: number) => wrk({ url: url(naive), seconds: s, connections, script: mix("X-Auth-Token", token, wrongStatic) }),
+    },
+    {
+      key: "mix",
+      label: "(c) static, 10% invalid",
+      run: (s: number) => wrk({ url: url(gate), seconds: s, connections, script: mix("X-Auth-Token", token, wrongStatic) }),
+    },
   ] as const;
 
-  say(`bench: ${rounds} rounds × ${scenarios.length} scenarios × ${seconds}s, wrk -t1 -c${connections}; tokengate LOG_LEVEL=${gateEnv.LOG_LEVEL} ACCESS_LOG=${gateEnv.ACCESS_LOG}`);
+  say(
+    `bench: ${rounds} rounds × ${scenarios.length} scenarios × ${seconds}s, wrk -t1 -c${connections}; tokengate LOG_LEVEL=${gateEnv.LOG_LEVEL} ACCESS_LOG=${gateEnv.ACCESS_LOG}`,
+  );
   for (const scenario of scenarios) await scenario.run(1); // warm-up: JIT, connections, caches
   const http: Record<string, HttpFigures[]> = Object.fromEntries(scenarios.map((scenario) => [scenario.key, []]));
   for (let round = 0; round < rounds; round++) {
     for (const scenario of scenarios) {
       const figures = await scenario.run(seconds);
       http[scenario.key]!.push(figures);
-      say(`  round ${round + 1} ${scenario.label.padEnd(26)} ${figures.rps.toFixed(0).padStart(8)} req/s  p99 ${figures.p99}µs  non-2xx ${figures.non2xx}`);
+      say(
+        `  round ${round + 1} ${scenario.label.padEnd(26)} ${figures.rps.toFixed(0).padStart(8)} req/s  p99 ${figures.p99}µs  non-2xx ${figures.non2xx}`,
+      );
     }
   }
   const basic = await wrk({ url: url(gate), seconds, connections: 4, headers: [`Authorization: Basic ${btoa(`bench:${password}`)}`] });
@@ -134,10 +187,20 @@ try {
     p99_jwt: ratio("jwt", "b", "p99"),
   };
 
-  let ws: { handshakes: number; echo: number; raw: { handshakes: number; echo: number }; gate: { handshakes: number; echo: number } } | undefined;
+  let ws:
+    { handshakes: number; echo: number; raw: { handshakes: number; echo: number }; gate: { handshakes: number; echo: number } } | undefined;
   if (!values["skip-ws"]) {
     const client = (target: string, mode: string) =>
-      runClient<{ rate: number }>(root, "ws-client.ts", ["--url", target, "--mode", mode, "--seconds", String(wsSeconds), "--concurrency", "16"]).then((result) => result.rate);
+      runClient<{ rate: number }>(root, "ws-client.ts", [
+        "--url",
+        target,
+        "--mode",
+        mode,
+        "--seconds",
+        String(wsSeconds),
+        "--concurrency",
+        "16",
+      ]).then((result) => result.rate);
     const rawUrl = `ws://127.0.0.1:${rawWs.port}/ws`;
     const gateUrl = `ws://127.0.0.1:${gate.port}/ws?token=${token}`;
     const samples = { rh: [] as number[], gh: [] as number[], re: [] as number[], ge: [] as number[] };
@@ -153,7 +216,9 @@ try {
       raw: { handshakes: median(samples.rh), echo: median(samples.re) },
       gate: { handshakes: median(samples.gh), echo: median(samples.ge) },
     };
-    say(`  ws: handshakes/s raw ${ws.raw.handshakes.toFixed(0)} tokengate ${ws.gate.handshakes.toFixed(0)}; echo/s raw ${ws.raw.echo.toFixed(0)} tokengate ${ws.gate.echo.toFixed(0)}`);
+    say(
+      `  ws: handshakes/s raw ${ws.raw.handshakes.toFixed(0)} tokengate ${ws.gate.handshakes.toFixed(0)}; echo/s raw ${ws.raw.echo.toFixed(0)} tokengate ${ws.gate.echo.toFixed(0)}`,
+    );
   }
   for (const server of [raw, naive, gate, rawWs]) await stop(server);
   servers.length = 0;
@@ -168,7 +233,11 @@ try {
         const before = rssKiB(server.proc.pid);
         const args = ["--url", `ws://127.0.0.1:${server.port}/ws${query}`, "--count", String(count), "--seconds", "60"];
         if (protocol !== undefined) args.push("--protocol", protocol);
-        const holder = Bun.spawn(onCore(1, [process.execPath, "run", join(root, "bench/ws-idle.ts"), ...args]), { stdout: "pipe", stdin: "pipe", stderr: "inherit" });
+        const holder = Bun.spawn(onCore(1, [process.execPath, "run", join(root, "bench/ws-idle.ts"), ...args]), {
+          stdout: "pipe",
+          stdin: "pipe",
+          stderr: "inherit",
+        });
         const reader = holder.stdout.getReader();
         const { value } = await reader.read();
         const opened = JSON.parse(new TextDecoder().decode(value).trim().split("\n")[0]!) as { open: number; failed: number };
@@ -183,8 +252,15 @@ try {
       };
       const rawBytes = await perSocket("raw-ws-mem", join(root, "bench/servers/raw-ws.ts"), {}, undefined, "");
       const gateBytes = await perSocket("tokengate-mem", join(root, "server.ts"), gateEnv, undefined, `?token=${token}`);
-      memory.push({ sockets: count, rawBytesPerSocket: rawBytes, gateBytesPerSocket: gateBytes, extraBytesPerSocket: gateBytes - rawBytes });
-      say(`  memory @${count} sockets: raw ${rawBytes.toFixed(0)} B/socket, tokengate ${gateBytes.toFixed(0)} B/socket (+${(gateBytes - rawBytes).toFixed(0)})`);
+      memory.push({
+        sockets: count,
+        rawBytesPerSocket: rawBytes,
+        gateBytesPerSocket: gateBytes,
+        extraBytesPerSocket: gateBytes - rawBytes,
+      });
+      say(
+        `  memory @${count} sockets: raw ${rawBytes.toFixed(0)} B/socket, tokengate ${gateBytes.toFixed(0)} B/socket (+${(gateBytes - rawBytes).toFixed(0)})`,
+      );
     }
   }
 
@@ -194,7 +270,11 @@ try {
   const coldStart = async (argv: string[], env: Record<string, string>) => {
     const port = freePort();
     const started = performance.now();
-    const proc = Bun.spawn(onCore(0, argv), { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1" }, stdout: "ignore", stderr: "inherit" });
+    const proc = Bun.spawn(onCore(0, argv), {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1" },
+      stdout: "ignore",
+      stderr: "inherit",
+    });
     await waitHealthy(port, 15_000, true, 1);
     const ms = performance.now() - started;
     await Bun.sleep(1000);
@@ -207,7 +287,14 @@ try {
   // The shipped form (issue 9): `bun build --compile --bytecode` of tokengate.ts against the
   // same build of the raw server. Built once per run, into the run's temporary directory.
   const binaries = values["skip-binary"] ? undefined : await buildBinaries(dataDir);
-  const cold = { raw: [] as number[], gate: [] as number[], rawRss: [] as number[], gateRss: [] as number[], rawBin: [] as number[], gateBin: [] as number[] };
+  const cold = {
+    raw: [] as number[],
+    gate: [] as number[],
+    rawRss: [] as number[],
+    gateRss: [] as number[],
+    rawBin: [] as number[],
+    gateBin: [] as number[],
+  };
   for (let attempt = 0; attempt < coldRuns; attempt++) {
     const r = await coldStart(run(join(root, "bench/servers/raw.ts")), {});
     const g = await coldStart(run(join(root, "server.ts")), gateEnv);
@@ -223,20 +310,45 @@ try {
 
   const coldBinary = binaries === undefined ? undefined : { rawMs: median(cold.rawBin), gateMs: median(cold.gateBin) };
   const coldTarget = (ratio: number) => ({ ratio, target: 1.3, met: ratio <= 1.3 });
-  const summary = (list: readonly HttpFigures[]) => ({ rps: median(list.map((f) => f.rps)), p50_us: median(list.map((f) => f.p50)), p99_us: median(list.map((f) => f.p99)), non2xx: list.reduce((sum, f) => sum + f.non2xx, 0) });
+  const summary = (list: readonly HttpFigures[]) => ({
+    rps: median(list.map((f) => f.rps)),
+    p50_us: median(list.map((f) => f.p50)),
+    p99_us: median(list.map((f) => f.p99)),
+    non2xx: list.reduce((sum, f) => sum + f.non2xx, 0),
+  });
   const targets = {
     static: { ratio: ratios.static, target: 0.95, met: ratios.static >= 0.95 },
     apikey: { ratio: ratios.apikey, target: 0.95, met: ratios.apikey >= 0.95 },
     jwt: { ratio: ratios.jwt, target: 0.9, met: ratios.jwt >= 0.9 },
-    p99: { ratio: Math.max(ratios.p99_static, ratios.p99_apikey, ratios.p99_jwt), target: 1.2, met: Math.max(ratios.p99_static, ratios.p99_apikey, ratios.p99_jwt) <= 1.2 },
+    p99: {
+      ratio: Math.max(ratios.p99_static, ratios.p99_apikey, ratios.p99_jwt),
+      target: 1.2,
+      met: Math.max(ratios.p99_static, ratios.p99_apikey, ratios.p99_jwt) <= 1.2,
+    },
     ws_handshakes: ws === undefined ? undefined : { ratio: ws.handshakes, target: 0.9, met: ws.handshakes >= 0.9 },
     ws_echo: ws === undefined ? undefined : { ratio: ws.echo, target: 0.95, met: ws.echo >= 0.95 },
-    idle_socket_bytes: memory.length === 0 ? undefined : { extra: Math.max(...memory.map((m) => m.extraBytesPerSocket)), target: 1024, met: Math.max(...memory.map((m) => m.extraBytesPerSocket)) <= 1024 },
+    idle_socket_bytes:
+      memory.length === 0
+        ? undefined
+        : {
+            extra: Math.max(...memory.map((m) => m.extraBytesPerSocket)),
+            target: 1024,
+            met: Math.max(...memory.map((m) => m.extraBytesPerSocket)) <= 1024,
+          },
     cold_start: coldTarget(median(cold.gate) / median(cold.raw)),
     cold_start_binary: coldBinary === undefined ? undefined : coldTarget(coldBinary.gateMs / coldBinary.rawMs),
   };
   const report = {
-    settings: { rounds, seconds, connections, wsSeconds, pinned, bun: Bun.version, accessLog: gateEnv.ACCESS_LOG, logLevel: gateEnv.LOG_LEVEL },
+    settings: {
+      rounds,
+      seconds,
+      connections,
+      wsSeconds,
+      pinned,
+      bun: Bun.version,
+      accessLog: gateEnv.ACCESS_LOG,
+      logLevel: gateEnv.LOG_LEVEL,
+    },
     http: Object.fromEntries(Object.entries(http).map(([name, list]) => [name, summary(list)])),
     basic: { rps: basic.rps, non2xx: basic.non2xx },
     ratios,
@@ -252,22 +364,42 @@ try {
   } else {
     const pct = (value: number) => value.toFixed(3);
     const mark = (entry: { met: boolean } | undefined) => (entry === undefined ? "-" : entry.met ? "met" : "MISSED");
-    console.log(`\n${"scenario".padEnd(28)} ${"req/s".padStart(9)} ${"p50 µs".padStart(8)} ${"p99 µs".padStart(8)} ${"non-2xx".padStart(8)}`);
+    console.log(
+      `\n${"scenario".padEnd(28)} ${"req/s".padStart(9)} ${"p50 µs".padStart(8)} ${"p99 µs".padStart(8)} ${"non-2xx".padStart(8)}`,
+    );
     for (const scenario of scenarios) {
       const s = report.http[scenario.key]!;
-      console.log(`${scenario.label.padEnd(28)} ${s.rps.toFixed(0).padStart(9)} ${String(s.p50_us).padStart(8)} ${String(s.p99_us).padStart(8)} ${String(s.non2xx).padStart(8)}`);
+      console.log(
+        `${scenario.label.padEnd(28)} ${s.rps.toFixed(0).padStart(9)} ${String(s.p50_us).padStart(8)} ${String(s.p99_us).padStart(8)} ${String(s.non2xx).padStart(8)}`,
+      );
     }
     console.log(`${"(c) Basic (argon2id, -c4)".padEnd(28)} ${basic.rps.toFixed(1).padStart(9)}`);
     console.log(`\nagainst the naive gate (median of per-round ratios):`);
-    console.log(`  static ${pct(ratios.static)} (≥0.95 ${mark(targets.static)})  API key ${pct(ratios.apikey)} (≥0.95 ${mark(targets.apikey)})  JWT ${pct(ratios.jwt)} (≥0.90 ${mark(targets.jwt)})`);
-    console.log(`  10% invalid mix ${pct(ratios.mix)}  p99 static/key/jwt ${pct(ratios.p99_static)}/${pct(ratios.p99_apikey)}/${pct(ratios.p99_jwt)} (≤1.2 ${mark(targets.p99)})`);
-    if (ws !== undefined) console.log(`WebSocket vs raw: handshakes ${pct(ws.handshakes)} (≥0.90 ${mark(targets.ws_handshakes)})  echo ${pct(ws.echo)} (≥0.95 ${mark(targets.ws_echo)})`);
-    for (const m of memory) console.log(`idle sockets @${m.sockets}: raw ${m.rawBytesPerSocket.toFixed(0)} B, tokengate ${m.gateBytesPerSocket.toFixed(0)} B, extra ${m.extraBytesPerSocket.toFixed(0)} B/socket (≤1024 ${mark(targets.idle_socket_bytes)})`);
-    console.log(`cold start (bun run): raw ${report.coldStart.rawMs.toFixed(0)} ms, tokengate ${report.coldStart.gateMs.toFixed(0)} ms, ratio ${pct(targets.cold_start.ratio)} (≤1.3 ${mark(targets.cold_start)})`);
+    console.log(
+      `  static ${pct(ratios.static)} (≥0.95 ${mark(targets.static)})  API key ${pct(ratios.apikey)} (≥0.95 ${mark(targets.apikey)})  JWT ${pct(ratios.jwt)} (≥0.90 ${mark(targets.jwt)})`,
+    );
+    console.log(
+      `  10% invalid mix ${pct(ratios.mix)}  p99 static/key/jwt ${pct(ratios.p99_static)}/${pct(ratios.p99_apikey)}/${pct(ratios.p99_jwt)} (≤1.2 ${mark(targets.p99)})`,
+    );
+    if (ws !== undefined)
+      console.log(
+        `WebSocket vs raw: handshakes ${pct(ws.handshakes)} (≥0.90 ${mark(targets.ws_handshakes)})  echo ${pct(ws.echo)} (≥0.95 ${mark(targets.ws_echo)})`,
+      );
+    for (const m of memory)
+      console.log(
+        `idle sockets @${m.sockets}: raw ${m.rawBytesPerSocket.toFixed(0)} B, tokengate ${m.gateBytesPerSocket.toFixed(0)} B, extra ${m.extraBytesPerSocket.toFixed(0)} B/socket (≤1024 ${mark(targets.idle_socket_bytes)})`,
+      );
+    console.log(
+      `cold start (bun run): raw ${report.coldStart.rawMs.toFixed(0)} ms, tokengate ${report.coldStart.gateMs.toFixed(0)} ms, ratio ${pct(targets.cold_start.ratio)} (≤1.3 ${mark(targets.cold_start)})`,
+    );
     if (coldBinary !== undefined && targets.cold_start_binary !== undefined) {
-      console.log(`cold start (compiled binary): raw ${coldBinary.rawMs.toFixed(0)} ms, tokengate ${coldBinary.gateMs.toFixed(0)} ms, ratio ${pct(targets.cold_start_binary.ratio)} (≤1.3 ${mark(targets.cold_start_binary)})`);
+      console.log(
+        `cold start (compiled binary): raw ${coldBinary.rawMs.toFixed(0)} ms, tokengate ${coldBinary.gateMs.toFixed(0)} ms, ratio ${pct(targets.cold_start_binary.ratio)} (≤1.3 ${mark(targets.cold_start_binary)})`,
+      );
     }
-    console.log(`idle RSS: raw ${(report.idleRssKiB.raw / 1024).toFixed(1)} MiB, tokengate ${(report.idleRssKiB.gate / 1024).toFixed(1)} MiB`);
+    console.log(
+      `idle RSS: raw ${(report.idleRssKiB.raw / 1024).toFixed(1)} MiB, tokengate ${(report.idleRssKiB.gate / 1024).toFixed(1)} MiB`,
+    );
   }
 } finally {
   for (const server of servers) server.proc.kill();

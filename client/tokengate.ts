@@ -37,7 +37,14 @@ export type ClientEvent =
   | { readonly type: "open"; readonly protocol: string }
   | { readonly type: "message"; readonly data: string | ArrayBuffer }
   /** `byClient`: this client's own `close()` (a user's Disconnect), not the server or the network. */
-  | { readonly type: "close"; readonly code: number; readonly reason: string; readonly explanation: string; readonly terminal: boolean; readonly byClient: boolean }
+  | {
+      readonly type: "close";
+      readonly code: number;
+      readonly reason: string;
+      readonly explanation: string;
+      readonly terminal: boolean;
+      readonly byClient: boolean;
+    }
   | { readonly type: "refused"; readonly status: number; readonly code: string; readonly explanation: string }
   | { readonly type: "reconnecting"; readonly attempt: number; readonly delayMs: number }
   /** `renewing`: a fresh token is being fetched and sent; false when the credential cannot be renewed. */
@@ -113,7 +120,11 @@ interface ServerRefusal {
 }
 
 /** Asks the server what it thinks of a token; `undefined` when the server cannot be reached. */
-export async function checkToken(origin: string, token: string, fetchImpl: typeof fetch = fetch): Promise<ServerRefusal | "ok" | undefined> {
+export async function checkToken(
+  origin: string,
+  token: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<ServerRefusal | "ok" | undefined> {
   try {
     const response = await fetchImpl(`${origin}/auth/whoami`, { headers: { Authorization: `Bearer ${token}` } });
     if (response.ok) return "ok";
@@ -232,7 +243,10 @@ export class TokengateClient {
   async #ticket(token: string): Promise<string | undefined> {
     const fetchImpl = this.#options.fetchImpl ?? fetch;
     try {
-      const response = await fetchImpl(`${httpOrigin(this.#options.url)}/auth/ws-ticket`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+      const response = await fetchImpl(`${httpOrigin(this.#options.url)}/auth/ws-ticket`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+      });
       const body = (await response.json()) as { ticket?: string; code?: string; description?: string; detail?: string };
       if (response.ok && body.ticket !== undefined) return body.ticket;
       const refusal = { status: response.status, code: body.code ?? "unknown", description: body.description ?? body.detail ?? "" };

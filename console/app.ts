@@ -56,13 +56,15 @@ function updateControls(): void {
 type WhoAmI = { id: string; kind: string; name: string; scopes: string[]; expires_at: string | null };
 
 function showWho(rows: ReadonlyArray<readonly [string, string]>): void {
-  who.replaceChildren(...rows.flatMap(([term, value]) => {
-    const dt = document.createElement("dt");
-    dt.textContent = term;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    return [dt, dd];
-  }));
+  who.replaceChildren(
+    ...rows.flatMap(([term, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
 }
 
 function describeWho(body: WhoAmI): Array<[string, string]> {
@@ -94,7 +96,10 @@ function hidePairedKey(): void {
 /** A control that just disabled itself drops keyboard focus to the page: hand it to the next step. */
 function rescueFocus(next: HTMLElement): void {
   const active = document.activeElement;
-  const lost = active === null || active === document.body || ((active instanceof HTMLButtonElement || active instanceof HTMLInputElement) && active.disabled);
+  const lost =
+    active === null ||
+    active === document.body ||
+    ((active instanceof HTMLButtonElement || active instanceof HTMLInputElement) && active.disabled);
   if (lost) next.focus();
 }
 
@@ -230,7 +235,10 @@ function connect(): void {
 async function copyPairedKey(): Promise<void> {
   const key = $<HTMLOutputElement>("paired-key").textContent ?? "";
   // navigator.clipboard exists only in secure contexts (https, localhost), not on http://192.168.…
-  const copied = await navigator.clipboard?.writeText(key).then(() => true, () => false);
+  const copied = await navigator.clipboard?.writeText(key).then(
+    () => true,
+    () => false,
+  );
   if (copied !== true) {
     getSelection()?.selectAllChildren($<HTMLOutputElement>("paired-key"));
     return say("This browser did not allow copying: the key is selected, copy it with Ctrl+C (or ⌘C).", "warn");
@@ -297,7 +305,8 @@ function wireForms(): void {
   });
   // The sign-in controls start disabled in the HTML, so nothing is submitted before these handlers exist.
   for (const id of ["pair-form", "token-form", "password-form"]) {
-    for (const control of $<HTMLFormElement>(id).querySelectorAll<HTMLInputElement | HTMLButtonElement>("input, button")) control.disabled = false;
+    for (const control of $<HTMLFormElement>(id).querySelectorAll<HTMLInputElement | HTMLButtonElement>("input, button"))
+      control.disabled = false;
   }
 }
 

@@ -69,13 +69,15 @@ describe("layers (ARCHITECTURE.md)", () => {
       for (const specifier of importsOf(source)) {
         if (specifier.startsWith("node:") || specifier === "bun") impure.push(`${relative(ROOT, file)}: ${specifier}`);
       }
-      if (/\bBun\.(?:file|write|spawn|serve|connect|listen|env|stdin|stdout)\b/.test(source)) impure.push(`${relative(ROOT, file)}: Bun I/O`);
+      if (/\bBun\.(?:file|write|spawn|serve|connect|listen|env|stdin|stdout)\b/.test(source))
+        impure.push(`${relative(ROOT, file)}: Bun I/O`);
     }
     expect(impure).toEqual([]);
   });
 
   test("the rule itself catches an upward import (the reader is not blind)", () => {
-    const sample = 'import { startApp } from "../app.ts";\nimport type { X } from "../http/gate.ts";\nconst y = await import("../cli/commands.ts");';
+    const sample =
+      'import { startApp } from "../app.ts";\nimport type { X } from "../http/gate.ts";\nconst y = await import("../cli/commands.ts");';
     expect(importsOf(sample)).toEqual(["../app.ts", "../http/gate.ts", "../cli/commands.ts"]);
     expect(rank(layerOf(join(AUTH, "http/gate.ts")))).toBeGreaterThan(rank(layerOf(join(AUTH, "core/errors.ts"))));
   });

@@ -14,17 +14,24 @@ const out = makeTempDir("tokengate-binary-");
 const binary = join(out.path, "tokengate-linux-x64");
 
 async function build(target: string, outfile: string): Promise<void> {
-  const proc = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", `--target=${target}`, "./tokengate.ts", "--outfile", outfile], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(
+    [process.execPath, "build", "--compile", "--bytecode", "--minify", `--target=${target}`, "./tokengate.ts", "--outfile", outfile],
+    {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`bun build --target=${target} failed: ${stderr}`);
 }
 
 async function run(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([binary, ...args], { env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([binary, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: dataDir },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   captureOutput(stderr);
   return { code, stdout, stderr };

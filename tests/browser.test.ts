@@ -34,7 +34,15 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     // Root in a sandbox, no GPU, and a closed network: without these Chromium retries outbound calls.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 });
 afterAll(async () => {
@@ -67,7 +75,9 @@ async function waitForLog(page: Page, text: string | RegExp, timeout = 5_000): P
   await logEntries(page, text).first().waitFor({ timeout });
 }
 async function waitForStatus(page: Page, text: string | RegExp, timeout = 5_000): Promise<void> {
-  await status(page).filter({ hasText: exactly(text) }).waitFor({ timeout });
+  await status(page)
+    .filter({ hasText: exactly(text) })
+    .waitFor({ timeout });
 }
 const shoot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 /** "Connected." but not "Disconnected.". */
@@ -87,7 +97,14 @@ async function connect(page: Page): Promise<void> {
 async function addKey(app: TestApp, name: string, expiresAt: number | null = null): Promise<string> {
   const key = generateApiKey();
   trackSecret(key.token);
-  await app.store.insertKey({ id: key.id, name, scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt });
+  await app.store.insertKey({
+    id: key.id,
+    name,
+    scopes: ["data:read", "ws:connect"],
+    secretHash: digestToken(key.secret),
+    createdAt: Date.now(),
+    expiresAt,
+  });
   await app.app.keyring.refresh();
   return key.token;
 }
@@ -150,7 +167,12 @@ describe.skipIf(!available)("console page in Chromium", () => {
     expect(await status(page).innerText()).toContain("Your access was revoked");
     expect(`${await status(page).innerText()}\n${await logText(page)}`).not.toMatch(/\b4403\b/);
     expect(await page.getByTestId("who").innerText()).toContain("nobody");
-    expect(await disabled(page, "send", "message-input", "connect", "sign-out")).toEqual({ send: true, "message-input": true, connect: true, "sign-out": true });
+    expect(await disabled(page, "send", "message-input", "connect", "sign-out")).toEqual({
+      send: true,
+      "message-input": true,
+      connect: true,
+      "sign-out": true,
+    });
     await shoot(page, "revoked");
   }, 30_000);
 
@@ -226,7 +248,10 @@ describe.skipIf(!available)("framing and headers (clickjacking)", () => {
     const attacker = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
-      fetch: () => new Response(`<!doctype html><title>prize</title><iframe id="victim" src="${app.http}/" width="600" height="500"></iframe>`, { headers: { "content-type": "text/html" } }),
+      fetch: () =>
+        new Response(`<!doctype html><title>prize</title><iframe id="victim" src="${app.http}/" width="600" height="500"></iframe>`, {
+          headers: { "content-type": "text/html" },
+        }),
     });
     try {
       const context = await browser.newContext();
@@ -295,7 +320,9 @@ describe.skipIf(!available)("forms before (or without) the script", () => {
     expect(page.url()).toBe(`${app.http}/`);
     expect(urls).toContain(`POST ${app.http}/`);
     expect(urls.filter((url) => url.includes(token) || url.includes(encodeURIComponent(token)))).toEqual([]);
-    expect(app.lines.some((line) => line.includes('"method":"POST"') && line.includes('"path":"/"') && line.includes('"status":303'))).toBe(true);
+    expect(app.lines.some((line) => line.includes('"method":"POST"') && line.includes('"path":"/"') && line.includes('"status":303'))).toBe(
+      true,
+    );
   }, 30_000);
 });
 
@@ -375,7 +402,12 @@ describe.skipIf(!available)("the page follows the server's answers", () => {
     await waitForStatus(page, "This credential is not valid");
     await waitForSockets(app, 0);
     expect(await page.getByTestId("who").innerText()).toContain("nobody");
-    expect(await disabled(page, "send", "message-input", "connect", "disconnect")).toEqual({ send: true, "message-input": true, connect: true, disconnect: true });
+    expect(await disabled(page, "send", "message-input", "connect", "disconnect")).toEqual({
+      send: true,
+      "message-input": true,
+      connect: true,
+      disconnect: true,
+    });
     expect(await status(page).getAttribute("class")).toBe("bad");
   }, 30_000);
 
@@ -507,13 +539,18 @@ describe.skipIf(!available)("contrast (WCAG AA) in both themes", () => {
   for (const scheme of ["light", "dark"] as const) {
     test(`${scheme}: every text reaches 4.5:1, disabled controls included; screenshots at desktop and phone size`, async () => {
       await using app = await startTestApp();
-      for (const [size, options] of [["desktop", { viewport: { width: 1280, height: 900 } }], ["phone", PHONE]] as const) {
+      for (const [size, options] of [
+        ["desktop", { viewport: { width: 1280, height: 900 } }],
+        ["phone", PHONE],
+      ] as const) {
         const page = await openConsole(app, { ...options, colorScheme: scheme });
         await page.getByTestId("pairing").waitFor({ state: "visible", timeout: 5_000 });
         await signInWithToken(page, app.token);
         await waitForStatus(page, "Signed in.");
         // The one-time key's box too, as it looks right after pairing.
-        await page.evaluate(`document.getElementById("paired").hidden = false; document.getElementById("paired-key").textContent = "tg_0123456789ab_an-example-not-a-key"`);
+        await page.evaluate(
+          `document.getElementById("paired").hidden = false; document.getElementById("paired-key").textContent = "tg_0123456789ab_an-example-not-a-key"`,
+        );
         const results = (await page.evaluate(CONTRAST_PROBE)) as Array<{ name: string; ratio: number }>;
         const failing = results.filter((result) => !(result.ratio >= 4.5));
         expect({ scheme, size, failing }).toEqual({ scheme, size, failing: [] });
@@ -527,13 +564,24 @@ describe.skipIf(!available)("contrast (WCAG AA) in both themes", () => {
 /** Compiles tokengate.ts as `bun run build` does (this machine's target) and starts `serve`. */
 async function startBinary(dir: string, token: string): Promise<{ http: string; port: number; stop(): Promise<void> }> {
   const binary = join(dir, "tokengate");
-  const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", "--target=bun-linux-x64", "./tokengate.ts", "--outfile", binary], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const build = Bun.spawn(
+    [process.execPath, "build", "--compile", "--bytecode", "--minify", "--target=bun-linux-x64", "./tokengate.ts", "--outfile", binary],
+    {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   if ((await build.exited) !== 0) throw new Error(`bun build failed: ${await new Response(build.stderr).text()}`);
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1", LOG_FORMAT: "json", AUTH_TOKEN: token };
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: dir,
+    DATA_DIR: dir,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_FORMAT: "json",
+    AUTH_TOKEN: token,
+  };
   const server = Bun.spawn([binary, "serve"], { env, stdout: "pipe", stderr: "pipe" });
   let log = "";
   const pump = (async () => {

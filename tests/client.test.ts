@@ -100,7 +100,11 @@ describe("against the application", () => {
     const events = record(client);
     client.connect();
     const refused = await until(events, (event) => event.type === "refused");
-    expect(refused).toMatchObject({ status: 401, code: "invalid_token", explanation: "This credential is not valid (wrong or unknown token)." });
+    expect(refused).toMatchObject({
+      status: 401,
+      code: "invalid_token",
+      explanation: "This credential is not valid (wrong or unknown token).",
+    });
     await Bun.sleep(200);
     expect(events.filter((event) => event.type === "connecting")).toHaveLength(1);
   });
@@ -109,7 +113,14 @@ describe("against the application", () => {
     await using app = await startTestApp();
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "tablet", scopes: ["ws:connect", "data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "tablet",
+      scopes: ["ws:connect", "data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     const client = new TokengateClient({ url: `${app.ws}/ws`, token: key.token, reconnect: { baseMs: 10 } });
     const events = record(client);
@@ -177,7 +188,14 @@ describe("against the application", () => {
     const key = generateApiKey();
     trackSecret(key.token);
     // 61 s ahead: the server's 60 s warning comes within about a second.
-    await app.store.insertKey({ id: key.id, name: "sensor", scopes: ["ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: Date.now() + 61_000 });
+    await app.store.insertKey({
+      id: key.id,
+      name: "sensor",
+      scopes: ["ws:connect"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 61_000,
+    });
     await app.app.keyring.refresh();
     const client = new TokengateClient({ url: `${app.ws}/ws`, token: source(key.token) });
     const events = record(client);
@@ -198,7 +216,11 @@ describe("against the application", () => {
     client.connect();
     await until(events, (event) => event.type === "open");
     client.close();
-    expect(await until(events, (event) => event.type === "close")).toMatchObject({ byClient: true, explanation: "Disconnected.", terminal: true });
+    expect(await until(events, (event) => event.type === "close")).toMatchObject({
+      byClient: true,
+      explanation: "Disconnected.",
+      terminal: true,
+    });
     await Bun.sleep(200);
     expect(events.filter((event) => event.type === "reconnecting" || event.type === "connecting")).toHaveLength(1);
   });

@@ -11,12 +11,21 @@ import { join } from "node:path";
 import { makeTempDir, ROOT, ServerProcess, WsProbe, clockEnvironment } from "./support/harness.ts";
 import { TcpProxy } from "./support/proxy.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
-import { createTestDatabase, createTestRedisPrefix, POSTGRES_URL, postgresService, REDIS_URL, redisService, type TestDatabase } from "./support/stores.ts";
+import {
+  createTestDatabase,
+  createTestRedisPrefix,
+  POSTGRES_URL,
+  postgresService,
+  REDIS_URL,
+  redisService,
+  type TestDatabase,
+} from "./support/stores.ts";
 
 const postgres = await postgresService();
 const redis = await redisService();
 const ready = postgres.available && redis.available;
-if (!ready) console.warn(`skipped: cluster tests need PostgreSQL and Redis (${[postgres.reason, redis.reason].filter(Boolean).join("; ")})`);
+if (!ready)
+  console.warn(`skipped: cluster tests need PostgreSQL and Redis (${[postgres.reason, redis.reason].filter(Boolean).join("; ")})`);
 
 interface Cluster extends AsyncDisposable {
   readonly database: TestDatabase;
@@ -34,7 +43,14 @@ async function startCluster(count: number, extra: (index: number) => Record<stri
   const redisPrefix = await createTestRedisPrefix();
   const token = newSecret();
   const dirs: Array<ReturnType<typeof makeTempDir>> = [];
-  const env = { STORE_URL: database.url, REDIS_URL, REDIS_KEY_PREFIX: redisPrefix.prefix, AUTH_TOKEN: token, BAN_EXEMPT: "", LOG_LEVEL: "info" };
+  const env = {
+    STORE_URL: database.url,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: redisPrefix.prefix,
+    AUTH_TOKEN: token,
+    BAN_EXEMPT: "",
+    LOG_LEVEL: "info",
+  };
   const instances: ServerProcess[] = [];
   const urls: string[] = [];
   const start = async (more: Record<string, string> = {}) => {
@@ -117,7 +133,8 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
     expect((JSON.parse(jwks[0]!) as { keys: unknown[] }).keys).toHaveLength(1);
 
     const jwt = await clientCredentials(cluster.urls[0]!, key);
-    for (const url of cluster.urls) expect((await fetch(`${url}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status).toBe(200);
+    for (const url of cluster.urls)
+      expect((await fetch(`${url}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status).toBe(200);
 
     // A signing-key rotation by the CLI reaches every instance; old tokens keep verifying.
     expect((await cli(cluster.env, "signing-keys", "rotate")).code).toBe(0);
@@ -127,7 +144,8 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
     });
     const fresh = await clientCredentials(cluster.urls[2]!, key);
     for (const token of [jwt, fresh]) {
-      for (const url of cluster.urls) expect((await fetch(`${url}/secure-data`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      for (const url of cluster.urls)
+        expect((await fetch(`${url}/secure-data`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     }
   }, 30_000);
 
@@ -147,12 +165,16 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
       expect(close.code).toBe(4403);
       expect(close.after).toBeLessThan(1_000);
     }
-    console.log(`revocation fan-out: sockets closed ${closes.map((close) => `${close.after.toFixed(0)} ms`).join(", ")} after the CLI returned`);
+    console.log(
+      `revocation fan-out: sockets closed ${closes.map((close) => `${close.after.toFixed(0)} ms`).join(", ")} after the CLI returned`,
+    );
 
     // An access token revoked through one instance's /auth/revoke dies on the others too.
     const other = await createKey(cluster.env);
     const jwt = await clientCredentials(cluster.urls[0]!, other);
-    const socket = new WsProbe(`${cluster.urls[2]!.replace("http", "ws")}/ws`, { protocols: ["tokengate", `tokengate.bearer.${Buffer.from(jwt).toString("base64url")}`] });
+    const socket = new WsProbe(`${cluster.urls[2]!.replace("http", "ws")}/ws`, {
+      protocols: ["tokengate", `tokengate.bearer.${Buffer.from(jwt).toString("base64url")}`],
+    });
     expect(await socket.nextMessage(0)).toBe("✅ WebSocket connected with valid token");
     const revoke = await fetch(`${cluster.urls[1]!}/auth/revoke`, {
       method: "POST",
@@ -165,8 +187,13 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
     expect(performance.now() - at).toBeLessThan(1_000);
     // Instance 0 learns of it from the same NOTIFY (or, at the latest, its next 100 ms poll); a
     // request racing that notification by a few ms can still pass, so this waits at most one poll.
-    const refusedAfter = await within(150, async () => (await fetch(`${cluster.urls[0]!}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status === 401);
-    console.log(`access-token revocation through instance 1: socket on instance 2 closed, instance 0 refusing ${refusedAfter.toFixed(0)} ms later`);
+    const refusedAfter = await within(
+      150,
+      async () => (await fetch(`${cluster.urls[0]!}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status === 401,
+    );
+    console.log(
+      `access-token revocation through instance 1: socket on instance 2 closed, instance 0 refusing ${refusedAfter.toFixed(0)} ms later`,
+    );
   }, 30_000);
 
   test("one failed-attempt limit for all instances: 10 guesses spread over 3 instances ban the address on every one", async () => {
@@ -257,7 +284,10 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
   test("a PostgreSQL that cannot be reached at startup: exit 78 naming STORE_URL, without its password", async () => {
     using dir = makeTempDir();
     const password = trackSecret(`pw-${newSecret().slice(0, 20)}`);
-    const instance = new ServerProcess({ STORE_URL: `postgres://gate:${password}@127.0.0.1:1/tokengate`, PORT: "0", DATA_DIR: dir.path }, dir.path);
+    const instance = new ServerProcess(
+      { STORE_URL: `postgres://gate:${password}@127.0.0.1:1/tokengate`, PORT: "0", DATA_DIR: dir.path },
+      dir.path,
+    );
     expect(await instance.exited()).toBe(78);
     expect(instance.stderr).toContain("STORE_URL");
     expect(instance.stderr).not.toContain(password);

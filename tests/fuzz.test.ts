@@ -19,7 +19,14 @@ beforeAll(async () => {
   app = await startTestApp();
   const key = generateApiKey();
   trackSecret(key.token);
-  await app.store.insertKey({ id: key.id, name: "fuzz", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+  await app.store.insertKey({
+    id: key.id,
+    name: "fuzz",
+    scopes: ["data:read", "ws:connect"],
+    secretHash: digestToken(key.secret),
+    createdAt: Date.now(),
+    expiresAt: null,
+  });
   const password = trackSecret("fuzzing user password");
   await app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
   await app.app.keyring.refresh();
@@ -87,7 +94,9 @@ const isExactlyValid = (kind: Form, value: string) => kind !== "basic" && valid.
 /** fast-check's own report prints the counterexample, which holds test secrets: report the replay data only. */
 function quietReporter<T>(details: fc.RunDetails<T>): void {
   if (details.failed) {
-    throw new Error(`property failed after ${details.numRuns} runs; replay with seed ${details.seed}, path ${details.counterexamplePath} (values withheld: they hold test secrets)`);
+    throw new Error(
+      `property failed after ${details.numRuns} runs; replay with seed ${details.seed}, path ${details.counterexamplePath} (values withheld: they hold test secrets)`,
+    );
   }
 }
 
@@ -131,7 +140,10 @@ test("2,000 mutated tokens on WebSocket upgrades (query and subprotocol): never 
       const extra = viaSubprotocol ? `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(value)}\r\n` : "";
       const response = await rawRequest(
         port,
-        Buffer.from(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`, "latin1"),
+        Buffer.from(
+          `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+          "latin1",
+        ),
       );
       if (response.status === 101) upgraded += 1;
       return response.status !== 101 && response.status < 500 && response.status >= 400;

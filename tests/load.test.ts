@@ -33,7 +33,14 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
   const add = async () => {
     const key = generateApiKey();
     trackSecret(key.token);
-    await cli.insertKey({ id: key.id, name: "load", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await cli.insertKey({
+      id: key.id,
+      name: "load",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     const tracked = { token: key.token, id: key.id, validFrom: performance.now(), endsAt: Number.POSITIVE_INFINITY };
     keys.push(tracked);
@@ -42,7 +49,17 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
   for (let i = 0; i < 8; i++) await add();
 
   const deadline = performance.now() + SECONDS * 1000;
-  const tally = { requests: 0, ok: 0, refused: 0, unexpected401: 0, acceptedAfterRevocation: 0, ambiguous: 0, other: 0, rotations: 0, revocations: 0 };
+  const tally = {
+    requests: 0,
+    ok: 0,
+    refused: 0,
+    unexpected401: 0,
+    acceptedAfterRevocation: 0,
+    ambiguous: 0,
+    other: 0,
+    rotations: 0,
+    revocations: 0,
+  };
 
   const controller = (async () => {
     let step = 0;
@@ -56,7 +73,18 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
         const next = generateApiKey();
         trackSecret(next.token);
         const endWall = Date.now() + OVERLAP_MS;
-        await cli.rotateKey(victim.id, { id: next.id, name: "load", scopes: ["data:read"], secretHash: digestToken(next.secret), createdAt: Date.now(), expiresAt: null }, endWall);
+        await cli.rotateKey(
+          victim.id,
+          {
+            id: next.id,
+            name: "load",
+            scopes: ["data:read"],
+            secretHash: digestToken(next.secret),
+            createdAt: Date.now(),
+            expiresAt: null,
+          },
+          endWall,
+        );
         await app.app.keyring.refresh();
         victim.endsAt = performance.now() + (endWall - Date.now());
         keys.push({ token: next.token, id: next.id, validFrom: performance.now(), endsAt: Number.POSITIVE_INFINITY });

@@ -15,10 +15,7 @@ describe("configuration errors", () => {
   test("every problem at once, variable names and fixes, no values, exit 78, no listener", async () => {
     using dir = makeTempDir();
     const weak = trackSecret("weak-and-unique-e4b1c");
-    const server = new ServerProcess(
-      { AUTH_TOKEN: weak, PORT: "eighty", LOG_LEVEL: "chatty", WS_IDLE_TIMEOUT_SECONDS: "5000" },
-      dir.path,
-    );
+    const server = new ServerProcess({ AUTH_TOKEN: weak, PORT: "eighty", LOG_LEVEL: "chatty", WS_IDLE_TIMEOUT_SECONDS: "5000" }, dir.path);
     expect(await server.exited()).toBe(EX_CONFIG);
     for (const variable of ["AUTH_TOKEN", "PORT", "LOG_LEVEL", "WS_IDLE_TIMEOUT_SECONDS"]) {
       expect(server.stderr).toContain(`  - ${variable} `);
@@ -65,7 +62,9 @@ describe("configuration errors", () => {
     // Nothing was created for a server that never ran: no token file, no empty database.
     expect(existsSync(join(second.path, "data"))).toBe(false);
     // The first one still answers every request alone.
-    const statuses = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.status)),
+    );
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
     await running.stop();
   });

@@ -18,7 +18,6 @@ export interface Credential {
 export const SUBPROTOCOL = "tokengate";
 export const SUBPROTOCOL_BEARER_PREFIX = "tokengate.bearer.";
 
-
 export interface ParsedAuthorization {
   /** Lower-cased scheme name. */
   readonly scheme: string;
@@ -136,10 +135,7 @@ const MALFORMED_BEARER = new GateError(
   "invalid_request",
   "Authorization must be 'Bearer <token>' with one token: visible ASCII without spaces or commas, sent once",
 );
-const CONFLICTING_TOKENS = new GateError(
-  "invalid_request",
-  "Different tokens were presented in more than one place; send exactly one",
-);
+const CONFLICTING_TOKENS = new GateError("invalid_request", "Different tokens were presented in more than one place; send exactly one");
 const MALFORMED_BASIC = new GateError(
   "invalid_request",
   "Authorization: Basic must carry base64 of 'username:password' in UTF-8, without control characters",
@@ -194,9 +190,7 @@ export function readCredential(inputs: CredentialInputs): CredentialReading {
   // WebSocket upgrades take tokens only: a password check is too slow to sit in front of upgrades.
   if (fromHeaders instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
   let found: Credential | undefined =
-    fromHeaders === undefined
-      ? undefined
-      : { token: fromHeaders, source: inputs.xAuthToken !== null ? "x-auth-token" : "authorization" };
+    fromHeaders === undefined ? undefined : { token: fromHeaders, source: inputs.xAuthToken !== null ? "x-auth-token" : "authorization" };
   const offer = (token: string, source: CredentialSource): GateError | undefined => {
     if (found !== undefined && found.token !== token) return CONFLICTING_TOKENS;
     found ??= { token, source };
@@ -216,9 +210,7 @@ export function readCredential(inputs: CredentialInputs): CredentialReading {
   if (inputs.subprotocols !== undefined && inputs.subprotocols !== null) {
     const parsed = parseSubprotocols(inputs.subprotocols);
     if (parsed === undefined) {
-      return malformed(
-        "Sec-WebSocket-Protocol must be 'tokengate, tokengate.bearer.<base64url token>' with one bearer entry",
-      );
+      return malformed("Sec-WebSocket-Protocol must be 'tokengate, tokengate.bearer.<base64url token>' with one bearer entry");
     }
     if (parsed.token !== undefined) {
       if (!parsed.offered.includes(SUBPROTOCOL)) {

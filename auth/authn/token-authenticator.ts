@@ -68,7 +68,10 @@ export function createTokenAuthenticator(parts: AuthenticatorParts): Authenticat
   };
 
   /** A dotted token: the bootstrap token, a cached JWT or a new one; `undefined` when it is none of them. */
-  const authenticateDotted = (token: string, verification: JwtVerification): Principal | GateError | Promise<Principal | GateError> | undefined => {
+  const authenticateDotted = (
+    token: string,
+    verification: JwtVerification,
+  ): Principal | GateError | Promise<Principal | GateError> | undefined => {
     if (bootstrapMayLookLikeJwt && matchesBootstrap(token)) return BOOTSTRAP_PRINCIPAL;
     // A cached token was verified, so its shape was checked then; only new ones need the regex.
     const cached = jwtCache.judgeCached(token);

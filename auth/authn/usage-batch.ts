@@ -12,7 +12,11 @@ export interface UsageBatch {
   readonly flushUsage: () => Promise<void>;
 }
 
-export function createUsageBatch(store: Pick<KeyStore, "recordUsage">, now: Clock, onFlushError: ((error: unknown) => void) | undefined): UsageBatch {
+export function createUsageBatch(
+  store: Pick<KeyStore, "recordUsage">,
+  now: Clock,
+  onFlushError: ((error: unknown) => void) | undefined,
+): UsageBatch {
   const pending = new Map<string, { id: string; at: number; addr: string }>();
   return {
     recordUse(principal, remote) {

@@ -33,11 +33,9 @@ export function userPrincipal(user: UserRecord, roleScopes: RoleScopes): Princip
 }
 
 export const WRONG_PASSWORD = new GateError("invalid_credentials", "Wrong username or password");
-export const PASSWORD_QUEUE_FULL = new GateError(
-  "temporarily_unavailable",
-  "Too many password checks at once; retry in a moment",
-  { headers: { "retry-after": "1" } },
-);
+export const PASSWORD_QUEUE_FULL = new GateError("temporarily_unavailable", "Too many password checks at once; retry in a moment", {
+  headers: { "retry-after": "1" },
+});
 
 /** Verifies a password for `client` (its address: one queue place per client, see PasswordVerifier). */
 export type PasswordAuthenticator = (credentials: BasicCredentials, client: string) => Promise<Principal | GateError>;

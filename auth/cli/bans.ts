@@ -42,7 +42,9 @@ Running servers follow within a second.
     if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
     const subject = positionals[0];
     if (subject !== undefined && !BAN_SUBJECT.test(subject)) {
-      throw new UsageError("a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)");
+      throw new UsageError(
+        "a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)",
+      );
     }
     const cleared = await withStore(openStore, (store) => store.clearBans(now(), subject));
     if (subject !== undefined && cleared === 0) {

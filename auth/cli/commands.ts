@@ -26,7 +26,9 @@ const PROGRAM = "bun run cli";
  * word such as `constructor` is an unknown command rather than something inherited.
  */
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [keyCommands, tokenCommands, userCommands, banCommands, signingKeyCommands, pairCommands, doctorCommands].flatMap((group) => Object.entries(group)),
+  [keyCommands, tokenCommands, userCommands, banCommands, signingKeyCommands, pairCommands, doctorCommands].flatMap((group) =>
+    Object.entries(group),
+  ),
 );
 
 /** The main help: one line per command summary, the descriptions lined up in one column. */

@@ -85,28 +85,54 @@ export function judgeCertificate(certPem: string, keyPem: string, now: number): 
   try {
     cert = new X509Certificate(certPem);
   } catch {
-    return [{ check: "tls", status: "fail", message: "TLS_CERT_FILE does not hold a PEM certificate (it should begin with -----BEGIN CERTIFICATE-----)" }];
+    return [
+      {
+        check: "tls",
+        status: "fail",
+        message: "TLS_CERT_FILE does not hold a PEM certificate (it should begin with -----BEGIN CERTIFICATE-----)",
+      },
+    ];
   }
   const results: CheckResult[] = [];
   try {
     if (!cert.checkPrivateKey(createPrivateKey(keyPem))) {
-      results.push({ check: "tls", status: "fail", message: "TLS_KEY_FILE holds a private key, but not the one of TLS_CERT_FILE; use the key the certificate was made for" });
+      results.push({
+        check: "tls",
+        status: "fail",
+        message: "TLS_KEY_FILE holds a private key, but not the one of TLS_CERT_FILE; use the key the certificate was made for",
+      });
     }
   } catch {
-    results.push({ check: "tls", status: "fail", message: "TLS_KEY_FILE does not hold a PEM private key (it should begin with -----BEGIN PRIVATE KEY-----)" });
+    results.push({
+      check: "tls",
+      status: "fail",
+      message: "TLS_KEY_FILE does not hold a PEM private key (it should begin with -----BEGIN PRIVATE KEY-----)",
+    });
   }
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
   if (now < from) {
-    results.push({ check: "tls", status: "fail", message: `the certificate is valid only from ${day(from)}; either the clock is behind (see clock) or the certificate was dated ahead` });
+    results.push({
+      check: "tls",
+      status: "fail",
+      message: `the certificate is valid only from ${day(from)}; either the clock is behind (see clock) or the certificate was dated ahead`,
+    });
   } else if (now >= to) {
-    results.push({ check: "tls", status: "fail", message: `the certificate expired at ${day(to)}; clients will refuse it. Renew it and restart tokengate` });
+    results.push({
+      check: "tls",
+      status: "fail",
+      message: `the certificate expired at ${day(to)}; clients will refuse it. Renew it and restart tokengate`,
+    });
   } else if (to - now < CERT_WARN_MS) {
     results.push({ check: "tls", status: "warn", message: `the certificate expires at ${day(to)}, in less than 30 days; renew it soon` });
   }
   if (results.length === 0) {
     const names = cert.subjectAltName ?? "no subject alternative names";
-    results.push({ check: "tls", status: "ok", message: `certificate and key match; valid until ${day(to)}; names: ${names}; sha256 ${cert.fingerprint256}` });
+    results.push({
+      check: "tls",
+      status: "ok",
+      message: `certificate and key match; valid until ${day(to)}; names: ${names}; sha256 ${cert.fingerprint256}`,
+    });
   }
   return results;
 }
@@ -173,8 +199,11 @@ function inspectSqlite(file: string, uid: number): StoreReport {
   try {
     stats = statSync(file);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return { results: [{ check: "store", status: "ok", message: `no database yet at ${file}; the first start creates it` }] };
-    return { results: [{ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; check the permissions of its directory` }] };
+    if (errorCode(error) === "ENOENT")
+      return { results: [{ check: "store", status: "ok", message: `no database yet at ${file}; the first start creates it` }] };
+    return {
+      results: [{ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; check the permissions of its directory` }],
+    };
   }
   const results: CheckResult[] = [];
   const exposed = judgeMode(file, stats);
@@ -183,11 +212,19 @@ function inspectSqlite(file: string, uid: number): StoreReport {
   try {
     version = inspectSqliteSchemaVersion(file);
   } catch (error) {
-    results.push({ check: "store", status: "fail", message: `${file} ${describeFsError(error)}; run doctor as the user the server runs as` });
+    results.push({
+      check: "store",
+      status: "fail",
+      message: `${file} ${describeFsError(error)}; run doctor as the user the server runs as`,
+    });
     return { results };
   }
   if (version === undefined) {
-    results.push({ check: "store", status: "fail", message: `${file} is not an SQLite database; move it away or point STORE_URL/DATA_DIR elsewhere` });
+    results.push({
+      check: "store",
+      status: "fail",
+      message: `${file} is not an SQLite database; move it away or point STORE_URL/DATA_DIR elsewhere`,
+    });
     return { results };
   }
   // Opening the file as another user could leave WAL side files that user owns, which the
@@ -199,10 +236,19 @@ function inspectSqlite(file: string, uid: number): StoreReport {
   const db = new Database(file, { readonly: true });
   try {
     const count = (text: string) => Number((db.query(text).get() as { n: number | null } | null)?.n ?? 0);
-    const report = judgeFacts({ schema: version, keys: count(FACTS_SQL.keys), users: count(FACTS_SQL.users), newest: count(FACTS_SQL.newest) || undefined });
+    const report = judgeFacts({
+      schema: version,
+      keys: count(FACTS_SQL.keys),
+      users: count(FACTS_SQL.users),
+      newest: count(FACTS_SQL.newest) || undefined,
+    });
     return { results: [...results, ...report.results], newest: report.newest };
   } catch (error) {
-    results.push({ check: "store", status: "fail", message: `${file} cannot be queried (${error instanceof Error ? error.message : "unknown error"})` });
+    results.push({
+      check: "store",
+      status: "fail",
+      message: `${file} cannot be queried (${error instanceof Error ? error.message : "unknown error"})`,
+    });
     return { results };
   } finally {
     db.close();
@@ -215,12 +261,31 @@ async function inspectPostgres(url: string): Promise<StoreReport> {
     const scalar = async (text: string) => Number(([...(await sql.unsafe(text))][0] as { n: unknown } | undefined)?.n ?? 0);
     const schema = await inspectPostgresSchemaVersion(createPostgresRunner(sql));
     if (schema === undefined) {
-      return { results: [{ check: "store", status: "ok", message: `${describeUrl(url)} answers and has no tokengate tables yet; the first start creates them` }] };
+      return {
+        results: [
+          {
+            check: "store",
+            status: "ok",
+            message: `${describeUrl(url)} answers and has no tokengate tables yet; the first start creates them`,
+          },
+        ],
+      };
     }
-    return judgeFacts({ schema, keys: await scalar(FACTS_SQL.keys), users: await scalar(FACTS_SQL.users), newest: (await scalar(FACTS_SQL.newest)) || undefined });
+    return judgeFacts({
+      schema,
+      keys: await scalar(FACTS_SQL.keys),
+      users: await scalar(FACTS_SQL.users),
+      newest: (await scalar(FACTS_SQL.newest)) || undefined,
+    });
   } catch (error) {
     return {
-      results: [{ check: "store", status: "fail", message: `${describeUrl(url)} cannot be used (${error instanceof Error ? error.message : "unknown error"}); check that PostgreSQL runs, the database exists and the user may log in` }],
+      results: [
+        {
+          check: "store",
+          status: "fail",
+          message: `${describeUrl(url)} cannot be used (${error instanceof Error ? error.message : "unknown error"}); check that PostgreSQL runs, the database exists and the user may log in`,
+        },
+      ],
     };
   } finally {
     await sql.close({ timeout: 1 }).catch(() => undefined);
@@ -229,7 +294,11 @@ async function inspectPostgres(url: string): Promise<StoreReport> {
 
 function schemaResult(version: number, detail: string): CheckResult {
   if (version > LATEST_SCHEMA) {
-    return { check: "store", status: "fail", message: `the database is schema version ${version}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate` };
+    return {
+      check: "store",
+      status: "fail",
+      message: `the database is schema version ${version}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate`,
+    };
   }
   const upgrade = version < LATEST_SCHEMA ? ` (the next start upgrades it to ${LATEST_SCHEMA})` : "";
   return { check: "store", status: "ok", message: `schema version ${version}${upgrade}; ${detail}` };
@@ -242,12 +311,15 @@ interface StoreReport {
 }
 
 function judgeFacts(facts: StoreFacts): StoreReport {
-  const results = [schemaResult(facts.schema, `${facts.keys} API key${facts.keys === 1 ? "" : "s"}, ${facts.users} user${facts.users === 1 ? "" : "s"}`)];
+  const results = [
+    schemaResult(facts.schema, `${facts.keys} API key${facts.keys === 1 ? "" : "s"}, ${facts.users} user${facts.users === 1 ? "" : "s"}`),
+  ];
   if (facts.keys === 0 && facts.users === 0) {
     results.push({
       check: "store",
       status: "warn",
-      message: "there are no API keys or users yet: run `tokengate pair` and enter the code on the console page, or `tokengate keys create --name NAME`",
+      message:
+        "there are no API keys or users yet: run `tokengate pair` and enter the code on the console page, or `tokengate keys create --name NAME`",
     });
   }
   return { results, newest: facts.newest };
@@ -266,33 +338,68 @@ function inspectDataDir(config: Config, uid: number): CheckResult[] {
       accessSync(dirname(dir), constants.W_OK);
       return [{ check: "data directory", status: "ok", message: `${dir} does not exist yet; the first start creates it (mode 700)` }];
     } catch {
-      return [{ check: "data directory", status: "fail", message: `${dir} does not exist and this user cannot create it in ${dirname(dir)}; create it (mkdir -m 700) and give the server's user ownership, or set DATA_DIR elsewhere` }];
+      return [
+        {
+          check: "data directory",
+          status: "fail",
+          message: `${dir} does not exist and this user cannot create it in ${dirname(dir)}; create it (mkdir -m 700) and give the server's user ownership, or set DATA_DIR elsewhere`,
+        },
+      ];
     }
   }
-  if (!stats.isDirectory()) return [{ check: "data directory", status: "fail", message: `DATA_DIR is ${dir}, which is a file, not a directory; point DATA_DIR at a directory` }];
+  if (!stats.isDirectory())
+    return [
+      {
+        check: "data directory",
+        status: "fail",
+        message: `DATA_DIR is ${dir}, which is a file, not a directory; point DATA_DIR at a directory`,
+      },
+    ];
   const results: CheckResult[] = [];
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch {
-    results.push({ check: "data directory", status: "fail", message: `${dir} is not writable by this user (uid ${uid}); the server stores its database and token there. Give the server's user ownership (chown) or set DATA_DIR elsewhere` });
+    results.push({
+      check: "data directory",
+      status: "fail",
+      message: `${dir} is not writable by this user (uid ${uid}); the server stores its database and token there. Give the server's user ownership (chown) or set DATA_DIR elsewhere`,
+    });
   }
   const exposed = judgeMode(dir, stats);
   if (exposed !== undefined) results.push({ check: "data directory", status: "warn", message: exposed });
-  if (stats.uid !== uid) results.push({ check: "data directory", status: "warn", message: `${dir} belongs to uid ${stats.uid}, not to this user (uid ${uid}); that is right only if the server runs as uid ${stats.uid}` });
+  if (stats.uid !== uid)
+    results.push({
+      check: "data directory",
+      status: "warn",
+      message: `${dir} belongs to uid ${stats.uid}, not to this user (uid ${uid}); that is right only if the server runs as uid ${stats.uid}`,
+    });
   try {
     const space = statfsSync(dir);
     const free = space.bavail * space.bsize;
-    if (free < LOW_SPACE_BYTES) results.push({ check: "data directory", status: "warn", message: `only ${Math.floor(free / 1024 / 1024)} MiB free under ${dir}; a full disk stops key changes from being saved` });
+    if (free < LOW_SPACE_BYTES)
+      results.push({
+        check: "data directory",
+        status: "warn",
+        message: `only ${Math.floor(free / 1024 / 1024)} MiB free under ${dir}; a full disk stops key changes from being saved`,
+      });
   } catch {
     // statfs is missing on some file systems; space is then simply not judged.
   }
-  if (results.length === 0) results.push({ check: "data directory", status: "ok", message: `${dir} exists, is private (mode ${octal(stats.mode)}) and writable` });
+  if (results.length === 0)
+    results.push({ check: "data directory", status: "ok", message: `${dir} exists, is private (mode ${octal(stats.mode)}) and writable` });
   return results;
 }
 
 function inspectToken(config: Config): CheckResult[] {
   const source = config.token;
-  if (source.kind === "env") return [{ check: "bootstrap token", status: "ok", message: "AUTH_TOKEN is set and long enough (for a service, AUTH_TOKEN_FILE keeps it out of the environment)" }];
+  if (source.kind === "env")
+    return [
+      {
+        check: "bootstrap token",
+        status: "ok",
+        message: "AUTH_TOKEN is set and long enough (for a service, AUTH_TOKEN_FILE keeps it out of the environment)",
+      },
+    ];
   const path = source.kind === "file" ? resolve(source.path) : join(resolve(config.dataDir), TOKEN_FILE_NAME);
   const variable = source.kind === "file" ? "AUTH_TOKEN_FILE" : "the generated token file";
   let content: string;
@@ -302,7 +409,13 @@ function inspectToken(config: Config): CheckResult[] {
     if (source.kind === "generated" && errorCode(error) === "ENOENT") {
       return [{ check: "bootstrap token", status: "ok", message: `no token yet; the first start generates one into ${path} (mode 600)` }];
     }
-    return [{ check: "bootstrap token", status: "fail", message: `${variable} ${path} ${describeFsError(error)}; point AUTH_TOKEN_FILE at a readable file that holds the secret` }];
+    return [
+      {
+        check: "bootstrap token",
+        status: "fail",
+        message: `${variable} ${path} ${describeFsError(error)}; point AUTH_TOKEN_FILE at a readable file that holds the secret`,
+      },
+    ];
   }
   const weak = checkSecret(content);
   if (weak.length > 0) return [{ check: "bootstrap token", status: "fail", message: `${path} holds a token that ${weak.join("; ")}` }];
@@ -313,10 +426,21 @@ function inspectToken(config: Config): CheckResult[] {
 }
 
 function inspectTls(config: Config, now: number, interfaces: readonly InterfaceAddress[]): CheckResult[] {
-  if (config.tls === null) return [{ check: "tls", status: "ok", message: "off: clients use http:// and ws://; passwords are accepted only from this device (set TLS_CERT_FILE and TLS_KEY_FILE for HTTPS)" }];
+  if (config.tls === null)
+    return [
+      {
+        check: "tls",
+        status: "ok",
+        message:
+          "off: clients use http:// and ws://; passwords are accepted only from this device (set TLS_CERT_FILE and TLS_KEY_FILE for HTTPS)",
+      },
+    ];
   const pems: string[] = [];
   const results: CheckResult[] = [];
-  for (const [variable, path] of [["TLS_CERT_FILE", config.tls.certFile], ["TLS_KEY_FILE", config.tls.keyFile]] as const) {
+  for (const [variable, path] of [
+    ["TLS_CERT_FILE", config.tls.certFile],
+    ["TLS_KEY_FILE", config.tls.keyFile],
+  ] as const) {
     try {
       pems.push(readFileSync(path, "utf8"));
     } catch (error) {
@@ -324,7 +448,8 @@ function inspectTls(config: Config, now: number, interfaces: readonly InterfaceA
     }
   }
   const keyExposed = judgeMode(config.tls.keyFile, statSync(config.tls.keyFile));
-  if (keyExposed !== undefined) results.push({ check: "tls", status: "warn", message: `${keyExposed}: it is the certificate's private key` });
+  if (keyExposed !== undefined)
+    results.push({ check: "tls", status: "warn", message: `${keyExposed}: it is the certificate's private key` });
   const names = judgeCertificateNames(pems[0]!, listTlsUrls(config, interfaces));
   return [...judgeCertificate(pems[0]!, pems[1]!, now), ...(names === undefined ? [] : [names]), ...results];
 }
@@ -336,7 +461,11 @@ function ntpVerdict(): CheckResult | undefined {
     if (answer.exitCode !== 0 || value === "") return undefined;
     return value === "yes"
       ? { check: "clock", status: "ok", message: "synchronized with a time server (timedatectl)" }
-      : { check: "clock", status: "warn", message: "not synchronized with a time server yet (timedatectl says NTPSynchronized=no); check the network and systemd-timesyncd" };
+      : {
+          check: "clock",
+          status: "warn",
+          message: "not synchronized with a time server yet (timedatectl says NTPSynchronized=no); check the network and systemd-timesyncd",
+        };
   } catch {
     return undefined;
   }
@@ -353,12 +482,19 @@ async function inspectListener(config: Config, interfaces: readonly InterfaceAdd
       const code = errorCode(error);
       const explained = explainListenFailure(code, config.host, config.port);
       if (code === "EADDRINUSE") {
-        const answer = await fetch(`${scheme}://127.0.0.1:${config.port}/healthz`, { signal: AbortSignal.timeout(1000), tls: { rejectUnauthorized: false } })
+        const answer = await fetch(`${scheme}://127.0.0.1:${config.port}/healthz`, {
+          signal: AbortSignal.timeout(1000),
+          tls: { rejectUnauthorized: false },
+        })
           .then(async (response) => (response.ok ? await response.text() : ""))
           .catch(() => "");
         results.push(
           answer.includes('"status":"ok"')
-            ? { check: "listening", status: "ok", message: `a tokengate already answers on port ${config.port} (the running service, presumably)` }
+            ? {
+                check: "listening",
+                status: "ok",
+                message: `a tokengate already answers on port ${config.port} (the running service, presumably)`,
+              }
             : { check: "listening", status: "fail", message: explained!.message },
         );
       } else {
@@ -370,9 +506,17 @@ async function inspectListener(config: Config, interfaces: readonly InterfaceAdd
   }
   const urls = listReachableUrls(scheme, config.host, config.port, interfaces);
   if (config.host === "127.0.0.1" || config.host === "::1" || config.host === "localhost") {
-    results.push({ check: "listening", status: "warn", message: `HOST is ${config.host}: only this device can connect. Set HOST=0.0.0.0 to serve the network` });
+    results.push({
+      check: "listening",
+      status: "warn",
+      message: `HOST is ${config.host}: only this device can connect. Set HOST=0.0.0.0 to serve the network`,
+    });
   } else if (urls.length === 0) {
-    results.push({ check: "listening", status: "warn", message: "this device has no network address yet (only loopback); is the network up?" });
+    results.push({
+      check: "listening",
+      status: "warn",
+      message: "this device has no network address yet (only loopback); is the network up?",
+    });
   } else {
     results.push({ check: "listening", status: "ok", message: `browsers on the network use ${urls.join(" ")}` });
   }
@@ -408,7 +552,11 @@ function inspectAuditFile(path: string): CheckResult {
         // Falls through to the failure below.
       }
     }
-    return { check: "audit log", status: "fail", message: `AUDIT_LOG_FILE names ${path}, which this user cannot write; create its directory or fix its permissions` };
+    return {
+      check: "audit log",
+      status: "fail",
+      message: `AUDIT_LOG_FILE names ${path}, which this user cannot write; create its directory or fix its permissions`,
+    };
   }
 }
 
@@ -417,7 +565,8 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   const parsed = parseConfig(context.env, { isTTY: false });
   const results: CheckResult[] = [];
   if (!parsed.ok) {
-    for (const problem of parsed.problems) results.push({ check: "configuration", status: "fail", message: `${problem.variable} ${problem.message}` });
+    for (const problem of parsed.problems)
+      results.push({ check: "configuration", status: "fail", message: `${problem.variable} ${problem.message}` });
     results.push(judgeClock(context.now, undefined));
     return results;
   }
@@ -442,8 +591,6 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   return results;
 }
 
-
-
 /** The report: one line per check, then a summary sentence. */
 export function formatDoctorReport(results: readonly CheckResult[]): string {
   const label = { ok: "ok  ", warn: "warn", fail: "FAIL" } as const;
@@ -457,4 +604,3 @@ export function formatDoctorReport(results: readonly CheckResult[]): string {
       : `${failed} problem${failed === 1 ? "" : "s"} to fix, ${warned} warning${warned === 1 ? "" : "s"}.${failed > 0 ? " The server will not start (or will misbehave) until the problems are fixed." : ""}`;
   return `tokengate doctor\n${lines.join("\n")}\n${summary}\n`;
 }
-

@@ -19,7 +19,18 @@ import {
 import { digestToken } from "../secrets/tokens.ts";
 import type { KeyRecord, KeyStore, NewKey } from "../store/store.ts";
 import { findUnknownScopes } from "../http/scopes.ts";
-import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, UsageError, withStore, type CliIo, type Command, type CommandTable } from "./shared.ts";
+import {
+  EXIT,
+  iso,
+  isoOrNull,
+  parseJsonFlag,
+  printListing,
+  UsageError,
+  withStore,
+  type CliIo,
+  type Command,
+  type CommandTable,
+} from "./shared.ts";
 
 function keyJson(record: KeyRecord, now: number) {
   return {
@@ -83,15 +94,18 @@ function inheritedLifetime(old: KeyRecord): number | undefined {
   const lifetime = old.expiresAt - old.createdAt;
   const problem = judgeDuration(lifetime, KEY_LIFETIME);
   if (problem !== undefined) {
-    throw new UsageError(`key ${old.id}'s stored lifetime is out of range (a key's lifetime ${problem}), so it is not copied; give the new key's lifetime with --expires`);
+    throw new UsageError(
+      `key ${old.id}'s stored lifetime is out of range (a key's lifetime ${problem}), so it is not copied; give the new key's lifetime with --expires`,
+    );
   }
   return lifetime;
 }
 
 function parseKeyName(text: string | undefined): string {
   const name = text?.trim();
-  if (name === undefined || name === "") throw new UsageError("--name is required, e.g. --name \"kitchen lamp\"");
-  if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError("--name must be 1 to 200 characters without control characters");
+  if (name === undefined || name === "") throw new UsageError('--name is required, e.g. --name "kitchen lamp"');
+  if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name))
+    throw new UsageError("--name must be 1 to 200 characters without control characters");
   return name;
 }
 
@@ -125,7 +139,9 @@ function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number
 
 function printNewKey(io: CliIo, verb: string, record: NewKey, token: string, json: boolean): void {
   if (json) {
-    io.out(`${JSON.stringify({ id: record.id, name: record.name, scopes: record.scopes, created_at: isoOrNull(record.createdAt), expires_at: isoOrNull(record.expiresAt), key: token })}\n`);
+    io.out(
+      `${JSON.stringify({ id: record.id, name: record.name, scopes: record.scopes, created_at: isoOrNull(record.createdAt), expires_at: isoOrNull(record.expiresAt), key: token })}\n`,
+    );
     return;
   }
   io.out(
@@ -164,7 +180,10 @@ Creates an API key and prints it once; only its hash is stored.
     const name = parseKeyName(values.name);
     const scopes = chooseScopes(values.scopes, values["allow-new-scope"], knownScopes);
     const { token, record } = newKeyFrom(name, scopes, parseDurationFlag("--expires", values.expires, KEY_LIFETIME), now());
-    await withStore(() => openStore({ create: values["create-store"] }), (store) => store.insertKey(record));
+    await withStore(
+      () => openStore({ create: values["create-store"] }),
+      (store) => store.insertKey(record),
+    );
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
   },

@@ -17,7 +17,9 @@ Exit code 4 when the device already has credentials.
       const json = parseJsonFlag(args);
       const issued = await withStore(openStore, (store) => issuePairingCode(store, now()));
       if (issued === undefined) {
-        io.err("This device already has API keys or users, so pairing is over. Create more keys with: bun run cli keys create --name NAME\n");
+        io.err(
+          "This device already has API keys or users, so pairing is over. Create more keys with: bun run cli keys create --name NAME\n",
+        );
         return EXIT.conflict;
       }
       if (json) io.out(`${JSON.stringify({ code: issued.code, expires_at: isoOrNull(issued.expiresAt), console: consoleUrls() })}\n`);

@@ -92,13 +92,26 @@ export function isoOrNull(ms: number | null): string | null {
 
 /** A stored time for a table: `2026-05-01 12:00Z`, "never" or "invalid date". */
 export function iso(ms: number | null): string {
-  return isoOrNull(ms)?.replace(/:\d\d\.\d{3}Z$/, "Z").replace("T", " ") ?? "never";
+  return (
+    isoOrNull(ms)
+      ?.replace(/:\d\d\.\d{3}Z$/, "Z")
+      .replace("T", " ") ?? "never"
+  );
 }
 
 /** Rows as aligned columns, the first row being the header. */
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    rows
+      .map((row) =>
+        row
+          .map((cell, column) => cell.padEnd(widths[column]!))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 /** How a listing command prints its records: as JSON, as a table, or as a sentence when there are none. */

@@ -25,7 +25,13 @@ Lists the JWT signing keys: kid, algorithm, created, and whether each signs, onl
     printListing(io, {
       json,
       records,
-      asJson: (key) => ({ kid: key.kid, alg: key.alg, created_at: isoOrNull(key.createdAt), retired_at: isoOrNull(key.retiredAt), state: signingKeyState(key, at) }),
+      asJson: (key) => ({
+        kid: key.kid,
+        alg: key.alg,
+        created_at: isoOrNull(key.createdAt),
+        retired_at: isoOrNull(key.retiredAt),
+        state: signingKeyState(key, at),
+      }),
       none: "No signing keys yet; the server creates one on its first start.\n",
       header: ["KID", "ALG", "CREATED", "RETIRED", "STATE"],
       asRow: (key) => [key.kid, key.alg, iso(key.createdAt), key.retiredAt === null ? "-" : iso(key.retiredAt), signingKeyState(key, at)],

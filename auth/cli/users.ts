@@ -6,11 +6,24 @@ import { parseArgs } from "node:util";
 import { checkPassword, hashPassword, preparePassword } from "../secrets/passwords.ts";
 import type { UserRecord } from "../store/store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "../authn/users.ts";
-import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, UsageError, withStore, type CliContext, type Command, type CommandTable, type Handler } from "./shared.ts";
+import {
+  EXIT,
+  iso,
+  isoOrNull,
+  parseJsonFlag,
+  printListing,
+  UsageError,
+  withStore,
+  type CliContext,
+  type Command,
+  type CommandTable,
+  type Handler,
+} from "./shared.ts";
 
 function parseUsername(text: string | undefined): string {
   if (text === undefined) throw new UsageError("give the username");
-  if (!USERNAME.test(text)) throw new UsageError("a username is 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit");
+  if (!USERNAME.test(text))
+    throw new UsageError("a username is 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit");
   return text;
 }
 
@@ -53,7 +66,13 @@ function userJson(user: UserRecord, roleScopes: RoleScopes) {
 }
 
 function userRow(user: UserRecord, roleScopes: RoleScopes): string[] {
-  return [user.username, user.roles.join(","), scopesForRoles(user.roles, roleScopes).join(","), iso(user.createdAt), user.disabledAt === null ? "active" : "disabled"];
+  return [
+    user.username,
+    user.roles.join(","),
+    scopesForRoles(user.roles, roleScopes).join(","),
+    iso(user.createdAt),
+    user.disabledAt === null ? "active" : "disabled",
+  ];
 }
 
 /** `users disable` and `users enable`: the same change, one way or the other. */

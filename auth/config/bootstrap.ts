@@ -74,7 +74,12 @@ function loadFromFile(path: string): BootstrapResult {
   } catch (error) {
     return {
       ok: false,
-      problems: [{ variable: "AUTH_TOKEN_FILE", message: `names ${path}, which ${describeFsError(error)}; point it at a readable file that holds the secret` }],
+      problems: [
+        {
+          variable: "AUTH_TOKEN_FILE",
+          message: `names ${path}, which ${describeFsError(error)}; point it at a readable file that holds the secret`,
+        },
+      ],
     };
   }
   const problems = checkSecret(token).map((message) => ({

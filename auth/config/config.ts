@@ -10,16 +10,11 @@ import { parseScopes } from "../secrets/keys.ts";
 import { parseAddressPattern } from "../core/addresses.ts";
 import { parseHostPattern, parseOrigin } from "../core/origins.ts";
 
-
 export type TokenSource =
-  | { readonly kind: "env"; readonly value: string }
-  | { readonly kind: "file"; readonly path: string }
-  | { readonly kind: "generated" };
+  { readonly kind: "env"; readonly value: string } | { readonly kind: "file"; readonly path: string } | { readonly kind: "generated" };
 
 /** Where keys, users, refresh tokens, signing keys and bans live. */
-export type StoreLocation =
-  | { readonly kind: "sqlite"; readonly file: string }
-  | { readonly kind: "postgres"; readonly url: string };
+export type StoreLocation = { readonly kind: "sqlite"; readonly file: string } | { readonly kind: "postgres"; readonly url: string };
 
 export interface ConfigProblem {
   readonly variable: string;
@@ -27,8 +22,7 @@ export interface ConfigProblem {
 }
 
 export type ConfigResult =
-  | { readonly ok: true; readonly config: Config }
-  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+  { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
 export const MIN_SECRET_LENGTH = 32;
 
@@ -79,9 +73,7 @@ export function checkSecret(secret: string): string[] {
     problems.push(`uses fewer than 8 distinct characters, which is trivially guessable; ${GENERATE_HINT}`);
   }
   if (problems.length === 0 && !isTokenShaped(secret)) {
-    problems.push(
-      `contains a character clients cannot send in a header (space, comma, control or non-ASCII); ${GENERATE_HINT}`,
-    );
+    problems.push(`contains a character clients cannot send in a header (space, comma, control or non-ASCII); ${GENERATE_HINT}`);
   }
   return problems;
 }
@@ -112,7 +104,13 @@ function list(parse: (entry: string) => string | undefined, what: string, fallba
     .string()
     .optional()
     .transform((raw, ctx) => {
-      const entries = raw === undefined ? [...fallback] : raw.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+      const entries =
+        raw === undefined
+          ? [...fallback]
+          : raw
+              .split(",")
+              .map((entry) => entry.trim())
+              .filter((entry) => entry !== "");
       const parsed = entries.map(parse);
       if (parsed.some((entry) => entry === undefined)) {
         ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}; fix or remove the entries that are not` });
@@ -174,7 +172,10 @@ const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 /** `admin=*;viewer=data:read,ws:connect` → a map, or `undefined` if any part is malformed. */
 export function parseRoleScopes(text: string): Map<string, string[]> | undefined {
   const roles = new Map<string, string[]>();
-  for (const part of text.split(";").map((entry) => entry.trim()).filter((entry) => entry !== "")) {
+  for (const part of text
+    .split(";")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")) {
     const eq = part.indexOf("=");
     const name = part.slice(0, eq).trim();
     const scopes = eq === -1 ? undefined : parseScopes(part.slice(eq + 1));
@@ -187,7 +188,8 @@ export function parseRoleScopes(text: string): Map<string, string[]> | undefined
 /** The embedded store's file name under DATA_DIR. */
 export const DATABASE_FILE = "tokengate.db";
 
-const STORE_URL_HINT = "use sqlite:///path/to/tokengate.db (or unset it for DATA_DIR/tokengate.db) or postgres://user:password@host:5432/database";
+const STORE_URL_HINT =
+  "use sqlite:///path/to/tokengate.db (or unset it for DATA_DIR/tokengate.db) or postgres://user:password@host:5432/database";
 
 /** STORE_URL → where the store lives; `undefined` when it is neither a SQLite path nor a PostgreSQL URL. */
 export function parseStoreUrl(raw: string | undefined, dataDir: string): StoreLocation | undefined {
@@ -264,7 +266,8 @@ const envSchema = z.object({
     .optional()
     .superRefine((value, ctx) => {
       // The URL may hold a database password: the message describes, never repeats it.
-      if (parseStoreUrl(value, ".") === undefined) ctx.addIssue({ code: "custom", message: `is not a store URL tokengate understands; ${STORE_URL_HINT}` });
+      if (parseStoreUrl(value, ".") === undefined)
+        ctx.addIssue({ code: "custom", message: `is not a store URL tokengate understands; ${STORE_URL_HINT}` });
     }),
   REDIS_KEY_PREFIX: z
     .string()
@@ -272,7 +275,10 @@ const envSchema = z.object({
     .transform((raw, ctx) => {
       if (raw === undefined || raw.trim() === "") return "tokengate:";
       if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) {
-        ctx.addIssue({ code: "custom", message: "must be 1 to 64 letters, digits or :_.- characters, e.g. REDIS_KEY_PREFIX=tokengate:home:" });
+        ctx.addIssue({
+          code: "custom",
+          message: "must be 1 to 64 letters, digits or :_.- characters, e.g. REDIS_KEY_PREFIX=tokengate:home:",
+        });
         return z.NEVER;
       }
       return raw;
@@ -282,7 +288,11 @@ const envSchema = z.object({
     .optional()
     .superRefine((value, ctx) => {
       if (value !== undefined && value.trim() !== "" && !redisUrlShaped(value.trim())) {
-        ctx.addIssue({ code: "custom", message: "must be a Redis URL such as redis://127.0.0.1:6379 or rediss://:password@host:6380, or unset it to count attempts in this process" });
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "must be a Redis URL such as redis://127.0.0.1:6379 or rediss://:password@host:6380, or unset it to count attempts in this process",
+        });
       }
     }),
   LOG_LEVEL: choice("LOG_LEVEL", LOG_LEVELS, "set $VAR=info or unset it"),
@@ -300,7 +310,10 @@ const envSchema = z.object({
       if (raw === undefined || raw.trim() === "") return 0;
       const value = Number(raw.trim());
       if (!/^(?:0|1|0?\.\d+|1\.0+)$/.test(raw.trim()) || value < 0 || value > 1) {
-        ctx.addIssue({ code: "custom", message: "must be a fraction from 0 to 1, e.g. AUDIT_SUCCESS_SAMPLE=0.01 to record 1% of sign-ins" });
+        ctx.addIssue({
+          code: "custom",
+          message: "must be a fraction from 0 to 1, e.g. AUDIT_SUCCESS_SAMPLE=0.01 to record 1% of sign-ins",
+        });
         return z.NEVER;
       }
       return value;
@@ -465,7 +478,15 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
 }
 
 /** What the CLI needs from the environment, parsed by the very same variable parsers as the server's. */
-const cliSchema = envSchema.pick({ DATA_DIR: true, STORE_URL: true, ROLE_SCOPES: true, JWT_ALG: true, HOST: true, PORT: true, TLS_CERT_FILE: true });
+const cliSchema = envSchema.pick({
+  DATA_DIR: true,
+  STORE_URL: true,
+  ROLE_SCOPES: true,
+  JWT_ALG: true,
+  HOST: true,
+  PORT: true,
+  TLS_CERT_FILE: true,
+});
 
 export interface CliSettings {
   readonly store: StoreLocation;
@@ -480,7 +501,9 @@ export interface CliSettings {
  * The CLI's settings: an invalid JWT_ALG or ROLE_SCOPES is refused with the same message the server
  * gives, instead of being re-derived by other rules. Variables the CLI does not use are not checked.
  */
-export function parseCliSettings(env: Readonly<Record<string, string | undefined>>): { ok: true; settings: CliSettings } | { ok: false; problems: ConfigProblem[] } {
+export function parseCliSettings(
+  env: Readonly<Record<string, string | undefined>>,
+): { ok: true; settings: CliSettings } | { ok: false; problems: ConfigProblem[] } {
   const parsed = cliSchema.safeParse(env);
   if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
   const vars = parsed.data;

@@ -53,7 +53,7 @@ export function createAddressList(patterns: readonly string[]): AddressList {
       const normalized = normalizeAddress(address);
       if (exact.has(normalized)) return true;
       const number = ipv4ToNumber(normalized);
-      return number !== undefined && ranges.some((range) => ((number & range.mask) >>> 0) === range.base);
+      return number !== undefined && ranges.some((range) => (number & range.mask) >>> 0 === range.base);
     },
   };
 }
@@ -69,7 +69,8 @@ export function expandIpv6(address: string): number[] | undefined {
   }
   const halves = text.split("::");
   if (halves.length > 2 || !/^[0-9a-f:]+$/.test(text)) return undefined;
-  const parse = (part: string) => (part === "" ? [] : part.split(":").map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? parseInt(group, 16) : NaN)));
+  const parse = (part: string) =>
+    part === "" ? [] : part.split(":").map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? parseInt(group, 16) : NaN));
   const head = parse(halves[0]!);
   const tail = halves.length === 2 ? parse(halves[1]!) : [];
   const missing = 8 - head.length - tail.length;
@@ -163,7 +164,14 @@ export function clientAddress(peer: string, headers: ForwardingHeaders, trustedP
   const standard = headers.forwarded === null ? undefined : parseForwarded(headers.forwarded);
   if ((headers.forwardedFor !== null && legacy === undefined) || (headers.forwarded !== null && standard === undefined)) return undefined;
   const fromLegacy = legacy === undefined ? undefined : firstUntrusted(direct, legacy, trustedProxies);
-  const fromStandard = standard === undefined ? undefined : firstUntrusted(direct, standard.map((element) => element.for), trustedProxies);
+  const fromStandard =
+    standard === undefined
+      ? undefined
+      : firstUntrusted(
+          direct,
+          standard.map((element) => element.for),
+          trustedProxies,
+        );
   if (fromLegacy !== undefined && fromStandard !== undefined && fromLegacy !== fromStandard) return undefined;
   return fromStandard ?? fromLegacy;
 }
@@ -176,7 +184,12 @@ export function guardBucketOf(address: string): string {
   const normalized = normalizeAddress(address);
   if (!normalized.includes(":")) return normalized;
   const groups = expandIpv6(normalized);
-  return groups === undefined ? normalized : `${groups.slice(0, 4).map((group) => group.toString(16)).join(":")}::/64`;
+  return groups === undefined
+    ? normalized
+    : `${groups
+        .slice(0, 4)
+        .map((group) => group.toString(16))
+        .join(":")}::/64`;
 }
 
 // RFC 1918 private ranges, loopback, IPv4 link-local and RFC 6598 shared space (carrier NAT,
@@ -216,14 +229,24 @@ export function listReachableUrls(scheme: string, host: string, port: number, in
  * without a plain explanation. Said the same way at startup and by `tokengate doctor`. The message
  * reads after the variable's name ("PORT 8000 on 0.0.0.0 is already in use …").
  */
-export function explainListenFailure(code: string | undefined, host: string, port: number): { variable: "HOST" | "PORT"; message: string } | undefined {
+export function explainListenFailure(
+  code: string | undefined,
+  host: string,
+  port: number,
+): { variable: "HOST" | "PORT"; message: string } | undefined {
   switch (code) {
     case "EADDRINUSE":
-      return { variable: "PORT", message: `${port} on ${host} is already in use by another program (perhaps another tokengate); stop it or choose another PORT` };
+      return {
+        variable: "PORT",
+        message: `${port} on ${host} is already in use by another program (perhaps another tokengate); stop it or choose another PORT`,
+      };
     case "EACCES":
       return { variable: "PORT", message: `${port} is a privileged port this user may not listen on; choose a PORT above 1023` };
     case "EADDRNOTAVAIL":
-      return { variable: "HOST", message: `${host} is not an address of this device; use 0.0.0.0 (all addresses) or one of its own addresses` };
+      return {
+        variable: "HOST",
+        message: `${host} is not an address of this device; use 0.0.0.0 (all addresses) or one of its own addresses`,
+      };
     default:
       return undefined;
   }

@@ -42,7 +42,12 @@ export interface Policy {
   readonly audited: boolean;
 }
 
-const refusal = (wire: WireCode, status: number, close: number, flags: Partial<Omit<Policy, "wire" | "status" | "close">> = {}): Policy => ({
+const refusal = (
+  wire: WireCode,
+  status: number,
+  close: number,
+  flags: Partial<Omit<Policy, "wire" | "status" | "close">> = {},
+): Policy => ({
   wire,
   status,
   close,

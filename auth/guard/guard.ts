@@ -111,7 +111,10 @@ export interface GuardOptions {
 class BanList {
   private banned = new Map<string, number>();
 
-  constructor(private readonly options: GuardOptions, private readonly limits: GuardLimits) {}
+  constructor(
+    private readonly options: GuardOptions,
+    private readonly limits: GuardLimits,
+  ) {}
 
   get size(): number {
     return this.banned.size;
@@ -155,7 +158,10 @@ class FailureCounter {
   private readonly fallback = createMemoryAttemptStore();
   private sharedDown = false;
 
-  constructor(private readonly options: GuardOptions, private readonly windowMs: number) {}
+  constructor(
+    private readonly options: GuardOptions,
+    private readonly windowMs: number,
+  ) {}
 
   count(subject: string, at: number): number | Promise<number> {
     let count: number | Promise<number>;

@@ -55,7 +55,16 @@ export function createRedisAttemptStore(url: string, prefix = "tokengate:attempt
   return {
     countFailure: (subject, now, windowMs) =>
       attempt(async () =>
-        Number(await client.send("EVAL", [COUNT_SCRIPT, "1", prefix + WINDOW_KEY + subject, String(now), String(windowMs), `${now}:${crypto.randomUUID()}`])),
+        Number(
+          await client.send("EVAL", [
+            COUNT_SCRIPT,
+            "1",
+            prefix + WINDOW_KEY + subject,
+            String(now),
+            String(windowMs),
+            `${now}:${crypto.randomUUID()}`,
+          ]),
+        ),
       ),
     forget: (subject) => attempt(async () => void (await client.del(prefix + WINDOW_KEY + subject))),
     close: () => client.close(),

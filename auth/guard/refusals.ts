@@ -40,6 +40,7 @@ export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError 
     const wait = sinks.guard.retryAfter(refusal.address, account);
     if (wait > 0) outcome = tooManyAttempts(wait);
   }
-  if (sinks.audit !== undefined && policy.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
+  if (sinks.audit !== undefined && policy.audited)
+    sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
   return outcome;
 }

@@ -40,7 +40,11 @@ export interface AuthorizerOptions {
 const peerOf = (request: Request, server: GateServer) => server.requestIP(request)?.address ?? "-";
 
 /** A presented credential → who, or why not; a Promise only when verification is asynchronous. */
-export function authorizeToken(token: string | BasicCredentials | GateError | undefined, authenticate: Authenticator, scope: string): Verdict | Promise<Verdict> {
+export function authorizeToken(
+  token: string | BasicCredentials | GateError | undefined,
+  authenticate: Authenticator,
+  scope: string,
+): Verdict | Promise<Verdict> {
   if (token === undefined) return MISSING_TOKEN;
   if (token instanceof GateError) return token;
   if (token instanceof BasicCredentials) return UNSUPPORTED_SCHEME;
@@ -101,7 +105,8 @@ export class Authorizer {
     const { headers } = exchange.request;
     const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
     const verifyPassword = this.options.authenticatePassword;
-    if (credential instanceof BasicCredentials && verifyPassword !== undefined) return this.serveWithPassword(exchange, route, credential, verifyPassword);
+    if (credential instanceof BasicCredentials && verifyPassword !== undefined)
+      return this.serveWithPassword(exchange, route, credential, verifyPassword);
     const who = authorizeToken(credential, this.options.authenticate, route.scope);
     if (who instanceof Promise) return who.then((verdict) => this.serveVerdict(exchange, route, this.judge(exchange, verdict, credential)));
     // The success path skips judge() unless successes are sampled: it runs on every request.
@@ -119,7 +124,12 @@ export class Authorizer {
   }
 
   /** The slow path: a password check off the event loop, then the same scope rule as tokens. */
-  async serveWithPassword(exchange: Exchange, route: ProtectedRoute, credentials: BasicCredentials, verifyPassword: PasswordAuthenticator): Promise<Response> {
+  async serveWithPassword(
+    exchange: Exchange,
+    route: ProtectedRoute,
+    credentials: BasicCredentials,
+    verifyPassword: PasswordAuthenticator,
+  ): Promise<Response> {
     const { request, server } = exchange;
     const { passwordTransport, guard } = this.options;
     if (passwordTransport !== undefined && !passwordTransport(request, server)) return toResponse(INSECURE_PASSWORD, true);

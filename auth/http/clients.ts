@@ -12,10 +12,14 @@ export type AddressResolver = (request: Request, server: GateServer) => string;
 /** Stands for a client whose trusted proxy sent unreadable forwarding headers: not loopback, not local, never exempt. */
 export const UNREADABLE_CLIENT = "unreadable-forwarded-client";
 
-const forwardingOf = (request: Request) => ({ forwardedFor: request.headers.get("x-forwarded-for"), forwarded: request.headers.get("forwarded") });
+const forwardingOf = (request: Request) => ({
+  forwardedFor: request.headers.get("x-forwarded-for"),
+  forwarded: request.headers.get("forwarded"),
+});
 
 export function createAddressResolver(trustedProxies: AddressList): AddressResolver {
-  return (request, server) => clientAddress(server.requestIP(request)?.address ?? "-", forwardingOf(request), trustedProxies) ?? UNREADABLE_CLIENT;
+  return (request, server) =>
+    clientAddress(server.requestIP(request)?.address ?? "-", forwardingOf(request), trustedProxies) ?? UNREADABLE_CLIENT;
 }
 
 const BAD_FORWARDING = new GateError(

@@ -61,10 +61,11 @@ interface Bundle {
 /** Once loaded, kept for the life of the process; a failed load is retried on the next request. */
 function once<T>(load: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;
-  return () => (pending ??= load().catch((error: unknown) => {
-    pending = undefined;
-    throw error;
-  }));
+  return () =>
+    (pending ??= load().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    }));
 }
 
 /** The HTML document is `/`; every other file is served under its own name at the root. */

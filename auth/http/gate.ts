@@ -79,7 +79,9 @@ export function createGate(options: GateOptions): Gate {
   const addCors = (exchange: Exchange, answer: Answer): Answer => {
     const origin = exchange.request.headers.get("origin");
     if (origin === null || options.originPolicy === undefined || answer === undefined) return answer;
-    return answer instanceof Promise ? answer.then((resolved) => (resolved === undefined ? undefined : allowOrigin(resolved, origin))) : allowOrigin(answer, origin);
+    return answer instanceof Promise
+      ? answer.then((resolved) => (resolved === undefined ? undefined : allowOrigin(resolved, origin)))
+      : allowOrigin(answer, origin);
   };
 
   const logAnswer = (exchange: Exchange, answer: Answer): Answer => {
@@ -94,7 +96,13 @@ export function createGate(options: GateOptions): Gate {
   return {
     fetch(request, server) {
       const { path, query } = splitUrl(request.url);
-      const exchange = new Exchange(request, server, path, query === "" ? NO_PARAMS : parseQuery(query), accessLog === "off" ? 0 : performance.now());
+      const exchange = new Exchange(
+        request,
+        server,
+        path,
+        query === "" ? NO_PARAMS : parseQuery(query),
+        accessLog === "off" ? 0 : performance.now(),
+      );
       const route = table.get(path);
       const refusal = screenRequest(options, exchange, route);
       const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));

@@ -130,7 +130,8 @@ export async function readForm(request: Request): Promise<Map<string, string> | 
   if (type === null || type.split(";")[0]!.trim().toLowerCase() !== "application/x-www-form-urlencoded") return WRONG_CONTENT_TYPE;
   const params = new Map<string, string>();
   for (const [name, value] of new URLSearchParams(await request.text())) {
-    if (params.has(name)) return new GateError("invalid_request", `The ${name.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")} parameter was sent more than once`);
+    if (params.has(name))
+      return new GateError("invalid_request", `The ${name.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")} parameter was sent more than once`);
     params.set(name, value);
   }
   return params;

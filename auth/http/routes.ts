@@ -69,7 +69,10 @@ export function describePrincipal(principal: Principal) {
     name: principal.name,
     scopes: principal.scopes,
     // A stored expiry no Date can hold (written by hand into the database) must not become a 500.
-    expires_at: principal.expiresAt === null || !Number.isFinite(new Date(principal.expiresAt).getTime()) ? null : new Date(principal.expiresAt).toISOString(),
+    expires_at:
+      principal.expiresAt === null || !Number.isFinite(new Date(principal.expiresAt).getTime())
+        ? null
+        : new Date(principal.expiresAt).toISOString(),
   };
 }
 

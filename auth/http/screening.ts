@@ -14,16 +14,23 @@ import type { Route } from "./routes.ts";
 export const NOT_FOUND = new GateError("not_found", "Not Found");
 const MISDIRECTED = new GateError("misdirected_request", "This server does not answer for that host name; add it to ALLOWED_HOSTS");
 const FOREIGN_ORIGIN = new GateError("forbidden_origin", "Requests from this page's origin are not allowed; add it to ALLOWED_ORIGINS");
-export const UPGRADE_REQUIRED = new GateError("upgrade_required", "This endpoint speaks WebSocket only; connect with a WebSocket client (ws://…/ws)", {
-  headers: { upgrade: "websocket", connection: "Upgrade" },
-});
+export const UPGRADE_REQUIRED = new GateError(
+  "upgrade_required",
+  "This endpoint speaks WebSocket only; connect with a WebSocket client (ws://…/ws)",
+  {
+    headers: { upgrade: "websocket", connection: "Upgrade" },
+  },
+);
 /** Query parameters that carry a credential on a WebSocket route (`/ws?token=`, `/ws?ticket=`). */
 const SOCKET_QUERY_CREDENTIALS: ReadonlySet<string> = new Set(["token", "ticket"]);
 const QUERY_CREDENTIAL = new GateError(
   "invalid_request",
   "Credentials are not accepted in the query string here; send the token in the X-Auth-Token or Authorization header",
 );
-const ODD_SOCKET_QUERY_CREDENTIAL = new GateError("invalid_request", "A credential in the query string must be spelled ?token= or ?ticket= exactly, once");
+const ODD_SOCKET_QUERY_CREDENTIAL = new GateError(
+  "invalid_request",
+  "A credential in the query string must be spelled ?token= or ?ticket= exactly, once",
+);
 
 /**
  * A credential-looking query parameter that the reader would not take (`??token=`, `?%3Ftoken=`,

@@ -15,8 +15,14 @@ import { toResponse } from "./responses.ts";
 import type { SocketRoute } from "./routes.ts";
 import { isWebSocketUpgrade, UPGRADE_REQUIRED } from "./screening.ts";
 
-const UPGRADE_FAILED = new GateError("invalid_request", "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)");
-const BAD_TICKET = new GateError("invalid_token", "The WebSocket ticket is unknown, already used, expired or for another path; ask for a new one");
+const UPGRADE_FAILED = new GateError(
+  "invalid_request",
+  "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
+);
+const BAD_TICKET = new GateError(
+  "invalid_token",
+  "The WebSocket ticket is unknown, already used, expired or for another path; ask for a new one",
+);
 const TICKET_AND_TOKEN = new GateError("invalid_request", "Send either a ticket or a token, not both");
 const FOREIGN_SUBPROTOCOL = new GateError(
   "invalid_request",
@@ -61,7 +67,11 @@ export class SocketUpgrader {
   /** A ticket's principal, re-checked: a key revoked since the ticket was minted must not open a socket. */
   private redeemTicket(exchange: Exchange, ticket: string, route: SocketRoute): Verdict {
     const { params, request } = exchange;
-    const mixed = valuesOf(params, "ticket").length > 1 || valuesOf(params, "token").length > 0 || request.headers.has("authorization") || request.headers.has("x-auth-token");
+    const mixed =
+      valuesOf(params, "ticket").length > 1 ||
+      valuesOf(params, "token").length > 0 ||
+      request.headers.has("authorization") ||
+      request.headers.has("x-auth-token");
     if (mixed) return TICKET_AND_TOKEN;
     const principal = this.options.tickets?.redeem(ticket, route.path);
     if (principal === undefined) return BAD_TICKET;

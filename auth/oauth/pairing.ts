@@ -72,11 +72,17 @@ export async function issuePairingCode(store: PairingStore, now: number): Promis
 }
 
 const NOT_LOCAL = new GateError("access_denied", "Pairing works only from this device or its local network");
-const ALREADY_PAIRED = new GateError("access_denied", "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead");
+const ALREADY_PAIRED = new GateError(
+  "access_denied",
+  "This device already has credentials; pairing is only for its first key. Sign in with a key or password instead",
+);
 const BAD_CODE = new GateError("invalid_request", "code must be the 6 digits shown on the device");
 const BAD_NAME = new GateError("invalid_request", "name must be 1 to 200 characters without control characters");
 function wrongCode(command: string): GateError {
-  return new GateError("wrong_grant_secret", `The pairing code is wrong, expired or already used; get a new one on the device (${command}, or restart the server in a terminal)`);
+  return new GateError(
+    "wrong_grant_secret",
+    `The pairing code is wrong, expired or already used; get a new one on the device (${command}, or restart the server in a terminal)`,
+  );
 }
 
 export interface PairingRouteOptions {
@@ -120,7 +126,14 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
 
     const key = generateApiKey();
     const now = options.now();
-    const record: NewKey = { id: key.id, name, scopes: PAIRED_KEY_SCOPES, secretHash: digestToken(key.secret), createdAt: now, expiresAt: null };
+    const record: NewKey = {
+      id: key.id,
+      name,
+      scopes: PAIRED_KEY_SCOPES,
+      secretHash: digestToken(key.secret),
+      createdAt: now,
+      expiresAt: null,
+    };
     const outcome = await store.redeemPairingCode(digestToken(code), now, PAIRING_MAX_FAILURES, record);
     if (outcome === "closed" || outcome === "paired") closed = true;
     if (outcome === "closed") return toOAuthResponse(ALREADY_PAIRED);
@@ -144,7 +157,8 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
       scope: null,
       guarded: true,
       handle: withStoreFailures(
-        async (request: Request, _principal: undefined, server: GateServer) => (request.method === "POST" ? redeem : status)(request, undefined, server),
+        async (request: Request, _principal: undefined, server: GateServer) =>
+          (request.method === "POST" ? redeem : status)(request, undefined, server),
         onStoreFailure,
       ),
     },
@@ -155,9 +169,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
 export function describePairingCode(issued: IssuedPairingCode, urls: readonly string[], command: string = pairCommand()): string {
   const until = new Date(issued.expiresAt).toTimeString().slice(0, 5);
   const where =
-    urls.length === 0
-      ? "this server's address (this device listens on no network address a browser could reach)"
-      : urls.join("  or  ");
+    urls.length === 0 ? "this server's address (this device listens on no network address a browser could reach)" : urls.join("  or  ");
   return [
     "",
     "  First-run pairing: this device has no API keys or users yet.",
@@ -195,9 +207,12 @@ export async function offerPairing(offer: PairingOffer): Promise<void> {
       offer.terminal!(describePairingCode(issued, offer.urls, command));
       logger.info("pairing code shown on the terminal", { expires_at: new Date(issued.expiresAt).toISOString() });
     } else {
-      logger.warn(`this device has no API keys or users yet: run \`${command}\` on it for a one-time pairing code, then enter the code on the console page`, {
-        console: offer.urls[0],
-      });
+      logger.warn(
+        `this device has no API keys or users yet: run \`${command}\` on it for a one-time pairing code, then enter the code on the console page`,
+        {
+          console: offer.urls[0],
+        },
+      );
     }
   } catch (error) {
     logger.warn("could not check whether this device needs pairing", { error: error instanceof Error ? error.message : "unknown" });

@@ -27,7 +27,11 @@ import {
 } from "./token-shared.ts";
 
 /** The presented token's record, if it is genuine, still valid and presented by the client it was issued to. */
-async function readRefreshRecord(context: TokenContext, { request, params }: GrantRequest, now: number): Promise<RefreshTokenRecord | GateError> {
+async function readRefreshRecord(
+  context: TokenContext,
+  { request, params }: GrantRequest,
+  now: number,
+): Promise<RefreshTokenRecord | GateError> {
   const presented = params.get("refresh_token");
   if (presented === undefined || presented === "") return NO_REFRESH_TOKEN;
   const parsed = parseRefreshToken(presented);
@@ -48,7 +52,16 @@ async function readRefreshSubject(context: TokenContext, record: RefreshTokenRec
   if (user === undefined || user.disabledAt !== null) return SUBJECT_GONE;
   const current = scopesForRoles(user.roles, context.roleScopes);
   const ceiling = record.scopes.filter((scope) => mayHave(current, scope));
-  return { id: record.subject, kind: "user", name: user.username, scopes: ceiling, expiresAt: null, roles: user.roles, session: null, tokenId: null };
+  return {
+    id: record.subject,
+    kind: "user",
+    name: user.username,
+    scopes: ceiling,
+    expiresAt: null,
+    roles: user.roles,
+    session: null,
+    tokenId: null,
+  };
 }
 
 export const refreshGrant: GrantHandler = async (context, grant): Promise<Grant | GateError> => {

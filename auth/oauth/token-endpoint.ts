@@ -50,7 +50,12 @@ const GRANTS: ReadonlyMap<string, GrantHandler> = new Map([
  * A refused grant: guesses count toward a ban (against the key id or username the client aimed
  * at, too), and the answer turns into 429 once the client is over the limit.
  */
-function settleGrantRefusal(context: TokenContext, grantType: string, { request, server, params }: GrantRequest, error: GateError): GateError {
+function settleGrantRefusal(
+  context: TokenContext,
+  grantType: string,
+  { request, server, params }: GrantRequest,
+  error: GateError,
+): GateError {
   const { guard, audit } = context;
   if (guard === undefined && audit === undefined) return error;
   // The key id a client claimed, by form or by HTTP Basic: guesses against it count too.
@@ -61,14 +66,36 @@ function settleGrantRefusal(context: TokenContext, grantType: string, { request,
 }
 
 /** The access token (and the refresh token, for a session) a grant earned, within the scope asked for. */
-async function issueTokens(context: TokenContext, grantType: string, granted: Grant, scopes: readonly string[] | undefined): Promise<Response> {
+async function issueTokens(
+  context: TokenContext,
+  grantType: string,
+  granted: Grant,
+  scopes: readonly string[] | undefined,
+): Promise<Response> {
   const { principal, clientId, ceiling, session } = granted;
   if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
   const scope = scopes ?? ceiling;
   const sub = subjectOf(principal);
-  const issued = await issueAccessToken(context.keys(), context.settings, { sub, scope, roles: principal.roles, clientId, sid: session?.familyId }, context.now());
-  context.logger.info("token.issued", { grant: grantType, sub, client_id: clientId, scope: scope.join(" "), jti: issued.jti, session: session?.familyId });
-  const body: Record<string, unknown> = { access_token: issued.token, token_type: "Bearer", expires_in: context.settings.ttl, scope: scope.join(" ") };
+  const issued = await issueAccessToken(
+    context.keys(),
+    context.settings,
+    { sub, scope, roles: principal.roles, clientId, sid: session?.familyId },
+    context.now(),
+  );
+  context.logger.info("token.issued", {
+    grant: grantType,
+    sub,
+    client_id: clientId,
+    scope: scope.join(" "),
+    jti: issued.jti,
+    session: session?.familyId,
+  });
+  const body: Record<string, unknown> = {
+    access_token: issued.token,
+    token_type: "Bearer",
+    expires_in: context.settings.ttl,
+    scope: scope.join(" "),
+  };
   if (session !== undefined) body.refresh_token = session.refresh;
   return tokenResponse(body);
 }
@@ -96,8 +123,22 @@ export function createTokenRoutes(options: TokenEndpointOptions): HttpRoute[] {
   const context = createTokenContext(options);
   const onStoreFailure = (error: StoreError) => context.logger.error("store unreachable at the token endpoint", { error: error.message });
   return [
-    { kind: "http", path: "/auth/token", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(createTokenHandler(context), onStoreFailure) },
-    { kind: "http", path: "/auth/revoke", methods: ["POST"], scope: null, guarded: true, handle: withStoreFailures(createRevokeHandler(context), onStoreFailure) },
+    {
+      kind: "http",
+      path: "/auth/token",
+      methods: ["POST"],
+      scope: null,
+      guarded: true,
+      handle: withStoreFailures(createTokenHandler(context), onStoreFailure),
+    },
+    {
+      kind: "http",
+      path: "/auth/revoke",
+      methods: ["POST"],
+      scope: null,
+      guarded: true,
+      handle: withStoreFailures(createRevokeHandler(context), onStoreFailure),
+    },
     createJwksRoute(context.keys),
   ];
 }

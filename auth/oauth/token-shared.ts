@@ -87,8 +87,16 @@ export const NO_GRANT = oauthError("invalid_request", "grant_type is required");
 export const UNSUPPORTED_GRANT = oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
 export const PASSWORD_GRANT_OFF = oauthError("unsupported_grant_type", "grant_type=password is disabled on this server");
 export const NO_PASSWORD = oauthError("invalid_request", "grant_type=password needs username and password");
-export const BAD_CLIENT = oauthError("wrong_client_secret", "Client authentication failed: client_id must be an API key id and client_secret that key", CLIENT_CHALLENGE);
-const NO_CLIENT = oauthError("invalid_client", "Client authentication is required: HTTP Basic or client_id and client_secret", CLIENT_CHALLENGE);
+export const BAD_CLIENT = oauthError(
+  "wrong_client_secret",
+  "Client authentication failed: client_id must be an API key id and client_secret that key",
+  CLIENT_CHALLENGE,
+);
+const NO_CLIENT = oauthError(
+  "invalid_client",
+  "Client authentication is required: HTTP Basic or client_id and client_secret",
+  CLIENT_CHALLENGE,
+);
 const TWO_CLIENT_AUTHS = oauthError("invalid_request", "Use one client authentication method, not both HTTP Basic and form parameters");
 export const WRONG_PASSWORD_GRANT = oauthError("wrong_grant_secret", "Wrong username or password");
 export const BAD_SCOPE = oauthError("invalid_scope", "scope must be space-separated scope names such as data:read ws:connect");
@@ -98,7 +106,10 @@ export const NO_REFRESH_TOKEN = oauthError("invalid_request", "grant_type=refres
 export const BAD_REFRESH = oauthError("wrong_grant_secret", "The refresh token is not valid");
 export const REFRESH_EXPIRED = oauthError("invalid_grant", "The refresh token has expired; sign in again");
 export const REFRESH_REVOKED = oauthError("invalid_grant", "The refresh token has been revoked; sign in again");
-export const REFRESH_REUSED = oauthError("invalid_grant", "The refresh token was already used; the session has been revoked, sign in again");
+export const REFRESH_REUSED = oauthError(
+  "invalid_grant",
+  "The refresh token was already used; the session has been revoked, sign in again",
+);
 export const SUBJECT_GONE = oauthError("invalid_grant", "The account behind this refresh token is disabled or gone");
 export const WRONG_CLIENT = oauthError("invalid_grant", "The refresh token was issued to another client");
 export const NO_TOKEN_PARAM = oauthError("invalid_request", "token is required");
@@ -201,10 +212,7 @@ export function newRefresh(
 export type PresentedRefreshToken = NonNullable<ReturnType<typeof parseRefreshToken>>;
 
 /** The stored record of a presented refresh token, if its secret matches; `undefined` for a token nobody issued. */
-export async function findRefreshToken(
-  store: RefreshStore,
-  presented: PresentedRefreshToken,
-): Promise<RefreshTokenRecord | undefined> {
+export async function findRefreshToken(store: RefreshStore, presented: PresentedRefreshToken): Promise<RefreshTokenRecord | undefined> {
   const record = await store.getRefreshToken(presented.id);
   return record !== undefined && tokenMatchesDigest(presented.secret, record.secretHash) ? record : undefined;
 }

@@ -76,7 +76,10 @@ export interface KeySet {
 
 /** Which keys, and which of them are retired: enough to tell whether a re-import is due. */
 export function fingerprintOf(records: readonly SigningKeyRecord[]): string {
-  return records.map((record) => `${record.kid}:${record.retiredAt ?? ""}`).sort().join(",");
+  return records
+    .map((record) => `${record.kid}:${record.retiredAt ?? ""}`)
+    .sort()
+    .join(",");
 }
 
 /**
@@ -96,12 +99,18 @@ export const MAX_ACCESS_TOKEN_TTL_SECONDS = 86_400;
 function plausibleTimes(payload: JWTPayload, nowSeconds: number, tolerance: number): boolean {
   const { exp, iat, nbf } = payload;
   if (!Number.isSafeInteger(exp) || !Number.isSafeInteger(iat) || (nbf !== undefined && !Number.isSafeInteger(nbf))) return false;
-  return iat! <= nowSeconds + tolerance && exp! - iat! <= MAX_ACCESS_TOKEN_TTL_SECONDS && exp! <= nowSeconds + MAX_ACCESS_TOKEN_TTL_SECONDS + tolerance;
+  return (
+    iat! <= nowSeconds + tolerance &&
+    exp! - iat! <= MAX_ACCESS_TOKEN_TTL_SECONDS &&
+    exp! <= nowSeconds + MAX_ACCESS_TOKEN_TTL_SECONDS + tolerance
+  );
 }
 
 /** The keys of `alg` that still matter: live ones, and retired ones whose tokens may still be alive. */
 export function usableKeys(records: readonly SigningKeyRecord[], alg: JwtAlgorithm, nowMs: number): SigningKeyRecord[] {
-  return records.filter((record) => record.alg === alg && (record.retiredAt === null || record.retiredAt + RETIRED_KEY_LIFETIME_MS > nowMs));
+  return records.filter(
+    (record) => record.alg === alg && (record.retiredAt === null || record.retiredAt + RETIRED_KEY_LIFETIME_MS > nowMs),
+  );
 }
 
 /** Imports the usable keys; the newest unretired key of the configured algorithm signs. */
@@ -145,7 +154,12 @@ export interface IssuedToken {
   readonly exp: number;
 }
 
-export async function issueAccessToken(keys: KeySet, settings: TokenSettings, claims: AccessTokenClaims, nowMs: number): Promise<IssuedToken> {
+export async function issueAccessToken(
+  keys: KeySet,
+  settings: TokenSettings,
+  claims: AccessTokenClaims,
+  nowMs: number,
+): Promise<IssuedToken> {
   const iat = Math.floor(nowMs / 1000);
   const exp = iat + settings.ttl;
   const jti = crypto.randomUUID();
@@ -201,7 +215,12 @@ function stringList(value: unknown): string[] | undefined {
  * Verifies an access token. Returns its claims, or EXPIRED_TOKEN / INVALID_TOKEN; never throws.
  * alg is pinned (so `none` and HS/EdDSA confusion fail), typ must be at+jwt, kid must be known.
  */
-export async function verifyAccessToken(token: string, keys: KeySet, settings: TokenSettings, nowMs: number): Promise<VerifiedAccessToken | GateError> {
+export async function verifyAccessToken(
+  token: string,
+  keys: KeySet,
+  settings: TokenSettings,
+  nowMs: number,
+): Promise<VerifiedAccessToken | GateError> {
   if (!isCanonicalJwt(token)) return INVALID_TOKEN;
   const { errors, jwtVerify } = await loadJose();
   let payload: JWTPayload;
@@ -229,7 +248,12 @@ export async function verifyAccessToken(token: string, keys: KeySet, settings: T
   if (!plausibleTimes(payload, Math.floor(nowMs / 1000), settings.clockTolerance)) return INVALID_TOKEN;
   const roles = payload.roles === undefined ? [] : stringList(payload.roles);
   const sid = payload.sid === undefined ? null : payload.sid;
-  if (typeof payload.scope !== "string" || typeof payload.client_id !== "string" || roles === undefined || (sid !== null && typeof sid !== "string")) {
+  if (
+    typeof payload.scope !== "string" ||
+    typeof payload.client_id !== "string" ||
+    roles === undefined ||
+    (sid !== null && typeof sid !== "string")
+  ) {
     return INVALID_TOKEN;
   }
   return {

@@ -83,7 +83,11 @@ export function openPostgresDriver(url: string, options: PostgresOptions = {}): 
     announce: async (tx) => void (await tx.all("SELECT pg_notify($1, '')", [CHANNEL])),
     async watch(onChange) {
       // After a reconnect notifications may have been missed: onlisten runs again, so reload then too.
-      const subscription = await sql.listen(CHANNEL, () => onChange(), () => onChange());
+      const subscription = await sql.listen(
+        CHANNEL,
+        () => onChange(),
+        () => onChange(),
+      );
       return () => subscription.unlisten();
     },
     close: () => sql.close({ timeout: 5 }),

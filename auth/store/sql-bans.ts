@@ -11,7 +11,12 @@ interface BanRow {
   level: Int;
 }
 
-const toBan = (row: BanRow): BanRecord => ({ subject: row.subject, startedAt: toInt(row.started_at), until: toInt(row.until), level: toInt(row.level) });
+const toBan = (row: BanRow): BanRecord => ({
+  subject: row.subject,
+  startedAt: toInt(row.started_at),
+  until: toInt(row.until),
+  level: toInt(row.level),
+});
 
 const BAN_UPSERT = `INSERT INTO bans (subject, started_at, until, level) VALUES ($1, $2, $3, $4)
   ON CONFLICT (subject) DO UPDATE SET started_at = excluded.started_at, until = excluded.until, level = excluded.level`;

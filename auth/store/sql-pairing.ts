@@ -62,6 +62,9 @@ export function createPairingMethods(sql: SqlOperations): PairingStore {
     issuePairingCode: (codeHash, createdAt, expiresAt) => sql.bookkeeping((tx) => issueCode(tx, codeHash, createdAt, expiresAt)),
     // One transaction: two browsers racing with the right code cannot both get an admin key.
     redeemPairingCode: (codeHash, now, maxFailures, key) =>
-      sql.changeWhen((outcome) => outcome === "paired", (tx) => redeemCode(tx, { codeHash, now, maxFailures, key })),
+      sql.changeWhen(
+        (outcome) => outcome === "paired",
+        (tx) => redeemCode(tx, { codeHash, now, maxFailures, key }),
+      ),
   };
 }

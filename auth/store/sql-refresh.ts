@@ -97,7 +97,11 @@ export function createRefreshMethods(sql: SqlOperations): RefreshStore {
     },
     getRefreshToken: (id) => selectRefresh(sql.direct, id),
     // Only a detected replay changes who may authenticate; a normal rotation is bookkeeping.
-    consumeRefreshToken: (id, next, at, graceMs) => sql.changeWhen((outcome) => outcome === "reused", (tx) => decideRefresh(tx, { id, next, at, graceMs })),
+    consumeRefreshToken: (id, next, at, graceMs) =>
+      sql.changeWhen(
+        (outcome) => outcome === "reused",
+        (tx) => decideRefresh(tx, { id, next, at, graceMs }),
+      ),
     async revokeFamily(familyId, at) {
       await sql.change((tx) => revokeFamilyRows(tx, familyId, at));
     },

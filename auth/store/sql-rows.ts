@@ -17,7 +17,12 @@ export const toWords = (text: string): string[] => (text === "" ? [] : text.spli
 export const fromWords = (words: readonly string[]): string => words.join(" ");
 
 /** The first row of a query, decoded; `undefined` when there is none. */
-export async function selectOne<Row, R>(runner: SqlRunner, text: string, params: readonly SqlValue[], decode: (row: Row) => R): Promise<R | undefined> {
+export async function selectOne<Row, R>(
+  runner: SqlRunner,
+  text: string,
+  params: readonly SqlValue[],
+  decode: (row: Row) => R,
+): Promise<R | undefined> {
   const rows = await runner.all<Row>(text, params);
   return rows.length === 0 ? undefined : decode(rows[0]!);
 }

@@ -28,7 +28,8 @@ const toSigningKey = (row: SigningKeyRow): SigningKeyRecord => ({
 
 const SIGNING_KEY_INSERT = "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)";
 
-const selectSigningKeys = async (runner: SqlRunner) => (await runner.all<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at, kid")).map(toSigningKey);
+const selectSigningKeys = async (runner: SqlRunner) =>
+  (await runner.all<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at, kid")).map(toSigningKey);
 
 const insertSigningKeyRow = (runner: SqlRunner, key: SigningKeyRecord) =>
   runner.run(SIGNING_KEY_INSERT, [key.kid, key.alg, key.privateJwk, key.publicJwk, key.createdAt]);

@@ -32,7 +32,8 @@ export function createUserMethods(sql: SqlOperations): UserStore {
     insertUser: (user) => changeOneRow(USER_INSERT, [user.username, user.passwordHash, fromWords(user.roles), user.createdAt]),
     getUser: (username) => selectOne(sql.direct, "SELECT * FROM users WHERE username = $1", [username], toUser),
     listUsers: async () => (await sql.direct.all<UserRow>("SELECT * FROM users ORDER BY username")).map(toUser),
-    setPassword: (username, hash, at) => changeOneRow("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3", [hash, at, username]),
+    setPassword: (username, hash, at) =>
+      changeOneRow("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3", [hash, at, username]),
     setDisabled: (username, disabledAt, at) =>
       changeOneRow("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE username = $3", [disabledAt, at, username]),
   };

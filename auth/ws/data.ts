@@ -27,4 +27,3 @@ export interface WsData {
 export type GateSocket = ServerWebSocket<WsData>;
 /** The server as routes and handlers see it: one name, so none of them imports Bun's generic for a type. */
 export type GateServer = Server<WsData>;
-

@@ -102,7 +102,7 @@ function authError(error: GateError): string {
 /** In-band auth messages one socket may send per window; a client refreshing its JWT needs one every few minutes. */
 export const REAUTH_LIMIT = { messages: 5, windowMs: 60_000 } as const;
 
-const BAD_AUTH_MESSAGE = new GateError("invalid_request", "An auth message needs a token: {\"type\":\"auth\",\"token\":\"…\"}");
+const BAD_AUTH_MESSAGE = new GateError("invalid_request", 'An auth message needs a token: {"type":"auth","token":"…"}');
 /**
  * Every refusal of an in-band token that is not a fresh credential of this socket's own principal
  * gets this one answer: telling "valid, but someone else's" from "not valid" would make the socket

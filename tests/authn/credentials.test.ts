@@ -105,7 +105,11 @@ describe("readCredential", () => {
     ["empty query token", { ...none, queryTokens: [""] }, "invalid_request"],
     ["query and header differ", { xAuthToken: T, authorization: null, queryTokens: [OTHER] }, "invalid_request"],
     ["bearer subprotocol without marker", { ...none, subprotocols: encodeSubprotocolToken(T) }, "invalid_request"],
-    ["subprotocol and query differ", { ...none, queryTokens: [T], subprotocols: `tokengate, ${encodeSubprotocolToken(OTHER)}` }, "invalid_request"],
+    [
+      "subprotocol and query differ",
+      { ...none, queryTokens: [T], subprotocols: `tokengate, ${encodeSubprotocolToken(OTHER)}` },
+      "invalid_request",
+    ],
   ])("refuses %s", (_name, inputs, expected) => {
     expect(code(readCredential(inputs))).toBe(expected);
   });

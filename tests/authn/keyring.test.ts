@@ -68,7 +68,14 @@ async function startKeyedGate(): Promise<KeyedGate> {
     async addKey(scopes, expiresAt = null) {
       const key = generateApiKey();
       trackSecret(key.token);
-      await cli.insertKey({ id: key.id, name: `key ${key.id}`, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt });
+      await cli.insertKey({
+        id: key.id,
+        name: `key ${key.id}`,
+        scopes,
+        secretHash: digestToken(key.secret),
+        createdAt: Date.now(),
+        expiresAt,
+      });
       await keyring.refresh();
       return { token: key.token, id: key.id };
     },
@@ -99,7 +106,14 @@ describe("authentication with API keys", () => {
     await using gate = await startKeyedGate();
     const key = generateApiKey();
     trackSecret(key.token);
-    await gate.cli.insertKey({ id: key.id, name: "fresh", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await gate.cli.insertKey({
+      id: key.id,
+      name: "fresh",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     expect((await get(gate, "/secure-data", key.token)).status).toBe(200);
   });
 
@@ -177,7 +191,14 @@ describe("reloads", () => {
     const cli = await openDataDirStore(dir.path);
     const key = generateApiKey();
     trackSecret(key.token);
-    await cli.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await cli.insertKey({
+      id: key.id,
+      name: "lamp",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     const keyring = await createKeyring({ store, bootstrapDigest: digestToken(newSecret()), now: Date.now });
     let reloads = 0;
     await keyring.start(() => (reloads += 1), 20, 60_000);
@@ -239,7 +260,14 @@ describe("live revocation of open sockets", () => {
     trackSecret(replacement.token);
     await gate.cli.rotateKey(
       old.id,
-      { id: replacement.id, name: "rotated", scopes: ["ws:connect"], secretHash: digestToken(replacement.secret), createdAt: Date.now(), expiresAt: null },
+      {
+        id: replacement.id,
+        name: "rotated",
+        scopes: ["ws:connect"],
+        secretHash: digestToken(replacement.secret),
+        createdAt: Date.now(),
+        expiresAt: null,
+      },
       Date.now() + 60_000,
     );
     await Bun.sleep(400);

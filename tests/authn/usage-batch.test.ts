@@ -4,7 +4,16 @@ import { BOOTSTRAP_PRINCIPAL, type Principal } from "../../auth/core/principal.t
 import { createUsageBatch } from "../../auth/authn/usage-batch.ts";
 import type { KeyUsage } from "../../auth/store/store.ts";
 
-const keyPrincipal = (id: string): Principal => ({ id, kind: "key", name: id, scopes: [], expiresAt: null, roles: [], session: null, tokenId: null });
+const keyPrincipal = (id: string): Principal => ({
+  id,
+  kind: "key",
+  name: id,
+  scopes: [],
+  expiresAt: null,
+  roles: [],
+  session: null,
+  tokenId: null,
+});
 
 describe("usage batch", () => {
   test("one entry per key per window: the latest time, the first address; other principals are not recorded", async () => {
@@ -12,10 +21,10 @@ describe("usage batch", () => {
     let clock = 1_000;
     const batch = createUsageBatch({ recordUsage: async (usages) => void written.push([...usages]) }, () => clock, undefined);
     let remoteCalls = 0;
-    batch.recordUse(keyPrincipal("a"), () => (remoteCalls += 1, "192.0.2.1"));
+    batch.recordUse(keyPrincipal("a"), () => ((remoteCalls += 1), "192.0.2.1"));
     clock = 2_000;
-    batch.recordUse(keyPrincipal("a"), () => (remoteCalls += 1, "192.0.2.2"));
-    batch.recordUse(BOOTSTRAP_PRINCIPAL, () => (remoteCalls += 1, "192.0.2.3"));
+    batch.recordUse(keyPrincipal("a"), () => ((remoteCalls += 1), "192.0.2.2"));
+    batch.recordUse(BOOTSTRAP_PRINCIPAL, () => ((remoteCalls += 1), "192.0.2.3"));
     await batch.flushUsage();
     expect(written).toEqual([[{ id: "a", at: 2_000, addr: "192.0.2.1" }]]);
     expect(remoteCalls).toBe(1);

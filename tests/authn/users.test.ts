@@ -54,7 +54,12 @@ async function startUserGate(limits = { concurrency: 1, queueLimit: 8 }) {
     authenticate: createBootstrapAuthenticator(digestToken(token)),
     authenticatePassword: createPasswordAuthenticator({ users: store, verifier, roleScopes }),
     routes: createSeedRoutes(),
-    logger: createLogger({ now: Date.now, level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } }),
+    logger: createLogger({
+      now: Date.now,
+      level: "debug",
+      format: "json",
+      sink: { write: (line) => (lines.push(line), captureOutput(line)) },
+    }),
     accessLog: "all",
     wsMaxPayload: 65536,
     wsIdleTimeout: 120,
@@ -86,7 +91,13 @@ describe("Basic auth (RFC 7617)", () => {
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ message: "✅ Access granted", data: "Here is your secret data!" });
     const whoami = await curl(["-u", `alice:${PASSWORD}`, `${gate.url}/auth/whoami`]);
-    expect(JSON.parse(whoami.body)).toEqual({ id: "user:alice", kind: "user", name: "alice", scopes: ["data:read", "ws:connect"], expires_at: null });
+    expect(JSON.parse(whoami.body)).toEqual({
+      id: "user:alice",
+      kind: "user",
+      name: "alice",
+      scopes: ["data:read", "ws:connect"],
+      expires_at: null,
+    });
   });
 
   test.each([
@@ -205,7 +216,15 @@ async function signInEveryWay(url: string, username: string): Promise<Record<str
   const statuses: Record<string, number> = {};
   for (const [name, password] of Object.entries(SPELLINGS)) {
     statuses[`basic ${name}`] = (await curl(["-u", `${username}:${password}`, `${url}/secure-data`])).status;
-    const grant = await curl(["-d", "grant_type=password", "-d", `username=${username}`, "--data-urlencode", `password=${password}`, `${url}/auth/token`]);
+    const grant = await curl([
+      "-d",
+      "grant_type=password",
+      "-d",
+      `username=${username}`,
+      "--data-urlencode",
+      `password=${password}`,
+      `${url}/auth/token`,
+    ]);
     if (grant.status === 200) {
       const body = JSON.parse(grant.body) as { access_token: string; refresh_token: string };
       trackSecret(body.access_token);
@@ -216,7 +235,12 @@ async function signInEveryWay(url: string, username: string): Promise<Record<str
   return statuses;
 }
 
-const ALL_ACCEPTED = Object.fromEntries(Object.keys(SPELLINGS).flatMap((name) => [[`basic ${name}`, 200], [`grant ${name}`, 200]]));
+const ALL_ACCEPTED = Object.fromEntries(
+  Object.keys(SPELLINGS).flatMap((name) => [
+    [`basic ${name}`, 200],
+    [`grant ${name}`, 200],
+  ]),
+);
 
 describe("passwords set by the CLI in any Unicode spelling", () => {
   test("the three spellings are different strings of one password", () => {
@@ -224,24 +248,36 @@ describe("passwords set by the CLI in any Unicode spelling", () => {
     expect(new Set(Object.values(SPELLINGS).map((password) => password.normalize("NFC"))).size).toBe(1);
   });
 
-  test.each(Object.keys(SPELLINGS) as Spelling[])("set as %s (users add, stdin): curl -u and the password grant accept every spelling", async (spelling) => {
-    using dir = makeTempDir();
-    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
-    try {
-      const url = `http://127.0.0.1:${await server.port()}`;
-      const added = await runCliProcess(["users", "add", "rene", "--role", "viewer"], { env: { DATA_DIR: dir.path }, input: `${SPELLINGS[spelling]}\n` });
-      expect(added.code).toBe(0);
-      expect(await signInEveryWay(url, "rene")).toEqual(ALL_ACCEPTED);
-      // Normalizing must not make the check lenient: the same words without their accents fail.
-      expect((await curl(["-u", `rene:${"Creme brulee 🔐 \u{1D15E} naive"}`, `${url}/secure-data`])).status).toBe(401);
-    } finally {
-      expect(await server.stop()).toBe(0);
-    }
-  });
+  test.each(Object.keys(SPELLINGS) as Spelling[])(
+    "set as %s (users add, stdin): curl -u and the password grant accept every spelling",
+    async (spelling) => {
+      using dir = makeTempDir();
+      const server = new ServerProcess(
+        { AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path },
+        dir.path,
+      );
+      try {
+        const url = `http://127.0.0.1:${await server.port()}`;
+        const added = await runCliProcess(["users", "add", "rene", "--role", "viewer"], {
+          env: { DATA_DIR: dir.path },
+          input: `${SPELLINGS[spelling]}\n`,
+        });
+        expect(added.code).toBe(0);
+        expect(await signInEveryWay(url, "rene")).toEqual(ALL_ACCEPTED);
+        // Normalizing must not make the check lenient: the same words without their accents fail.
+        expect((await curl(["-u", `rene:${"Creme brulee 🔐 \u{1D15E} naive"}`, `${url}/secure-data`])).status).toBe(401);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    },
+  );
 
   test("set as nfd by users passwd: every spelling signs in, the old password no longer does", async () => {
     using dir = makeTempDir();
-    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const server = new ServerProcess(
+      { AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path },
+      dir.path,
+    );
     try {
       const url = `http://127.0.0.1:${await server.port()}`;
       const env = { DATA_DIR: dir.path };

@@ -25,7 +25,6 @@ describe("usage", () => {
   ])("%p exits %d", (args, code, text) => expectCliAnswer(args as string[], code, text as string));
 });
 
-
 /** The dispatcher in process, with a context that opens nothing: enough for --help. */
 async function runForHelp(argv: string[], program: string): Promise<{ code: number; out: string }> {
   let out = "";
@@ -81,11 +80,21 @@ function storeAbsurdRows(dataDir: string, now: number): void {
     // What `keys create --expires 100000000d` used to store: a finite number past the end of Date.
     key.run("0123456789ac", "typo", new Uint8Array(32), "data:read", now, now + 100_000_000 * 86_400_000, null, null, null);
     db.prepare("INSERT INTO users (username, password_hash, roles, created_at, updated_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?)").run(
-      "ghost", "$argon2id$v=19$m=65536,t=2,p=1$x$y", "viewer", INT64_MAX, INT64_MAX, null,
+      "ghost",
+      "$argon2id$v=19$m=65536,t=2,p=1$x$y",
+      "viewer",
+      INT64_MAX,
+      INT64_MAX,
+      null,
     );
     db.prepare("INSERT INTO bans (subject, started_at, until, level) VALUES (?, ?, ?, ?)").run("addr:10.0.0.9", INT64_MIN, INT64_MAX, 1);
     db.prepare("INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)").run(
-      "absurd-kid", "EdDSA", "{}", "{}", INT64_MAX, INT64_MIN,
+      "absurd-kid",
+      "EdDSA",
+      "{}",
+      "{}",
+      INT64_MAX,
+      INT64_MIN,
     );
   } finally {
     db.close();
@@ -102,7 +111,7 @@ describe("stored times no Date can hold", () => {
     [["bans", "list", "--json"]],
     [["signing-keys", "list"]],
     [["signing-keys", "list", "--json"]],
-  ])("%p shows them as \"invalid date\" instead of failing", async (args) => {
+  ])('%p shows them as "invalid date" instead of failing', async (args) => {
     using dir = await makeDataDir();
     storeAbsurdRows(dir.path, Date.now());
     const result = await cli(dir.path, ...args);
@@ -176,7 +185,9 @@ describe("a store that does not exist", () => {
     expect((await listKeys(keysDir)).map((key) => key.id)).toEqual([created.id]);
     const usersDir = join(dir.path, "for-users");
     const password = trackSecret("a password for the new store");
-    expect((await cliWithInput(usersDir, `${password}\n`, "users", "add", "alice", "--role", "viewer", "--create-store")).code).toBe(EXIT.ok);
+    expect((await cliWithInput(usersDir, `${password}\n`, "users", "add", "alice", "--role", "viewer", "--create-store")).code).toBe(
+      EXIT.ok,
+    );
     expect(JSON.parse((await cli(usersDir, "users", "list", "--json")).stdout)).toEqual([expect.objectContaining({ username: "alice" })]);
   });
 
@@ -200,7 +211,8 @@ describe("a reader that stops early", () => {
     const insert = db.prepare("INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)");
     // Far more than a pipe buffer (64 KiB): the writer is still writing when the reader leaves.
     db.transaction(() => {
-      for (let i = 0; i < 800; i++) insert.run(i.toString(16).padStart(12, "0"), `device ${i} ${"x".repeat(150)}`, new Uint8Array(32), "data:read", 1_700_000_000_000);
+      for (let i = 0; i < 800; i++)
+        insert.run(i.toString(16).padStart(12, "0"), `device ${i} ${"x".repeat(150)}`, new Uint8Array(32), "data:read", 1_700_000_000_000);
     })();
     db.close();
     const [command, ...rest] = pipeline.split(" | ");

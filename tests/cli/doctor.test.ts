@@ -9,7 +9,16 @@ import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { CLOCK_FLOOR, formatDoctorReport, judgeCertificate, judgeCertificateNames, judgeClock, judgeMode, runDoctor, type CheckResult } from "../../auth/cli/doctor.ts";
+import {
+  CLOCK_FLOOR,
+  formatDoctorReport,
+  judgeCertificate,
+  judgeCertificateNames,
+  judgeClock,
+  judgeMode,
+  runDoctor,
+  type CheckResult,
+} from "../../auth/cli/doctor.ts";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
 import { curl, makeTempDir, ROOT, ServerProcess, startTestApp, clockEnvironment } from "../support/harness.ts";
@@ -20,7 +29,9 @@ const postgres = await postgresService();
 const CERT = readFileSync(join(ROOT, "tests/fixtures/tls-cert.pem"), "utf8");
 const KEY = readFileSync(join(ROOT, "tests/fixtures/tls-key.pem"), "utf8");
 const certificate = new X509Certificate(CERT);
-const interfaces = Object.values(networkInterfaces()).flat().filter((net) => net !== undefined);
+const interfaces = Object.values(networkInterfaces())
+  .flat()
+  .filter((net) => net !== undefined);
 
 async function doctor(env: Record<string, string>, now = Date.now()): Promise<CheckResult[]> {
   const results = await runDoctor({ env, now, interfaces, uid: process.getuid!() });
@@ -39,7 +50,13 @@ describe("judgements", () => {
     ["a device that booted in 1970", 0, undefined, "fail", "real-time clock"],
     ["a clock behind this build", CLOCK_FLOOR - 1, undefined, "fail", "real-time clock"],
     ["a clock behind the newest stored record", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR + 2 * 86_400_000, "fail", "went backwards"],
-    ["a record a minute ahead (another machine's clock skew)", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR + 86_400_000 + 60_000, "ok", "the clock says"],
+    [
+      "a record a minute ahead (another machine's clock skew)",
+      CLOCK_FLOOR + 86_400_000,
+      CLOCK_FLOOR + 86_400_000 + 60_000,
+      "ok",
+      "the clock says",
+    ],
     ["a sane clock", CLOCK_FLOOR + 86_400_000, CLOCK_FLOOR, "ok", "the clock says"],
   ] as const)("clock: %s", (_case, now, newest, status, words) => {
     const verdict = judgeClock(now, newest);
@@ -90,7 +107,9 @@ describe("runDoctor on this machine", () => {
     const weak = trackSecret("tooshort-" + newSecret().slice(0, 8));
     const results = await doctor({ PORT: "eighty", AUTH_TOKEN: weak, LOG_LEVEL: "loud" });
     const report = formatDoctorReport(results);
-    expect(failures(results).map((result) => result.message.split(" ")[0])).toEqual(expect.arrayContaining(["PORT", "AUTH_TOKEN", "LOG_LEVEL"]));
+    expect(failures(results).map((result) => result.message.split(" ")[0])).toEqual(
+      expect.arrayContaining(["PORT", "AUTH_TOKEN", "LOG_LEVEL"]),
+    );
     expect(report).not.toContain(weak);
     expect(about(results, "clock")).toHaveLength(1);
   });
@@ -100,7 +119,14 @@ describe("runDoctor on this machine", () => {
     const store = await openDataDirStore(dir.path);
     const key = generateApiKey();
     trackSecret(key.token);
-    await store.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await store.insertKey({
+      id: key.id,
+      name: "lamp",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await store.close();
     chmodSync(join(dir.path, "tokengate.db"), 0o644);
     writeFileSync(join(dir.path, "auth_token"), `${newSecret()}\n`, { mode: 0o644 });
@@ -108,11 +134,18 @@ describe("runDoctor on this machine", () => {
     chmodSync(dir.path, 0o755);
     const results = await doctor({ DATA_DIR: dir.path, PORT: "0" });
     expect(failures(results)).toEqual([]);
-    const warnings = results.filter((result) => result.status === "warn").map((result) => result.message).join("\n");
+    const warnings = results
+      .filter((result) => result.status === "warn")
+      .map((result) => result.message)
+      .join("\n");
     expect(warnings).toContain(`chmod 700 ${dir.path}`);
     expect(warnings).toContain(`chmod 600 ${join(dir.path, "auth_token")}`);
     expect(warnings).toContain(`chmod 600 ${join(dir.path, "tokengate.db")}`);
-    expect(about(results, "store").map((result) => result.message).join("\n")).toContain("1 API key, 0 users");
+    expect(
+      about(results, "store")
+        .map((result) => result.message)
+        .join("\n"),
+    ).toContain("1 API key, 0 users");
   });
 
   test("no credentials yet: the store check points at pairing", async () => {
@@ -128,28 +161,47 @@ describe("runDoctor on this machine", () => {
     const key = generateApiKey();
     trackSecret(key.token);
     const now = Date.now();
-    await store.insertKey({ id: key.id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: now + 86_400_000, expiresAt: null });
+    await store.insertKey({
+      id: key.id,
+      name: "lamp",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: now + 86_400_000,
+      expiresAt: null,
+    });
     await store.close();
     const clock = about(await doctor({ DATA_DIR: dir.path, PORT: "0" }, now), "clock")[0]!;
     expect(clock.status).toBe("fail");
     expect(clock.message).toContain("went backwards");
   });
 
-  test.each([
-    ["a file", (path: string) => writeFileSync(path, "x"), "is a file, not a directory"],
-  ])("DATA_DIR that is %s", async (_case, make, words) => {
-    using dir = makeTempDir();
-    const path = join(dir.path, "data");
-    make(path);
-    const results = await doctor({ DATA_DIR: path, PORT: "0" });
-    expect(failures(results).map((result) => result.message).join("\n")).toContain(words);
-  });
+  test.each([["a file", (path: string) => writeFileSync(path, "x"), "is a file, not a directory"]])(
+    "DATA_DIR that is %s",
+    async (_case, make, words) => {
+      using dir = makeTempDir();
+      const path = join(dir.path, "data");
+      make(path);
+      const results = await doctor({ DATA_DIR: path, PORT: "0" });
+      expect(
+        failures(results)
+          .map((result) => result.message)
+          .join("\n"),
+      ).toContain(words);
+    },
+  );
 
   test("a file in DATA_DIR's place of the database that is not SQLite", async () => {
     using dir = makeTempDir();
-    writeFileSync(join(dir.path, "tokengate.db"), "not a database at all, but long enough to have a header of one hundred bytes........................");
+    writeFileSync(
+      join(dir.path, "tokengate.db"),
+      "not a database at all, but long enough to have a header of one hundred bytes........................",
+    );
     const results = await doctor({ DATA_DIR: dir.path, PORT: "0" });
-    expect(failures(results).map((result) => result.message).join("\n")).toContain("is not an SQLite database");
+    expect(
+      failures(results)
+        .map((result) => result.message)
+        .join("\n"),
+    ).toContain("is not an SQLite database");
   });
 
   test("listening: a port taken by another program fails; one held by a tokengate is fine; a foreign HOST fails; loopback warns", async () => {
@@ -177,19 +229,38 @@ describe("runDoctor on this machine", () => {
   test("TLS: the fixture pair passes with its fingerprint; a key of another certificate fails", async () => {
     using dir = makeTempDir();
     const certFile = join(ROOT, "tests/fixtures/tls-cert.pem");
-    const good = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: join(ROOT, "tests/fixtures/tls-key.pem") }, midLife(CERT)), "tls");
+    const good = about(
+      await doctor(
+        { DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: join(ROOT, "tests/fixtures/tls-key.pem") },
+        midLife(CERT),
+      ),
+      "tls",
+    );
     expect(good.find((result) => result.status === "ok")?.message).toContain(certificate.fingerprint256);
     const stranger = join(dir.path, "other-key.pem");
-    writeFileSync(stranger, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-    const bad = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: stranger }, midLife(CERT)), "tls");
+    writeFileSync(stranger, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }), {
+      mode: 0o600,
+    });
+    const bad = about(
+      await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: stranger }, midLife(CERT)),
+      "tls",
+    );
     expect(bad[0]).toMatchObject({ status: "fail" });
-    const missing = about(await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: join(dir.path, "nope.pem"), TLS_KEY_FILE: stranger }), "tls");
+    const missing = about(
+      await doctor({ DATA_DIR: dir.path, PORT: "0", TLS_CERT_FILE: join(dir.path, "nope.pem"), TLS_KEY_FILE: stranger }),
+      "tls",
+    );
     expect(missing[0]!.message).toContain("does not exist");
   });
 
   test("an unreachable Redis is a warning (the server still starts), an unwritable audit log place a failure", async () => {
     using dir = makeTempDir();
-    const results = await doctor({ DATA_DIR: dir.path, PORT: "0", REDIS_URL: "redis://127.0.0.1:1", AUDIT_LOG_FILE: join(dir.path, "no/such/dir/audit.log") });
+    const results = await doctor({
+      DATA_DIR: dir.path,
+      PORT: "0",
+      REDIS_URL: "redis://127.0.0.1:1",
+      AUDIT_LOG_FILE: join(dir.path, "no/such/dir/audit.log"),
+    });
     expect(about(results, "redis")[0]).toMatchObject({ status: "warn" });
     expect(about(results, "audit log")[0]).toMatchObject({ status: "fail" });
   });
@@ -216,8 +287,26 @@ function makeCertificate(dir: string, name: string, altNames: string): { certFil
   const certFile = join(dir, `${name}-cert.pem`);
   const keyFile = join(dir, `${name}-key.pem`);
   const made = Bun.spawnSync(
-    ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825",
-      "-keyout", keyFile, "-out", certFile, "-subj", `/CN=${name}`, "-addext", `subjectAltName=${altNames}`],
+    [
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "825",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      `subjectAltName=${altNames}`,
+    ],
     { stdout: "ignore", stderr: "pipe" },
   );
   if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
@@ -242,7 +331,12 @@ describe("TLS certificate names against the URLs clients use", () => {
     ["only pi.local", "DNS:pi.local", urls, urls],
     ["no loopback names", "DNS:gate.local,IP:192.168.1.20", urls, ["https://localhost:8000/", "https://127.0.0.1:8000/"]],
     ["another LAN address", "DNS:localhost,IP:127.0.0.1,IP:192.168.1.21", urls, ["https://192.168.1.20:8000/"]],
-    ["IPv4 loopback only, checked for [::1]", "DNS:localhost,IP:127.0.0.1", ["https://[::1]:8000/", ...urls.slice(1)], ["https://[::1]:8000/"]],
+    [
+      "IPv4 loopback only, checked for [::1]",
+      "DNS:localhost,IP:127.0.0.1",
+      ["https://[::1]:8000/", ...urls.slice(1)],
+      ["https://[::1]:8000/"],
+    ],
   ])("a certificate with %s: a warning naming each uncovered URL and no other", (name, altNames, checked, missing) => {
     const verdict = judgeCertificateNames(makeCertificate(dir.path, name.replaceAll(/\W/g, "-"), altNames).pem, checked);
     expect(verdict?.status).toBe("warn");
@@ -254,8 +348,21 @@ describe("TLS certificate names against the URLs clients use", () => {
   });
 
   test("the real server with the README recipe's certificate: curl --cacert reaches it as 127.0.0.1 and localhost; with pi.local's it cannot", async () => {
-    for (const [made, status] of [[lan, 200], [piOnly, 0]] as const) {
-      const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, TLS_CERT_FILE: made.certFile, TLS_KEY_FILE: made.keyFile }, dir.path);
+    for (const [made, status] of [
+      [lan, 200],
+      [piOnly, 0],
+    ] as const) {
+      const server = new ServerProcess(
+        {
+          AUTH_TOKEN: newSecret(),
+          PORT: "0",
+          HOST: "127.0.0.1",
+          DATA_DIR: dir.path,
+          TLS_CERT_FILE: made.certFile,
+          TLS_KEY_FILE: made.keyFile,
+        },
+        dir.path,
+      );
       try {
         const port = await server.port();
         for (const host of ["127.0.0.1", "localhost"]) {
@@ -268,7 +375,10 @@ describe("TLS certificate names against the URLs clients use", () => {
   });
 
   test("runDoctor: a certificate for pi.local only warns about https://127.0.0.1 and https://localhost", async () => {
-    const results = await doctor({ DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: "0", TLS_CERT_FILE: piOnly.certFile, TLS_KEY_FILE: piOnly.keyFile }, midLife(piOnly.pem));
+    const results = await doctor(
+      { DATA_DIR: dir.path, HOST: "127.0.0.1", PORT: "0", TLS_CERT_FILE: piOnly.certFile, TLS_KEY_FILE: piOnly.keyFile },
+      midLife(piOnly.pem),
+    );
     const warnings = uncovered(results);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]!.status).toBe("warn");
@@ -280,7 +390,10 @@ describe("TLS certificate names against the URLs clients use", () => {
     const own = interfaces.filter((net) => !net.internal && net.family === "IPv4").map((net) => `IP:${net.address}`);
     const full = makeCertificate(dir.path, "this-machine", ["DNS:localhost", "IP:127.0.0.1", ...own].join(","));
     for (const host of ["127.0.0.1", "0.0.0.0"]) {
-      const results = await doctor({ DATA_DIR: dir.path, HOST: host, PORT: "0", TLS_CERT_FILE: full.certFile, TLS_KEY_FILE: full.keyFile }, midLife(full.pem));
+      const results = await doctor(
+        { DATA_DIR: dir.path, HOST: host, PORT: "0", TLS_CERT_FILE: full.certFile, TLS_KEY_FILE: full.keyFile },
+        midLife(full.pem),
+      );
       expect(uncovered(results)).toEqual([]);
       expect(about(results, "tls").some((result) => result.status === "ok")).toBe(true);
     }
@@ -314,7 +427,9 @@ describe("the CLI command", () => {
 
     const json = await run(["doctor", "--json"], { DATA_DIR: join(dir.path, "data"), PORT: "0" }, dir.path);
     const parsed = JSON.parse(json.stdout) as CheckResult[];
-    expect(parsed.map((result) => result.check)).toEqual(expect.arrayContaining(["configuration", "data directory", "store", "tls", "clock", "listening"]));
+    expect(parsed.map((result) => result.check)).toEqual(
+      expect.arrayContaining(["configuration", "data directory", "store", "tls", "clock", "listening"]),
+    );
   });
 });
 

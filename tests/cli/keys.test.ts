@@ -71,7 +71,11 @@ describe("keys next to a running server", () => {
     expect((await cli(dir.path, "keys", "revoke", created.id)).code).toBe(EXIT.conflict);
 
     expect(await server.stop()).toBe(0);
-    const after = JSON.parse((await cli(dir.path, "keys", "list", "--json")).stdout) as Array<{ id: string; state: string; last_used_addr: string | null }>;
+    const after = JSON.parse((await cli(dir.path, "keys", "list", "--json")).stdout) as Array<{
+      id: string;
+      state: string;
+      last_used_addr: string | null;
+    }>;
     // The usage batch is flushed at shutdown.
     expect(after.find((key) => key.id === created.id)).toMatchObject({ state: "revoked", last_used_addr: "127.0.0.1" });
   });
@@ -102,8 +106,16 @@ describe("keys next to a running server", () => {
     const key = await createKey(dir.path, "--name", "reader", "--scopes", "data:read");
     await Bun.sleep(300);
     const upgrade = await curl([
-      "-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "-H", "Sec-WebSocket-Version: 13",
-      "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", `X-Auth-Token: ${key.key}`,
+      "-H",
+      "Upgrade: websocket",
+      "-H",
+      "Connection: Upgrade",
+      "-H",
+      "Sec-WebSocket-Version: 13",
+      "-H",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      "-H",
+      `X-Auth-Token: ${key.key}`,
       `http://127.0.0.1:${port}/ws`,
     ]);
     expect(upgrade.status).toBe(403);

@@ -14,7 +14,15 @@ describe("signing keys", () => {
     const port = await server.port();
     const url = `http://127.0.0.1:${port}`;
     const issue = async () => {
-      const result = await curl(["-d", "grant_type=password", "-d", "username=erin", "--data-urlencode", `password=${password}`, `${url}/auth/token`]);
+      const result = await curl([
+        "-d",
+        "grant_type=password",
+        "-d",
+        "username=erin",
+        "--data-urlencode",
+        `password=${password}`,
+        `${url}/auth/token`,
+      ]);
       const body = JSON.parse(result.body) as { access_token: string; refresh_token: string };
       trackSecret(body.access_token);
       trackSecret(body.refresh_token);

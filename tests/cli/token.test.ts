@@ -6,9 +6,9 @@ import { curl, makeTempDir, ServerProcess } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
 describe("usage", () => {
-  test.each([
-    [["token", "new", "--help"], EXIT.ok, "AUTH_TOKEN"],
-  ])("%p exits %d", (args, code, text) => expectCliAnswer(args as string[], code, text as string));
+  test.each([[["token", "new", "--help"], EXIT.ok, "AUTH_TOKEN"]])("%p exits %d", (args, code, text) =>
+    expectCliAnswer(args as string[], code, text as string),
+  );
 
   test("token new prints a fresh strong secret that the server accepts as AUTH_TOKEN", async () => {
     using dir = makeTempDir();

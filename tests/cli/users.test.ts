@@ -28,7 +28,10 @@ describe("users", () => {
     expect(added.stdout).toContain("scopes: data:read ws:connect");
     expect(added.stdout + added.stderr).not.toContain(password);
 
-    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path }, dir.path);
+    const server = new ServerProcess(
+      { AUTH_TOKEN: newSecret(), BASIC_AUTH: "true", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path },
+      dir.path,
+    );
     const port = await server.port();
     expect((await curl(["-u", `alice:${password}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(200);
 
@@ -106,7 +109,7 @@ describe("passwords", () => {
   test.each([
     ["empty stdin", ""],
     ["an empty first line", "\n"],
-  ])("%s: \"no password given\", exit 2, nothing stored", async (_case, input) => {
+  ])('%s: "no password given", exit 2, nothing stored', async (_case, input) => {
     using dir = await makeDataDir();
     const add = await cliWithInput(dir.path, input, "users", "add", "dave", "--role", "viewer");
     expect(add.code).toBe(EXIT.usage);

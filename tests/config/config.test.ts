@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { checkSecret, formatConfigProblems, parseCliSettings, parseConfig, parseStoreUrl, type StoreLocation } from "../../auth/config/config.ts";
+import {
+  checkSecret,
+  formatConfigProblems,
+  parseCliSettings,
+  parseConfig,
+  parseStoreUrl,
+  type StoreLocation,
+} from "../../auth/config/config.ts";
 import { ROOT } from "../support/harness.ts";
 import { newSecret, trackSecret } from "../support/secrets.ts";
 
@@ -31,7 +38,10 @@ describe("parseConfig defaults", () => {
         tls: null,
         allowInsecurePasswords: false,
         basicAuth: false,
-        roleScopes: new Map([["admin", ["*"]], ["viewer", ["data:read", "ws:connect"]]]),
+        roleScopes: new Map([
+          ["admin", ["*"]],
+          ["viewer", ["data:read", "ws:connect"]],
+        ]),
         passwordGrant: true,
         pairing: true,
         reusePort: false,
@@ -109,7 +119,10 @@ describe("parseConfig defaults", () => {
         tls: { certFile: "/etc/tokengate/cert.pem", keyFile: "/etc/tokengate/key.pem" },
         allowInsecurePasswords: true,
         basicAuth: true,
-        roleScopes: new Map([["ops", ["data:read"]], ["kiosk", ["ws:connect"]]]),
+        roleScopes: new Map([
+          ["ops", ["data:read"]],
+          ["kiosk", ["ws:connect"]],
+        ]),
         passwordGrant: false,
         pairing: true,
         reusePort: false,
@@ -242,11 +255,22 @@ describe("the CLI parses its variables with the server's parsers", () => {
     const cli = parseCliSettings({});
     const server = parseConfig({}, { isTTY: false });
     if (!cli.ok || !server.ok) throw new Error("defaults must parse");
-    expect(cli.settings).toEqual({ store: server.config.store, roleScopes: server.config.roleScopes, jwtAlg: server.config.jwt.alg, host: server.config.host, port: server.config.port, scheme: "http" });
+    expect(cli.settings).toEqual({
+      store: server.config.store,
+      roleScopes: server.config.roleScopes,
+      jwtAlg: server.config.jwt.alg,
+      host: server.config.host,
+      port: server.config.port,
+      scheme: "http",
+    });
   });
 
   test("the real CLI exits 78 naming JWT_ALG", async () => {
-    const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), "keys", "list"], { env: { PATH: process.env.PATH ?? "", JWT_ALG: "RS256" }, stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), "keys", "list"], {
+      env: { PATH: process.env.PATH ?? "", JWT_ALG: "RS256" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     expect(code).toBe(78);
     expect(stderr).toContain("JWT_ALG must be EdDSA");

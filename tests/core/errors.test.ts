@@ -3,7 +3,15 @@
  * pick a kind; whether a refusal counts as a guess or is audited is read from here and nowhere else.
  */
 import { describe, expect, test } from "bun:test";
-import { EXPIRED_TOKEN, GateError, INVALID_TOKEN, MISSING_TOKEN, POLICIES, REVOKED_TOKEN, type GateErrorKind } from "../../auth/core/errors.ts";
+import {
+  EXPIRED_TOKEN,
+  GateError,
+  INVALID_TOKEN,
+  MISSING_TOKEN,
+  POLICIES,
+  REVOKED_TOKEN,
+  type GateErrorKind,
+} from "../../auth/core/errors.ts";
 
 describe("refusal policies", () => {
   test.each<[GateErrorKind, string, number, number, boolean, boolean]>([
@@ -26,12 +34,18 @@ describe("refusal policies", () => {
   });
 
   test("the shared refusals are the kinds their names say", () => {
-    expect([MISSING_TOKEN.kind, INVALID_TOKEN.kind, REVOKED_TOKEN.kind, EXPIRED_TOKEN.kind]).toEqual(["missing_token", "unknown_token", "revoked_token", "expired_token"]);
+    expect([MISSING_TOKEN.kind, INVALID_TOKEN.kind, REVOKED_TOKEN.kind, EXPIRED_TOKEN.kind]).toEqual([
+      "missing_token",
+      "unknown_token",
+      "revoked_token",
+      "expired_token",
+    ]);
   });
 
   test("kinds that share a wire code answer with the same HTTP status (clients see one code)", () => {
     const statusByWire = new Map<string, Set<number>>();
-    for (const policy of Object.values(POLICIES)) statusByWire.set(policy.wire, (statusByWire.get(policy.wire) ?? new Set()).add(policy.status));
+    for (const policy of Object.values(POLICIES))
+      statusByWire.set(policy.wire, (statusByWire.get(policy.wire) ?? new Set()).add(policy.status));
     for (const [wire, statuses] of statusByWire) expect([wire, statuses.size]).toEqual([wire, 1]);
   });
 });

@@ -99,7 +99,10 @@ describe("on the wire", () => {
   ])("WebSocket upgrade with %s → %d", async (_name, originLine, status) => {
     await using app = await startTestApp();
     const port = app.app.listener.server.port!;
-    const response = await rawRequest(port, upgrade(`/ws?token=${app.token}`, `Host: 127.0.0.1:${port}\r\n${originLine.replace("PORT", String(port))}`));
+    const response = await rawRequest(
+      port,
+      upgrade(`/ws?token=${app.token}`, `Host: 127.0.0.1:${port}\r\n${originLine.replace("PORT", String(port))}`),
+    );
     expect(response.status).toBe(status);
     if (status === 403) expect(JSON.parse(response.body)).toMatchObject({ code: "forbidden_origin" });
   });
@@ -108,7 +111,11 @@ describe("on the wire", () => {
     await using app = await startTestApp({ ALLOWED_ORIGINS: "https://dash.lan:8443" });
     const preflight = await fetch(`${app.http}/secure-data`, {
       method: "OPTIONS",
-      headers: { Origin: "https://dash.lan:8443", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" },
+      headers: {
+        Origin: "https://dash.lan:8443",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://dash.lan:8443");
@@ -119,7 +126,9 @@ describe("on the wire", () => {
     expect(refused.status).toBe(401);
     expect(refused.headers.get("access-control-allow-origin")).toBe("https://dash.lan:8443");
     expect(refused.headers.get("access-control-expose-headers")).toContain("WWW-Authenticate");
-    const ok = await fetch(`${app.http}/secure-data`, { headers: { Origin: "https://dash.lan:8443", Authorization: `Bearer ${app.token}` } });
+    const ok = await fetch(`${app.http}/secure-data`, {
+      headers: { Origin: "https://dash.lan:8443", Authorization: `Bearer ${app.token}` },
+    });
     expect(ok.status).toBe(200);
     expect(ok.headers.get("vary")).toBe("Origin");
   });

@@ -22,8 +22,20 @@ describe("parseQuery: one reading for the credential reader and the log", () => 
     ["%3Ftoken=a", [["?token", "a"]]],
     ["to%6Ben=a%2Bb+c", [["token", "a+b c"]]],
     ["token", [["token", ""]]],
-    ["%zz=1&a=%E0%A4%A", [["%zz", "1"], ["a", "%E0%A4%A"]]],
-    ["a=1&&b=2", [["a", "1"], ["b", "2"]]],
+    [
+      "%zz=1&a=%E0%A4%A",
+      [
+        ["%zz", "1"],
+        ["a", "%E0%A4%A"],
+      ],
+    ],
+    [
+      "a=1&&b=2",
+      [
+        ["a", "1"],
+        ["b", "2"],
+      ],
+    ],
   ])("%s", (query, pairs) => {
     expect(parseQuery(query).map((param) => [param.name, param.value])).toEqual(pairs);
   });

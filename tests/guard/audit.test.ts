@@ -42,7 +42,14 @@ describe("events", () => {
     const cli = await openDataDirStore(app.dataDir);
     const key = generateApiKey();
     const replacement = generateApiKey();
-    const record = (id: string, secret: string) => ({ id, name: "lamp", scopes: ["data:read"], secretHash: digestToken(secret), createdAt: Date.now(), expiresAt: null });
+    const record = (id: string, secret: string) => ({
+      id,
+      name: "lamp",
+      scopes: ["data:read"],
+      secretHash: digestToken(secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await cli.insertKey(record(key.id, key.secret));
     await Bun.sleep(200);
     await cli.rotateKey(key.id, record(replacement.id, replacement.secret), Date.now() + 60_000);
@@ -76,12 +83,18 @@ describe("AUDIT_LOG_FILE", () => {
     using dir = makeTempDir();
     const secret = newSecret();
     const file = join(dir.path, "audit.jsonl");
-    const server = new ServerProcess({ AUTH_TOKEN: secret, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, AUDIT_LOG_FILE: file }, dir.path);
+    const server = new ServerProcess(
+      { AUTH_TOKEN: secret, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, AUDIT_LOG_FILE: file },
+      dir.path,
+    );
     const port = await server.port();
     const wrong = newSecret();
     expect((await curl(["-H", `X-Auth-Token: ${wrong}`, `http://127.0.0.1:${port}/secure-data`])).status).toBe(401);
     expect(await server.stop()).toBe(0);
-    const lines = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toEqual([expect.objectContaining({ audit: "auth.failure", reason: "invalid_token" })]);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(server.stdout).not.toContain('"audit":');

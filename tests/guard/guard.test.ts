@@ -45,7 +45,7 @@ describe("addresses", () => {
 
   test.each<[string, string | null, string | null, string | undefined]>([
     ["10.0.0.2", null, "for=198.51.100.1", "198.51.100.1"],
-    ["10.0.0.2", null, 'for=198.51.100.1;proto=https;by=10.0.0.2', "198.51.100.1"],
+    ["10.0.0.2", null, "for=198.51.100.1;proto=https;by=10.0.0.2", "198.51.100.1"],
     ["10.0.0.2", null, 'for="[2001:db8:cafe::17]:4711"', "2001:db8:cafe::17"],
     ["10.0.0.2", null, "for=6.6.6.6, for=198.51.100.1", "198.51.100.1"],
     ["10.0.0.2", null, 'For="198.51.100.1:80"', "198.51.100.1"],
@@ -84,7 +84,13 @@ describe("guard (unit, real SQLite ban store)", () => {
     const store = await openDataDirStore(dir.path);
     let now = 1_000_000;
     const events: string[] = [];
-    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now, onEvent: (event) => events.push(event.event) });
+    const guard = createGuard({
+      attempts: createMemoryAttemptStore(),
+      bans: store,
+      exempt: () => false,
+      now: () => now,
+      onEvent: (event) => events.push(event.event),
+    });
     for (let i = 0; i < 9; i++) await guard.recordFailure("192.0.2.1");
     expect(guard.retryAfter("192.0.2.1")).toBe(0);
     // In force within the failure that crosses the limit, before the store has written it.
@@ -143,7 +149,12 @@ describe("guard (unit, real SQLite ban store)", () => {
   test("exempt addresses are never counted", async () => {
     using dir = makeTempDir();
     const store = await openDataDirStore(dir.path);
-    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: (address) => address === "127.0.0.1", now: Date.now });
+    const guard = createGuard({
+      attempts: createMemoryAttemptStore(),
+      bans: store,
+      exempt: (address) => address === "127.0.0.1",
+      now: Date.now,
+    });
     for (let i = 0; i < 50; i++) guard.recordFailure("127.0.0.1");
     expect(await store.listBans(Date.now())).toEqual([]);
     expect(DEFAULT_LIMITS.maxFailures).toBe(10);
@@ -191,7 +202,14 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "old lamp", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "old lamp",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.store.revokeKey(key.id, Date.now());
     await app.app.keyring.refresh();
     for (let i = 0; i < 15; i++) {
@@ -203,7 +221,12 @@ describe("on the wire", () => {
 
   test("wrong passwords on the token endpoint count; the 10th answer is already 429", async () => {
     await using app = await startTestApp(PROXIED);
-    await app.store.insertUser({ username: "frank", passwordHash: await hashPassword(trackSecret("frank's real password")), roles: ["viewer"], createdAt: Date.now() });
+    await app.store.insertUser({
+      username: "frank",
+      passwordHash: await hashPassword(trackSecret("frank's real password")),
+      roles: ["viewer"],
+      createdAt: Date.now(),
+    });
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
       const response = await fetch(`${app.http}/auth/token`, {
@@ -222,7 +245,14 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "sensor", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "sensor",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     const forged = () => trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
     for (let i = 0; i < 10; i++) await fetch(`${app.http}/secure-data`, from(`203.0.113.${i + 1}`, { "X-Auth-Token": forged() }));
@@ -236,7 +266,14 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "svc",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     for (let i = 0; i < 10; i++) {
       const guess = trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
@@ -273,7 +310,13 @@ describe("on the wire", () => {
     expect(statuses.slice(9).every((status) => status === 429)).toBe(true);
     // Even the right password, from a new address, waits: the account is locked for password sign-in.
     expect((await grant("198.51.100.200", password)).status).toBe(429);
-    const basic = await fetch(`${app.http}/secure-data`, from("198.51.100.201", { Authorization: `Basic ${Buffer.from(`grace:${password}`).toString("base64")}`, "X-Forwarded-Proto": "https" }));
+    const basic = await fetch(
+      `${app.http}/secure-data`,
+      from("198.51.100.201", {
+        Authorization: `Basic ${Buffer.from(`grace:${password}`).toString("base64")}`,
+        "X-Forwarded-Proto": "https",
+      }),
+    );
     expect(basic.status).toBe(429);
     // The owner's existing session goes on.
     const refreshed = await fetch(`${app.http}/auth/token`, {
@@ -283,7 +326,9 @@ describe("on the wire", () => {
     });
     expect(refreshed.status).toBe(200);
     trackSecret(((await refreshed.json()) as { access_token: string }).access_token);
-    expect((await fetch(`${app.http}/secure-data`, from("192.0.2.50", { Authorization: `Bearer ${phone.access_token}` }))).status).toBe(200);
+    expect((await fetch(`${app.http}/secure-data`, from("192.0.2.50", { Authorization: `Bearer ${phone.access_token}` }))).status).toBe(
+      200,
+    );
     expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toContain("user:grace");
     expect(app.audit.some((line) => line.includes('"user":"grace"'))).toBe(true);
   });
@@ -296,12 +341,21 @@ describe("on the wire", () => {
     ["disagreeing headers", { "X-Forwarded-For": "198.51.100.1", Forwarded: "for=198.51.100.2" }],
   ])("a trusted proxy's unreadable forwarding header (%s) is a 400, never taken for loopback", async (_name, headers) => {
     await using app = await startTestApp({ TRUSTED_PROXIES: "127.0.0.1", BASIC_AUTH: "true" });
-    await app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(trackSecret("ivy's real password")), roles: ["admin"], createdAt: Date.now() });
+    await app.store.insertUser({
+      username: "ivy",
+      passwordHash: await hashPassword(trackSecret("ivy's real password")),
+      roles: ["admin"],
+      createdAt: Date.now(),
+    });
     const basic = `Basic ${Buffer.from("ivy:ivy's real password").toString("base64")}`;
     const protectedAnswer = await fetch(`${app.http}/secure-data`, { headers: { ...headers, Authorization: basic } });
     expect(protectedAnswer.status).toBe(400);
     expect(await protectedAnswer.json()).toMatchObject({ code: "invalid_request", detail: expect.stringContaining("X-Forwarded-For") });
-    const pairing = await fetch(`${app.http}/auth/pair`, { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: "code=123456" });
+    const pairing = await fetch(`${app.http}/auth/pair`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
+      body: "code=123456",
+    });
     expect(pairing.status).toBe(400);
     expect(await pairing.json()).toMatchObject({ code: "invalid_request", detail: expect.stringContaining("X-Forwarded-For") });
   });
@@ -312,7 +366,9 @@ describe("on the wire", () => {
   ])("the common forms of X-Forwarded-For (%s) name the client", async (header, client) => {
     await using app = await startTestApp(PROXIED);
     await failTimes(app, header, 10);
-    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toEqual([`addr:${client.includes(":") ? "2001:db8:0:0::/64" : client}`]);
+    expect((await app.store.listBans(Date.now())).map((ban) => ban.subject)).toEqual([
+      `addr:${client.includes(":") ? "2001:db8:0:0::/64" : client}`,
+    ]);
   });
 
   test("X-Forwarded-For from an untrusted peer is ignored: the peer itself is counted", async () => {
@@ -325,7 +381,8 @@ describe("on the wire", () => {
 
   test("loopback is exempt by default", async () => {
     await using app = await startTestApp();
-    for (let i = 0; i < 12; i++) await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": trackSecret(generateApiKey().token) } });
+    for (let i = 0; i < 12; i++)
+      await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": trackSecret(generateApiKey().token) } });
     expect((await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": app.token } })).status).toBe(200);
   });
 
@@ -333,7 +390,11 @@ describe("on the wire", () => {
     await using app = await startTestApp(PROXIED);
     await failTimes(app, "198.51.100.30", 10);
     const cli = async (...args: string[]) => {
-      const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], { env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: app.dataDir }, stdout: "pipe", stderr: "pipe" });
+      const proc = Bun.spawn([process.execPath, "run", join(ROOT, "cli.ts"), ...args], {
+        env: { PATH: process.env.PATH ?? "", ...clockEnvironment(), DATA_DIR: app.dataDir },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
       return { out, code };
     };

@@ -33,7 +33,16 @@ function expectPageHeaders(headers: Headers): void {
 
 describe("the console through the gate", () => {
   test("the CSP allows only the page's own files and forbids framing", () => {
-    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self' data:", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"]) {
+    for (const directive of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "connect-src 'self'",
+      "img-src 'self' data:",
+      "base-uri 'none'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+    ]) {
       expect(CONSOLE_CSP.split("; ")).toContain(directive);
     }
   });
@@ -100,7 +109,12 @@ describe("the console through the gate", () => {
 
   test("a page on a foreign origin cannot post to the console route", async () => {
     await using app = await startTestApp();
-    const response = await fetch(`${app.http}/`, { method: "POST", redirect: "manual", headers: { origin: "http://evil.example" }, body: "" });
+    const response = await fetch(`${app.http}/`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: "http://evil.example" },
+      body: "",
+    });
     expect(response.status).toBe(403);
   });
 

@@ -11,7 +11,13 @@ import { expectNoSecretsInOutput, newSecret } from "../support/secrets.ts";
 let handlerRuns = 0;
 const countedRoutes: Route[] = createSeedRoutes().map((route) =>
   route.kind === "http" && route.scope !== null && route.path === "/secure-data"
-    ? { ...route, handle: (request: Request, principal: Principal, server: GateServer) => ((handlerRuns += 1), route.handle(request, principal, server)) }
+    ? {
+        ...route,
+        handle: (request: Request, principal: Principal, server: GateServer) => (
+          (handlerRuns += 1),
+          route.handle(request, principal, server)
+        ),
+      }
     : route,
 );
 
@@ -166,7 +172,16 @@ describe("routing", () => {
 
 describe("scopes", () => {
   test("a principal without data:read gets 403 insufficient_scope with the scope named", async () => {
-    const limited: Principal = { id: "limited", kind: "bootstrap", name: "limited", scopes: ["ws:connect"], expiresAt: null, roles: [], session: null, tokenId: null };
+    const limited: Principal = {
+      id: "limited",
+      kind: "bootstrap",
+      name: "limited",
+      scopes: ["ws:connect"],
+      expiresAt: null,
+      roles: [],
+      session: null,
+      tokenId: null,
+    };
     const secret = newSecret();
     await using scoped = startTestGate({ routes: countedRoutes, authenticate: (token) => (token === secret ? limited : INVALID_TOKEN) });
     const before = handlerRuns;
@@ -187,7 +202,14 @@ describe("request log", () => {
     await get("/secure-data", { "X-Auth-Token": OTHER });
     const lines = gate.lines.slice(before).map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatchObject({ msg: "request", method: "GET", path: "/secure-data", status: 200, principal: "bootstrap", remote: "127.0.0.1" });
+    expect(lines[0]).toMatchObject({
+      msg: "request",
+      method: "GET",
+      path: "/secure-data",
+      status: 200,
+      principal: "bootstrap",
+      remote: "127.0.0.1",
+    });
     expect(lines[1]).toMatchObject({ status: 401, principal: "-" });
     expect(typeof lines[0]!.ms).toBe("number");
   });

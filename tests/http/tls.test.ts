@@ -17,7 +17,10 @@ describe("HTTPS and WSS", () => {
   test("serves HTTPS (verified against the certificate) and WSS, and prints the SHA-256 fingerprint", async () => {
     using dir = makeTempDir();
     const secret = newSecret();
-    const server = new ServerProcess({ AUTH_TOKEN: secret, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, TLS_CERT_FILE: CERT, TLS_KEY_FILE: KEY }, dir.path);
+    const server = new ServerProcess(
+      { AUTH_TOKEN: secret, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, TLS_CERT_FILE: CERT, TLS_KEY_FILE: KEY },
+      dir.path,
+    );
     const port = await server.port();
     const listening = await server.waitFor((line) => line.msg === "listening");
     expect(listening.tls_sha256).toBe(new X509Certificate(readFileSync(CERT)).fingerprint256);
@@ -43,26 +46,45 @@ describe("HTTPS and WSS", () => {
   });
 
   test.each([
-    ["a key that does not match the certificate", "TLS_KEY_FILE", (dir: string) => {
-      const other = join(dir, "other-key.pem");
-      const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-      writeFileSync(other, privateKey.export({ type: "pkcs8", format: "pem" }));
-      return { TLS_CERT_FILE: CERT, TLS_KEY_FILE: other };
-    }],
-    ["a key file that is not a key", "TLS_KEY_FILE", (dir: string) => {
-      const garbage = join(dir, "garbage-key.pem");
-      writeFileSync(garbage, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
-      return { TLS_CERT_FILE: CERT, TLS_KEY_FILE: garbage };
-    }],
-    ["a certificate file that does not exist", "TLS_CERT_FILE", (dir: string) => ({ TLS_CERT_FILE: join(dir, "nope.pem"), TLS_KEY_FILE: KEY })],
-    ["a certificate file that is not PEM", "TLS_CERT_FILE", (dir: string) => {
-      const bogus = join(dir, "bogus.pem");
-      writeFileSync(bogus, "not a certificate\n");
-      return { TLS_CERT_FILE: bogus, TLS_KEY_FILE: KEY };
-    }],
+    [
+      "a key that does not match the certificate",
+      "TLS_KEY_FILE",
+      (dir: string) => {
+        const other = join(dir, "other-key.pem");
+        const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+        writeFileSync(other, privateKey.export({ type: "pkcs8", format: "pem" }));
+        return { TLS_CERT_FILE: CERT, TLS_KEY_FILE: other };
+      },
+    ],
+    [
+      "a key file that is not a key",
+      "TLS_KEY_FILE",
+      (dir: string) => {
+        const garbage = join(dir, "garbage-key.pem");
+        writeFileSync(garbage, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+        return { TLS_CERT_FILE: CERT, TLS_KEY_FILE: garbage };
+      },
+    ],
+    [
+      "a certificate file that does not exist",
+      "TLS_CERT_FILE",
+      (dir: string) => ({ TLS_CERT_FILE: join(dir, "nope.pem"), TLS_KEY_FILE: KEY }),
+    ],
+    [
+      "a certificate file that is not PEM",
+      "TLS_CERT_FILE",
+      (dir: string) => {
+        const bogus = join(dir, "bogus.pem");
+        writeFileSync(bogus, "not a certificate\n");
+        return { TLS_CERT_FILE: bogus, TLS_KEY_FILE: KEY };
+      },
+    ],
   ])("%s: exit 78 naming %s", async (_name, variable, make) => {
     using dir = makeTempDir();
-    const server = new ServerProcess({ AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...make(dir.path) }, dir.path);
+    const server = new ServerProcess(
+      { AUTH_TOKEN: newSecret(), PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...make(dir.path) },
+      dir.path,
+    );
     expect(await server.exited()).toBe(78);
     expect(server.stderr).toContain(variable);
   });

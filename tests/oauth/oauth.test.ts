@@ -18,7 +18,14 @@ async function withUsers(app: TestApp) {
   await app.store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
   const key = generateApiKey();
   trackSecret(key.token);
-  await app.store.insertKey({ id: key.id, name: "backup job", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: now, expiresAt: null });
+  await app.store.insertKey({
+    id: key.id,
+    name: "backup job",
+    scopes: ["data:read"],
+    secretHash: digestToken(key.secret),
+    createdAt: now,
+    expiresAt: null,
+  });
   return { key };
 }
 
@@ -28,7 +35,11 @@ function form(fields: Record<string, string>): RequestInit {
 
 async function token(app: TestApp, fields: Record<string, string>, init: RequestInit = {}) {
   const base = form(fields);
-  const response = await fetch(`${app.http}/auth/token`, { ...base, ...init, headers: { ...(base.headers as Record<string, string>), ...(init.headers as Record<string, string>) } });
+  const response = await fetch(`${app.http}/auth/token`, {
+    ...base,
+    ...init,
+    headers: { ...(base.headers as Record<string, string>), ...(init.headers as Record<string, string>) },
+  });
   const body = (await response.json()) as Record<string, unknown>;
   if (typeof body.access_token === "string") trackSecret(body.access_token);
   return { response, body };
@@ -87,7 +98,15 @@ describe("grant_type=password", () => {
   test("the real curl binary, as the seed's FastAPI form client would post it", async () => {
     await using app = await startTestApp();
     await withUsers(app);
-    const result = await curl(["-d", "grant_type=password", "-d", "username=alice", "--data-urlencode", `password=${PASSWORD}`, `${app.http}/auth/token`]);
+    const result = await curl([
+      "-d",
+      "grant_type=password",
+      "-d",
+      "username=alice",
+      "--data-urlencode",
+      `password=${PASSWORD}`,
+      `${app.http}/auth/token`,
+    ]);
     expect(result.status).toBe(200);
     trackSecret((JSON.parse(result.body) as { access_token: string }).access_token);
   });
@@ -97,11 +116,11 @@ describe("grant_type=client_credentials (an API key as the client secret)", () =
   test.each(["basic", "form"] as const)("client authentication via %s", async (how) => {
     await using app = await startTestApp();
     const { key } = await withUsers(app);
-    const init =
+    const init = how === "basic" ? { headers: { Authorization: `Basic ${Buffer.from(`${key.id}:${key.token}`).toString("base64")}` } } : {};
+    const fields: Record<string, string> =
       how === "basic"
-        ? { headers: { Authorization: `Basic ${Buffer.from(`${key.id}:${key.token}`).toString("base64")}` } }
-        : {};
-    const fields: Record<string, string> = how === "basic" ? { grant_type: "client_credentials" } : { grant_type: "client_credentials", client_id: key.id, client_secret: key.token };
+        ? { grant_type: "client_credentials" }
+        : { grant_type: "client_credentials", client_id: key.id, client_secret: key.token };
     const { response, body } = await token(app, fields, init);
     expect(response.status).toBe(200);
     expect(body.scope).toBe("data:read");
@@ -111,12 +130,27 @@ describe("grant_type=client_credentials (an API key as the client secret)", () =
 
   test.each([
     ["no client authentication", () => ({ fields: {}, init: {} }), 401, "invalid_client"],
-    ["client_id of another key", (key: { id: string; token: string }) => ({ fields: { client_id: "0123456789ab", client_secret: key.token }, init: {} }), 401, "invalid_client"],
-    ["not a key as secret", (key: { id: string; token: string }) => ({ fields: { client_id: key.id, client_secret: "x".repeat(40) }, init: {} }), 401, "invalid_client"],
-    ["both Basic and form", (key: { id: string; token: string }) => ({
-      fields: { client_id: key.id, client_secret: key.token },
-      init: { headers: { Authorization: `Basic ${Buffer.from(`${key.id}:${key.token}`).toString("base64")}` } },
-    }), 400, "invalid_request"],
+    [
+      "client_id of another key",
+      (key: { id: string; token: string }) => ({ fields: { client_id: "0123456789ab", client_secret: key.token }, init: {} }),
+      401,
+      "invalid_client",
+    ],
+    [
+      "not a key as secret",
+      (key: { id: string; token: string }) => ({ fields: { client_id: key.id, client_secret: "x".repeat(40) }, init: {} }),
+      401,
+      "invalid_client",
+    ],
+    [
+      "both Basic and form",
+      (key: { id: string; token: string }) => ({
+        fields: { client_id: key.id, client_secret: key.token },
+        init: { headers: { Authorization: `Basic ${Buffer.from(`${key.id}:${key.token}`).toString("base64")}` } },
+      }),
+      400,
+      "invalid_request",
+    ],
   ])("%s → %d %s", async (_name, make, status, error) => {
     await using app = await startTestApp();
     const { key } = await withUsers(app);
@@ -130,7 +164,14 @@ describe("grant_type=client_credentials (an API key as the client secret)", () =
   test("a revoked key is refused as a client, and its JWTs and sockets stop working", async () => {
     await using app = await startTestApp();
     const { key } = await withUsers(app);
-    await app.store.insertKey({ ...{ id: "aaaaaaaaaaaa" }, name: "ws", scopes: ["data:read", "ws:connect"], secretHash: digestToken("unused-secret"), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      ...{ id: "aaaaaaaaaaaa" },
+      name: "ws",
+      scopes: ["data:read", "ws:connect"],
+      secretHash: digestToken("unused-secret"),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     const { body } = await token(app, { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     const at = body.access_token as string;
     expect((await fetch(`${app.http}/secure-data`, bearer(at))).status).toBe(200);
@@ -141,7 +182,10 @@ describe("grant_type=client_credentials (an API key as the client secret)", () =
     expect(await refused.json()).toMatchObject({ description: "The token has been revoked" });
     const again = await token(app, { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     expect(again.response.status).toBe(401);
-    expect(again.body).toMatchObject({ error: "invalid_client", error_description: "Client authentication failed: the token has been revoked" });
+    expect(again.body).toMatchObject({
+      error: "invalid_client",
+      error_description: "Client authentication failed: the token has been revoked",
+    });
   });
 });
 
@@ -150,7 +194,12 @@ describe("request errors (RFC 6749 §5.2)", () => {
     ["JSON instead of a form", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }, 400, "invalid_request"],
     ["no grant_type", form({ username: "alice" }), 400, "invalid_request"],
     ["unknown grant", form({ grant_type: "implicit" }), 400, "unsupported_grant_type"],
-    ["repeated parameter", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=password&grant_type=password" }, 400, "invalid_request"],
+    [
+      "repeated parameter",
+      { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=password&grant_type=password" },
+      400,
+      "invalid_request",
+    ],
   ])("%s", async (_name, init, status, error) => {
     await using app = await startTestApp();
     const response = await fetch(`${app.http}/auth/token`, init);
@@ -214,7 +263,9 @@ describe("JWTs on the gate", () => {
     await withUsers(app);
     const { body } = await token(app, { grant_type: "password", username: "alice", password: PASSWORD });
     const [header, payload, signature] = (body.access_token as string).split(".");
-    const widened = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, "base64url").toString()), scope: "*" })).toString("base64url");
+    const widened = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, "base64url").toString()), scope: "*" })).toString(
+      "base64url",
+    );
     const response = await fetch(`${app.http}/secure-data`, bearer(`${header}.${widened}.${signature}`));
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ code: "invalid_token" });
@@ -247,7 +298,17 @@ describe("public clients: client_id by HTTP Basic (RFC 6749 §2.3.1) or by the f
     await using app = await startTestApp();
     await withUsers(app);
     // What requests-oauthlib sends for the password grant: Basic base64("thermostat-app:").
-    const signIn = await curl(["-u", "thermostat-app:", "--data-urlencode", "grant_type=password", "--data-urlencode", "username=alice", "--data-urlencode", `password=${PASSWORD}`, `${app.http}/auth/token`]);
+    const signIn = await curl([
+      "-u",
+      "thermostat-app:",
+      "--data-urlencode",
+      "grant_type=password",
+      "--data-urlencode",
+      "username=alice",
+      "--data-urlencode",
+      `password=${PASSWORD}`,
+      `${app.http}/auth/token`,
+    ]);
     expect(signIn.status).toBe(200);
     const issued = JSON.parse(signIn.body) as { access_token: string; refresh_token: string };
     trackSecret(issued.access_token);
@@ -259,7 +320,15 @@ describe("public clients: client_id by HTTP Basic (RFC 6749 §2.3.1) or by the f
     trackSecret(renewed.body.refresh_token as string);
     expect(claimsOf(renewed.body.access_token as string).client_id).toBe("thermostat-app");
     // And by Basic on the refresh too.
-    const again = await curl(["-u", "thermostat-app:", "--data-urlencode", "grant_type=refresh_token", "--data-urlencode", `refresh_token=${renewed.body.refresh_token as string}`, `${app.http}/auth/token`]);
+    const again = await curl([
+      "-u",
+      "thermostat-app:",
+      "--data-urlencode",
+      "grant_type=refresh_token",
+      "--data-urlencode",
+      `refresh_token=${renewed.body.refresh_token as string}`,
+      `${app.http}/auth/token`,
+    ]);
     expect(again.status).toBe(200);
     const last = JSON.parse(again.body) as { access_token: string; refresh_token: string };
     trackSecret(last.access_token);
@@ -273,12 +342,22 @@ describe("public clients: client_id by HTTP Basic (RFC 6749 §2.3.1) or by the f
   test.each<[string, Record<string, string>, string, number, string]>([
     ["a secret for a public client", {}, `Basic ${Buffer.from("app:s3cret").toString("base64")}`, 401, "invalid_client"],
     ["Basic and form disagree", { client_id: "other" }, `Basic ${Buffer.from("app:").toString("base64")}`, 400, "invalid_request"],
-    ["a client_secret in the form next to Basic", { client_secret: "x" }, `Basic ${Buffer.from("app:").toString("base64")}`, 401, "invalid_client"],
+    [
+      "a client_secret in the form next to Basic",
+      { client_secret: "x" },
+      `Basic ${Buffer.from("app:").toString("base64")}`,
+      401,
+      "invalid_client",
+    ],
     ["a Bearer header instead of client auth", {}, "Bearer abc", 401, "invalid_client"],
   ])("password grant: %s → %d %s", async (_name, extra, authorization, status, error) => {
     await using app = await startTestApp();
     await withUsers(app);
-    const { response, body } = await token(app, { grant_type: "password", username: "alice", password: PASSWORD, ...extra }, { headers: { Authorization: authorization } });
+    const { response, body } = await token(
+      app,
+      { grant_type: "password", username: "alice", password: PASSWORD, ...extra },
+      { headers: { Authorization: authorization } },
+    );
     expect(response.status).toBe(status);
     expect(body.error).toBe(error);
   });

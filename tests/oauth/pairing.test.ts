@@ -100,9 +100,15 @@ describe("the command that makes a code, named as it exists where it is read", (
   test("in a compiled binary the same module says `tokengate pair`", async () => {
     using dir = makeTempDir("tokengate-pair-binary-");
     const entry = join(dir.path, "entry.ts");
-    await Bun.write(entry, `import { pairCommand } from ${JSON.stringify(join(ROOT, "auth/oauth/pairing.ts"))};\nprocess.stdout.write(pairCommand());\n`);
+    await Bun.write(
+      entry,
+      `import { pairCommand } from ${JSON.stringify(join(ROOT, "auth/oauth/pairing.ts"))};\nprocess.stdout.write(pairCommand());\n`,
+    );
     // Built as `bun run build` builds: --bytecode keeps source paths in import.meta, so this matters.
-    const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", join(dir.path, "probe")], { stdout: "pipe", stderr: "pipe" });
+    const build = Bun.spawn(
+      [process.execPath, "build", "--compile", "--bytecode", "--minify", entry, "--outfile", join(dir.path, "probe")],
+      { stdout: "pipe", stderr: "pipe" },
+    );
     expect(await build.exited).toBe(0);
     const run = Bun.spawn([join(dir.path, "probe")], { stdout: "pipe" });
     expect(await new Response(run.stdout).text()).toBe("tokengate pair");
@@ -173,7 +179,9 @@ describe("POST /auth/pair", () => {
     expect(late.body).toMatchObject({ error: "invalid_grant" });
     expect(String(late.body.error_description)).toContain(`get a new one on the device (${CHECKOUT_COMMAND},`);
     expect(await app.store.listKeys()).toEqual([]);
-    expect(app.audit.filter((line) => line.includes('"path":"/auth/pair"') && line.includes('"reason":"invalid_grant"'))).toHaveLength(PAIRING_MAX_FAILURES + 1);
+    expect(app.audit.filter((line) => line.includes('"path":"/auth/pair"') && line.includes('"reason":"invalid_grant"'))).toHaveLength(
+      PAIRING_MAX_FAILURES + 1,
+    );
     // A new code from the device works again.
     expect((await post(app, { code: await liveCode(app) })).status).toBe(200);
   });

@@ -39,7 +39,8 @@ async function signIn(app: TestApp, scope?: string) {
 const refresh = (app: TestApp, token: string, extra: Record<string, string> = {}) =>
   post(app, "/auth/token", { grant_type: "refresh_token", refresh_token: token, ...extra });
 
-const use = (app: TestApp, accessToken: string) => fetch(`${app.http}/secure-data`, { headers: { Authorization: `Bearer ${accessToken}` } });
+const use = (app: TestApp, accessToken: string) =>
+  fetch(`${app.http}/secure-data`, { headers: { Authorization: `Bearer ${accessToken}` } });
 
 describe("refresh_token grant", () => {
   test("the password grant returns an opaque refresh token; each refresh returns a new one", async () => {
@@ -76,7 +77,14 @@ describe("refresh_token grant", () => {
     const { digestToken } = await import("../../auth/secrets/tokens.ts");
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "svc", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "svc",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     const { body } = await post(app, "/auth/token", { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     expect(body.access_token).toBeString();
     expect(body.refresh_token).toBeUndefined();
@@ -85,7 +93,9 @@ describe("refresh_token grant", () => {
   test("replay after the grace window revokes the whole family, its access tokens and its sockets", async () => {
     await using app = await startTestApp();
     const first = await signIn(app);
-    const probe = new WsProbe(`${app.ws}/ws`, { protocols: ["tokengate", `tokengate.bearer.${Buffer.from(first.access_token!).toString("base64url")}`] });
+    const probe = new WsProbe(`${app.ws}/ws`, {
+      protocols: ["tokengate", `tokengate.bearer.${Buffer.from(first.access_token!).toString("base64url")}`],
+    });
     await probe.nextMessage(0);
     const second = await refresh(app, first.refresh_token!);
     expect(second.response.status).toBe(200);

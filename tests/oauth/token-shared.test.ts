@@ -14,7 +14,15 @@ type RefusedCase = [string, string | undefined, [string, string][], GateErrorKin
 describe("confidential clients (client_credentials)", () => {
   test("from HTTP Basic (form-decoded) or from the form", () => {
     expect(readClient(post(basic("tg%5Fid", "a+b")), new Map())).toEqual({ clientId: "tg_id", secret: "a b" });
-    expect(readClient(post(), new Map([["client_id", "id"], ["client_secret", "s"]]))).toEqual({ clientId: "id", secret: "s" });
+    expect(
+      readClient(
+        post(),
+        new Map([
+          ["client_id", "id"],
+          ["client_secret", "s"],
+        ]),
+      ),
+    ).toEqual({ clientId: "id", secret: "s" });
   });
 
   test.each<RefusedCase>([

@@ -4,9 +4,27 @@
  * the deliberately broken ones.
  */
 import { describe, expect, test } from "bun:test";
-import { compactVerify, createLocalJWKSet, exportJWK, generateKeyPair, generateSecret, importJWK, jwtVerify, SignJWT, UnsecuredJWT, type JWK } from "jose";
+import {
+  compactVerify,
+  createLocalJWKSet,
+  exportJWK,
+  generateKeyPair,
+  generateSecret,
+  importJWK,
+  jwtVerify,
+  SignJWT,
+  UnsecuredJWT,
+  type JWK,
+} from "jose";
 import { EXPIRED_TOKEN, GateError, INVALID_TOKEN } from "../../auth/core/errors.ts";
-import { generateSigningKey, importKeySet, issueAccessToken, looksLikeJwt, verifyAccessToken, type KeySet } from "../../auth/secrets/jwt.ts";
+import {
+  generateSigningKey,
+  importKeySet,
+  issueAccessToken,
+  looksLikeJwt,
+  verifyAccessToken,
+  type KeySet,
+} from "../../auth/secrets/jwt.ts";
 
 const settings = { issuer: "tokengate", audience: "tokengate", ttl: 900, clockTolerance: 5 };
 const claims = { sub: "user:alice", scope: ["data:read"], roles: ["viewer"], clientId: "tokengate" };
@@ -83,10 +101,24 @@ describe("stored keys stay compatible with jose", () => {
     const kid = `jose-${alg}`;
     const record =
       alg === "HS256"
-        ? { kid, alg, privateJwk: JSON.stringify(await exportJWK(await generateSecret("HS256", { extractable: true }))), publicJwk: null, createdAt: NOW, retiredAt: null }
+        ? {
+            kid,
+            alg,
+            privateJwk: JSON.stringify(await exportJWK(await generateSecret("HS256", { extractable: true }))),
+            publicJwk: null,
+            createdAt: NOW,
+            retiredAt: null,
+          }
         : await (async () => {
             const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-            return { kid, alg, privateJwk: JSON.stringify(await exportJWK(pair.privateKey)), publicJwk: JSON.stringify(await exportJWK(pair.publicKey)), createdAt: NOW, retiredAt: null };
+            return {
+              kid,
+              alg,
+              privateJwk: JSON.stringify(await exportJWK(pair.privateKey)),
+              publicJwk: JSON.stringify(await exportJWK(pair.publicKey)),
+              createdAt: NOW,
+              retiredAt: null,
+            };
           })();
     const keys = (await importKeySet([record], alg, NOW))!;
     const issued = await issueAccessToken(keys, settings, claims, NOW);
@@ -94,7 +126,12 @@ describe("stored keys stay compatible with jose", () => {
     // And a token jose signs with the stored JWK is accepted by the imported set.
     const foreign = await new SignJWT({ scope: "data:read", client_id: "tokengate" })
       .setProtectedHeader({ alg, typ: "at+jwt", kid })
-      .setIssuer(settings.issuer).setAudience(settings.audience).setSubject("user:alice").setIssuedAt(NOW / 1000).setExpirationTime(NOW / 1000 + 60).setJti("j1")
+      .setIssuer(settings.issuer)
+      .setAudience(settings.audience)
+      .setSubject("user:alice")
+      .setIssuedAt(NOW / 1000)
+      .setExpirationTime(NOW / 1000 + 60)
+      .setJti("j1")
       .sign(await importJWK(JSON.parse(record.privateJwk) as JWK, alg));
     expect(await verifyAccessToken(foreign, keys, settings, NOW)).toMatchObject({ sub: "user:alice", jti: "j1" });
   });
@@ -111,7 +148,11 @@ describe("stored keys stay compatible with jose", () => {
 
     const keys = (await importKeySet([record], "EdDSA", NOW))!;
     const issued = await issueAccessToken(keys, settings, claims, NOW);
-    const { payload } = await jwtVerify(issued.token, createLocalJWKSet({ keys: [...keys.jwks.keys] }), { issuer: settings.issuer, audience: settings.audience, currentDate: new Date(NOW) });
+    const { payload } = await jwtVerify(issued.token, createLocalJWKSet({ keys: [...keys.jwks.keys] }), {
+      issuer: settings.issuer,
+      audience: settings.audience,
+      currentDate: new Date(NOW),
+    });
     expect(payload.sub).toBe("user:alice");
   });
 
@@ -126,7 +167,10 @@ test("a key retired more than a day ago is dropped from verification and the JWK
   const { usableKeys, RETIRED_KEY_LIFETIME_MS } = await import("../../auth/secrets/jwt.ts");
   const current = await generateSigningKey("EdDSA", NOW);
   const recent = { ...(await generateSigningKey("EdDSA", NOW - 5_000)), retiredAt: NOW - 1_000 };
-  const ancient = { ...(await generateSigningKey("EdDSA", NOW - 10 * RETIRED_KEY_LIFETIME_MS)), retiredAt: NOW - RETIRED_KEY_LIFETIME_MS - 1 };
+  const ancient = {
+    ...(await generateSigningKey("EdDSA", NOW - 10 * RETIRED_KEY_LIFETIME_MS)),
+    retiredAt: NOW - RETIRED_KEY_LIFETIME_MS - 1,
+  };
   expect(usableKeys([current, recent, ancient], "EdDSA", NOW).map((key) => key.kid)).toEqual([current.kid, recent.kid]);
   const keys = (await importKeySet([current, recent, ancient], "EdDSA", NOW))!;
   expect(keys.jwks.keys.map((key) => key.kid).sort()).toEqual([current.kid, recent.kid].sort());
@@ -142,20 +186,41 @@ describe("attacks and malformed tokens are refused", () => {
   });
 
   test.each<[string, (keys: KeySet, token: string) => Promise<string>]>([
-    ["alg none", async () => new UnsecuredJWT({ scope: "data:read", client_id: "x", jti: "j" }).setIssuer("tokengate").setAudience("tokengate").setSubject("user:alice").setIssuedAt().setExpirationTime("1h").encode()],
+    [
+      "alg none",
+      async () =>
+        new UnsecuredJWT({ scope: "data:read", client_id: "x", jti: "j" })
+          .setIssuer("tokengate")
+          .setAudience("tokengate")
+          .setSubject("user:alice")
+          .setIssuedAt()
+          .setExpirationTime("1h")
+          .encode(),
+    ],
     ["stripped signature", async (_keys, token) => token.split(".").slice(0, 2).join(".") + "."],
-    ["tampered payload (scope widened)", async (_keys, token) => {
-      const [header, payload, signature] = token.split(".");
-      const claimsJson = JSON.parse(Buffer.from(payload!, "base64url").toString()) as Record<string, unknown>;
-      return [header, b64({ ...claimsJson, scope: "*" }), signature].join(".");
-    }],
-    ["HS256 signed with the public key (alg confusion)", async (keys) => {
-      const x = Buffer.from((keys.jwks.keys[0] as { x: string }).x, "base64url");
-      return new SignJWT({ scope: "*", client_id: "x" })
-        .setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: keys.signing.kid })
-        .setIssuer("tokengate").setAudience("tokengate").setSubject("user:alice").setIssuedAt(NOW / 1000).setExpirationTime(NOW / 1000 + 900).setJti("j")
-        .sign(x);
-    }],
+    [
+      "tampered payload (scope widened)",
+      async (_keys, token) => {
+        const [header, payload, signature] = token.split(".");
+        const claimsJson = JSON.parse(Buffer.from(payload!, "base64url").toString()) as Record<string, unknown>;
+        return [header, b64({ ...claimsJson, scope: "*" }), signature].join(".");
+      },
+    ],
+    [
+      "HS256 signed with the public key (alg confusion)",
+      async (keys) => {
+        const x = Buffer.from((keys.jwks.keys[0] as { x: string }).x, "base64url");
+        return new SignJWT({ scope: "*", client_id: "x" })
+          .setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: keys.signing.kid })
+          .setIssuer("tokengate")
+          .setAudience("tokengate")
+          .setSubject("user:alice")
+          .setIssuedAt(NOW / 1000)
+          .setExpirationTime(NOW / 1000 + 900)
+          .setJti("j")
+          .sign(x);
+      },
+    ],
     ["wrong typ (JWT)", async (keys) => sign(keys, { typ: "JWT" })],
     ["unknown kid", async (keys) => sign(keys, { kid: "not-a-key" })],
     ["no kid", async (keys) => sign(keys, { kid: undefined })],
@@ -169,15 +234,18 @@ describe("attacks and malformed tokens are refused", () => {
     ["not yet valid (nbf in 10 min)", async (keys) => sign(keys, { nbf: NOW / 1000 + 600 })],
     ["signed by another EdDSA key", async () => (await issueAccessToken(await keySet(), settings, claims, NOW)).token],
     ["garbage", async () => "not.a.jwt"],
-    ["signature re-spelled with different unused trailing bits (found by the fuzzer)", async (_keys, token) => {
-      const [header, payload, signature] = token.split(".") as [string, string, string];
-      // The last of 86 characters carries 2 significant bits; flip only the 4 unused ones.
-      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-      const last = alphabet.indexOf(signature.at(-1)!);
-      const respelled = alphabet[(last & 0b110000) | (~last & 0b001111)]!;
-      expect(Buffer.from(signature.slice(0, -1) + respelled, "base64url")).toEqual(Buffer.from(signature, "base64url"));
-      return `${header}.${payload}.${signature.slice(0, -1)}${respelled}`;
-    }],
+    [
+      "signature re-spelled with different unused trailing bits (found by the fuzzer)",
+      async (_keys, token) => {
+        const [header, payload, signature] = token.split(".") as [string, string, string];
+        // The last of 86 characters carries 2 significant bits; flip only the 4 unused ones.
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const last = alphabet.indexOf(signature.at(-1)!);
+        const respelled = alphabet[(last & 0b110000) | (~last & 0b001111)]!;
+        expect(Buffer.from(signature.slice(0, -1) + respelled, "base64url")).toEqual(Buffer.from(signature, "base64url"));
+        return `${header}.${payload}.${signature.slice(0, -1)}${respelled}`;
+      },
+    ],
   ])("%s", async (_name, forge) => {
     const keys = await keySet();
     const genuine = await issueAccessToken(keys, settings, claims, NOW);

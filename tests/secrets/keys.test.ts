@@ -105,7 +105,12 @@ describe("known scopes", () => {
   });
 
   test("a configured route table extends the set", () => {
-    expect(listKnownScopes(new Map(), [{ scope: "camera:view" }, { scope: null }, { scope: "" }])).toEqual(["*", "camera:view", "data:read", "ws:connect"]);
+    expect(listKnownScopes(new Map(), [{ scope: "camera:view" }, { scope: null }, { scope: "" }])).toEqual([
+      "*",
+      "camera:view",
+      "data:read",
+      "ws:connect",
+    ]);
   });
 
   test.each([

@@ -39,7 +39,9 @@ describe("argon2id hashing and verification", () => {
   test("concurrency and queue bounds: the overflow is told 'busy' at once", async () => {
     const hash = await hashPassword("correct horse battery");
     const verifier = createPasswordVerifier({ concurrency: 1, queueLimit: 2 });
-    const outcomes = await Promise.all(Array.from({ length: 6 }, (_, index) => verifier.verify("correct horse battery", hash, `192.0.2.${index}`)));
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, (_, index) => verifier.verify("correct horse battery", hash, `192.0.2.${index}`)),
+    );
     expect(outcomes.filter((outcome) => outcome === "match")).toHaveLength(3);
     expect(outcomes.filter((outcome) => outcome === "busy")).toHaveLength(3);
     expect(verifier.active + verifier.queued).toBe(0);

@@ -57,7 +57,14 @@ describe("on the wire", () => {
     await using app = await startTestApp();
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "tablet", scopes: ["ws:connect"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "tablet",
+      scopes: ["ws:connect"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     const { ticket } = (await (await ask(app.http, key.token)).json()) as { ticket: string };
     trackSecret(ticket);
@@ -78,7 +85,14 @@ describe("on the wire", () => {
     expect(await missing.json()).toMatchObject({ code: "missing_token" });
     const key = generateApiKey();
     trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name: "reader", scopes: ["data:read"], secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    await app.store.insertKey({
+      id: key.id,
+      name: "reader",
+      scopes: ["data:read"],
+      secretHash: digestToken(key.secret),
+      createdAt: Date.now(),
+      expiresAt: null,
+    });
     await app.app.keyring.refresh();
     const scope = await ask(app.http, key.token);
     expect(scope.status).toBe(403);

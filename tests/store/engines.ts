@@ -17,7 +17,15 @@ export function newKey(overrides: Partial<NewKey> = {}): { record: NewKey; secre
   trackSecret(key.token);
   return {
     secret: key.secret,
-    record: { id: key.id, name: "lamp", scopes: ["data:read", "ws:connect"], secretHash: digestToken(key.secret), createdAt: 1_000, expiresAt: null, ...overrides },
+    record: {
+      id: key.id,
+      name: "lamp",
+      scopes: ["data:read", "ws:connect"],
+      secretHash: digestToken(key.secret),
+      createdAt: 1_000,
+      expiresAt: null,
+      ...overrides,
+    },
   };
 }
 

@@ -27,17 +27,29 @@ const refreshToken = (id: string): NewRefreshToken => ({
 async function listSteps(): Promise<Step[]> {
   const paired = newKey({ scopes: ["*"] }).record;
   const old = newKey().record;
-  const signing = [await generateSigningKey("EdDSA", 1_000), await generateSigningKey("EdDSA", 1_000), await generateSigningKey("EdDSA", 2_000)] as const;
+  const signing = [
+    await generateSigningKey("EdDSA", 1_000),
+    await generateSigningKey("EdDSA", 1_000),
+    await generateSigningKey("EdDSA", 2_000),
+  ] as const;
   return [
     ["issuePairingCode", (store) => store.issuePairingCode(digestToken("111111"), 1_000, 301_000), false],
     ["redeemPairingCode: wrong", (store) => store.redeemPairingCode(digestToken("222222"), 2_000, 5, paired), false],
     ["redeemPairingCode: paired", (store) => store.redeemPairingCode(digestToken("111111"), 2_000, 5, paired), true],
-    ["getKey, listKeys, hasCredentials", (store) => Promise.all([store.getKey(paired.id), store.listKeys(), store.hasCredentials()]), false],
+    [
+      "getKey, listKeys, hasCredentials",
+      (store) => Promise.all([store.getKey(paired.id), store.listKeys(), store.hasCredentials()]),
+      false,
+    ],
     ["recordUsage", (store) => store.recordUsage([{ id: paired.id, at: 3_000, addr: "10.0.0.1" }]), false],
     ["insertKey", (store) => store.insertKey(old), true],
     ["rotateKey", (store) => store.rotateKey(old.id, newKey({ createdAt: 2_000 }).record, 9_000), true],
     ["revokeKey", (store) => store.revokeKey(old.id, 4_000), true],
-    ["insertUser", (store) => store.insertUser({ username: "ann", passwordHash: PASSWORD_HASH, roles: ["viewer"], createdAt: 1_000 }), true],
+    [
+      "insertUser",
+      (store) => store.insertUser({ username: "ann", passwordHash: PASSWORD_HASH, roles: ["viewer"], createdAt: 1_000 }),
+      true,
+    ],
     ["setPassword", (store) => store.setPassword("ann", PASSWORD_HASH, 2_000), true],
     ["setDisabled", (store) => store.setDisabled("ann", 3_000, 3_000), true],
     ["insertRefreshToken", (store) => store.insertRefreshToken(refreshToken("r1")), false],

@@ -72,7 +72,12 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
   it("users: unique names, password and disable updates", async () => {
     await using db = await engine(1);
     const store = db.stores[0]!;
-    const user = { username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", roles: ["viewer"], createdAt: 1_000 };
+    const user = {
+      username: "ann",
+      passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+      roles: ["viewer"],
+      createdAt: 1_000,
+    };
     expect(await store.insertUser(user)).toBe(true);
     expect(await store.insertUser(user)).toBe(false);
     expect(await store.setDisabled("ann", 2_000, 2_000)).toBe(true);
@@ -84,7 +89,17 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
   it("refresh tokens: rotation, grace sibling, replay revokes the family", async () => {
     await using db = await engine(1);
     const store = db.stores[0]!;
-    const token = (id: string) => ({ id, familyId: "fam", secretHash: digestToken(id), subject: "user:ann", scopes: ["data:read"], roles: ["viewer"], clientId: "tokengate", createdAt: 1_000, expiresAt: 99_000 });
+    const token = (id: string) => ({
+      id,
+      familyId: "fam",
+      secretHash: digestToken(id),
+      subject: "user:ann",
+      scopes: ["data:read"],
+      roles: ["viewer"],
+      clientId: "tokengate",
+      createdAt: 1_000,
+      expiresAt: 99_000,
+    });
     await store.insertRefreshToken(token("r1"));
     expect(await store.consumeRefreshToken("r1", token("r2"), 2_000, 5_000)).toBe("rotated");
     expect(await store.consumeRefreshToken("r1", token("r3"), 3_000, 5_000)).toBe("grace");
@@ -159,7 +174,12 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
   it("pairing is closed by a user alone, and by a revoked key", async () => {
     await using db = await engine(1);
     const store = db.stores[0]!;
-    await store.insertUser({ username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", roles: ["admin"], createdAt: 1_000 });
+    await store.insertUser({
+      username: "ann",
+      passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+      roles: ["admin"],
+      createdAt: 1_000,
+    });
     expect(await store.issuePairingCode(digestToken("123456"), 1_000, 301_000)).toBe(false);
     await using other = await engine(1);
     const { record } = newKey();
@@ -182,7 +202,9 @@ describe("sqlite file", () => {
     expect(table.sql).toContain("STRICT");
     // STRICT refuses a value of the wrong type instead of storing it.
     expect(() =>
-      db.run("INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES ('aaaaaaaaaaaa', 'x', zeroblob(32), '', 'yesterday')"),
+      db.run(
+        "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES ('aaaaaaaaaaaa', 'x', zeroblob(32), '', 'yesterday')",
+      ),
     ).toThrow();
     db.close();
     const again = await openDataDirStore(dir.path);

@@ -52,7 +52,11 @@ export interface TerminalStep {
  * replies are typed only once their prompt shows. Returns the exit code and everything the
  * terminal displayed (which is also scanned for secrets).
  */
-export async function runCliInTerminal(args: readonly string[], env: Record<string, string>, steps: readonly TerminalStep[]): Promise<{ code: number; screen: string }> {
+export async function runCliInTerminal(
+  args: readonly string[],
+  env: Record<string, string>,
+  steps: readonly TerminalStep[],
+): Promise<{ code: number; screen: string }> {
   const command = [process.execPath, "run", CLI_ENTRY, ...args].map(shellQuote).join(" ");
   const proc = Bun.spawn(["script", "-qec", command, "/dev/null"], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "dumb", ...clockEnvironment(), ...env },
@@ -69,7 +73,8 @@ export async function runCliInTerminal(args: readonly string[], env: Record<stri
   for (const step of steps) {
     const deadline = Date.now() + 10_000;
     while (screen.indexOf(step.prompt, seen) === -1) {
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`prompt ${JSON.stringify(step.prompt)} not shown; screen: ${JSON.stringify(screen)}`);
+      if (Date.now() > deadline || proc.exitCode !== null)
+        throw new Error(`prompt ${JSON.stringify(step.prompt)} not shown; screen: ${JSON.stringify(screen)}`);
       await Bun.sleep(10);
     }
     seen = screen.indexOf(step.prompt, seen) + step.prompt.length;

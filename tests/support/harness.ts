@@ -280,7 +280,12 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const store = await openDataDirStore(dir.path);
   const lines: string[] = [];
   const audit: string[] = [];
-  const logger = createLogger({ now: Date.now, level: "debug", format: "json", sink: { write: (line) => (lines.push(line), captureOutput(line)) } });
+  const logger = createLogger({
+    now: Date.now,
+    level: "debug",
+    format: "json",
+    sink: { write: (line) => (lines.push(line), captureOutput(line)) },
+  });
   const app = await startApp({
     config: parsed.config,
     store,

@@ -17,7 +17,12 @@ const PASSWORDS = { carol: trackSecret("carol's long password"), dave: trackSecr
 
 async function tokens(app: TestApp, username: "carol" | "dave") {
   if ((await app.store.getUser(username)) === undefined) {
-    await app.store.insertUser({ username, passwordHash: await hashPassword(PASSWORDS[username]), roles: ["viewer"], createdAt: Date.now() });
+    await app.store.insertUser({
+      username,
+      passwordHash: await hashPassword(PASSWORDS[username]),
+      roles: ["viewer"],
+      createdAt: Date.now(),
+    });
   }
   const response = await fetch(`${app.http}/auth/token`, {
     method: "POST",
@@ -65,7 +70,11 @@ describe("in-band re-authentication", () => {
 
   test.each([
     // The same answer as a forged token: the socket must not tell valid-but-someone-else's from invalid.
-    ["another user's token", async (app: TestApp) => JSON.stringify({ type: "auth", token: (await tokens(app, "dave")).access_token }), "invalid_token"],
+    [
+      "another user's token",
+      async (app: TestApp) => JSON.stringify({ type: "auth", token: (await tokens(app, "dave")).access_token }),
+      "invalid_token",
+    ],
     ["a forged token", async () => JSON.stringify({ type: "auth", token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln" }), "invalid_token"],
     ["no token", async () => JSON.stringify({ type: "auth" }), "invalid_request"],
     ["a token with spaces", async () => JSON.stringify({ type: "auth", token: "a b" }), "invalid_request"],
@@ -109,7 +118,8 @@ describe("in-band re-authentication is guarded like HTTP (no oracle, counted, au
     await app.app.keyring.refresh();
     return { id: key.id, token: key.token };
   }
-  const openWithKey = (app: TestApp, token: string) => new WsProbe(`${app.ws}/ws`, { protocols: ["tokengate", encodeSubprotocolToken(token)] });
+  const openWithKey = (app: TestApp, token: string) =>
+    new WsProbe(`${app.ws}/ws`, { protocols: ["tokengate", encodeSubprotocolToken(token)] });
   const guessFor = (id: string) => `tg_${id}_${generateToken()}`;
 
   test("a valid token of another principal and a wrong one get the same answer", async () => {
@@ -121,7 +131,11 @@ describe("in-band re-authentication is guarded like HTTP (no oracle, counted, au
     probe.socket.send(JSON.stringify({ type: "auth", token: admin.token }));
     probe.socket.send(JSON.stringify({ type: "auth", token: guessFor(admin.id) }));
     expect(await probe.nextMessage(2)).toBe(await probe.nextMessage(1));
-    expect(await json(probe, 1)).toEqual({ type: "auth_error", code: "invalid_token", description: "The token is not valid for this connection" });
+    expect(await json(probe, 1)).toEqual({
+      type: "auth_error",
+      code: "invalid_token",
+      description: "The token is not valid for this connection",
+    });
     probe.socket.close();
     expectNoSecretsInOutput();
   });
@@ -150,7 +164,9 @@ describe("in-band re-authentication is guarded like HTTP (no oracle, counted, au
       if (round === 0) await probe.nextMessage(5);
     }
     expect(await sockets[1]!.closed).toMatchObject({ code: 4429 });
-    const failures = app.audit.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.audit === "auth.failure" && line.path === "/ws");
+    const failures = app.audit
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.audit === "auth.failure" && line.path === "/ws");
     expect(failures.length).toBeGreaterThanOrEqual(10);
     expect(failures[0]).toMatchObject({ key_id: admin.id, address: "127.0.0.1", reason: "invalid_token" });
     expect((await fetch(`${app.http}/secure-data`, { headers: { "X-Auth-Token": low.token } })).status).toBe(429);

@@ -66,7 +66,12 @@ describe("transports", () => {
     await probe.closed;
     await Bun.sleep(20);
     const lines = gate.lines.slice(before).map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.find((line) => line.msg === "request")).toMatchObject({ status: 101, principal: "bootstrap", path: "/ws?token=REDACTED", remote: "127.0.0.1" });
+    expect(lines.find((line) => line.msg === "request")).toMatchObject({
+      status: 101,
+      principal: "bootstrap",
+      path: "/ws?token=REDACTED",
+      remote: "127.0.0.1",
+    });
     expect(lines.find((line) => line.msg === "ws.close" && line.code === 4000)).toMatchObject({ code: 4000, principal: "bootstrap" });
   });
 });
@@ -78,9 +83,21 @@ describe("refusals happen before the upgrade, with an HTTP answer", () => {
     ["wrong subprotocol token", "/ws", `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(OTHER)}\r\n`, 401, "invalid_token"],
     ["token twice in the query", `/ws?token=${T}&token=${T}`, "", 400, "invalid_request"],
     ["empty query token", "/ws?token=", "", 400, "invalid_request"],
-    ["query and subprotocol disagree", `/ws?token=${T}`, `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(OTHER)}\r\n`, 400, "invalid_request"],
+    [
+      "query and subprotocol disagree",
+      `/ws?token=${T}`,
+      `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(OTHER)}\r\n`,
+      400,
+      "invalid_request",
+    ],
     ["bearer subprotocol without the marker", "/ws", `Sec-WebSocket-Protocol: ${encodeSubprotocolToken(T)}\r\n`, 400, "invalid_request"],
-    ["two bearer subprotocols", "/ws", `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(T)}, ${encodeSubprotocolToken(T)}\r\n`, 400, "invalid_request"],
+    [
+      "two bearer subprotocols",
+      "/ws",
+      `Sec-WebSocket-Protocol: tokengate, ${encodeSubprotocolToken(T)}, ${encodeSubprotocolToken(T)}\r\n`,
+      400,
+      "invalid_request",
+    ],
     ["a subprotocol we do not speak", `/ws?token=${T}`, "Sec-WebSocket-Protocol: chat\r\n", 400, "invalid_request"],
     ["header and query disagree", `/ws?token=${T}`, `X-Auth-Token: ${OTHER}\r\n`, 400, "invalid_request"],
   ])("%s", async (_name, target, extra, status, code) => {
@@ -143,7 +160,12 @@ describe("shutdown", () => {
     expect(closes.map((close) => close.code)).toEqual([1001, 1001, 1001]);
     expect(performance.now() - started).toBeLessThan(5000);
     expect(local.listener.sockets.size).toBe(0);
-    expect(await fetch(`${local.http}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+    expect(
+      await fetch(`${local.http}/healthz`).then(
+        () => "answered",
+        () => "refused",
+      ),
+    ).toBe("refused");
   });
 });
 
