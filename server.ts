@@ -235,6 +235,10 @@ export async function main(): Promise<void> {
         : undefined;
     void offerPairing({ store, logger, urls, terminal, now: systemClock });
   }
+  // A promise nobody awaited that fails must cost one log line, never the whole gate (Bun exits on it).
+  process.on("unhandledRejection", (error) =>
+    logger.error("unhandled rejection", { error: error instanceof Error ? error.name : "unknown" }),
+  );
   stopOnSignals(logger, app, async () => {
     await store.close().catch(() => undefined);
     attempts?.close();

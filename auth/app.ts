@@ -210,6 +210,7 @@ function listen(parts: Parts): Listener {
     recordUse: keyring.recordUse,
     authenticatePassword: config.basicAuth ? parts.authenticatePassword : undefined,
     revalidate: keyring.revalidate,
+    syncBeforeTicket: keyring.refresh,
     guard,
     audit,
     addressOf,

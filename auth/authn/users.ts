@@ -56,7 +56,10 @@ export function createPasswordAuthenticator(options: {
     }
     // Unknown and disabled users verify against the dummy hash: same time, same answer.
     const usable = user !== undefined && user.disabledAt === null ? user : undefined;
-    const outcome = await verifier.verify(credentials.password, usable?.passwordHash, guardBucketOf(client));
+    const outcome = await verifier.verify(credentials.password, usable?.passwordHash, [
+      `addr:${guardBucketOf(client)}`,
+      `user:${credentials.username}`,
+    ]);
     if (outcome === "busy") return PASSWORD_QUEUE_FULL;
     if (outcome === "mismatch" || usable === undefined) return WRONG_PASSWORD;
     return userPrincipal(usable, roleScopes);

@@ -177,19 +177,27 @@ export function clientAddress(peer: string, headers: ForwardingHeaders, trustedP
 }
 
 /**
- * The guard's bucket for an address: IPv4 as is, IPv6 per /64, since one client usually holds a
- * whole /64 and could otherwise take a fresh address for every guess.
+ * The guard's bucket for an address: IPv4 as is; a global IPv6 address per /64, since one client
+ * usually holds a whole /64 and could otherwise take a fresh address for every guess. Link-local
+ * (fe80::/10), unique-local (fc00::/7) and loopback addresses stay whole: every device of a LAN
+ * shares those /64s, and one guesser must not lock the whole LAN out (the per-key and per-user
+ * counters still catch one that rotates addresses).
  */
 export function guardBucketOf(address: string): string {
   const normalized = normalizeAddress(address);
   if (!normalized.includes(":")) return normalized;
   const groups = expandIpv6(normalized);
-  return groups === undefined
-    ? normalized
-    : `${groups
-        .slice(0, 4)
-        .map((group) => group.toString(16))
-        .join(":")}::/64`;
+  if (groups === undefined || isLanIpv6(groups)) return normalized;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.toString(16))
+    .join(":")}::/64`;
+}
+
+function isLanIpv6(groups: readonly number[]): boolean {
+  const first = groups[0]!;
+  const loopback = groups.every((group, index) => group === (index === 7 ? 1 : 0));
+  return (first & 0xffc0) === 0xfe80 || (first & 0xfe00) === 0xfc00 || loopback;
 }
 
 // RFC 1918 private ranges, loopback, IPv4 link-local and RFC 6598 shared space (carrier NAT,

@@ -8,8 +8,15 @@ import type { QueryParam } from "./query.ts";
 
 /** Parameters whose values are logged: paging words that never carry a secret. Every other value is not. */
 const LOGGED_VALUES = new Set(["page", "limit", "offset", "sort", "order"]);
-/** A name is logged as sent only when it is short and plain; a long one could itself be a token. */
-const LOGGABLE_NAME = /^[A-Za-z0-9_.:-]{1,24}$/;
+/**
+ * Parameter names logged as sent; any other shows as `…`, since a client may put a token where a
+ * name goes (`/ws?<key>`). The credential names are here so a refusal's line says which one it was.
+ */
+const LOGGED_NAMES = new Set([...LOGGED_VALUES, "token", "ticket", "access_token", "code", "scope", "state", "format", "q"]);
+/** A paging value is logged only when it is short and plain. */
+const PLAIN_VALUE = /^[A-Za-z0-9_.:-]{1,24}$/;
+/** A path segment logged as sent: short plain words, as every route of ours is; anything else (`;token=…`, a key) shows as `…`. */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]{0,19}$/;
 
 export const REDACTED = "REDACTED";
 const MAX_LOGGED_TARGET = 512;
@@ -25,8 +32,17 @@ export function splitUrl(url: string): { path: string; query: string } {
 }
 
 function describeParam(param: QueryParam): string {
-  const name = LOGGABLE_NAME.test(param.rawName) ? param.rawName : "…";
-  return LOGGED_VALUES.has(param.name) && LOGGABLE_NAME.test(param.value) ? `${name}=${param.value}` : `${name}=${REDACTED}`;
+  const name = LOGGED_NAMES.has(param.rawName) ? param.rawName : "…";
+  return LOGGED_VALUES.has(param.rawName) && PLAIN_VALUE.test(param.value) ? `${name}=${param.value}` : `${name}=${REDACTED}`;
+}
+
+/** The path with every segment that is not a short plain word replaced by `…`. */
+function redactPath(path: string): string {
+  if (PLAIN_SEGMENT.test(path.slice(1)) && path.startsWith("/")) return path;
+  return path
+    .split("/")
+    .map((segment) => (PLAIN_SEGMENT.test(segment) ? segment : "…"))
+    .join("/");
 }
 
 /**
@@ -34,7 +50,8 @@ function describeParam(param: QueryParam): string {
  * paging words, capped in length. Takes the parameters the request was judged by (`parseQuery`).
  */
 export function redactTarget(path: string, params: readonly QueryParam[]): string {
-  const target = params.length === 0 ? path : `${path}?${params.map(describeParam).join("&")}`;
+  const safePath = redactPath(path);
+  const target = params.length === 0 ? safePath : `${safePath}?${params.map(describeParam).join("&")}`;
   return target.length > MAX_LOGGED_TARGET ? `${target.slice(0, MAX_LOGGED_TARGET)}…` : target;
 }
 

@@ -163,18 +163,25 @@ class FailureCounter {
     private readonly windowMs: number,
   ) {}
 
-  count(subject: string, at: number): number | Promise<number> {
-    let count: number | Promise<number>;
+  /**
+   * The count now, and, with a shared store, the shared count later. The shared answer arrives after
+   * the refusal has been sent, so a pipelined burst would outrun it: this process counts at once too,
+   * and that count stands in for the shared one while the shared store is away.
+   */
+  count(subject: string, at: number): { readonly now: number; readonly later?: Promise<number> } {
+    let shared: number | Promise<number>;
     try {
-      count = this.options.attempts.countFailure(subject, at, this.windowMs);
+      shared = this.options.attempts.countFailure(subject, at, this.windowMs);
     } catch (error) {
-      count = Promise.reject(error);
+      shared = Promise.reject(error);
     }
-    if (typeof count === "number") return count;
-    return count.then(
-      (shared) => (this.markShared(true), shared),
-      (error: unknown) => (this.markShared(false, error), this.fallback.countFailure(subject, at, this.windowMs)),
+    if (typeof shared === "number") return { now: shared };
+    const here = this.fallback.countFailure(subject, at, this.windowMs);
+    const later = shared.then(
+      (count) => (this.markShared(true), count),
+      (error: unknown) => (this.markShared(false, error), here),
     );
+    return { now: here, later };
   }
 
   forget(subject: string): void {
@@ -195,15 +202,18 @@ export function createGuard(options: GuardOptions): Guard {
   const bans = new BanList(options, limits);
   const counter = new FailureCounter(options, limits.windowMs);
 
-  // Exactly at the limit: concurrent failures counted by a shared store see 10, 11, 12…; only one of them bans.
+  // Exactly at the limit, and not banned yet: concurrent failures counted by a shared store see
+  // 10, 11, 12…, and the local count may get there first; only one of them bans.
   const judgeCount = (subject: string, at: number, count: number) => {
-    if (count !== limits.maxFailures) return undefined;
+    if (count !== limits.maxFailures || bans.remaining(subject, at) > 0) return undefined;
     counter.forget(subject);
     return bans.start(subject, at);
   };
   const fail = (subject: string, at: number): void | Promise<void> => {
-    const count = counter.count(subject, at);
-    return typeof count === "number" ? judgeCount(subject, at, count) : count.then((shared) => judgeCount(subject, at, shared));
+    const { now: counted, later } = counter.count(subject, at);
+    const early = judgeCount(subject, at, counted);
+    if (later === undefined) return early;
+    return Promise.all([early, later.then((shared) => judgeCount(subject, at, shared))]).then(() => undefined);
   };
 
   return {

@@ -7,6 +7,8 @@
 import type { AuditLog } from "./audit.ts";
 import { tooManyAttempts, type GateError } from "../core/errors.ts";
 import type { Guard } from "./guard.ts";
+import { USERNAME } from "../authn/users.ts";
+import { parseApiKey } from "../secrets/keys.ts";
 
 export interface RefusalSinks {
   readonly guard?: Guard | undefined;
@@ -26,21 +28,37 @@ export interface Refusal {
   readonly username?: string | undefined;
 }
 
+const KEY_ID = /^[0-9a-f]{12}$/;
+/** Every secret tokengate issues or accepts is 32 characters or more (AUTH_TOKEN's minimum); names are shorter. */
+const SECRET_LENGTH = 32;
+const isPlainUsername = (text: string) => USERNAME.test(text) && text.length < SECRET_LENGTH && parseApiKey(text) === undefined;
+
+/**
+ * The names a refusal aimed at, kept only when they have the shape of a key id or a username: what
+ * a client typed into those fields may be a secret (an API key pasted as the username), and it
+ * must not reach the audit log, the bans table or `bans list`.
+ */
+function namesOf(refusal: Refusal): { keyId: string | undefined; username: string | undefined } {
+  const keyId = refusal.keyId !== undefined && KEY_ID.test(refusal.keyId) ? refusal.keyId : undefined;
+  const username = refusal.username !== undefined && isPlainUsername(refusal.username) ? refusal.username : undefined;
+  return { keyId, username };
+}
+
 /** The guard's account subject of a refusal, if it aimed at one. */
-export function accountOf(refusal: { readonly keyId?: string | undefined; readonly username?: string | undefined }): string | undefined {
-  return refusal.keyId !== undefined ? `key:${refusal.keyId}` : refusal.username !== undefined ? `user:${refusal.username}` : undefined;
+function accountOf(names: { keyId: string | undefined; username: string | undefined }): string | undefined {
+  return names.keyId !== undefined ? `key:${names.keyId}` : names.username !== undefined ? `user:${names.username}` : undefined;
 }
 
 export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError {
   const { policy } = refusal.error;
+  const names = namesOf(refusal);
   let outcome = refusal.answer ?? refusal.error;
   if (sinks.guard !== undefined && policy.guess) {
-    const account = accountOf(refusal);
+    const account = accountOf(names);
     sinks.guard.recordFailure(refusal.address, account);
     const wait = sinks.guard.retryAfter(refusal.address, account);
     if (wait > 0) outcome = tooManyAttempts(wait);
   }
-  if (sinks.audit !== undefined && policy.audited)
-    sinks.audit.failure(outcome, refusal.address, refusal.path, refusal.keyId, refusal.username);
+  if (sinks.audit !== undefined && policy.audited) sinks.audit.failure(outcome, refusal.address, refusal.path, names.keyId, names.username);
   return outcome;
 }

@@ -47,8 +47,12 @@ export type TransportCheck = (request: Request, server: GateServer) => boolean;
 /** The scheme a trusted TLS-terminating proxy says the client used: RFC 7239 `proto`, else X-Forwarded-Proto. */
 function forwardedProto(request: Request): string | undefined {
   const forwarded = request.headers.get("forwarded");
-  const elements = forwarded === null ? undefined : parseForwarded(forwarded);
-  return elements?.at(-1)?.proto ?? request.headers.get("x-forwarded-proto")?.trim().toLowerCase();
+  const standard = (forwarded === null ? undefined : parseForwarded(forwarded))?.at(-1)?.proto;
+  const legacy = request.headers.get("x-forwarded-proto")?.trim().toLowerCase();
+  // A proxy that writes one of the two passes the other through as the client sent it: when both
+  // are there they must agree, so a client's own `Forwarded: proto=https` cannot stand for TLS.
+  if (standard !== undefined && legacy !== undefined && standard !== legacy) return undefined;
+  return legacy ?? standard;
 }
 
 export function createTransportCheck(trustedProxies: AddressList, addressOf: AddressResolver): TransportCheck {

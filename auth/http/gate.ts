@@ -6,37 +6,24 @@
  * synchronously; a password or an uncached JWT takes a promise, and the upgrade then happens after
  * the check. Each request may yield one access-log line.
  */
-import type { GateError } from "../core/errors.ts";
 import type { AccessLogMode, Logger } from "../core/log.ts";
-import type { Principal } from "../core/principal.ts";
 import { NO_PARAMS, parseQuery } from "../core/query.ts";
 import { splitUrl } from "../core/redact.ts";
-import type { TicketBook } from "../secrets/tickets.ts";
 import type { GateServer } from "../ws/data.ts";
 import { Authorizer, type AuthorizerOptions } from "./authorizer.ts";
-import type { ForwardingCheck } from "./clients.ts";
 import { Exchange } from "./exchange.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./responses.ts";
 import type { PublicRoute, Route, SocketRoute } from "./routes.ts";
 import { methodNotAllowed, NOT_FOUND, preflightOrigin, screenRequest, type Screens } from "./screening.ts";
-import { SocketUpgrader } from "./upgrades.ts";
+import { SocketUpgrader, type UpgradeOptions } from "./upgrades.ts";
 
 export type { UseRecorder } from "./authorizer.ts";
 
-export interface GateOptions extends AuthorizerOptions, Screens {
+/** Screens, authentication and upgrades each declare what they need; the gate takes all of it. */
+export interface GateOptions extends AuthorizerOptions, Screens, UpgradeOptions {
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
-  /** Refuses requests whose trusted proxy sent unreadable forwarding headers; absent when no proxy is trusted. */
-  readonly checkForwarding?: ForwardingCheck | undefined;
-  /** Single-use WebSocket tickets (`?ticket=`); without it tickets are not accepted. */
-  readonly tickets?: TicketBook | undefined;
-  /**
-   * Why an authenticated principal is no longer valid (revoked, expired, disabled), or undefined.
-   * Re-checked when a ticket is redeemed, and for open sockets; without it sockets are never closed
-   * for auth reasons.
-   */
-  readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
 }
 
 type Answer = Response | undefined | Promise<Response | undefined>;

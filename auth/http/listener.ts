@@ -2,7 +2,7 @@
  * Binding the gate to a socket: one Bun.serve that handles `fetch` and `websocket`, with the
  * limits set explicitly, and a graceful shutdown that closes WebSockets with 1001.
  */
-import { GateError } from "../core/errors.ts";
+import { GateError, tooManyAttempts } from "../core/errors.ts";
 import { createGate, type GateOptions } from "./gate.ts";
 import type { Clock } from "../core/clock.ts";
 import { toResponse } from "./responses.ts";
@@ -74,7 +74,12 @@ export function startListener(options: ListenerOptions): Listener {
   });
 
   const { revalidate } = options;
-  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now()));
+  // A client banned since it connected (guessing in-band on one socket, say) loses its other sockets too.
+  const refuseClient = (client: string) => {
+    const wait = options.guard?.active === true ? options.guard.retryAfter(client) : 0;
+    return wait > 0 ? tooManyAttempts(wait) : undefined;
+  };
+  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now(), refuseClient));
   const revalidateTimer = revalidate === undefined ? undefined : setInterval(revalidateSockets, REVALIDATE_EVERY_MS);
   revalidateTimer?.unref();
 

@@ -32,8 +32,17 @@ const FOREIGN_SUBPROTOCOL = new GateError(
 export interface UpgradeOptions {
   /** Single-use WebSocket tickets (`?ticket=`); without it tickets are not accepted. */
   readonly tickets?: TicketBook | undefined;
-  /** Re-checks a ticket's principal against the live keyring (a key revoked since it was minted). */
+  /**
+   * Why an authenticated principal is no longer valid (revoked, expired, disabled), or undefined.
+   * Re-checked when a ticket is redeemed, and for open sockets; without it sockets are never closed
+   * for auth reasons.
+   */
   readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
+  /**
+   * Brings the live keyring up to date with the store first, so a revocation made by another
+   * process a moment ago counts (tickets are rare: one store check each costs nothing that matters).
+   */
+  readonly syncBeforeTicket?: (() => Promise<unknown>) | undefined;
 }
 
 let connectionCounter = 0;
@@ -50,7 +59,11 @@ export class SocketUpgrader {
     if (!isWebSocketUpgrade(request)) return toResponse(UPGRADE_REQUIRED);
     const ticket = exchange.params.length === 0 ? undefined : valuesOf(exchange.params, "ticket")[0];
     if (ticket !== undefined && this.options.tickets !== undefined) {
-      return this.settle(exchange, route, this.authorizer.judge(exchange, this.redeemTicket(exchange, ticket, route), undefined));
+      const redeem = () =>
+        this.settle(exchange, route, this.authorizer.judge(exchange, this.redeemTicket(exchange, ticket, route), undefined));
+      const sync = this.options.syncBeforeTicket;
+      // A store that cannot be reached leaves the keyring as it was; its own staleness rule then decides.
+      return sync === undefined ? redeem() : sync().then(redeem, redeem);
     }
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),

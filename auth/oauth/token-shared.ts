@@ -12,7 +12,8 @@ import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
 import type { AddressResolver, TransportCheck } from "../http/clients.ts";
-import type { KeySet, TokenSettings } from "../secrets/jwt.ts";
+import { looksLikeJwt, type KeySet, type TokenSettings } from "../secrets/jwt.ts";
+import { parseApiKey } from "../secrets/keys.ts";
 import { generateRefreshToken, type parseRefreshToken } from "../secrets/refresh.ts";
 import { digestToken, tokenMatchesDigest } from "../secrets/tokens.ts";
 import type { NewRefreshToken, RefreshStore, RefreshTokenRecord, UserStore } from "../store/store.ts";
@@ -101,7 +102,19 @@ const TWO_CLIENT_AUTHS = oauthError("invalid_request", "Use one client authentic
 export const WRONG_PASSWORD_GRANT = oauthError("wrong_grant_secret", "Wrong username or password");
 export const BAD_SCOPE = oauthError("invalid_scope", "scope must be space-separated scope names such as data:read ws:connect");
 export const SCOPE_NOT_GRANTED = oauthError("invalid_scope", "The requested scope exceeds what this account may have");
-const BAD_CLIENT_ID = oauthError("invalid_request", "client_id must be 1 to 100 visible ASCII characters");
+/** Not Basic, or Basic that does not decode: a client bug, not a guessed secret. */
+const MALFORMED_CLIENT_AUTH = oauthError(
+  "invalid_client",
+  "Client authentication must be HTTP Basic (client_id and an empty password) or the client_id form field",
+  CLIENT_CHALLENGE,
+);
+const BAD_CLIENT_ID = oauthError(
+  "invalid_request",
+  "client_id must be a name of 1 to 64 letters, digits or . _ : - characters, not a key or token",
+);
+/** A public client's name: short and plain, so it can be logged and stored; a credential pasted here is refused. */
+const CLIENT_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
+const isClientName = (text: string) => CLIENT_NAME.test(text) && parseApiKey(text) === undefined && !looksLikeJwt(text);
 export const NO_REFRESH_TOKEN = oauthError("invalid_request", "grant_type=refresh_token needs refresh_token");
 export const BAD_REFRESH = oauthError("wrong_grant_secret", "The refresh token is not valid");
 export const REFRESH_EXPIRED = oauthError("invalid_grant", "The refresh token has expired; sign in again");
@@ -168,12 +181,13 @@ export function readPublicClient(request: Request, params: Map<string, string>):
   let clientId = formId;
   if (header !== null) {
     const basic = readBasicClient(header);
-    if (basic?.clientId === undefined) return BAD_CLIENT;
+    if (basic?.clientId === undefined) return MALFORMED_CLIENT_AUTH;
     if (basic.secret !== "" || params.has("client_secret")) return PUBLIC_CLIENT_SECRET;
     if (formId !== undefined && formId !== basic.clientId) return CLIENT_ID_MISMATCH;
     clientId = basic.clientId;
   }
-  if (clientId !== undefined && !/^[\x21-\x7e]{1,100}$/.test(clientId)) return BAD_CLIENT_ID;
+  if (header === null && params.has("client_secret")) return PUBLIC_CLIENT_SECRET;
+  if (clientId !== undefined && !isClientName(clientId)) return BAD_CLIENT_ID;
   return clientId;
 }
 

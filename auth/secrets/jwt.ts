@@ -246,23 +246,20 @@ export async function verifyAccessToken(
     return error instanceof errors.JWTExpired ? EXPIRED_TOKEN : INVALID_TOKEN;
   }
   if (!plausibleTimes(payload, Math.floor(nowMs / 1000), settings.clockTolerance)) return INVALID_TOKEN;
+  // jose checks that these claims exist, not their types: a validly signed `sub: 42` must be refused
+  // here rather than throw later.
+  const { sub, jti, exp, scope, client_id: clientId } = payload;
   const roles = payload.roles === undefined ? [] : stringList(payload.roles);
   const sid = payload.sid === undefined ? null : payload.sid;
-  if (
-    typeof payload.scope !== "string" ||
-    typeof payload.client_id !== "string" ||
-    roles === undefined ||
-    (sid !== null && typeof sid !== "string")
-  ) {
-    return INVALID_TOKEN;
-  }
+  const strings = [sub, jti, scope, clientId].every((claim) => typeof claim === "string" && claim.length <= 1024);
+  if (!strings || roles === undefined || (sid !== null && typeof sid !== "string") || exp === undefined) return INVALID_TOKEN;
   return {
-    sub: payload.sub!,
-    scope: payload.scope === "" ? [] : payload.scope.split(" "),
+    sub: sub as string,
+    scope: scope === "" ? [] : (scope as string).split(" "),
     roles,
-    clientId: payload.client_id,
-    jti: payload.jti!,
-    exp: payload.exp!,
+    clientId: clientId as string,
+    jti: jti as string,
+    exp,
     sid: sid as string | null,
   };
 }

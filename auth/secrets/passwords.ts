@@ -42,10 +42,11 @@ export type VerifyOutcome = "match" | "mismatch" | "busy";
 
 export interface PasswordVerifier {
   /**
-   * Verifies against `hash`, or against the dummy hash when there is no user (same cost). `client`
-   * (the caller's address bucket) may hold at most one place in the queue: one client cannot fill it.
+   * Verifies against `hash`, or against the dummy hash when there is no user (same cost). Each of
+   * `holders` (the caller's address bucket, the username tried) may hold at most one place in the
+   * queue: neither one client nor one account, from however many addresses, can fill it.
    */
-  verify(password: string, hash: string | undefined, client: string): Promise<VerifyOutcome>;
+  verify(password: string, hash: string | undefined, holders: readonly string[]): Promise<VerifyOutcome>;
   readonly active: number;
   readonly queued: number;
 }
@@ -60,8 +61,8 @@ export interface VerifierLimits {
 export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier {
   let active = 0;
   const waiting: Array<() => void> = [];
-  /** Clients with a verification in the queue (not the ones running). */
-  const queuedClients = new Set<string>();
+  /** Holders with a verification in the queue (not the ones running). */
+  const queuedHolders = new Set<string>();
 
   const run = async (password: string, hash: string | undefined): Promise<VerifyOutcome> => {
     active += 1;
@@ -76,12 +77,12 @@ export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier
   };
 
   return {
-    verify(password, hash, client) {
+    verify(password, hash, holders) {
       if (active < limits.concurrency && waiting.length === 0) return run(password, hash);
-      if (waiting.length >= limits.queueLimit || queuedClients.has(client)) return Promise.resolve("busy");
-      queuedClients.add(client);
+      if (waiting.length >= limits.queueLimit || holders.some((holder) => queuedHolders.has(holder))) return Promise.resolve("busy");
+      for (const holder of holders) queuedHolders.add(holder);
       return new Promise<void>((resolve) => waiting.push(resolve)).then(() => {
-        queuedClients.delete(client);
+        for (const holder of holders) queuedHolders.delete(holder);
         return run(password, hash);
       });
     },

@@ -57,11 +57,13 @@ export function closeInvalidated(
   registry: SocketRegistry,
   revalidate: (principal: Principal) => GateError | undefined,
   now: number,
+  /** Why the socket's client may no longer be served (a ban started since it connected), or undefined. */
+  refuseClient: (client: string) => GateError | undefined = () => undefined,
 ): number {
   let closed = 0;
   for (const ws of registry) {
     const { principal } = ws.data;
-    const error = revalidate(principal);
+    const error = refuseClient(ws.data.client) ?? revalidate(principal);
     if (error !== undefined) {
       closeWithError(ws, error);
       closed += 1;
@@ -111,6 +113,7 @@ const BAD_AUTH_MESSAGE = new GateError("invalid_request", 'An auth message needs
 export const NOT_FOR_THIS_SOCKET = new GateError("invalid_token", "The token is not valid for this connection");
 /** A valid token of another principal, sent in-band: counted as a guess (nobody has a reason to). */
 const FOREIGN_TOKEN = new GateError("unknown_token", "The token belongs to another principal");
+const INBAND_FAILURE = new GateError("internal_error", "The token could not be checked; open a new connection");
 const TOO_MANY_AUTH_MESSAGES = new GateError("too_many_requests", "Too many auth messages on this connection; open a new one");
 
 /** What in-band re-authentication needs besides the authenticator: the same guard and audit as HTTP. */
@@ -206,7 +209,11 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
       if (typeof message === "string" && options.reauth !== undefined) {
         const control = parseControlMessage(message);
         if (control !== undefined) {
-          void reauthenticate(ws, control, options.reauth);
+          // A verification that throws must close this socket, never reach the process as an unhandled rejection.
+          reauthenticate(ws, control, options.reauth).catch((error: unknown) => {
+            options.logger.error("in-band authentication failed", { error: error instanceof Error ? error.name : "unknown" });
+            closeWithError(ws, INBAND_FAILURE);
+          });
           return;
         }
       }

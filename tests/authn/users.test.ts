@@ -37,7 +37,7 @@ async function startUserGate(limits = { concurrency: 1, queueLimit: 8 }) {
   let verifications = 0;
   // Counting wrapper around the real verifier: proves unknown users cost a verification too.
   const verifier: PasswordVerifier = {
-    verify: (password, hash, client) => ((verifications += 1), inner.verify(password, hash, client)),
+    verify: (password, hash, holders) => ((verifications += 1), inner.verify(password, hash, holders)),
     get active() {
       return inner.active;
     },

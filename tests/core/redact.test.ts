@@ -64,8 +64,8 @@ describe("parseQuery: one reading for the credential reader and the log", () => 
 describe("redactTarget: names kept, values gone", () => {
   test.each([
     ["/ws", "token=s3cr3t", "/ws?token=REDACTED"],
-    ["/ws", "a=1&token=s3cr3t&b=2", "/ws?a=REDACTED&token=REDACTED&b=REDACTED"],
-    ["/ws", "TOKEN=s3cr3t", "/ws?TOKEN=REDACTED"],
+    ["/ws", "a=1&token=s3cr3t&b=2", "/ws?…=REDACTED&token=REDACTED&…=REDACTED"],
+    ["/ws", "TOKEN=s3cr3t", "/ws?…=REDACTED"],
     ["/ws", "to%6Ben=s3cr3t", "/ws?…=REDACTED"],
     ["/ws", "?token=s3cr3t", "/ws?…=REDACTED"],
     ["/ws", "&?token=s3cr3t", "/ws?…=REDACTED"],
@@ -79,6 +79,18 @@ describe("redactTarget: names kept, values gone", () => {
     ["/a", "", "/a"],
   ])("%s?%s", (path, query, expected) => {
     expect(redactTarget(path, parseQuery(query))).toBe(expected);
+  });
+
+  test.each([
+    ["/secure-data", "/secure-data"],
+    ["/.well-known/jwks.json", "/.well-known/jwks.json"],
+    ["/ws;token=tg_0123456789ab_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", "/…"],
+    ["/ws%3Ftoken=s3cr3t", "/…"],
+    ["/ws/;token=s3cr3t", "/ws/…"],
+    ["/secure-data/tg_0123456789ab_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", "/secure-data/…"],
+    ["/ws#token=s3cr3t", "/…"],
+  ])("the path %s is logged as %s: a credential in it never is", (path, expected) => {
+    expect(redactTarget(path, [])).toBe(expected);
   });
 
   test("caps very long targets", () => {

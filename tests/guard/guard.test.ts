@@ -65,7 +65,10 @@ describe("addresses", () => {
     ["198.51.100.7", "198.51.100.7"],
     ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
     ["2001:db8:1:2::99", "2001:db8:1:2::/64"],
-    ["::1", "0:0:0:0::/64"],
+    ["::1", "::1"],
+    ["fe80::1", "fe80::1"],
+    ["fe80::a8bb:ccff:fedd:eeff", "fe80::a8bb:ccff:fedd:eeff"],
+    ["fd12:3456:789a:1::5", "fd12:3456:789a:1::5"],
     ["::ffff:198.51.100.7", "198.51.100.7"],
   ])("guard bucket of %s is %s (IPv6 per /64)", (address, bucket) => {
     expect(guardBucketOf(address)).toBe(bucket);

@@ -46,8 +46,24 @@ describe("public clients (password and refresh grants)", () => {
     ["a secret in Basic", basic("app", "s"), [], "invalid_client"],
     ["a client_secret in the form beside Basic", basic("app", ""), [["client_secret", "s"]], "invalid_client"],
     ["two different client ids", basic("app", ""), [["client_id", "other"]], "invalid_request"],
-    ["a broken percent-encoding in Basic", basic("%zz", ""), [], "wrong_client_secret"],
+    // A malformed header is a client bug, not a guessed secret: refused, never counted toward a ban.
+    ["a broken percent-encoding in Basic", basic("%zz", ""), [], "invalid_client"],
+    [
+      "a client_secret in the form without Basic",
+      undefined,
+      [
+        ["client_id", "app"],
+        ["client_secret", "s"],
+      ],
+      "invalid_client",
+    ],
     ["a client id with a space", undefined, [["client_id", "my app"]], "invalid_request"],
+    [
+      "an API key as client_id",
+      undefined,
+      [["client_id", "tg_0123456789ab_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"]],
+      "invalid_request",
+    ],
   ])("%s is refused", (_name, header, form, kind) => {
     expect(kindOf(readPublicClient(post(header), new Map(form)))).toBe(kind);
   });
