@@ -10,6 +10,8 @@ import { listReachableUrls } from "./auth/core/addresses.ts";
 import { describeFsError, errorCode } from "./auth/config/bootstrap.ts";
 import { runDoctor } from "./auth/cli/doctor.ts";
 import { listKnownScopes } from "./auth/http/scopes.ts";
+import { createSeedRoutes } from "./auth/http/routes.ts";
+import { loadRoutesFile } from "./auth/config/routes-file.ts";
 import type { Store } from "./auth/store/store.ts";
 import { statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
@@ -155,13 +157,19 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     process.stderr.write(formatConfigProblems(parsed.problems, "the command did not run"));
     return 78;
   }
-  const { store, roleScopes, jwtAlg, host, port, scheme } = parsed.settings;
+  const { store, roleScopes, jwtAlg, host, port, scheme, routesFile } = parsed.settings;
+  // The scopes the user's own routes need are known scopes too (keys are made for them).
+  const services = loadRoutesFile(routesFile);
+  if (!services.ok) {
+    process.stderr.write(formatConfigProblems(services.problems, "the command did not run"));
+    return 78;
+  }
   return runCli(argv, {
     ...shared,
     jwtAlg,
     openStore: (options) => openExistingStore(store, env, options),
     roleScopes,
-    knownScopes: listKnownScopes(roleScopes),
+    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...services.routes]),
     consoleUrls: () => listReachableUrls(scheme, host, port, interfaces()),
   });
 }

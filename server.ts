@@ -6,6 +6,7 @@ import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type Config, type ConfigProblem } from "./auth/config/config.ts";
 import { startApp, type App } from "./auth/app.ts";
+import { loadRoutesFile } from "./auth/config/routes-file.ts";
 import { describeFsError, errorCode, loadBootstrapToken } from "./auth/config/bootstrap.ts";
 import { createLogger, type Logger } from "./auth/core/log.ts";
 import { describeStore, openStore } from "./auth/store/open.ts";
@@ -201,6 +202,8 @@ export async function main(): Promise<void> {
   const parsed = parseConfig(Bun.env, { isTTY: process.stdout.isTTY === true });
   if (!parsed.ok) return failConfig(parsed.problems);
   const config = parsed.config;
+  const services = loadRoutesFile(config.routesFile);
+  if (!services.ok) return failConfig(services.problems);
   if (!config.reusePort) checkPortFree(config.host, config.port);
   const bootstrap = loadBootstrapToken(config.token, config.dataDir);
   if (!bootstrap.ok) return failConfig(bootstrap.problems);
@@ -224,6 +227,7 @@ export async function main(): Promise<void> {
     writeAudit,
     tls: tls?.tls,
     now: systemClock,
+    serviceRoutes: services.routes,
   }).catch((error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]));
   const urls = announce(logger, config, app, bootstrap, tls?.fingerprint);
   // Not awaited: a store that hangs here must not hold up the signal handlers below.

@@ -35,6 +35,8 @@ import { createSeedRoutes, createTicketRoute, SCOPES, type Route } from "./http/
 import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
 import { createConsoleRoutes } from "./http/console-assets.ts";
+import { createForwardAuthRoute } from "./forward/verify.ts";
+import type { ServiceRoute } from "./config/routes-file.ts";
 import type { Store } from "./store/store.ts";
 import { digestToken } from "./secrets/tokens.ts";
 import { createPasswordAuthenticator, type PasswordAuthenticator } from "./authn/users.ts";
@@ -63,6 +65,8 @@ export interface AppOptions {
   readonly attempts?: AttemptStore | undefined;
   /** The one clock every part of the app reads (server.ts passes the system's). */
   readonly now: Clock;
+  /** The user's own services (ROUTES_FILE, read by the caller): forward auth applies their scopes. */
+  readonly serviceRoutes?: readonly ServiceRoute[] | undefined;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -192,6 +196,15 @@ function buildRoutes(parts: Parts): Route[] {
       passwordTransport,
       logger,
       now,
+    }),
+    createForwardAuthRoute({
+      routes: options.serviceRoutes ?? [],
+      authenticate: keyring.authenticate,
+      trustedProxies: parts.trustedProxies,
+      addressOf,
+      guard,
+      audit,
+      recordUse: keyring.recordUse,
     }),
     ...(config.pairing
       ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })

@@ -303,6 +303,7 @@ const envSchema = z.object({
   // Unset: loopback is exempt (your own box). Set, even to nothing: exactly the listed addresses.
   BAN_EXEMPT: list(parseAddressPattern, "addresses or IPv4 CIDRs (empty: nobody is exempt)", ["127.0.0.1", "::1"]),
   AUDIT_LOG_FILE: z.string().optional(),
+  ROUTES_FILE: z.string().optional(),
   AUDIT_SUCCESS_SAMPLE: z
     .string()
     .optional()
@@ -402,6 +403,8 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
     /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
     auditLogFile: isSet(vars.AUDIT_LOG_FILE) ? vars.AUDIT_LOG_FILE : null,
     /** Fraction of successful authentications written to the audit log (0 to 1). */
+    /** The TOML file of the user's own services behind the gate, or null for none. */
+    routesFile: isSet(vars.ROUTES_FILE) ? vars.ROUTES_FILE : null,
     auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
     /** PEM certificate and key files; both set means HTTPS and WSS. */
     tls,
@@ -486,6 +489,7 @@ const cliSchema = envSchema.pick({
   HOST: true,
   PORT: true,
   TLS_CERT_FILE: true,
+  ROUTES_FILE: true,
 });
 
 export interface CliSettings {
@@ -495,6 +499,8 @@ export interface CliSettings {
   readonly host: string;
   readonly port: number;
   readonly scheme: "http" | "https";
+  /** ROUTES_FILE: its routes' scopes are known scopes too. */
+  readonly routesFile: string | null;
 }
 
 /**
@@ -517,6 +523,7 @@ export function parseCliSettings(
       host: vars.HOST === undefined || vars.HOST === "" ? "0.0.0.0" : vars.HOST,
       port: vars.PORT,
       scheme: isSet(vars.TLS_CERT_FILE) ? "https" : "http",
+      routesFile: isSet(vars.ROUTES_FILE) ? vars.ROUTES_FILE : null,
     },
   };
 }

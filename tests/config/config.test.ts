@@ -35,6 +35,7 @@ describe("parseConfig defaults", () => {
         banExempt: ["127.0.0.1", "::1"],
         auditLogFile: null,
         auditSuccessSample: 0,
+        routesFile: null,
         tls: null,
         allowInsecurePasswords: false,
         basicAuth: false,
@@ -116,6 +117,7 @@ describe("parseConfig defaults", () => {
         banExempt: [],
         auditLogFile: "/var/log/tokengate/audit.jsonl",
         auditSuccessSample: 0.25,
+        routesFile: null,
         tls: { certFile: "/etc/tokengate/cert.pem", keyFile: "/etc/tokengate/key.pem" },
         allowInsecurePasswords: true,
         basicAuth: true,
@@ -262,6 +264,7 @@ describe("the CLI parses its variables with the server's parsers", () => {
       host: server.config.host,
       port: server.config.port,
       scheme: "http",
+      routesFile: server.config.routesFile,
     });
   });
 

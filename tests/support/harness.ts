@@ -277,6 +277,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const token = env.AUTH_TOKEN ?? newSecret();
   const parsed = parseConfig({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...env, AUTH_TOKEN: token }, { isTTY: false });
   if (!parsed.ok) throw new Error(`test config invalid: ${parsed.problems.map((problem) => problem.variable).join(", ")}`);
+  const { loadRoutesFile } = await import("../../auth/config/routes-file.ts");
+  const services = loadRoutesFile(parsed.config.routesFile);
+  if (!services.ok) throw new Error(`test routes file invalid: ${services.problems.map((problem) => problem.message).join("; ")}`);
   const store = await openDataDirStore(dir.path);
   const lines: string[] = [];
   const audit: string[] = [];
@@ -295,6 +298,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     machineHostname: "testbox",
     writeAudit: (line) => (audit.push(line), captureOutput(line)),
     now: Date.now,
+    serviceRoutes: services.routes,
   });
   const port = app.listener.server.port!;
   return {
