@@ -158,18 +158,16 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     return 78;
   }
   const { store, roleScopes, jwtAlg, host, port, scheme, routesFile } = parsed.settings;
-  // The scopes the user's own routes need are known scopes too (keys are made for them).
+  // The scopes the user's own routes need are known scopes too (keys are made for them). A broken
+  // routes file stops the server, not the CLI: it is said once, and the commands go on without it.
   const services = loadRoutesFile(routesFile);
-  if (!services.ok) {
-    process.stderr.write(formatConfigProblems(services.problems, "the command did not run"));
-    return 78;
-  }
+  if (!services.ok) process.stderr.write(formatConfigProblems(services.problems, "its routes' scopes are not known to this command"));
   return runCli(argv, {
     ...shared,
     jwtAlg,
     openStore: (options) => openExistingStore(store, env, options),
     roleScopes,
-    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...services.routes]),
+    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...(services.ok ? services.routes : [])]),
     consoleUrls: () => listReachableUrls(scheme, host, port, interfaces()),
   });
 }

@@ -230,6 +230,11 @@ export async function main(): Promise<void> {
     serviceRoutes: services.routes,
   }).catch((error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]));
   const urls = announce(logger, config, app, bootstrap, tls?.fingerprint);
+  if (config.routesFile !== null && config.trustedProxies.length === 0) {
+    logger.warn(
+      "ROUTES_FILE is set but TRUSTED_PROXIES is empty: /auth/verify cannot read the original request from your proxy; set TRUSTED_PROXIES to its address",
+    );
+  }
   // Not awaited: a store that hangs here must not hold up the signal handlers below.
   if (config.pairing) {
     // The code goes to the terminal only, after the log lines before it, never into the log.

@@ -402,9 +402,9 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
     banExempt: vars.BAN_EXEMPT,
     /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
     auditLogFile: isSet(vars.AUDIT_LOG_FILE) ? vars.AUDIT_LOG_FILE : null,
-    /** Fraction of successful authentications written to the audit log (0 to 1). */
     /** The TOML file of the user's own services behind the gate, or null for none. */
     routesFile: isSet(vars.ROUTES_FILE) ? vars.ROUTES_FILE : null,
+    /** Fraction of successful authentications written to the audit log (0 to 1). */
     auditSuccessSample: vars.AUDIT_SUCCESS_SAMPLE,
     /** PEM certificate and key files; both set means HTTPS and WSS. */
     tls,

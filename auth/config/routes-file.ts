@@ -1,7 +1,8 @@
 /**
- * The routes file (ROUTES_FILE, TOML): the user's own services that tokengate guards. Pure: the
- * caller reads the file; this parses its text, validates every entry with zod, and answers either
- * the routes or every problem at once, each naming the file, the entry and the fix.
+ * The routes file (ROUTES_FILE, TOML): the user's own services that tokengate guards. The text is
+ * parsed and every entry validated with zod (`parseRoutesFile`, pure); `loadRoutesFile` reads the
+ * file for the composition roots. The answer is the routes or every problem at once, each naming
+ * the file, the entry and the fix.
  */
 import { z } from "zod";
 import { hostOf, parseHostPattern } from "../core/origins.ts";

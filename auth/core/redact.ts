@@ -37,7 +37,7 @@ function describeParam(param: QueryParam): string {
 }
 
 /** The path with every segment that is not a short plain word replaced by `…`. */
-function redactPath(path: string): string {
+export function redactPath(path: string): string {
   if (PLAIN_SEGMENT.test(path.slice(1)) && path.startsWith("/")) return path;
   return path
     .split("/")

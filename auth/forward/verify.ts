@@ -5,38 +5,29 @@
  * answers 200 with identity headers, or the usual 401/403/429 with its challenge.
  */
 import { readCredential } from "../authn/credentials.ts";
-import type { AddressList } from "../core/addresses.ts";
-import { normalizeAddress } from "../core/addresses.ts";
-import { GateError, tooManyAttempts } from "../core/errors.ts";
-import type { Authenticator, Principal } from "../core/principal.ts";
-import { parseQuery, valuesOf } from "../core/query.ts";
-import { splitUrl } from "../core/redact.ts";
+import { normalizeAddress, type AddressList } from "../core/addresses.ts";
+import { GateError } from "../core/errors.ts";
+import type { Principal } from "../core/principal.ts";
+import { NO_PARAMS, parseQuery, valuesOf } from "../core/query.ts";
+import { redactPath } from "../core/redact.ts";
 import { findServiceRoute, type ServiceRoute } from "../config/routes-file.ts";
-import type { AuditLog } from "../guard/audit.ts";
-import type { Guard } from "../guard/guard.ts";
-import { settleRefusal } from "../guard/refusals.ts";
-import { authorizeToken, type UseRecorder, type Verdict } from "../http/authorizer.ts";
-import type { AddressResolver } from "../http/clients.ts";
+import { parseScopes } from "../secrets/keys.ts";
+import { authorizeToken, Authorizer, type AuthorizerOptions, type Verdict } from "../http/authorizer.ts";
+import { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import type { PublicRoute } from "../http/routes.ts";
-import { parseApiKey } from "../secrets/keys.ts";
 import type { GateServer } from "../ws/data.ts";
 
 export const VERIFY_PATH = "/auth/verify";
 
-export interface ForwardAuthOptions {
+export interface ForwardAuthOptions extends AuthorizerOptions {
   /** The user's routes (ROUTES_FILE): the one that matches the original request gives the scope. */
   readonly routes: readonly ServiceRoute[];
-  readonly authenticate: Authenticator;
   /** Only these peers may describe the original request (X-Forwarded-*, X-Original-*). */
   readonly trustedProxies: AddressList;
-  readonly addressOf: AddressResolver;
-  readonly guard?: Guard | undefined;
-  readonly audit?: AuditLog | undefined;
-  readonly recordUse?: UseRecorder | undefined;
 }
 
-/** The request the proxy holds, as it describes it. */
+/** The request the proxy holds, as it describes it (origin-form only). */
 interface Original {
   readonly host: string | null;
   readonly path: string;
@@ -47,27 +38,66 @@ const NO_SCOPE = new GateError(
   "access_denied",
   "No route in ROUTES_FILE matches this request and the verify URL names no scope; add a route, or ?scope= to the verify URL",
 );
+const BAD_ORIGINAL = new GateError(
+  "invalid_request",
+  "The proxy's X-Forwarded-Uri / X-Original-URI must be one path (origin-form, no dot segments or encoded slashes), and the two must agree",
+);
+const BAD_SCOPE = new GateError("invalid_request", "?scope= on the verify URL must be one scope such as grafana or camera:view");
+
+/**
+ * An origin-form request target → path and query; `undefined` for anything a proxy and tokengate
+ * could read differently (dot segments, encoded dots or slashes, backslashes, an absolute URL), so
+ * a route cannot be matched by a path the upstream resolves elsewhere.
+ */
+export function parseOriginForm(uri: string): { path: string; query: string } | undefined {
+  if (!uri.startsWith("/") || uri.startsWith("//") || /[\\\s#]/.test(uri)) return undefined;
+  const mark = uri.indexOf("?");
+  const path = mark === -1 ? uri : uri.slice(0, mark);
+  if (/%2[ef]|%5c/i.test(path) || path.split("/").some((segment) => segment === "." || segment === "..")) return undefined;
+  return { path, query: mark === -1 ? "" : uri.slice(mark + 1) };
+}
 
 /**
  * What the proxy says it holds: Caddy and Traefik send X-Forwarded-Uri/-Host, nginx X-Original-URI.
- * Believed only from a trusted proxy; from anyone else the verify request itself is judged.
+ * Believed only from a trusted proxy; two that disagree (a client may have sent one that nginx
+ * passed on) are refused. From anyone else, only the verify request itself is judged.
  */
-function readOriginal(request: Request, server: GateServer, trustedProxies: AddressList): Original {
+function readOriginal(request: Request, server: GateServer, trustedProxies: AddressList): Original | GateError {
   const { headers } = request;
-  const peer = normalizeAddress(server.requestIP(request)?.address ?? "-");
-  const uri = trustedProxies.has(peer) ? (headers.get("x-forwarded-uri") ?? headers.get("x-original-uri")) : null;
-  const host = trustedProxies.has(peer) ? (headers.get("x-forwarded-host") ?? headers.get("host")) : headers.get("host");
-  if (uri === null || !uri.startsWith("/")) return { host, path: VERIFY_PATH, query: "" };
-  const { path, query } = splitUrl(uri);
-  return { host, path, query };
+  if (!trustedProxies.has(normalizeAddress(server.requestIP(request)?.address ?? "-")))
+    return { host: headers.get("host"), path: VERIFY_PATH, query: "" };
+  const forwarded = headers.get("x-forwarded-uri");
+  const original = headers.get("x-original-uri");
+  if (forwarded !== null && original !== null && forwarded !== original) return BAD_ORIGINAL;
+  const uri = forwarded ?? original;
+  const host = headers.get("x-forwarded-host") ?? headers.get("host");
+  if (uri === null) return { host, path: VERIFY_PATH, query: "" };
+  const target = parseOriginForm(uri);
+  return target === undefined ? BAD_ORIGINAL : { host, ...target };
 }
 
-/** Identity for the upstream: header values stay visible ASCII (a key's name may not be). */
+/** The scope to require: the verify URL's `?scope=` (the operator's per-location choice) wins over a route's. */
+function chooseScope(request: Request, routes: readonly ServiceRoute[], original: Original): string | GateError {
+  const mark = request.url.indexOf("?");
+  const asked = mark === -1 ? undefined : valuesOf(parseQuery(request.url.slice(mark + 1)), "scope")[0];
+  if (asked !== undefined) return parseScopes(asked)?.length === 1 ? asked : BAD_SCOPE;
+  return findServiceRoute(routes, original.host, original.path)?.scope ?? NO_SCOPE;
+}
+
+/** Identity for the upstream: visible ASCII without `%` as sent, anything else percent-encoded. */
+function headerValue(text: string, fallback: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return fallback;
+  }
+}
+
 function identityHeaders(principal: Principal): Headers {
-  const safe = (text: string) => (/^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text));
   return new Headers({
-    "x-auth-user": safe(principal.name),
-    "x-auth-id": safe(principal.id),
+    "x-auth-user": headerValue(principal.name, principal.id),
+    "x-auth-id": headerValue(principal.id, "-"),
     "x-auth-scopes": principal.scopes.join(" "),
     "x-auth-kind": principal.kind,
     "cache-control": "no-store",
@@ -75,29 +105,24 @@ function identityHeaders(principal: Principal): Headers {
 }
 
 export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
-  const settle = (request: Request, server: GateServer, original: Original, verdict: Verdict, token: unknown): Response => {
-    if (verdict instanceof GateError) {
-      const { guard, audit } = options;
-      const keyId = typeof token === "string" ? parseApiKey(token)?.id : undefined;
-      const address = options.addressOf(request, server);
-      return toResponse(
-        guard === undefined && audit === undefined
-          ? verdict
-          : settleRefusal({ guard, audit }, { error: verdict, address, path: original.path, keyId }),
-      );
-    }
-    if (verdict.kind !== "bootstrap") options.recordUse?.(verdict, () => server.requestIP(request)?.address ?? "-");
-    return new Response(null, { status: 200, headers: identityHeaders(verdict) });
+  const authorizer = new Authorizer(options);
+
+  const settle = (exchange: Exchange, verdict: Verdict, token: unknown): Response => {
+    const judged = authorizer.judge(exchange, verdict, token);
+    if (judged instanceof GateError) return toResponse(judged);
+    if (judged.kind !== "bootstrap") options.recordUse?.(judged, () => authorizer.addressOf(exchange.request, exchange.server));
+    return new Response(null, { status: 200, headers: identityHeaders(judged) });
   };
 
   const verify = (request: Request, server: GateServer): Response | Promise<Response> => {
     const original = readOriginal(request, server, options.trustedProxies);
-    const scope =
-      findServiceRoute(options.routes, original.host, original.path)?.scope ??
-      valuesOf(parseQuery(splitUrl(request.url).query), "scope")[0];
-    if (scope === undefined || scope === "") return toResponse(NO_SCOPE);
-    const wait = options.guard?.active === true ? options.guard.retryAfter(options.addressOf(request, server)) : 0;
-    if (wait > 0) return toResponse(tooManyAttempts(wait));
+    if (original instanceof GateError) return toResponse(original);
+    const scope = chooseScope(request, options.routes, original);
+    if (scope instanceof GateError) return toResponse(scope);
+    // Audited under the original path, redacted like a log line: upstream paths can hold secrets too.
+    const exchange = new Exchange(request, server, redactPath(original.path), NO_PARAMS, 0);
+    const ban = authorizer.findBan(exchange);
+    if (ban !== undefined) return toResponse(ban);
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),
       authorization: request.headers.get("authorization"),
@@ -106,9 +131,7 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
     });
     const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
     const who = authorizeToken(token, options.authenticate, scope);
-    return who instanceof Promise
-      ? who.then((verdict) => settle(request, server, original, verdict, token))
-      : settle(request, server, original, who, token);
+    return who instanceof Promise ? who.then((verdict) => settle(exchange, verdict, token)) : settle(exchange, who, token);
   };
 
   return {

@@ -205,7 +205,8 @@ export function createGuard(options: GuardOptions): Guard {
   // Exactly at the limit, and not banned yet: concurrent failures counted by a shared store see
   // 10, 11, 12…, and the local count may get there first; only one of them bans.
   const judgeCount = (subject: string, at: number, count: number) => {
-    if (count !== limits.maxFailures || bans.remaining(subject, at) > 0) return undefined;
+    // At or past the limit with no ban in force: a subject still guessing when its ban ends is banned again.
+    if (count < limits.maxFailures || bans.remaining(subject, at) > 0) return undefined;
     counter.forget(subject);
     return bans.start(subject, at);
   };

@@ -64,7 +64,7 @@ export function challengeFor(error: GateError): string {
   let challenge = `Bearer realm="${REALM}"`;
   if (spec.bearerError !== undefined) {
     challenge += `, error="${spec.bearerError}", error_description="${quotableDescription(error.description)}"`;
-    if (error.scope !== undefined) challenge += `, scope="${error.scope}"`;
+    if (error.scope !== undefined) challenge += `, scope="${quotableDescription(error.scope)}"`;
   }
   return challenge;
 }

@@ -61,7 +61,8 @@ export class SocketUpgrader {
     if (ticket !== undefined && this.options.tickets !== undefined) {
       const redeem = () =>
         this.settle(exchange, route, this.authorizer.judge(exchange, this.redeemTicket(exchange, ticket, route), undefined));
-      const sync = this.options.syncBeforeTicket;
+      // Only a ticket the book holds is worth a store round trip: junk tickets cost nothing.
+      const sync = this.options.tickets.holds(ticket) ? this.options.syncBeforeTicket : undefined;
       // A store that cannot be reached leaves the keyring as it was; its own staleness rule then decides.
       return sync === undefined ? redeem() : sync().then(redeem, redeem);
     }

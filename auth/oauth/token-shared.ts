@@ -162,9 +162,10 @@ export function readClient(request: Request, params: Map<string, string>): Clien
   if (header !== null) {
     if (formSecret !== undefined) return TWO_CLIENT_AUTHS;
     const basic = readBasicClient(header);
-    if (basic === undefined) return BAD_CLIENT;
+    if (basic === undefined) return MALFORMED_CLIENT_AUTH;
     const { clientId, secret } = basic;
-    return clientId === undefined || secret === undefined ? BAD_CLIENT : { clientId, secret };
+    // Basic that does not decode is a client bug, not a guessed secret: refused, never counted.
+    return clientId === undefined || secret === undefined ? MALFORMED_CLIENT_AUTH : { clientId, secret };
   }
   if (formId === undefined || formSecret === undefined) return NO_CLIENT;
   return { clientId: formId, secret: formSecret };

@@ -21,6 +21,8 @@ export interface TicketBook {
   issue(principal: Principal, path: string): { ticket: string; expiresIn: number };
   /** The ticket's principal if it is valid for `path`; it is spent either way. */
   redeem(ticket: string, path: string): Principal | undefined;
+  /** Whether the book holds this ticket (live or not yet swept); it is not spent. */
+  holds(ticket: string): boolean;
   readonly size: number;
 }
 
@@ -42,6 +44,7 @@ export function createTicketBook(options: { now: Clock; limit?: number }): Ticke
       tickets.set(key(ticket), { principal, path, expiresAt: at + TICKET_TTL_MS });
       return { ticket, expiresIn: TICKET_TTL_MS / 1000 };
     },
+    holds: (ticket) => TICKET_SHAPE.test(ticket) && tickets.has(key(ticket)),
     redeem(ticket, path) {
       if (!TICKET_SHAPE.test(ticket)) return undefined;
       const hash = key(ticket);

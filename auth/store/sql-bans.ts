@@ -27,9 +27,14 @@ interface BanPolicy {
   readonly memoryMs: number;
 }
 
-/** The next ban of `subject`: a level up if its previous ban ended less than `memoryMs` ago. */
+/**
+ * The next ban of `subject`: a level up if its previous ban ended less than `memoryMs` ago. A ban
+ * still in force is answered as it stands: several instances may each see the limit crossed, and
+ * one burst must not climb the levels once per instance.
+ */
 async function upsertBan(tx: SqlRunner, subject: string, now: number, policy: BanPolicy): Promise<BanRecord> {
   const previous = await selectOne(tx, "SELECT * FROM bans WHERE subject = $1", [subject], toBan);
+  if (previous !== undefined && previous.until > now) return previous;
   const level = previous !== undefined && now - previous.until < policy.memoryMs ? previous.level + 1 : 1;
   const until = now + Math.min(policy.maxMs, policy.baseMs * 2 ** (level - 1));
   await tx.run(BAN_UPSERT, [subject, now, until, level]);

@@ -87,15 +87,20 @@ http {
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Forwarded-Uri "";
       proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Forwarded-For $remote_addr;
     }
     location /grafana/ {
       auth_request /_tokengate;
       auth_request_set $auth_user $upstream_http_x_auth_user;
+      auth_request_set $auth_id $upstream_http_x_auth_id;
       auth_request_set $auth_scopes $upstream_http_x_auth_scopes;
+      auth_request_set $auth_kind $upstream_http_x_auth_kind;
       proxy_set_header X-Auth-User $auth_user;
+      proxy_set_header X-Auth-Id $auth_id;
       proxy_set_header X-Auth-Scopes $auth_scopes;
+      proxy_set_header X-Auth-Kind $auth_kind;
       proxy_set_header X-Auth-Token "";
       proxy_set_header Authorization "";
       proxy_pass http://127.0.0.1:${upstream.port};
@@ -114,7 +119,7 @@ http://127.0.0.1:${port} {
   route {
     forward_auth 127.0.0.1:${gatePort} {
       uri /auth/verify
-      copy_headers X-Auth-User X-Auth-Scopes
+      copy_headers X-Auth-User X-Auth-Id X-Auth-Scopes X-Auth-Kind
     }
     request_header -X-Auth-Token
     request_header -Authorization
@@ -171,13 +176,22 @@ for (const kind of ["nginx", "caddy"] as const) {
 
     test("allowed: the upstream answers, gets the identity, and never the credential or a spoofed identity", async () => {
       const before = received.length;
-      const response = await fetch(`${proxy.url}/grafana/d/home`, { headers: { "X-Auth-Token": tablet.token, "X-Auth-User": "admin" } });
+      const spoofed = {
+        "X-Auth-User": "admin",
+        "X-Auth-Id": "bootstrap",
+        "X-Auth-Kind": "bootstrap",
+        "X-Auth-Scopes": "*",
+        "X-Forwarded-Uri": "/elsewhere",
+      };
+      const response = await fetch(`${proxy.url}/grafana/d/home`, { headers: { "X-Auth-Token": tablet.token, ...spoofed } });
       expect(response.status).toBe(200);
       expect(await response.text()).toBe("upstream says hello");
       const got = received.slice(before);
       expect(got).toHaveLength(1);
       expect(got[0]!["x-auth-user"]).toBe("dashboard tablet");
       expect(got[0]!["x-auth-scopes"]).toBe("grafana");
+      expect(got[0]!["x-auth-id"]).toBe(tablet.id);
+      expect(got[0]!["x-auth-kind"]).toBe("key");
       expect(JSON.stringify(got)).not.toContain(tablet.token);
     });
 

@@ -19,6 +19,12 @@ upstream = "http://127.0.0.1:9"
 scope = "grafana"
 
 [[route]]
+name = "public"
+match = { path_prefix = "/public/" }
+upstream = "http://127.0.0.1:9"
+scope = "camera:view"
+
+[[route]]
 name = "camera"
 match = { host = "cam.local" }
 upstream = "http://127.0.0.1:9"
@@ -90,6 +96,32 @@ describe("asked as a proxy asks", () => {
       undefined,
     ],
     ["a credential on the verify URL itself", { "X-Forwarded-Uri": "/grafana/" }, "?token=x", 400, "invalid_request"],
+    // A path that one reader could match to the weaker /public/ route while the upstream serves /grafana/.
+    [
+      "a URL in the original query",
+      { "X-Forwarded-Uri": "/grafana/x?next=http://h/public/", "X-Auth-Token": "doorbell" },
+      "",
+      403,
+      "insufficient_scope",
+    ],
+    ["dot segments", { "X-Forwarded-Uri": "/public/../grafana/x", "X-Auth-Token": "doorbell" }, "", 400, "invalid_request"],
+    ["an encoded slash", { "X-Forwarded-Uri": "/public%2F..%2Fgrafana/x", "X-Auth-Token": "doorbell" }, "", 400, "invalid_request"],
+    ["an absolute URL", { "X-Forwarded-Uri": "http://gate.local/public/", "X-Auth-Token": "doorbell" }, "", 400, "invalid_request"],
+    [
+      "a client's X-Forwarded-Uri beside nginx's X-Original-URI",
+      { "X-Forwarded-Uri": "/public/", "X-Original-URI": "/grafana/", "X-Auth-Token": "doorbell" },
+      "",
+      400,
+      "invalid_request",
+    ],
+    [
+      "?scope= wins over a matching route",
+      { "X-Forwarded-Uri": "/public/x", "X-Auth-Token": "doorbell" },
+      "?scope=grafana",
+      403,
+      "insufficient_scope",
+    ],
+    ["a malformed ?scope=", { "X-Forwarded-Uri": "/grafana/", "X-Auth-Token": "doorbell" }, "?scope=%0Aevil%22", 400, "invalid_request"],
   ])("%s → %d", async (_name, headers, query, status, code) => {
     const withKeys = Object.fromEntries(
       Object.entries(headers).map(([name, value]) => [
@@ -100,6 +132,13 @@ describe("asked as a proxy asks", () => {
     const response = await verify(withKeys, query);
     expect(response.status).toBe(status);
     if (code !== undefined) expect(((await response.json()) as { code: string }).code).toBe(code);
+  });
+
+  test("a refusal is audited under the original path, redacted: a secret in the upstream's path stays out", async () => {
+    const secretPath = trackSecret(generateApiKey().token);
+    const response = await verify({ "X-Forwarded-Uri": `/grafana/share/${secretPath}`, "X-Auth-Token": keys.doorbell!.token });
+    expect(response.status).toBe(403);
+    expect(app.audit.some((line) => line.includes('"path":"/grafana/share/…"'))).toBe(true);
   });
 
   test("ten guesses through the proxy ban the client it names, with 429", async () => {

@@ -137,6 +137,28 @@ describe("guard (unit, real SQLite ban store)", () => {
     await store.close();
   });
 
+  test("an account still guessed when its ban ends is banned again, longer (the count is past the limit, not at it)", async () => {
+    using dir = makeTempDir();
+    const store = await openDataDirStore(dir.path);
+    let now = 9_000_000;
+    const guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now: () => now });
+    const guess = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        await guard.recordFailure(`203.0.113.${(i % 200) + 1}`, "key:0123456789ab");
+        now += 100;
+      }
+    };
+    await guess(10);
+    expect(guard.retryAfter("198.51.100.1", "key:0123456789ab")).toBe(60);
+    // Guessing goes on, one every 5 s, through the ban and past its end.
+    for (let i = 0; i < 14; i++) {
+      now += 5_000;
+      await guard.recordFailure("203.0.113.250", "key:0123456789ab");
+    }
+    expect(guard.retryAfter("198.51.100.1", "key:0123456789ab")).toBeGreaterThan(60);
+    await store.close();
+  });
+
   test("IPv6 clients are counted per /64: a fresh address for every guess does not help", async () => {
     using dir = makeTempDir();
     const store = await openDataDirStore(dir.path);

@@ -27,8 +27,9 @@ describe("confidential clients (client_credentials)", () => {
 
   test.each<RefusedCase>([
     ["both Basic and a form secret", basic("id", "s"), [["client_secret", "s"]], "invalid_request"],
-    ["a broken percent-encoding in Basic", basic("%E0%A4%A", "s"), [], "wrong_client_secret"],
-    ["a Bearer header", "Bearer abc", [], "wrong_client_secret"],
+    // Malformed client authentication is a client bug, not a guessed secret: never counted toward a ban.
+    ["a broken percent-encoding in Basic", basic("%E0%A4%A", "s"), [], "invalid_client"],
+    ["a Bearer header", "Bearer abc", [], "invalid_client"],
     ["nothing at all", undefined, [], "invalid_client"],
   ])("%s is refused", (_name, header, form, kind) => {
     expect(kindOf(readClient(post(header), new Map(form)))).toBe(kind);
