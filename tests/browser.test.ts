@@ -4,14 +4,14 @@
  * need no `eval` in the page. One screenshot per scenario goes to tests/.artifacts/. Where
  * Chromium is not installed the tests say so and skip, except in CI, where that is a failure.
  */
+import { insertApiKey } from "./support/keys.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
-import { generateApiKey, parseApiKey } from "../auth/secrets/keys.ts";
+import { parseApiKey } from "../auth/secrets/keys.ts";
 import { formatPairingCode, issuePairingCode } from "../auth/oauth/pairing.ts";
 import { hashPassword } from "../auth/secrets/passwords.ts";
-import { digestToken } from "../auth/secrets/tokens.ts";
 import { makeTempDir, rawRequest, ROOT, startTestApp, type TestApp } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 
@@ -95,16 +95,7 @@ async function connect(page: Page): Promise<void> {
 
 /** An API key in the app's store (tracked as a secret), usable at once. */
 async function addKey(app: TestApp, name: string, expiresAt: number | null = null): Promise<string> {
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({
-    id: key.id,
-    name,
-    scopes: ["data:read", "ws:connect"],
-    secretHash: digestToken(key.secret),
-    createdAt: Date.now(),
-    expiresAt,
-  });
+  const key = await insertApiKey(app.store, { name, scopes: ["data:read", "ws:connect"], expiresAt });
   await app.app.keyring.refresh();
   return key.token;
 }

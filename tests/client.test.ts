@@ -2,6 +2,7 @@
  * The typed client (client/tokengate.ts) in Bun against the real application: transports,
  * explained refusals, terminal closes, reconnect after a restart, in-band refresh.
  */
+import { insertApiKey } from "./support/keys.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { backoffDelay, bearerProtocol, describeClose, TokengateClient, type ClientEvent } from "../client/tokengate.ts";
 import { encodeSubprotocolToken } from "../auth/authn/credentials.ts";
@@ -111,16 +112,7 @@ describe("against the application", () => {
 
   test("a revoked key closes with 4403, explained, and the client stays down", async () => {
     await using app = await startTestApp();
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "tablet",
-      scopes: ["ws:connect", "data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "tablet", scopes: ["ws:connect", "data:read"] });
     await app.app.keyring.refresh();
     const client = new TokengateClient({ url: `${app.ws}/ws`, token: key.token, reconnect: { baseMs: 10 } });
     const events = record(client);

@@ -3,12 +3,11 @@
  * mutated credentials per run, in every header form, plus mutated tokens on WebSocket upgrades.
  * Properties: no response ≥ 500, no crash (the server answers afterwards), no false accept.
  */
+import { insertApiKey } from "./support/keys.ts";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encodeSubprotocolToken } from "../auth/authn/credentials.ts";
-import { generateApiKey } from "../auth/secrets/keys.ts";
 import { hashPassword } from "../auth/secrets/passwords.ts";
-import { digestToken } from "../auth/secrets/tokens.ts";
 import { rawRequest, startTestApp, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "./support/secrets.ts";
 
@@ -17,16 +16,7 @@ let valid: string[] = [];
 
 beforeAll(async () => {
   app = await startTestApp();
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({
-    id: key.id,
-    name: "fuzz",
-    scopes: ["data:read", "ws:connect"],
-    secretHash: digestToken(key.secret),
-    createdAt: Date.now(),
-    expiresAt: null,
-  });
+  const key = await insertApiKey(app.store, { name: "fuzz", scopes: ["data:read", "ws:connect"] });
   const password = trackSecret("fuzzing user password");
   await app.store.insertUser({ username: "ivy", passwordHash: await hashPassword(password), roles: ["viewer"], createdAt: Date.now() });
   await app.app.keyring.refresh();

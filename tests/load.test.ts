@@ -6,6 +6,7 @@
  * while their key changed state are ambiguous by nature and are counted separately.
  * LOAD_SECONDS (default 6, at most 30) bounds the run.
  */
+import { insertApiKey } from "./support/keys.ts";
 import { expect, test } from "bun:test";
 import { generateApiKey } from "../auth/secrets/keys.ts";
 import { openDataDirStore } from "./support/stores.ts";
@@ -31,16 +32,7 @@ test(`keys rotated and revoked under load for ${SECONDS}s: 0 unexpected 401s, 0 
   const cli = await openDataDirStore(app.dataDir);
   const keys: Tracked[] = [];
   const add = async () => {
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await cli.insertKey({
-      id: key.id,
-      name: "load",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(cli, { name: "load", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     const tracked = { token: key.token, id: key.id, validFrom: performance.now(), endsAt: Number.POSITIVE_INFINITY };
     keys.push(tracked);

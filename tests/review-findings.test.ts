@@ -4,11 +4,11 @@
  * the wrong types, a public client's secret in the form, a banned client's other sockets, one IPv6
  * /64 for a whole link, and a ticket redeemed right after a revocation made by another process.
  */
+import { insertApiKey } from "./support/keys.ts";
 import { describe, expect, test } from "bun:test";
 import { importJWK, SignJWT, type JWK } from "jose";
 import { generateApiKey } from "../auth/secrets/keys.ts";
 import { hashPassword } from "../auth/secrets/passwords.ts";
-import { digestToken } from "../auth/secrets/tokens.ts";
 import { makeTempDir, rawRequest, ServerProcess, startTestApp, WsProbe, type TestApp } from "./support/harness.ts";
 import { expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 import { join } from "node:path";
@@ -21,16 +21,7 @@ const form = (params: Record<string, string>) => ({
 });
 
 async function liveKey(app: TestApp, scopes = ["data:read", "ws:connect"]) {
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({
-    id: key.id,
-    name: "lamp",
-    scopes,
-    secretHash: digestToken(key.secret),
-    createdAt: Date.now(),
-    expiresAt: null,
-  });
+  const key = await insertApiKey(app.store, { name: "lamp", scopes });
   await app.app.keyring.refresh();
   return key;
 }

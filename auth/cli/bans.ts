@@ -3,10 +3,8 @@
  * running server through the store.
  */
 import { parseArgs } from "node:util";
+import { isBanSubject } from "../guard/refusals.ts";
 import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
-
-/** The subjects the guard bans, as `bans list` shows them. */
-const BAN_SUBJECT = /^(?:addr:[0-9a-f.:]+(?:\/64)?|key:[0-9a-f]{12}|user:[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/;
 
 const listBansCommand: Command = {
   summary: ["bans list [--json]", "addresses and key ids banned for failed attempts"],
@@ -41,7 +39,7 @@ Running servers follow within a second.
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
     const subject = positionals[0];
-    if (subject !== undefined && !BAN_SUBJECT.test(subject)) {
+    if (subject !== undefined && !isBanSubject(subject)) {
       throw new UsageError(
         "a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)",
       );

@@ -5,7 +5,8 @@
  * answers 200 with identity headers, or the usual 401/403/429 with its challenge.
  */
 import { readCredential } from "../authn/credentials.ts";
-import { normalizeAddress, type AddressList } from "../core/addresses.ts";
+import type { AddressList } from "../core/addresses.ts";
+import { isTrustedPeer } from "../http/clients.ts";
 import { GateError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
 import { NO_PARAMS, parseQuery, valuesOf } from "../core/query.ts";
@@ -64,8 +65,7 @@ export function parseOriginForm(uri: string): { path: string; query: string } | 
  */
 function readOriginal(request: Request, server: GateServer, trustedProxies: AddressList): Original | GateError {
   const { headers } = request;
-  if (!trustedProxies.has(normalizeAddress(server.requestIP(request)?.address ?? "-")))
-    return { host: headers.get("host"), path: VERIFY_PATH, query: "" };
+  if (!isTrustedPeer(request, server, trustedProxies)) return { host: headers.get("host"), path: VERIFY_PATH, query: "" };
   const forwarded = headers.get("x-forwarded-uri");
   const original = headers.get("x-original-uri");
   if (forwarded !== null && original !== null && forwarded !== original) return BAD_ORIGINAL;

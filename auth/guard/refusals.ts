@@ -8,6 +8,7 @@ import type { AuditLog } from "./audit.ts";
 import { tooManyAttempts, type GateError } from "../core/errors.ts";
 import type { Guard } from "./guard.ts";
 import { USERNAME } from "../authn/users.ts";
+import { parseIp } from "../core/addresses.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 
 export interface RefusalSinks {
@@ -29,6 +30,20 @@ export interface Refusal {
 }
 
 const KEY_ID = /^[0-9a-f]{12}$/;
+
+/**
+ * Whether `text` is a subject the guard bans, as `bans list` shows it: `addr:<ip>` (an IPv6 /64 as
+ * `addr:<prefix>::/64`), `key:<id>` or `user:<name>`. The CLI names one with it to lift a ban.
+ */
+export function isBanSubject(text: string): boolean {
+  const colon = text.indexOf(":");
+  const kind = text.slice(0, colon);
+  const value = text.slice(colon + 1);
+  if (kind === "key") return KEY_ID.test(value);
+  if (kind === "user") return USERNAME.test(value);
+  if (kind !== "addr") return false;
+  return parseIp(value.endsWith("::/64") ? value.slice(0, -3) : value) !== undefined;
+}
 /** Every secret tokengate issues or accepts is 32 characters or more (AUTH_TOKEN's minimum); names are shorter. */
 const SECRET_LENGTH = 32;
 const isPlainUsername = (text: string) => USERNAME.test(text) && text.length < SECRET_LENGTH && parseApiKey(text) === undefined;

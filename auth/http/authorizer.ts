@@ -11,8 +11,7 @@ import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import { parseApiKey } from "../secrets/keys.ts";
-import type { GateServer } from "../ws/data.ts";
-import type { AddressResolver, TransportCheck } from "./clients.ts";
+import { peerAddress, type AddressResolver, type TransportCheck } from "./clients.ts";
 import type { Exchange } from "./exchange.ts";
 import { toResponse } from "./responses.ts";
 import type { ProtectedRoute } from "./routes.ts";
@@ -37,8 +36,6 @@ export interface AuthorizerOptions {
   readonly passwordTransport?: TransportCheck | undefined;
 }
 
-const peerOf = (request: Request, server: GateServer) => server.requestIP(request)?.address ?? "-";
-
 /** A presented credential → who, or why not; a Promise only when verification is asynchronous. */
 export function authorizeToken(
   token: string | BasicCredentials | GateError | undefined,
@@ -62,7 +59,7 @@ export class Authorizer {
 
   constructor(options: AuthorizerOptions) {
     this.options = options;
-    this.addressOf = options.addressOf ?? peerOf;
+    this.addressOf = options.addressOf ?? peerAddress;
     this.offerBasic = options.authenticatePassword !== undefined;
   }
 
@@ -119,7 +116,7 @@ export class Authorizer {
     if (who instanceof GateError) return toResponse(who, this.offerBasic);
     exchange.actAs(who);
     const { request, server } = exchange;
-    if (this.options.recordUse !== undefined && who.kind !== "bootstrap") this.options.recordUse(who, () => peerOf(request, server));
+    if (this.options.recordUse !== undefined && who.kind !== "bootstrap") this.options.recordUse(who, () => peerAddress(request, server));
     return route.handle(request, who, server);
   }
 

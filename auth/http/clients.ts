@@ -9,6 +9,16 @@ import type { GateServer } from "../ws/data.ts";
 /** The client address of a request: the peer, or the forwarded client when the peer is a trusted proxy. */
 export type AddressResolver = (request: Request, server: GateServer) => string;
 
+/** The address of the connection's peer (the proxy, when there is one), or `-` when Bun cannot tell. */
+export function peerAddress(request: Request, server: GateServer): string {
+  return server.requestIP(request)?.address ?? "-";
+}
+
+/** Whether the connection's peer is one of the trusted proxies, the only ones whose forwarding headers are read. */
+export function isTrustedPeer(request: Request, server: GateServer, trustedProxies: AddressList): boolean {
+  return trustedProxies.has(normalizeAddress(peerAddress(request, server)));
+}
+
 /** Stands for a client whose trusted proxy sent unreadable forwarding headers: not loopback, not local, never exempt. */
 export const UNREADABLE_CLIENT = "unreadable-forwarded-client";
 
@@ -18,8 +28,7 @@ const forwardingOf = (request: Request) => ({
 });
 
 export function createAddressResolver(trustedProxies: AddressList): AddressResolver {
-  return (request, server) =>
-    clientAddress(server.requestIP(request)?.address ?? "-", forwardingOf(request), trustedProxies) ?? UNREADABLE_CLIENT;
+  return (request, server) => clientAddress(peerAddress(request, server), forwardingOf(request), trustedProxies) ?? UNREADABLE_CLIENT;
 }
 
 const BAD_FORWARDING = new GateError(
@@ -33,9 +42,13 @@ export type ForwardingCheck = (request: Request, server: GateServer) => GateErro
 /** Without trusted proxies forwarding headers are never read, so there is nothing to check. */
 export function createForwardingCheck(trustedProxies: AddressList): ForwardingCheck {
   return (request, server) => {
-    const headers = forwardingOf(request);
-    if (headers.forwardedFor === null && headers.forwarded === null) return undefined;
-    return clientAddress(server.requestIP(request)?.address ?? "-", headers, trustedProxies) === undefined ? BAD_FORWARDING : undefined;
+    // Runs on every request once TRUSTED_PROXIES is set: nothing is allocated unless a header is there.
+    const forwardedFor = request.headers.get("x-forwarded-for");
+    const forwarded = request.headers.get("forwarded");
+    if (forwardedFor === null && forwarded === null) return undefined;
+    return clientAddress(peerAddress(request, server), { forwardedFor, forwarded }, trustedProxies) === undefined
+      ? BAD_FORWARDING
+      : undefined;
   };
 }
 
@@ -58,9 +71,8 @@ function forwardedProto(request: Request): string | undefined {
 export function createTransportCheck(trustedProxies: AddressList, addressOf: AddressResolver): TransportCheck {
   return (request, server) => {
     if (request.url.startsWith("https:")) return true;
-    const peer = normalizeAddress(server.requestIP(request)?.address ?? "-");
     // A TLS-terminating proxy we trust tells us how the client reached it.
-    if (trustedProxies.has(peer) && forwardedProto(request) === "https") return true;
+    if (isTrustedPeer(request, server, trustedProxies) && forwardedProto(request) === "https") return true;
     return isLoopback(addressOf(request, server));
   };
 }

@@ -7,6 +7,7 @@ import type { Principal } from "../core/principal.ts";
 import type { QueryParam } from "../core/query.ts";
 import { redactTarget } from "../core/redact.ts";
 import type { GateServer } from "../ws/data.ts";
+import { peerAddress } from "./clients.ts";
 
 export class Exchange {
   /** The principal's public id once known (never a secret). */
@@ -36,7 +37,7 @@ export class Exchange {
       status,
       ms: Math.round((performance.now() - this.started) * 100) / 100,
       principal: this.principal,
-      remote: this.remote ?? this.server.requestIP(this.request)?.address ?? "-",
+      remote: this.remote ?? peerAddress(this.request, this.server),
     });
   }
 }

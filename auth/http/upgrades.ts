@@ -10,6 +10,7 @@ import { valuesOf } from "../core/query.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
 import type { WsData } from "../ws/data.ts";
 import { authorizeToken, type Authorizer, type Verdict } from "./authorizer.ts";
+import { peerAddress } from "./clients.ts";
 import type { Exchange } from "./exchange.ts";
 import { toResponse } from "./responses.ts";
 import type { SocketRoute } from "./routes.ts";
@@ -123,7 +124,7 @@ export class SocketUpgrader {
       warned: false,
       scope: route.scope,
       connId: `c${connectionCounter.toString(36)}`,
-      remote: exchange.server.requestIP(exchange.request)?.address ?? "-",
+      remote: peerAddress(exchange.request, exchange.server),
       client: this.authorizer.addressOf(exchange.request, exchange.server),
       path: route.path,
       greeting: route.greeting,

@@ -11,7 +11,7 @@ import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
-import type { AddressResolver, TransportCheck } from "../http/clients.ts";
+import { peerAddress, type AddressResolver, type TransportCheck } from "../http/clients.ts";
 import { looksLikeJwt, type KeySet, type TokenSettings } from "../secrets/jwt.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 import { generateRefreshToken, type parseRefreshToken } from "../secrets/refresh.ts";
@@ -49,7 +49,7 @@ export interface TokenContext extends TokenEndpointOptions {
 }
 
 export function createTokenContext(options: TokenEndpointOptions): TokenContext {
-  return { ...options, addressOf: options.addressOf ?? ((request, server) => server.requestIP(request)?.address ?? "-") };
+  return { ...options, addressOf: options.addressOf ?? peerAddress };
 }
 
 /** One token request, read once and handed to the grant it names. */

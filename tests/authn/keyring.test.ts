@@ -2,6 +2,7 @@
  * API keys through the real gate: a real SQLite store in a temp dir, a second connection playing
  * the CLI, real HTTP and WebSocket clients. Expiry is driven with setSystemTime.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { GateError } from "../../auth/core/errors.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
@@ -68,6 +69,7 @@ async function startKeyedGate(): Promise<KeyedGate> {
     async addKey(scopes, expiresAt = null) {
       const key = generateApiKey();
       trackSecret(key.token);
+      // Named after its own id, so it is built here rather than by insertApiKey.
       await cli.insertKey({
         id: key.id,
         name: `key ${key.id}`,
@@ -104,16 +106,7 @@ describe("authentication with API keys", () => {
 
   test("a key another process created a moment ago works on its very first request", async () => {
     await using gate = await startKeyedGate();
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await gate.cli.insertKey({
-      id: key.id,
-      name: "fresh",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(gate.cli, { name: "fresh", scopes: ["data:read"] });
     expect((await get(gate, "/secure-data", key.token)).status).toBe(200);
   });
 
@@ -189,16 +182,7 @@ describe("reloads", () => {
     using dir = makeTempDir();
     const store = await openDataDirStore(dir.path);
     const cli = await openDataDirStore(dir.path);
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await cli.insertKey({
-      id: key.id,
-      name: "lamp",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(cli, { name: "lamp", scopes: ["data:read"] });
     const keyring = await createKeyring({ store, bootstrapDigest: digestToken(newSecret()), now: Date.now });
     let reloads = 0;
     await keyring.start(() => (reloads += 1), 20, 60_000);

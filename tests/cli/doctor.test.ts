@@ -4,6 +4,7 @@
  * PostgreSQL and an unreachable Redis, and finally the CLI command as a subprocess.
  * The tests run as root in CI, so "this user cannot write" cases are not exercised here.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -117,16 +118,7 @@ describe("runDoctor on this machine", () => {
   test("a used device: loose permissions are warned about with the chmod that fixes them; keys and users are counted", async () => {
     using dir = makeTempDir();
     const store = await openDataDirStore(dir.path);
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await store.insertKey({
-      id: key.id,
-      name: "lamp",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    await insertApiKey(store, { name: "lamp", scopes: ["data:read"] });
     await store.close();
     chmodSync(join(dir.path, "tokengate.db"), 0o644);
     writeFileSync(join(dir.path, "auth_token"), `${newSecret()}\n`, { mode: 0o644 });

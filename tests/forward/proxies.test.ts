@@ -4,12 +4,12 @@
  * upstream that records every request it receives. Where a proxy binary is missing these tests say
  * so and skip, except in CI, where that is a failure.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
-import { digestToken } from "../../auth/secrets/tokens.ts";
 import { clockEnvironment, startTestApp, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
@@ -53,9 +53,7 @@ function freePort(): number {
 }
 
 async function addKey(name: string, scopes: string[]) {
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({ id: key.id, name, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+  const key = await insertApiKey(app.store, { name, scopes });
   return { id: key.id, token: key.token };
 }
 

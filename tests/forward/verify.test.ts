@@ -2,12 +2,12 @@
  * Forward auth (`/auth/verify`): asked directly as a proxy would ask it, then through real nginx
  * (`auth_request`) and Caddy (`forward_auth`) in front of a real upstream that records what it got.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
-import { digestToken } from "../../auth/secrets/tokens.ts";
 import { startTestApp, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
@@ -38,9 +38,7 @@ let app: TestApp;
 const keys: Record<string, { id: string; token: string }> = {};
 
 async function addKey(name: string, scopes: string[]) {
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({ id: key.id, name, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+  const key = await insertApiKey(app.store, { name, scopes });
   keys[name] = { id: key.id, token: key.token };
 }
 

@@ -2,6 +2,7 @@
  * The brute-force guard: counting, bans, escalation, exemptions, trusted proxies, key-id bans
  * that never lock out the genuine key, and the CLI lifting a ban on a running server.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { clientAddress, createAddressList, guardBucketOf, normalizeAddress } from "../../auth/core/addresses.ts";
@@ -9,7 +10,6 @@ import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { createGuard, createMemoryAttemptStore, DEFAULT_LIMITS } from "../../auth/guard/guard.ts";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { openDataDirStore } from "../support/stores.ts";
-import { digestToken } from "../../auth/secrets/tokens.ts";
 import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp, clockEnvironment } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
@@ -225,16 +225,7 @@ describe("on the wire", () => {
 
   test("revoked keys and expired tokens get their 401 but never count toward a ban", async () => {
     await using app = await startTestApp(PROXIED);
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "old lamp",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "old lamp", scopes: ["data:read"] });
     await app.store.revokeKey(key.id, Date.now());
     await app.app.keyring.refresh();
     for (let i = 0; i < 15; i++) {
@@ -268,16 +259,7 @@ describe("on the wire", () => {
 
   test("a key id attacked from many addresses: wrong secrets get 429, the genuine key keeps working", async () => {
     await using app = await startTestApp(PROXIED);
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "sensor",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "sensor", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     const forged = () => trackSecret(`tg_${key.id}_${generateApiKey().secret}`);
     for (let i = 0; i < 10; i++) await fetch(`${app.http}/secure-data`, from(`203.0.113.${i + 1}`, { "X-Auth-Token": forged() }));
@@ -289,16 +271,7 @@ describe("on the wire", () => {
 
   test("client secrets guessed over HTTP Basic count against the claimed key id too", async () => {
     await using app = await startTestApp(PROXIED);
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "svc",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "svc", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     for (let i = 0; i < 10; i++) {
       const guess = trackSecret(`tg_${key.id}_${generateApiKey().secret}`);

@@ -2,8 +2,8 @@
  * The token endpoint (RFC 6749) and JWT access tokens end to end: the whole application
  * in-process (startApp) with a real store, real argon2id, real HTTP and WebSocket clients.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
-import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
 import { curl, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
@@ -16,16 +16,7 @@ const PASSWORD = trackSecret("alice's long password");
 async function withUsers(app: TestApp) {
   const now = Date.now();
   await app.store.insertUser({ username: "alice", passwordHash: await hashPassword(PASSWORD), roles: ["viewer"], createdAt: now });
-  const key = generateApiKey();
-  trackSecret(key.token);
-  await app.store.insertKey({
-    id: key.id,
-    name: "backup job",
-    scopes: ["data:read"],
-    secretHash: digestToken(key.secret),
-    createdAt: now,
-    expiresAt: null,
-  });
+  const key = await insertApiKey(app.store, { name: "backup job", scopes: ["data:read"], createdAt: now });
   return { key };
 }
 

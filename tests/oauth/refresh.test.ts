@@ -3,6 +3,7 @@
  * replay detection that revokes the whole family (and closes its sockets), the grace window for
  * concurrent retries, expiry driven with setSystemTime.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { readdirSync, readFileSync } from "node:fs";
@@ -73,18 +74,7 @@ describe("refresh_token grant", () => {
 
   test("client_credentials returns no refresh token (RFC 6749 §4.4.3)", async () => {
     await using app = await startTestApp();
-    const { generateApiKey } = await import("../../auth/secrets/keys.ts");
-    const { digestToken } = await import("../../auth/secrets/tokens.ts");
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "svc",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "svc", scopes: ["data:read"] });
     const { body } = await post(app, "/auth/token", { grant_type: "client_credentials", client_id: key.id, client_secret: key.token });
     expect(body.access_token).toBeString();
     expect(body.refresh_token).toBeUndefined();

@@ -2,13 +2,12 @@
  * WebSocket tickets: single use, 30 s, bound to a path, only for principals with ws:connect, and
  * refused (with an HTTP answer a page can read) in every other case.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { describe, expect, test } from "bun:test";
 import { BOOTSTRAP_PRINCIPAL } from "../../auth/core/principal.ts";
 import { createTicketBook, TICKET_TTL_MS } from "../../auth/secrets/tickets.ts";
 import { rawRequest, startTestApp, WsProbe } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
-import { generateApiKey } from "../../auth/secrets/keys.ts";
-import { digestToken } from "../../auth/secrets/tokens.ts";
 
 describe("ticket book", () => {
   test("single use, path-bound, expiring", () => {
@@ -55,16 +54,7 @@ describe("on the wire", () => {
 
   test("a ticket minted before its key was revoked does not open a socket after the revocation", async () => {
     await using app = await startTestApp();
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "tablet",
-      scopes: ["ws:connect"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "tablet", scopes: ["ws:connect"] });
     await app.app.keyring.refresh();
     const { ticket } = (await (await ask(app.http, key.token)).json()) as { ticket: string };
     trackSecret(ticket);
@@ -83,16 +73,7 @@ describe("on the wire", () => {
     const missing = await ask(app.http);
     expect(missing.status).toBe(401);
     expect(await missing.json()).toMatchObject({ code: "missing_token" });
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({
-      id: key.id,
-      name: "reader",
-      scopes: ["data:read"],
-      secretHash: digestToken(key.secret),
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
+    const key = await insertApiKey(app.store, { name: "reader", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     const scope = await ask(app.http, key.token);
     expect(scope.status).toBe(403);

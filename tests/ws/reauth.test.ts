@@ -2,11 +2,11 @@
  * In-band re-authentication on open WebSockets: the expiry warning, a fresh token extending the
  * socket's life, and every way a re-auth can be refused. Time is moved with setSystemTime.
  */
+import { insertApiKey } from "../support/keys.ts";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { encodeSubprotocolToken } from "../../auth/authn/credentials.ts";
-import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
-import { digestToken, generateToken } from "../../auth/secrets/tokens.ts";
+import { generateToken } from "../../auth/secrets/tokens.ts";
 import { parseControlMessage } from "../../auth/ws/sockets.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
@@ -112,9 +112,7 @@ test("no password or token reached any server output", () => {
 
 describe("in-band re-authentication is guarded like HTTP (no oracle, counted, audited, banned)", () => {
   async function addKey(app: TestApp, name: string, scopes: string[]): Promise<{ id: string; token: string }> {
-    const key = generateApiKey();
-    trackSecret(key.token);
-    await app.store.insertKey({ id: key.id, name, scopes, secretHash: digestToken(key.secret), createdAt: Date.now(), expiresAt: null });
+    const key = await insertApiKey(app.store, { name, scopes });
     await app.app.keyring.refresh();
     return { id: key.id, token: key.token };
   }
