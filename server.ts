@@ -6,7 +6,8 @@ import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type Config, type ConfigProblem } from "./auth/config/config.ts";
 import { startApp, type App } from "./auth/app.ts";
-import { loadRoutesFile } from "./auth/config/routes-file.ts";
+import { loadRoutesFile, RouteTable } from "./auth/config/routes-file.ts";
+import { watchRoutesFile } from "./auth/config/routes-reload.ts";
 import { describeFsError, errorCode, loadBootstrapToken } from "./auth/config/bootstrap.ts";
 import { createLogger, type Logger } from "./auth/core/log.ts";
 import { describeStore, openStore } from "./auth/store/open.ts";
@@ -204,6 +205,7 @@ export async function main(): Promise<void> {
   const config = parsed.config;
   const services = loadRoutesFile(config.routesFile);
   if (!services.ok) return failConfig(services.problems);
+  const routeTable = config.routesFile === null ? undefined : new RouteTable(services.routes);
   if (!config.reusePort) checkPortFree(config.host, config.port);
   const bootstrap = loadBootstrapToken(config.token, config.dataDir);
   if (!bootstrap.ok) return failConfig(bootstrap.problems);
@@ -227,9 +229,13 @@ export async function main(): Promise<void> {
     writeAudit,
     tls: tls?.tls,
     now: systemClock,
-    serviceRoutes: services.routes,
+    routeTable,
   }).catch((error: unknown) => failConfig([explainAppFailure(error, config, tls !== undefined)]));
   const urls = announce(logger, config, app, bootstrap, tls?.fingerprint);
+  const routesWatch =
+    config.routesFile === null || routeTable === undefined ? undefined : watchRoutesFile(config.routesFile, routeTable, logger);
+  // Registered only with a routes file: otherwise SIGHUP keeps its usual meaning (stop).
+  if (routesWatch !== undefined) process.on("SIGHUP", () => routesWatch.reload("SIGHUP"));
   if (config.routesFile !== null && config.trustedProxies.length === 0) {
     logger.warn(
       "ROUTES_FILE is set but TRUSTED_PROXIES is empty: /auth/verify cannot read the original request from your proxy; set TRUSTED_PROXIES to its address",
@@ -249,6 +255,7 @@ export async function main(): Promise<void> {
     logger.error("unhandled rejection", { error: error instanceof Error ? error.name : "unknown" }),
   );
   stopOnSignals(logger, app, async () => {
+    routesWatch?.close();
     await store.close().catch(() => undefined);
     attempts?.close();
     sink.close();

@@ -36,7 +36,8 @@ import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
 import { createConsoleRoutes } from "./http/console-assets.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
-import type { ServiceRoute } from "./config/routes-file.ts";
+import { RouteTable } from "./config/routes-file.ts";
+import { createProxiedRoutes } from "./proxy/services.ts";
 import type { Store } from "./store/store.ts";
 import { digestToken } from "./secrets/tokens.ts";
 import { createPasswordAuthenticator, type PasswordAuthenticator } from "./authn/users.ts";
@@ -65,9 +66,15 @@ export interface AppOptions {
   readonly attempts?: AttemptStore | undefined;
   /** The one clock every part of the app reads (server.ts passes the system's). */
   readonly now: Clock;
-  /** The user's own services (ROUTES_FILE, read by the caller): forward auth applies their scopes. */
-  readonly serviceRoutes?: readonly ServiceRoute[] | undefined;
+  /**
+   * The user's own services (ROUTES_FILE, read and watched by the caller): the built-in proxy
+   * forwards to them and forward auth applies their scopes. Absent: neither has any route.
+   */
+  readonly routeTable?: RouteTable | undefined;
 }
+
+/** The largest body any route may allow (ROUTES_FILE max_body_bytes is checked per route). */
+const MAX_PROXIED_BODY = 1024 ** 4;
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
 const CLOCK_TOLERANCE = 5;
@@ -170,6 +177,7 @@ interface Parts {
   readonly passwordTransport: TransportCheck | undefined;
   readonly authenticatePassword: PasswordAuthenticator;
   readonly tokenSettings: TokenSettings;
+  readonly routeTable: RouteTable;
 }
 
 /** Every route the server answers: console, seed routes, tickets, OAuth endpoints, pairing. */
@@ -198,7 +206,7 @@ function buildRoutes(parts: Parts): Route[] {
       now,
     }),
     createForwardAuthRoute({
-      routes: options.serviceRoutes ?? [],
+      table: parts.routeTable,
       authenticate: keyring.authenticate,
       trustedProxies: parts.trustedProxies,
       addressOf,
@@ -215,19 +223,22 @@ function buildRoutes(parts: Parts): Route[] {
 function listen(parts: Parts): Listener {
   const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
   const { config, logger, now } = options;
-  return startListener({
-    tickets: parts.tickets,
-    port: config.port,
-    host: config.host,
+  const authentication = {
     authenticate: keyring.authenticate,
     recordUse: keyring.recordUse,
     authenticatePassword: config.basicAuth ? parts.authenticatePassword : undefined,
-    revalidate: keyring.revalidate,
-    syncBeforeTicket: keyring.refresh,
     guard,
     audit,
     addressOf,
     passwordTransport,
+  };
+  return startListener({
+    tickets: parts.tickets,
+    port: config.port,
+    host: config.host,
+    ...authentication,
+    revalidate: keyring.revalidate,
+    syncBeforeTicket: keyring.refresh,
     checkForwarding: config.trustedProxies.length === 0 ? undefined : createForwardingCheck(parts.trustedProxies),
     now,
     reusePort: config.reusePort,
@@ -235,6 +246,17 @@ function listen(parts: Parts): Listener {
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
     originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: buildRoutes(parts),
+    proxied:
+      options.routeTable === undefined
+        ? undefined
+        : createProxiedRoutes({
+            ...authentication,
+            table: options.routeTable,
+            trustedProxies: parts.trustedProxies,
+            tls: options.tls !== undefined,
+          }),
+    // Uploads to the user's services may be large; the gate's own routes keep their 64 KiB.
+    maxRequestBody: options.routeTable === undefined ? undefined : MAX_PROXIED_BODY,
     logger,
     accessLog: config.accessLog,
     wsMaxPayload: config.wsMaxPayload,
@@ -280,6 +302,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     passwordTransport,
     authenticatePassword,
     tokenSettings,
+    routeTable: options.routeTable ?? new RouteTable([]),
   });
 
   await keyring.start(() => {

@@ -9,7 +9,21 @@ import { dirname, join, relative, resolve } from "node:path";
 import { ROOT } from "./support/harness.ts";
 
 /** Bottom first. `app.ts` sits alone between the endpoints and the CLI. */
-const LAYERS = ["core", "secrets", "config", "store", "authn", "guard", "ws", "http", "oauth", "forward", "app.ts", "cli"] as const;
+const LAYERS = [
+  "core",
+  "secrets",
+  "config",
+  "store",
+  "authn",
+  "guard",
+  "ws",
+  "http",
+  "oauth",
+  "forward",
+  "proxy",
+  "app.ts",
+  "cli",
+] as const;
 /** Layers whose modules are pure: no file system, network or process access of their own. */
 const PURE = new Set(["core", "secrets"]);
 

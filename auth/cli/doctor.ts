@@ -18,6 +18,7 @@ import { describeUrl } from "../core/redact.ts";
 import { createPostgresRunner, inspectPostgresSchemaVersion } from "../store/postgres.ts";
 import { LATEST_SCHEMA } from "../store/schema.ts";
 import { inspectSqliteSchemaVersion } from "../store/sqlite.ts";
+import { inspectRoutesFile } from "./doctor-routes.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -588,6 +589,7 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   results.push(...(await inspectListener(config, context.interfaces)));
   if (config.redisUrl !== null) results.push(await inspectRedis(config.redisUrl));
   if (config.auditLogFile !== null) results.push(inspectAuditFile(config.auditLogFile));
+  if (config.routesFile !== null) results.push(...(await inspectRoutesFile(config.routesFile)));
   return results;
 }
 

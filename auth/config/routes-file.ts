@@ -173,3 +173,24 @@ export function loadRoutesFile(file: string | null): RoutesFileResult {
   }
   return parseRoutesFile(text, file);
 }
+
+/**
+ * The routes in force. The routes file may change while tokengate runs: a valid edit replaces the
+ * whole table at once (readers take `routes` per request, so a request sees one table or the
+ * other, never a mix); an invalid one leaves it as it was.
+ */
+export class RouteTable {
+  #routes: readonly ServiceRoute[];
+
+  constructor(routes: readonly ServiceRoute[]) {
+    this.#routes = routes;
+  }
+
+  get routes(): readonly ServiceRoute[] {
+    return this.#routes;
+  }
+
+  replace(routes: readonly ServiceRoute[]): void {
+    this.#routes = routes;
+  }
+}

@@ -24,6 +24,9 @@ export type WireCode =
   | "not_found"
   | "method_not_allowed"
   | "upgrade_required"
+  | "payload_too_large"
+  | "bad_gateway"
+  | "gateway_timeout"
   | "internal_error";
 
 export interface Policy {
@@ -96,6 +99,12 @@ export const POLICIES = {
   not_found: refusal("not_found", 404, 4404, { audited: false }),
   method_not_allowed: refusal("method_not_allowed", 405, 4405, { audited: false }),
   upgrade_required: refusal("upgrade_required", 426, 4426, { audited: false }),
+  /** A request body past the route's limit (ROUTES_FILE max_body_bytes, or the gate's own 64 KiB). */
+  payload_too_large: refusal("payload_too_large", 413, 1009, { audited: false }),
+  /** A proxied service that cannot be reached or broke off (RFC 6455 §7.4.1 has 1014 for the socket). */
+  bad_gateway: refusal("bad_gateway", 502, 1014, { audited: false }),
+  /** A proxied service that did not answer within its route's timeout. */
+  gateway_timeout: refusal("gateway_timeout", 504, 1014, { audited: false }),
   internal_error: refusal("internal_error", 500, 1011, { audited: false }),
 } as const satisfies Record<string, Policy>;
 

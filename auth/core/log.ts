@@ -26,6 +26,8 @@ export interface AccessEntry {
   readonly ms: number;
   readonly principal: string;
   readonly remote: string;
+  /** For a proxied request: the route's name, the upstream's status (0: none) and its latency. */
+  readonly upstream?: { readonly route: string; readonly status: number; readonly ms: number } | undefined;
 }
 
 export interface Logger {
@@ -87,11 +89,22 @@ const jsonString = (text: string) => (JSON_SAFE.test(text) ? `"${text}"` : JSON.
 // Method and target are client-chosen, so they are escaped when they need it; principal ids and
 // addresses are ours.
 function accessJson(isoNow: () => string, entry: AccessEntry): string {
-  return `{"time":"${isoNow()}","level":"info","msg":"request","method":${jsonString(entry.method)},"path":${jsonString(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"}\n`;
+  return `{"time":"${isoNow()}","level":"info","msg":"request","method":${jsonString(entry.method)},"path":${jsonString(entry.target)},"status":${entry.status},"ms":${entry.ms},"principal":"${entry.principal}","remote":"${entry.remote}"${upstreamJson(entry)}}\n`;
+}
+
+// Route names are ours (the routes file allows [a-z0-9_-] only), so they need no escaping.
+function upstreamJson(entry: AccessEntry): string {
+  const { upstream } = entry;
+  return upstream === undefined ? "" : `,"route":"${upstream.route}","upstream_status":${upstream.status},"upstream_ms":${upstream.ms}`;
+}
+
+function upstreamPretty(entry: AccessEntry): string {
+  const { upstream } = entry;
+  return upstream === undefined ? "" : ` route=${upstream.route} upstream_status=${upstream.status} upstream_ms=${upstream.ms}`;
 }
 
 function accessPretty(isoNow: () => string, entry: AccessEntry): string {
-  return `${isoNow().slice(11, 23)} ${LABEL.info} ${prettyValue(entry.method)} ${prettyValue(entry.target)} ${entry.status} ${entry.ms}ms principal=${entry.principal} remote=${entry.remote}\n`;
+  return `${isoNow().slice(11, 23)} ${LABEL.info} ${prettyValue(entry.method)} ${prettyValue(entry.target)} ${entry.status} ${entry.ms}ms principal=${entry.principal} remote=${entry.remote}${upstreamPretty(entry)}\n`;
 }
 
 export interface LoggerOptions {

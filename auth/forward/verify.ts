@@ -8,10 +8,10 @@ import { readCredential } from "../authn/credentials.ts";
 import type { AddressList } from "../core/addresses.ts";
 import { isTrustedPeer } from "../http/clients.ts";
 import { GateError } from "../core/errors.ts";
-import type { Principal } from "../core/principal.ts";
+import { setIdentityHeaders } from "./identity.ts";
 import { NO_PARAMS, parseQuery, valuesOf } from "../core/query.ts";
 import { redactPath } from "../core/redact.ts";
-import { findServiceRoute, type ServiceRoute } from "../config/routes-file.ts";
+import { findServiceRoute, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
 import { parseScopes } from "../secrets/keys.ts";
 import { authorizeToken, Authorizer, type AuthorizerOptions, type Verdict } from "../http/authorizer.ts";
 import { Exchange } from "../http/exchange.ts";
@@ -22,8 +22,8 @@ import type { GateServer } from "../ws/data.ts";
 export const VERIFY_PATH = "/auth/verify";
 
 export interface ForwardAuthOptions extends AuthorizerOptions {
-  /** The user's routes (ROUTES_FILE): the one that matches the original request gives the scope. */
-  readonly routes: readonly ServiceRoute[];
+  /** The user's routes (ROUTES_FILE, as currently loaded): the one that matches the original request gives the scope. */
+  readonly table: RouteTable;
   /** Only these peers may describe the original request (X-Forwarded-*, X-Original-*). */
   readonly trustedProxies: AddressList;
 }
@@ -84,26 +84,6 @@ function chooseScope(request: Request, routes: readonly ServiceRoute[], original
   return findServiceRoute(routes, original.host, original.path)?.scope ?? NO_SCOPE;
 }
 
-/** Identity for the upstream: visible ASCII without `%` as sent, anything else percent-encoded. */
-function headerValue(text: string, fallback: string): string {
-  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
-  try {
-    return encodeURIComponent(text);
-  } catch {
-    return fallback;
-  }
-}
-
-function identityHeaders(principal: Principal): Headers {
-  return new Headers({
-    "x-auth-user": headerValue(principal.name, principal.id),
-    "x-auth-id": headerValue(principal.id, "-"),
-    "x-auth-scopes": principal.scopes.join(" "),
-    "x-auth-kind": principal.kind,
-    "cache-control": "no-store",
-  });
-}
-
 export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
   const authorizer = new Authorizer(options);
 
@@ -111,13 +91,13 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
     const judged = authorizer.judge(exchange, verdict, token);
     if (judged instanceof GateError) return toResponse(judged);
     if (judged.kind !== "bootstrap") options.recordUse?.(judged, () => authorizer.addressOf(exchange.request, exchange.server));
-    return new Response(null, { status: 200, headers: identityHeaders(judged) });
+    return new Response(null, { status: 200, headers: setIdentityHeaders(new Headers({ "cache-control": "no-store" }), judged) });
   };
 
   const verify = (request: Request, server: GateServer): Response | Promise<Response> => {
     const original = readOriginal(request, server, options.trustedProxies);
     if (original instanceof GateError) return toResponse(original);
-    const scope = chooseScope(request, options.routes, original);
+    const scope = chooseScope(request, options.table.routes, original);
     if (scope instanceof GateError) return toResponse(scope);
     // Audited under the original path, redacted like a log line: upstream paths can hold secrets too.
     const exchange = new Exchange(request, server, redactPath(original.path), NO_PARAMS, 0);

@@ -100,7 +100,15 @@ export class Authorizer {
     const ban = this.findBan(exchange);
     if (ban !== undefined) return toResponse(ban);
     const { headers } = exchange.request;
-    const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+    return this.serveCredential(exchange, route, readHeaderToken(headers.get("x-auth-token"), headers.get("authorization")));
+  }
+
+  /** A credential the caller read (the proxy reads more places than headers) → the route's handler, or the refusal. */
+  serveCredential(
+    exchange: Exchange,
+    route: ProtectedRoute,
+    credential: string | BasicCredentials | GateError | undefined,
+  ): Response | Promise<Response> {
     const verifyPassword = this.options.authenticatePassword;
     if (credential instanceof BasicCredentials && verifyPassword !== undefined)
       return this.serveWithPassword(exchange, route, credential, verifyPassword);

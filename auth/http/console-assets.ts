@@ -161,6 +161,7 @@ export function createConsoleRoutes(page: HTMLBundle): HttpRoute[] {
     path,
     methods: path === "/" ? ["GET", "HEAD", "POST"] : ["GET", "HEAD"],
     scope: null,
+    yieldsToHostRoutes: true,
     handle: async (request) => {
       if (request.method === "POST") return seeConsole();
       const asset = (await bundle.load()).get(path);

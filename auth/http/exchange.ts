@@ -14,6 +14,8 @@ export class Exchange {
   principal = "-";
   /** The peer's address when Bun can no longer tell it (after an upgrade). */
   remote: string | undefined;
+  /** What the proxied service answered: route, status (0 when it never did) and latency. */
+  upstream: { readonly route: string; readonly status: number; readonly ms: number } | undefined;
 
   constructor(
     readonly request: Request,
@@ -38,6 +40,7 @@ export class Exchange {
       ms: Math.round((performance.now() - this.started) * 100) / 100,
       principal: this.principal,
       remote: this.remote ?? peerAddress(this.request, this.server),
+      upstream: this.upstream,
     });
   }
 }

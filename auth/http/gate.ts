@@ -13,8 +13,9 @@ import type { GateServer } from "../ws/data.ts";
 import { Authorizer, type AuthorizerOptions } from "./authorizer.ts";
 import { Exchange } from "./exchange.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./responses.ts";
-import type { PublicRoute, Route, SocketRoute } from "./routes.ts";
+import type { ProxiedRoute, PublicRoute, Route, SocketRoute } from "./routes.ts";
 import { methodNotAllowed, NOT_FOUND, preflightOrigin, screenRequest, type Screens } from "./screening.ts";
+import { GateError } from "../core/errors.ts";
 import { SocketUpgrader, type UpgradeOptions } from "./upgrades.ts";
 
 export type { UseRecorder } from "./authorizer.ts";
@@ -27,6 +28,12 @@ export interface GateOptions extends AuthorizerOptions, Screens, UpgradeOptions 
 }
 
 type Answer = Response | undefined | Promise<Response | undefined>;
+
+/** Methods a proxied service may be asked for; TRACE would echo the request (and its credential) back. */
+const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const PROXIED_METHOD_REFUSED = new GateError("method_not_allowed", "Method Not Allowed", {
+  headers: { allow: PROXIED_METHODS.join(", ") },
+});
 
 export interface Gate {
   fetch(request: Request, server: GateServer): Answer;
@@ -51,10 +58,20 @@ export function createGate(options: GateOptions): Gate {
     return ban !== undefined ? toResponse(ban) : upgrader.serve(exchange, route);
   };
 
-  /** Routes a screened request: not found, preflight, socket, method, public or protected. */
-  const dispatch = (exchange: Exchange, route: Route | undefined): Answer => {
+  /** A preflight is answered here (it carries no credential, so it never reaches the service). */
+  const serveProxied = (exchange: Exchange, route: ProxiedRoute): Answer => {
+    const { request } = exchange;
+    const preflight = preflightOrigin(request);
+    if (preflight !== undefined) return preflightResponse(preflight, PROXIED_METHODS);
+    if (!PROXIED_METHODS.includes(request.method)) return toResponse(PROXIED_METHOD_REFUSED);
+    return route.serve(exchange);
+  };
+
+  /** Routes a screened request: not found, preflight, socket, method, public, protected or proxied. */
+  const dispatch = (exchange: Exchange, route: Route | ProxiedRoute | undefined): Answer => {
     const { request } = exchange;
     if (route === undefined) return toResponse(NOT_FOUND);
+    if (route.kind === "proxied") return serveProxied(exchange, route);
     const preflight = preflightOrigin(request);
     if (preflight !== undefined) return preflightResponse(preflight, route.kind === "http" ? route.methods : ["GET"]);
     if (route.kind === "websocket") return serveSocketRoute(exchange, route);
@@ -80,6 +97,17 @@ export function createGate(options: GateOptions): Gate {
     return answer instanceof Promise ? answer.then(note) : note(answer);
   };
 
+  /** The gate's own route for the exact path; else (or over the console, on a service's host) a proxied one. */
+  const findRoute = (request: Request, path: string): Route | ProxiedRoute | undefined => {
+    const own = table.get(path);
+    if (
+      options.proxied === undefined ||
+      (own !== undefined && !(own.kind === "http" && own.scope === null && own.yieldsToHostRoutes === true))
+    )
+      return own;
+    return options.proxied.find(request.headers.get("host"), path) ?? own;
+  };
+
   return {
     fetch(request, server) {
       const { path, query } = splitUrl(request.url);
@@ -90,7 +118,7 @@ export function createGate(options: GateOptions): Gate {
         query === "" ? NO_PARAMS : parseQuery(query),
         accessLog === "off" ? 0 : performance.now(),
       );
-      const route = table.get(path);
+      const route = findRoute(request, path);
       const refusal = screenRequest(options, exchange, route);
       const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));
       return accessLog === "off" ? answer : logAnswer(exchange, answer);

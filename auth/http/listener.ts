@@ -22,6 +22,8 @@ export interface ListenerOptions extends GateOptions {
   readonly wsIdleTimeout: number;
   readonly httpIdleTimeout: number;
   readonly shutdownTimeout: number;
+  /** Raised for proxied services (uploads); the gate's own routes then enforce MAX_REQUEST_BODY themselves. */
+  readonly maxRequestBody?: number | undefined;
 }
 
 export interface Listener {
@@ -35,7 +37,7 @@ export interface Listener {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** No route takes a body yet; anything larger than this is refused by Bun with 413 before `fetch`. */
+/** The gate's own routes take small forms; anything larger is refused by Bun with 413 before `fetch`. */
 const MAX_REQUEST_BODY = 64 * 1024;
 const INTERNAL = new GateError("internal_error", "Internal Server Error");
 /** How often open sockets are re-checked for expiry (revocations also trigger a check at once). */
@@ -44,12 +46,13 @@ const REVALIDATE_EVERY_MS = 250;
 export function startListener(options: ListenerOptions): Listener {
   const { logger } = options;
   const sockets = new SocketRegistry();
-  const gate = createGate(options);
+  const bodyLimit = Math.max(MAX_REQUEST_BODY, options.maxRequestBody ?? 0);
+  const gate = createGate(bodyLimit > MAX_REQUEST_BODY ? { ...options, ownBodyLimit: MAX_REQUEST_BODY } : options);
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
     idleTimeout: options.httpIdleTimeout,
-    maxRequestBodySize: MAX_REQUEST_BODY,
+    maxRequestBodySize: bodyLimit,
     development: false,
     // Bun turns SO_REUSEPORT on in production mode unless told otherwise: a second tokengate on the
     // same port would start and answer every other request with its own data.

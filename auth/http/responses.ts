@@ -119,6 +119,23 @@ export function tokenResponse(body: Record<string, unknown>): Response {
   return jsonResponse(200, JSON.stringify(body), OAUTH_HEADERS);
 }
 
+/** The gate's own forms are a few hundred bytes; the server's body limit is raised for proxied services. */
+export const FORM_LIMIT = 64 * 1024;
+export const FORM_TOO_LARGE = new GateError("payload_too_large", "The request body is larger than this endpoint takes (64 KiB)");
+
+/** The body as text, or `undefined` once it passes `limit` bytes (read no further: a chunked body has no declared length). */
+async function readBoundedText(request: Request, limit: number): Promise<string | undefined> {
+  if (request.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.byteLength;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 const WRONG_CONTENT_TYPE = new GateError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
 
 /**
@@ -128,8 +145,10 @@ const WRONG_CONTENT_TYPE = new GateError("invalid_request", "Send the parameters
 export async function readForm(request: Request): Promise<Map<string, string> | GateError> {
   const type = request.headers.get("content-type");
   if (type === null || type.split(";")[0]!.trim().toLowerCase() !== "application/x-www-form-urlencoded") return WRONG_CONTENT_TYPE;
+  const text = await readBoundedText(request, FORM_LIMIT);
+  if (text === undefined) return FORM_TOO_LARGE;
   const params = new Map<string, string>();
-  for (const [name, value] of new URLSearchParams(await request.text())) {
+  for (const [name, value] of new URLSearchParams(text)) {
     if (params.has(name))
       return new GateError("invalid_request", `The ${name.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")} parameter was sent more than once`);
     params.set(name, value);

@@ -7,6 +7,7 @@ import { jsonResponse } from "./responses.ts";
 import { ANY_SCOPE, type Principal } from "../core/principal.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
 import type { GateServer } from "../ws/data.ts";
+import type { Exchange } from "./exchange.ts";
 
 interface HttpRouteBase {
   readonly kind: "http";
@@ -19,6 +20,8 @@ export interface PublicRoute extends HttpRouteBase {
   readonly scope: null;
   /** Checks credentials itself: banned clients get 429 before it runs. */
   readonly guarded?: boolean;
+  /** The console's page and assets: on a host the routes file gives to a service, the service answers instead. */
+  readonly yieldsToHostRoutes?: boolean;
   handle(request: Request, principal: undefined, server: GateServer): Response | Promise<Response>;
 }
 
@@ -39,6 +42,24 @@ export interface SocketRoute {
 }
 
 export type Route = HttpRoute | SocketRoute;
+
+/**
+ * A user's own service (ROUTES_FILE), matched by host and path prefix rather than by exact path.
+ * It authenticates and forwards the request itself (the proxy layer), after the gate's screens.
+ */
+export interface ProxiedRoute {
+  readonly kind: "proxied";
+  /** The route's name in the routes file: what logs and error bodies call it. */
+  readonly name: string;
+  serve(exchange: Exchange): Response | undefined | Promise<Response | undefined>;
+}
+
+/** The routes file's routes as the gate looks them up (the table may change while running). */
+export interface ProxiedRoutes {
+  find(host: string | null, path: string): ProxiedRoute | undefined;
+  /** A route is matched by this Host: the operator named it, so it is served without an ALLOWED_HOSTS entry. */
+  servesHost(host: string | null): boolean;
+}
 
 /** The seed's bodies, byte for byte, so FastAPI-era clients keep working unchanged. */
 export const SECURE_DATA_BODY = JSON.stringify({ message: "✅ Access granted", data: "Here is your secret data!" });

@@ -8,7 +8,7 @@ import { GateError } from "../core/errors.ts";
 import { requireScope, type Principal } from "../core/principal.ts";
 import { valuesOf } from "../core/query.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
-import type { WsData } from "../ws/data.ts";
+import { nextConnectionId, type WsData } from "../ws/data.ts";
 import { authorizeToken, type Authorizer, type Verdict } from "./authorizer.ts";
 import { peerAddress } from "./clients.ts";
 import type { Exchange } from "./exchange.ts";
@@ -45,8 +45,6 @@ export interface UpgradeOptions {
    */
   readonly syncBeforeTicket?: (() => Promise<unknown>) | undefined;
 }
-
-let connectionCounter = 0;
 
 export class SocketUpgrader {
   constructor(
@@ -118,12 +116,11 @@ export class SocketUpgrader {
   }
 
   private socketData(exchange: Exchange, route: SocketRoute, who: Principal): WsData {
-    connectionCounter += 1;
     return {
       principal: who,
       warned: false,
       scope: route.scope,
-      connId: `c${connectionCounter.toString(36)}`,
+      connId: nextConnectionId(),
       remote: peerAddress(exchange.request, exchange.server),
       client: this.authorizer.addressOf(exchange.request, exchange.server),
       path: route.path,

@@ -1,9 +1,26 @@
 /**
- * What every socket carries, and the server type that routes and handlers are given: types only,
- * so the HTTP routes and the OAuth endpoints name the server without importing the socket code.
+ * What every socket carries, and the server type that routes and handlers are given: types (and
+ * the connection id counter) only, so the HTTP routes, the OAuth endpoints and the proxy name the
+ * server and build socket data without importing the socket handlers.
  */
 import type { Server, ServerWebSocket } from "bun";
 import type { Principal } from "../core/principal.ts";
+
+/**
+ * The far side of a proxied socket (the proxy layer's upstream connection). The socket handlers
+ * hand it the client's traffic and lifecycle instead of echoing; revocation and shutdown close
+ * the client socket as for any other, and the link closes the upstream in turn.
+ */
+export interface SocketLink {
+  /** The client socket is open: deliver what the upstream already sent. */
+  attach(ws: GateSocket): void;
+  /** A message from the client, for the upstream. */
+  forward(ws: GateSocket, message: string | Buffer): void;
+  /** The client's socket can take more (it had backpressure). */
+  drained(): void;
+  /** The client socket closed (by the client, or by the gate: revocation, ban, shutdown). */
+  closed(code: number, reason: string): void;
+}
 
 export interface WsData {
   /** Replaced when the client re-authenticates in-band with a fresh token. */
@@ -22,8 +39,18 @@ export interface WsData {
   readonly path: string;
   readonly greeting: string;
   readonly openedAt: number;
+  /** Set on a proxied socket: its traffic goes to the upstream, not to the echo. */
+  readonly link?: SocketLink | undefined;
 }
 
 export type GateSocket = ServerWebSocket<WsData>;
 /** The server as routes and handlers see it: one name, so none of them imports Bun's generic for a type. */
 export type GateServer = Server<WsData>;
+
+let connectionCounter = 0;
+
+/** A short id for a socket's log lines (`c1`, `c2`…), unique within this process. */
+export function nextConnectionId(): string {
+  connectionCounter += 1;
+  return `c${connectionCounter.toString(36)}`;
+}

@@ -203,9 +203,12 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
     closeOnBackpressureLimit: true,
     open(ws) {
       registry.add(ws);
-      ws.send(ws.data.greeting);
+      if (ws.data.link === undefined) ws.send(ws.data.greeting);
+      else ws.data.link.attach(ws);
     },
     message(ws, message) {
+      // A proxied socket speaks the service's protocol: nothing in it is the gate's to read.
+      if (ws.data.link !== undefined) return ws.data.link.forward(ws, message);
       if (typeof message === "string" && options.reauth !== undefined) {
         const control = parseControlMessage(message);
         if (control !== undefined) {
@@ -219,8 +222,12 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
       }
       ws.send(message);
     },
-    close(ws, code) {
+    drain(ws) {
+      ws.data.link?.drained();
+    },
+    close(ws, code, reason) {
       registry.delete(ws);
+      ws.data.link?.closed(code, reason);
       logger.info("ws.close", {
         conn: ws.data.connId,
         path: ws.data.path,

@@ -104,6 +104,33 @@ describe("runDoctor on this machine", () => {
     expect(about(results, "bootstrap token")[0]!.message).toContain("generates one");
   });
 
+  test("ROUTES_FILE: a route whose service answers is ok, one whose service is down warns with the fix", async () => {
+    using dir = makeTempDir();
+    using service = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("ok") });
+    const down = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const downPort = down.port;
+    down.stop(true);
+    const file = join(dir.path, "routes.toml");
+    const entry = (name: string, port: number) =>
+      `[[route]]\nname = "${name}"\nmatch = { path_prefix = "/${name}/" }\nupstream = "http://127.0.0.1:${port}"\nscope = "${name}"\n`;
+    writeFileSync(file, entry("grafana", service.port!) + entry("camera", downPort));
+    const routes = about(await doctor({ DATA_DIR: join(dir.path, "data"), PORT: "0", ROUTES_FILE: file }), "routes file");
+    expect(routes.map((result) => result.status)).toEqual(["ok", "warn"]);
+    expect(routes[0]!.message).toContain('route "grafana"');
+    expect(routes[1]!.message).toContain("get 502 until the service runs there");
+  });
+
+  test("ROUTES_FILE: a broken file fails naming the file, the entry and the fix", async () => {
+    using dir = makeTempDir();
+    const file = join(dir.path, "routes.toml");
+    writeFileSync(file, `[[route]]\nname = "grafana"\nmatch = { path_prefix = "/secure-data" }\nupstream = "ftp://x"\nscope = "grafana"\n`);
+    const routes = about(await doctor({ DATA_DIR: join(dir.path, "data"), PORT: "0", ROUTES_FILE: file }), "routes file");
+    expect(routes.every((result) => result.status === "fail")).toBe(true);
+    expect(routes.map((result) => result.message).join("\n")).toContain(
+      `${file}: route 1 ("grafana") upstream must be an http:// or https:// URL`,
+    );
+  });
+
   test("a bad configuration: each problem names its variable, never its value, and the clock is still judged", async () => {
     const weak = trackSecret("tooshort-" + newSecret().slice(0, 8));
     const results = await doctor({ PORT: "eighty", AUTH_TOKEN: weak, LOG_LEVEL: "loud" });

@@ -267,6 +267,8 @@ export interface TestApp extends AsyncDisposable {
   readonly http: string;
   readonly ws: string;
   readonly lines: string[];
+  /** The routes file's table when ROUTES_FILE was set (tests replace it as a reload would). */
+  readonly routeTable: import("../../auth/config/routes-file.ts").RouteTable | undefined;
 }
 
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
@@ -277,10 +279,11 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const token = env.AUTH_TOKEN ?? newSecret();
   const parsed = parseConfig({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dir.path, ...env, AUTH_TOKEN: token }, { isTTY: false });
   if (!parsed.ok) throw new Error(`test config invalid: ${parsed.problems.map((problem) => problem.variable).join(", ")}`);
-  const { loadRoutesFile } = await import("../../auth/config/routes-file.ts");
+  const { loadRoutesFile, RouteTable } = await import("../../auth/config/routes-file.ts");
   const services = loadRoutesFile(parsed.config.routesFile);
   if (!services.ok) throw new Error(`test routes file invalid: ${services.problems.map((problem) => problem.message).join("; ")}`);
   const store = await openDataDirStore(dir.path);
+  const routeTable = parsed.config.routesFile === null ? undefined : new RouteTable(services.routes);
   const lines: string[] = [];
   const audit: string[] = [];
   const logger = createLogger({
@@ -298,7 +301,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     machineHostname: "testbox",
     writeAudit: (line) => (audit.push(line), captureOutput(line)),
     now: Date.now,
-    serviceRoutes: services.routes,
+    routeTable,
   });
   const port = app.listener.server.port!;
   return {
@@ -307,6 +310,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     dataDir: dir.path,
     audit,
     token,
+    routeTable,
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     lines,

@@ -1,0 +1,51 @@
+/**
+ * The doctor's look at ROUTES_FILE: the file parses and every entry is valid (the same problems the
+ * server would refuse to start with), and each route's service answers on its address. Only looks:
+ * a TCP connection is opened and closed, nothing is sent.
+ */
+import { loadRoutesFile, type ServiceRoute } from "../config/routes-file.ts";
+import type { CheckResult } from "./doctor.ts";
+
+const PROBE_TIMEOUT_MS = 1500;
+
+function defaultPort(url: URL): number {
+  if (url.port !== "") return Number(url.port);
+  return url.protocol === "https:" ? 443 : 80;
+}
+
+/** Whether something accepts a TCP connection at the route's upstream within the timeout. */
+async function probeUpstream(route: ServiceRoute): Promise<boolean> {
+  const url = new URL(route.upstream);
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const attempt = Bun.connect({ hostname, port: defaultPort(url), socket: { data() {} } }).then(
+    (socket) => (socket.end(), true),
+    () => false,
+  );
+  return Promise.race([attempt, Bun.sleep(PROBE_TIMEOUT_MS).then(() => false)]);
+}
+
+async function judgeRoute(route: ServiceRoute): Promise<CheckResult> {
+  const where = route.match.host === undefined ? route.match.path_prefix : `${route.match.host}${route.match.path_prefix ?? ""}`;
+  if (await probeUpstream(route))
+    return {
+      check: "routes file",
+      status: "ok",
+      message: `route "${route.name}" (${where}, scope ${route.scope}): ${route.upstream} answers`,
+    };
+  return {
+    check: "routes file",
+    status: "warn",
+    message: `route "${route.name}": nothing answers at ${route.upstream}; requests to ${where} get 502 until the service runs there (start it, or fix upstream in the routes file)`,
+  };
+}
+
+export async function inspectRoutesFile(file: string): Promise<CheckResult[]> {
+  const loaded = loadRoutesFile(file);
+  if (!loaded.ok)
+    return loaded.problems.map((problem) => ({ check: "routes file", status: "fail", message: `${problem.variable} ${problem.message}` }));
+  if (loaded.routes.length === 0)
+    return [
+      { check: "routes file", status: "warn", message: `${file} holds no [[route]]; nothing is proxied and /auth/verify needs ?scope=` },
+    ];
+  return Promise.all(loaded.routes.map(judgeRoute));
+}

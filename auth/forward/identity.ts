@@ -1,0 +1,41 @@
+/**
+ * The identity headers the gate tells a service (forward auth's answer, the built-in proxy's
+ * request): X-Auth-User, X-Auth-Id, X-Auth-Scopes, X-Auth-Kind. Only the gate sets them; a
+ * client's own copies (and the identity headers other gates use) are removed before forwarding.
+ */
+import type { Principal } from "../core/principal.ts";
+
+export const IDENTITY_HEADER_PREFIX = "x-auth-";
+/** Identity headers other gates and apps trust (Authelia, oauth2-proxy, Grafana's auth proxy…): never from a client. */
+export const FOREIGN_IDENTITY_HEADERS: ReadonlySet<string> = new Set([
+  "remote-user",
+  "remote-groups",
+  "remote-email",
+  "remote-name",
+  "x-remote-user",
+  "x-webauth-user",
+  "x-forwarded-user",
+  "x-forwarded-email",
+  "x-forwarded-preferred-username",
+  "x-forwarded-groups",
+  "x-forwarded-access-token",
+]);
+
+/** Identity for the upstream: visible ASCII without `%` as sent, anything else percent-encoded. */
+function headerValue(text: string, fallback: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return fallback;
+  }
+}
+
+/** Sets the four identity headers on `headers` (always header-safe, whatever a key's name holds). */
+export function setIdentityHeaders(headers: Headers, principal: Principal): Headers {
+  headers.set("x-auth-user", headerValue(principal.name, principal.id));
+  headers.set("x-auth-id", headerValue(principal.id, "-"));
+  headers.set("x-auth-scopes", principal.scopes.join(" "));
+  headers.set("x-auth-kind", principal.kind);
+  return headers;
+}

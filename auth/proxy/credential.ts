@@ -1,0 +1,50 @@
+/**
+ * The gate's credential on a proxied request. The gate's own places come first (X-Auth-Token,
+ * `?token=`, the `tokengate.bearer.` subprotocol on upgrades): when one of them holds it, an
+ * Authorization header is the service's own (a Grafana API key, a Jupyter token) and passes
+ * through untouched. Only when none does is Authorization read as the gate's (Bearer, or Basic
+ * for a person's password), and then it is removed before forwarding. Pure.
+ */
+import {
+  BasicCredentials,
+  parseAuthorization,
+  parseBasicCredentials,
+  readCredential,
+  readHeaderToken,
+  UNSUPPORTED_SCHEME,
+} from "../authn/credentials.ts";
+import { GateError } from "../core/errors.ts";
+import { valuesOf, type QueryParam } from "../core/query.ts";
+
+export interface ProxyCredential {
+  readonly credential: string | BasicCredentials | GateError | undefined;
+  /** Authorization carried the gate's credential: it must not reach the service. */
+  readonly authorizationIsOurs: boolean;
+}
+
+/** Whether an Authorization header carries this token: as sent (Bearer, any scheme) or inside Basic credentials. */
+function carriesToken(authorization: string | null, token: string): boolean {
+  if (authorization === null) return false;
+  if (authorization.includes(token)) return true;
+  const parsed = parseAuthorization(authorization);
+  const basic = parsed?.scheme === "basic" ? parseBasicCredentials(parsed.value) : undefined;
+  return basic !== undefined && (basic.password === token || basic.username === token);
+}
+
+export function readProxyCredential(headers: Headers, params: readonly QueryParam[], upgrade: boolean): ProxyCredential {
+  const ours = readCredential({
+    xAuthToken: headers.get("x-auth-token"),
+    authorization: null,
+    queryTokens: params.length === 0 ? [] : valuesOf(params, "token"),
+    subprotocols: upgrade ? headers.get("sec-websocket-protocol") : null,
+  });
+  if (ours instanceof GateError) return { credential: ours, authorizationIsOurs: false };
+  // The same token sent in Authorization too is still the gate's: it must not reach the service.
+  if (ours !== "none") return { credential: ours.token, authorizationIsOurs: carriesToken(headers.get("authorization"), ours.token) };
+  const authorization = headers.get("authorization");
+  if (authorization === null) return { credential: undefined, authorizationIsOurs: false };
+  const credential = readHeaderToken(null, authorization);
+  // A password check is too slow to sit in front of an upgrade, as on /ws.
+  if (upgrade && credential instanceof BasicCredentials) return { credential: UNSUPPORTED_SCHEME, authorizationIsOurs: true };
+  return { credential, authorizationIsOurs: true };
+}

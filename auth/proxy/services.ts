@@ -1,0 +1,186 @@
+/**
+ * The built-in reverse proxy: the routes file's services as the gate looks them up. A request that
+ * matches a route is screened by the gate like any other (Host, Origin, forwarding, misspelt
+ * `?token=`), then judged here exactly like a protected route (every credential form, the route's
+ * scope, bans, audit) and only then forwarded, HTTP or WebSocket. An unauthenticated client gets
+ * its 401 before any service is contacted.
+ */
+import { type BasicCredentials } from "../authn/credentials.ts";
+import type { AddressList } from "../core/addresses.ts";
+import { GateError } from "../core/errors.ts";
+import type { Principal } from "../core/principal.ts";
+import { hostOf } from "../core/origins.ts";
+import { redactPath, splitUrl } from "../core/redact.ts";
+import { findServiceRoute, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
+import { authorizeToken, Authorizer, type AuthorizerOptions, type Verdict } from "../http/authorizer.ts";
+import { isTrustedPeer, peerAddress } from "../http/clients.ts";
+import type { Exchange } from "../http/exchange.ts";
+import { toResponse } from "../http/responses.ts";
+import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
+import { isWebSocketUpgrade } from "../http/screening.ts";
+import { nextConnectionId, type WsData } from "../ws/data.ts";
+import { readProxyCredential } from "./credential.ts";
+import { serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
+import { describeFailures, forwardHttp, type HttpTarget } from "./http-proxy.ts";
+import { openUpstreamSocket } from "./socket-proxy.ts";
+import { parseUpstream, upstreamTarget, type Upstream } from "./target.ts";
+
+export interface ProxyOptions extends AuthorizerOptions {
+  /** The routes file as currently loaded (replaced whole on a valid edit). */
+  readonly table: RouteTable;
+  /** Peers whose X-Forwarded-* chain is kept and extended. */
+  readonly trustedProxies: AddressList;
+  /** The gate serves HTTPS: X-Forwarded-Proto and Forwarded say so. */
+  readonly tls: boolean;
+}
+
+const NO_SOCKETS = new GateError(
+  "invalid_request",
+  "This service's route does not proxy WebSocket connections; the operator can set websocket = true on it in the routes file",
+);
+const UPGRADE_FAILED = new GateError(
+  "invalid_request",
+  "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
+);
+
+/** One route of the routes file, prepared once: its upstream parsed, its refusals built. */
+class ServiceProxy implements ProxiedRoute {
+  readonly kind = "proxied";
+  readonly name: string;
+  readonly #upstream: Upstream;
+  readonly #target: HttpTarget;
+
+  constructor(
+    readonly route: ServiceRoute,
+    private readonly authorizer: Authorizer,
+    private readonly options: ProxyOptions,
+  ) {
+    this.name = route.name;
+    this.#upstream = parseUpstream(route);
+    const timeoutMs = route.timeout_seconds * 1000;
+    this.#target = {
+      name: route.name,
+      timeoutMs,
+      maxBodyBytes: route.max_body_bytes,
+      ...describeFailures(route.name, route.timeout_seconds, route.max_body_bytes),
+    };
+  }
+
+  serve(exchange: Exchange): Response | undefined | Promise<Response | undefined> {
+    const ban = this.authorizer.findBan(exchange);
+    if (ban !== undefined) return toResponse(ban);
+    const upgrade = isWebSocketUpgrade(exchange.request);
+    const { credential, authorizationIsOurs } = readProxyCredential(exchange.request.headers, exchange.params, upgrade);
+    if (upgrade && this.route.websocket) return this.#serveUpgrade(exchange, credential, authorizationIsOurs);
+    return this.authorizer.serveCredential(exchange, this.#protectedFor(exchange, authorizationIsOurs, upgrade), credential);
+  }
+
+  /** The gate's protected-route shape for this one request: its handler forwards once the principal is known. */
+  #protectedFor(exchange: Exchange, authorizationIsOurs: boolean, upgrade: boolean): ProtectedRoute {
+    return {
+      kind: "http",
+      path: exchange.path,
+      methods: [],
+      scope: this.route.scope,
+      handle: (request, principal) =>
+        upgrade
+          ? toResponse(NO_SOCKETS)
+          : forwardHttp({
+              exchange,
+              target: this.#target,
+              url: this.#targetUrl(this.#upstream.origin, exchange),
+              headers: upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
+            }),
+    };
+  }
+
+  #serveUpgrade(exchange: Exchange, credential: string | BasicCredentials | GateError | undefined, authorizationIsOurs: boolean) {
+    const who = authorizeToken(credential, this.authorizer.options.authenticate, this.route.scope);
+    const settle = (verdict: Verdict) => {
+      const judged = this.authorizer.judge(exchange, verdict, credential);
+      return judged instanceof GateError ? toResponse(judged) : this.#connect(exchange, judged, authorizationIsOurs);
+    };
+    return who instanceof Promise ? who.then(settle) : settle(who);
+  }
+
+  /** Opens the service's socket, then upgrades the client with the service's choice of subprotocol. */
+  async #connect(exchange: Exchange, principal: Principal, authorizationIsOurs: boolean): Promise<Response | undefined> {
+    const { request, server } = exchange;
+    const offered = request.headers.get("sec-websocket-protocol");
+    const started = performance.now();
+    const link = await openUpstreamSocket(
+      this.#targetUrl(this.#upstream.socketOrigin, exchange),
+      serviceSubprotocols(offered),
+      upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
+      this.#target,
+    );
+    const ms = Math.round((performance.now() - started) * 100) / 100;
+    exchange.upstream = { route: this.name, status: link instanceof GateError ? 0 : 101, ms };
+    if (link instanceof GateError) return toResponse(link);
+    // The service's choice; else the plain marker if the client offered it (a browser that offered
+    // protocols fails an answer without one); never a tokengate.bearer entry.
+    const chosen = link.upstream.protocol || (offered?.split(",").some((name) => name.trim() === "tokengate") ? "tokengate" : "");
+    const data = this.#socketData(exchange, principal, link);
+    const upgraded = server.upgrade(request, chosen === "" ? { data } : { data, headers: { "sec-websocket-protocol": chosen } });
+    if (!upgraded) {
+      link.upstream.close(1001);
+      return toResponse(UPGRADE_FAILED);
+    }
+    if (principal.kind !== "bootstrap") this.authorizer.options.recordUse?.(principal, () => data.remote);
+    exchange.actAs(principal, data.remote);
+    return undefined;
+  }
+
+  #socketData(exchange: Exchange, principal: Principal, link: WsData["link"]): WsData {
+    const { request, server } = exchange;
+    return {
+      principal,
+      warned: false,
+      scope: this.route.scope,
+      connId: nextConnectionId(),
+      remote: peerAddress(request, server),
+      client: this.authorizer.addressOf(request, server),
+      path: redactPath(exchange.path),
+      greeting: "",
+      openedAt: performance.now(),
+      link,
+    };
+  }
+
+  #targetUrl(origin: string, exchange: Exchange): string {
+    return upstreamTarget(origin, this.route, this.#upstream, exchange.path, splitUrl(exchange.request.url).query);
+  }
+
+  #facts(exchange: Exchange, principal: Principal, authorizationIsOurs: boolean): ForwardingFacts {
+    const { request, server } = exchange;
+    return {
+      peer: peerAddress(request, server),
+      peerTrusted: isTrustedPeer(request, server, this.options.trustedProxies),
+      proto: this.options.tls ? "https" : "http",
+      host: request.headers.get("host"),
+      authorizationIsOurs,
+      identity: this.route.identity_headers ? principal : undefined,
+    };
+  }
+}
+
+/** The routes file's services, looked up per request in the table in force. */
+export function createProxiedRoutes(options: ProxyOptions): ProxiedRoutes {
+  const authorizer = new Authorizer(options);
+  // Prepared per route object: a reload brings new objects, and the old ones are collected.
+  const prepared = new WeakMap<ServiceRoute, ServiceProxy>();
+  return {
+    find(host, path) {
+      const route = findServiceRoute(options.table.routes, host, path);
+      if (route === undefined) return undefined;
+      let proxy = prepared.get(route);
+      if (proxy === undefined) prepared.set(route, (proxy = new ServiceProxy(route, authorizer, options)));
+      return proxy;
+    },
+    servesHost(host) {
+      if (host === null) return false;
+      const name = hostOf(host);
+      return options.table.routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
+    },
+  };
+}
