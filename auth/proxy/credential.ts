@@ -5,14 +5,7 @@
  * through untouched. Only when none does is Authorization read as the gate's (Bearer, or Basic
  * for a person's password), and then it is removed before forwarding. Pure.
  */
-import {
-  BasicCredentials,
-  parseAuthorization,
-  parseBasicCredentials,
-  readCredential,
-  readHeaderToken,
-  UNSUPPORTED_SCHEME,
-} from "../authn/credentials.ts";
+import { BasicCredentials, readCredential, readHeaderToken, UNSUPPORTED_SCHEME } from "../authn/credentials.ts";
 import { GateError } from "../core/errors.ts";
 import { valuesOf, type QueryParam } from "../core/query.ts";
 
@@ -22,13 +15,22 @@ export interface ProxyCredential {
   readonly authorizationIsOurs: boolean;
 }
 
-/** Whether an Authorization header carries this token: as sent (Bearer, any scheme) or inside Basic credentials. */
+/**
+ * Whether an Authorization header carries this token in any form a service could read back: as
+ * sent, percent-encoded, or base64 inside any of its parts (Basic credentials, padded or not, alone
+ * or after another scheme's value). Such a header is the gate's credential again and is withheld.
+ */
 function carriesToken(authorization: string | null, token: string): boolean {
   if (authorization === null) return false;
-  if (authorization.includes(token)) return true;
-  const parsed = parseAuthorization(authorization);
-  const basic = parsed?.scheme === "basic" ? parseBasicCredentials(parsed.value) : undefined;
-  return basic !== undefined && (basic.password === token || basic.username === token);
+  if (authorization.includes(token) || authorization.includes(encodeURIComponent(token))) return true;
+  return authorization
+    .split(/[\s,]+/)
+    .some(
+      (part) =>
+        part.length >= 8 &&
+        (Buffer.from(part, "base64").toString("latin1").includes(token) ||
+          Buffer.from(part, "base64url").toString("latin1").includes(token)),
+    );
 }
 
 export function readProxyCredential(headers: Headers, params: readonly QueryParam[], upgrade: boolean): ProxyCredential {

@@ -18,6 +18,8 @@ export interface HttpTarget {
   readonly down: GateError;
   readonly slow: GateError;
   readonly tooLarge: GateError;
+  /** A redirect to the service's own address → the same place through the gate. */
+  readonly relocate: (location: string) => string;
 }
 
 export function describeFailures(name: string, timeoutSeconds: number, maxBodyBytes: number) {
@@ -79,11 +81,10 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
       signal: AbortSignal.any([timer.signal, request.signal]),
     });
     note(answer.status);
-    return new Response(answer.body, {
-      status: answer.status,
-      statusText: answer.statusText,
-      headers: clientResponseHeaders(answer.headers),
-    });
+    const answerHeaders = clientResponseHeaders(answer.headers);
+    const location = answerHeaders.get("location");
+    if (location !== null) answerHeaders.set("location", target.relocate(location));
+    return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers: answerHeaders });
   } catch {
     note(0);
     return toResponse(exceeded ? target.tooLarge : timer.signal.aborted ? target.slow : target.down);

@@ -23,7 +23,7 @@ import { readProxyCredential } from "./credential.ts";
 import { serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
 import { describeFailures, forwardHttp, type HttpTarget } from "./http-proxy.ts";
 import { openUpstreamSocket } from "./socket-proxy.ts";
-import { parseUpstream, upstreamTarget, type Upstream } from "./target.ts";
+import { gateLocation, parseUpstream, upstreamTarget, type Upstream } from "./target.ts";
 
 export interface ProxyOptions extends AuthorizerOptions {
   /** The routes file as currently loaded (replaced whole on a valid edit). */
@@ -58,7 +58,9 @@ class ServiceProxy implements ProxiedRoute {
     this.name = route.name;
     this.#upstream = parseUpstream(route);
     const timeoutMs = route.timeout_seconds * 1000;
+    const upstream = this.#upstream;
     this.#target = {
+      relocate: (location) => gateLocation(location, route, upstream),
       name: route.name,
       timeoutMs,
       maxBodyBytes: route.max_body_bytes,

@@ -51,3 +51,18 @@ export function upstreamTarget(origin: string, route: ServiceRoute, upstream: Up
   const kept = withoutTokenParam(query);
   return `${origin}${upstreamPath(route, upstream, path)}${kept === "" ? "" : `?${kept}`}`;
 }
+
+/**
+ * A redirect to the service's own address (`http://127.0.0.1:3000/login`) made into one through the
+ * gate (`/grafana/login`), as nginx's `proxy_redirect default` does: the client could not follow the
+ * first, and it would tell it where the service runs. Any other Location is left as sent.
+ */
+export function gateLocation(location: string, route: ServiceRoute, upstream: Upstream): string {
+  const serviceBase = `${upstream.origin}${upstream.basePath}`;
+  if (!location.startsWith(serviceBase)) return location;
+  const rest = location.slice(serviceBase.length);
+  if (rest !== "" && !/^[/?#]/.test(rest)) return location;
+  const prefix = route.strip_prefix && route.match.path_prefix !== undefined ? route.match.path_prefix.replace(/\/+$/, "") : "";
+  const path = `${prefix}${rest}`;
+  return path === "" || !path.startsWith("/") ? `/${path}` : path;
+}

@@ -204,6 +204,19 @@ describe("allowed requests reach the service, without the gate's credential", ()
     expect(await response.json()).toEqual({ method, target: "/base/created", body: `body of ${method}` });
   });
 
+  test.each([
+    ["/app/redirect?to=/base/login", "/app/login"],
+    ["/app/redirect?to=/base", "/app"],
+    ["/kept/redirect?to=/kept/login%3Fnext%3D1", "/kept/login?next=1"],
+    ["/app/redirect?to=/elsewhere", "/app/redirect?to=/elsewhere"],
+  ])("a redirect to the service's own address comes back through the gate: %s", async (path, expected) => {
+    const response = await fetch(`${app.http}${path}`, { headers: { "x-auth-token": key.token }, redirect: "manual" });
+    expect(response.status).toBe(302);
+    const location = response.headers.get("location")!;
+    if (expected.includes("elsewhere")) expect(location).toBe(`${upstream.url}/elsewhere`);
+    else expect(location).toBe(expected);
+  });
+
   test("a host route serves every path of its host, even one the console answers elsewhere", async () => {
     const response = await fetch(`${app.http}/?token=${key.token}`, { headers: { host: "cam.example" } });
     expect(response.status).toBe(200);
