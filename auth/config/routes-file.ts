@@ -141,6 +141,16 @@ export function parseRoutesFile(text: string, file: string): RoutesFileResult {
   return problems.length > 0 ? { ok: false, problems } : { ok: true, routes: parsed.data.route };
 }
 
+/**
+ * Whether `path` lies under `prefix` at a segment boundary: `/grafana` takes `/grafana` and
+ * `/grafana/x`, never `/grafana..` or `/grafanax` (which could be glued onto the upstream's base
+ * path as a dot segment once the prefix is stripped).
+ */
+export function isUnderPrefix(path: string, prefix: string): boolean {
+  if (!path.startsWith(prefix)) return false;
+  return prefix.endsWith("/") || path.length === prefix.length || path.charCodeAt(prefix.length) === 47; // "/"
+}
+
 /** The route that serves a request (host and path): the longest matching prefix; a host route matches every path. */
 export function findServiceRoute(routes: readonly ServiceRoute[], hostHeader: string | null, path: string): ServiceRoute | undefined {
   const host = hostHeader === null ? undefined : hostOf(hostHeader);
@@ -148,7 +158,7 @@ export function findServiceRoute(routes: readonly ServiceRoute[], hostHeader: st
   for (const route of routes) {
     const { host: wanted, path_prefix: prefix } = route.match;
     if (wanted !== undefined && wanted.toLowerCase() !== host) continue;
-    if (prefix !== undefined && !path.startsWith(prefix)) continue;
+    if (prefix !== undefined && !isUnderPrefix(path, prefix)) continue;
     if (best === undefined || (prefix?.length ?? 0) > (best.match.path_prefix?.length ?? 0)) best = route;
   }
   return best;

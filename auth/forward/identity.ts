@@ -31,11 +31,24 @@ function headerValue(text: string, fallback: string): string {
   }
 }
 
+/** The four values per principal: the keyring hands out the same principal object on every request. */
+const valuesOf = new WeakMap<Principal, readonly [string, string, string, string]>();
+
+function identityValues(principal: Principal): readonly [string, string, string, string] {
+  let values = valuesOf.get(principal);
+  if (values === undefined) {
+    values = [headerValue(principal.name, principal.id), headerValue(principal.id, "-"), principal.scopes.join(" "), principal.kind];
+    valuesOf.set(principal, values);
+  }
+  return values;
+}
+
 /** Sets the four identity headers on `headers` (always header-safe, whatever a key's name holds). */
 export function setIdentityHeaders(headers: Headers, principal: Principal): Headers {
-  headers.set("x-auth-user", headerValue(principal.name, principal.id));
-  headers.set("x-auth-id", headerValue(principal.id, "-"));
-  headers.set("x-auth-scopes", principal.scopes.join(" "));
-  headers.set("x-auth-kind", principal.kind);
+  const [user, id, scopes, kind] = identityValues(principal);
+  headers.set("x-auth-user", user);
+  headers.set("x-auth-id", id);
+  headers.set("x-auth-scopes", scopes);
+  headers.set("x-auth-kind", kind);
   return headers;
 }

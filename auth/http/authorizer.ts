@@ -11,6 +11,7 @@ import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import { parseApiKey } from "../secrets/keys.ts";
+import { redactPath } from "../core/redact.ts";
 import { peerAddress, type AddressResolver, type TransportCheck } from "./clients.ts";
 import type { Exchange } from "./exchange.ts";
 import { toResponse } from "./responses.ts";
@@ -69,7 +70,9 @@ export class Authorizer {
    */
   judge(exchange: Exchange, verdict: Verdict, credential: unknown): Verdict {
     const { guard, audit } = this.options;
-    const { request, server, path } = exchange;
+    const { request, server } = exchange;
+    // Audited like a log line: a proxied service's paths are the client's to choose and may hold a key.
+    const path = redactPath(exchange.path);
     if (!(verdict instanceof GateError)) {
       if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), path);
       return verdict;

@@ -8,12 +8,18 @@
 import { GateError } from "../core/errors.ts";
 import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
-import { clientResponseHeaders } from "./forwarding.ts";
+import { stripResponseHeaders } from "./forwarding.ts";
 
 /** What forwarding needs of a route, prepared once per route. */
 export interface HttpTarget {
   readonly name: string;
   readonly timeoutMs: number;
+  /**
+   * How long the client's connection may stay silent: the route's timeout (and a margin), not
+   * HTTP_IDLE_TIMEOUT_SECONDS, so a slow answer within the timeout arrives and a service that stalls
+   * mid-answer is cut about as soon (Bun applies idle timeouts in ticks of a few seconds).
+   */
+  readonly quietSeconds: number;
   readonly maxBodyBytes: number;
   readonly down: GateError;
   readonly slow: GateError;
@@ -53,38 +59,59 @@ export interface Forwarding {
   readonly headers: Headers;
 }
 
-/** The body to send on, or the 413 for a declared length past the limit (decided before the service is asked). */
-function bodyFor(request: Request, target: HttpTarget, onExceeded: () => void): ReadableStream<Uint8Array> | null | GateError {
-  if (request.body === null) return null;
-  const declared = request.headers.get("content-length");
-  if (declared !== null) return Number(declared) > target.maxBodyBytes ? target.tooLarge : request.body;
-  return limitBody(request.body, target.maxBodyBytes, onExceeded);
+const BAD_LENGTH = new GateError("invalid_request", "Content-Length must be one whole number (sent once, or repeated with the same value)");
+
+/** `N`, or `N, N` as Bun joins a repeated header: the length, or `undefined` when the values differ or are not numbers. */
+export function parseContentLength(value: string): number | undefined {
+  const values = value.split(",").map((part) => part.trim());
+  if (values.some((part) => !/^\d{1,16}$/.test(part) || part !== values[0])) return undefined;
+  return Number(values[0]);
 }
+
+/** The body to send on, or the 413 for a declared length past the limit (decided before the service is asked). */
+function bodyFor(
+  request: Request,
+  headers: Headers,
+  target: HttpTarget,
+  onExceeded: () => void,
+): ReadableStream<Uint8Array> | null | GateError {
+  if (request.body === null) return null;
+  const declared = headers.get("content-length");
+  if (declared === null) return limitBody(request.body, target.maxBodyBytes, onExceeded);
+  const length = parseContentLength(declared);
+  if (length === undefined) return BAD_LENGTH;
+  // The service gets one clean value (fetch refuses a list).
+  if (declared !== String(length)) headers.set("content-length", String(length));
+  return length > target.maxBodyBytes ? target.tooLarge : request.body;
+}
+
+const abortSlow = (controller: AbortController) => controller.abort();
 
 export async function forwardHttp({ exchange, target, url, headers }: Forwarding): Promise<Response> {
   const { request } = exchange;
   let exceeded = false;
-  const body = bodyFor(request, target, () => (exceeded = true));
+  const body = bodyFor(request, headers, target, () => (exceeded = true));
   if (body instanceof GateError) return toResponse(body);
+  exchange.server.timeout(request, target.quietSeconds);
   const started = performance.now();
+  // Only the wait for the service's answer is timed; a long download after it is not. A client
+  // that goes away mid-body cancels the streams, which ends the service's request too.
   const timer = new AbortController();
-  const timeout = setTimeout(() => timer.abort(), target.timeoutMs);
+  const timeout = setTimeout(abortSlow, target.timeoutMs, timer);
   const note = (status: number) =>
     (exchange.upstream = { route: target.name, status, ms: Math.round((performance.now() - started) * 100) / 100 });
   try {
-    const answer = await fetch(url, {
-      method: request.method,
-      headers,
-      body,
-      redirect: "manual",
-      decompress: false,
-      signal: AbortSignal.any([timer.signal, request.signal]),
-    });
+    const answer = await fetch(url, { method: request.method, headers, body, redirect: "manual", decompress: false, signal: timer.signal });
     note(answer.status);
-    const answerHeaders = clientResponseHeaders(answer.headers);
-    const location = answerHeaders.get("location");
-    if (location !== null) answerHeaders.set("location", target.relocate(location));
-    return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers: answerHeaders });
+    // Only a status HTTP knows may reach the client (Bun's client takes 600 or 999 as sent).
+    if (answer.status < 200 || answer.status > 599) {
+      void answer.body?.cancel().catch(() => undefined);
+      return toResponse(target.down);
+    }
+    stripResponseHeaders(answer.headers);
+    const location = answer.headers.get("location");
+    if (location !== null) answer.headers.set("location", target.relocate(location));
+    return answer;
   } catch {
     note(0);
     return toResponse(exceeded ? target.tooLarge : timer.signal.aborted ? target.slow : target.down);

@@ -5,22 +5,22 @@
  * scope, bans, audit) and only then forwarded, HTTP or WebSocket. An unauthenticated client gets
  * its 401 before any service is contacted.
  */
-import { type BasicCredentials } from "../authn/credentials.ts";
-import type { AddressList } from "../core/addresses.ts";
+import { parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
+import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
 import { hostOf } from "../core/origins.ts";
 import { redactPath, splitUrl } from "../core/redact.ts";
 import { findServiceRoute, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
 import { authorizeToken, Authorizer, type AuthorizerOptions, type Verdict } from "../http/authorizer.ts";
-import { isTrustedPeer, peerAddress } from "../http/clients.ts";
+import { peerAddress } from "../http/clients.ts";
 import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
 import { isWebSocketUpgrade } from "../http/screening.ts";
 import { nextConnectionId, type WsData } from "../ws/data.ts";
-import { readProxyCredential } from "./credential.ts";
-import { serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
+import { readProxyCredential, type ProxyCredential } from "./credential.ts";
+import { rewriteRequestHeaders, serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
 import { describeFailures, forwardHttp, type HttpTarget } from "./http-proxy.ts";
 import { openUpstreamSocket } from "./socket-proxy.ts";
 import { gateLocation, parseUpstream, upstreamTarget, type Upstream } from "./target.ts";
@@ -37,6 +37,11 @@ export interface ProxyOptions extends AuthorizerOptions {
 const NO_SOCKETS = new GateError(
   "invalid_request",
   "This service's route does not proxy WebSocket connections; the operator can set websocket = true on it in the routes file",
+);
+const CONFLICTING_TOKENS = new GateError("invalid_request", "Different tokens were presented in more than one place; send exactly one");
+const BAD_SUBPROTOCOLS = new GateError(
+  "invalid_request",
+  "Sec-WebSocket-Protocol must list distinct protocol names (letters, digits and !#$%&'*+-.^_`|~), separated by commas",
 );
 const UPGRADE_FAILED = new GateError(
   "invalid_request",
@@ -60,6 +65,7 @@ class ServiceProxy implements ProxiedRoute {
     const timeoutMs = route.timeout_seconds * 1000;
     const upstream = this.#upstream;
     this.#target = {
+      quietSeconds: route.timeout_seconds + 2,
       relocate: (location) => gateLocation(location, route, upstream),
       name: route.name,
       timeoutMs,
@@ -72,9 +78,34 @@ class ServiceProxy implements ProxiedRoute {
     const ban = this.authorizer.findBan(exchange);
     if (ban !== undefined) return toResponse(ban);
     const upgrade = isWebSocketUpgrade(exchange.request);
-    const { credential, authorizationIsOurs } = readProxyCredential(exchange.request.headers, exchange.params, upgrade);
+    const read = readProxyCredential(exchange.request.headers, exchange.params, upgrade);
+    const conflict = this.#otherGateCredential(exchange.request.headers, read);
+    if (conflict === false) return this.#proceed(exchange, read, upgrade);
+    const refuse = () => {
+      const settled = this.authorizer.judge(exchange, CONFLICTING_TOKENS, read.credential);
+      return toResponse(settled instanceof GateError ? settled : CONFLICTING_TOKENS);
+    };
+    return conflict === true ? refuse() : conflict.then((found) => (found ? refuse() : this.#proceed(exchange, read, upgrade)));
+  }
+
+  #proceed(exchange: Exchange, { credential, authorizationIsOurs }: ProxyCredential, upgrade: boolean) {
     if (upgrade && this.route.websocket) return this.#serveUpgrade(exchange, credential, authorizationIsOurs);
     return this.authorizer.serveCredential(exchange, this.#protectedFor(exchange, authorizationIsOurs, upgrade), credential);
+  }
+
+  /**
+   * Whether Authorization holds another credential of this gate (a second key, the bootstrap token,
+   * one of its JWTs) while the gate's came in X-Auth-Token or ?token=: ambiguous, so refused as on
+   * /secure-data, and it must never reach the service as "the service's own" Authorization.
+   */
+  #otherGateCredential(headers: Headers, read: ProxyCredential): boolean | Promise<boolean> {
+    if (read.authorizationIsOurs || typeof read.credential !== "string") return false;
+    const authorization = headers.get("authorization");
+    const bearer = authorization === null ? undefined : parseBearerToken(authorization);
+    if (bearer === undefined || bearer === read.credential) return false;
+    const isOurs = (verdict: Principal | GateError) => !(verdict instanceof GateError && verdict.kind === "unknown_token");
+    const verdict = this.authorizer.options.authenticate(bearer);
+    return verdict instanceof Promise ? verdict.then(isOurs) : isOurs(verdict);
   }
 
   /** The gate's protected-route shape for this one request: its handler forwards once the principal is known. */
@@ -91,7 +122,7 @@ class ServiceProxy implements ProxiedRoute {
               exchange,
               target: this.#target,
               url: this.#targetUrl(this.#upstream.origin, exchange),
-              headers: upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
+              headers: rewriteRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
             }),
     };
   }
@@ -109,10 +140,13 @@ class ServiceProxy implements ProxiedRoute {
   async #connect(exchange: Exchange, principal: Principal, authorizationIsOurs: boolean): Promise<Response | undefined> {
     const { request, server } = exchange;
     const offered = request.headers.get("sec-websocket-protocol");
+    const protocols = serviceSubprotocols(offered);
+    if (protocols === undefined) return toResponse(BAD_SUBPROTOCOLS);
+    server.timeout(request, this.#target.quietSeconds);
     const started = performance.now();
     const link = await openUpstreamSocket(
       this.#targetUrl(this.#upstream.socketOrigin, exchange),
-      serviceSubprotocols(offered),
+      protocols,
       upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
       this.#target,
     );
@@ -155,11 +189,16 @@ class ServiceProxy implements ProxiedRoute {
 
   #facts(exchange: Exchange, principal: Principal, authorizationIsOurs: boolean): ForwardingFacts {
     const { request, server } = exchange;
+    const { headers } = request;
+    const peer = peerAddress(request, server);
+    // Whose chain to keep matters only when there is one: most requests carry none.
+    const chained =
+      headers.has("x-forwarded-for") || headers.has("forwarded") || headers.has("x-forwarded-proto") || headers.has("x-forwarded-host");
     return {
-      peer: peerAddress(request, server),
-      peerTrusted: isTrustedPeer(request, server, this.options.trustedProxies),
+      peer,
+      peerTrusted: chained && this.options.trustedProxies.has(normalizeAddress(peer)),
       proto: this.options.tls ? "https" : "http",
-      host: request.headers.get("host"),
+      host: headers.get("host"),
       authorizationIsOurs,
       identity: this.route.identity_headers ? principal : undefined,
     };

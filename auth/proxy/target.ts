@@ -63,6 +63,7 @@ export function gateLocation(location: string, route: ServiceRoute, upstream: Up
   const rest = location.slice(serviceBase.length);
   if (rest !== "" && !/^[/?#]/.test(rest)) return location;
   const prefix = route.strip_prefix && route.match.path_prefix !== undefined ? route.match.path_prefix.replace(/\/+$/, "") : "";
-  const path = `${prefix}${rest}`;
-  return path === "" || !path.startsWith("/") ? `/${path}` : path;
+  // `//evil.example` would be another site to a browser: one slash, whatever the service sent.
+  const path = `${prefix}${rest}`.replace(/^[/\\]+/, "/");
+  return path.startsWith("/") ? path : `/${path}`;
 }
