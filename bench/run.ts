@@ -3,7 +3,9 @@
  *   (a) raw Bun.serve JSON handler   (b) naive gate: X-Auth-Token compared with ===
  *   (c) tokengate GET /secure-data with a static key, an API key, a JWT, Basic, and a 10% invalid mix
  * plus WebSocket handshakes and echo against a raw Bun.serve websocket, memory per idle socket,
- * cold start and idle RSS. Runs are interleaved; ratios are medians of per-round ratios.
+ * cold start and idle RSS, and the reverse-proxy rows of proxy.ts (the built-in proxy, nginx
+ * auth_request → /auth/verify, proxied WebSocket echo). Runs are interleaved; ratios are medians of
+ * per-round ratios.
  * Servers run on core 0, load generators on core 1, loopback only, every run bounded.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,6 +15,7 @@ import { parseArgs } from "node:util";
 import { generateApiKey } from "../auth/secrets/keys.ts";
 import { openDataDirStore } from "../tests/support/stores.ts";
 import { digestToken, generateToken } from "../auth/secrets/tokens.ts";
+import { printProxyReport, runProxyBench, type ProxySettings } from "./proxy.ts";
 import {
   buildBinaries,
   freePort,
@@ -41,6 +44,8 @@ const { values } = parseArgs({
     "skip-ws": { type: "boolean", default: false },
     "skip-memory": { type: "boolean", default: false },
     "skip-binary": { type: "boolean", default: false },
+    "skip-proxy": { type: "boolean", default: false },
+    "proxy-only": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -61,6 +66,34 @@ if (Bun.which("wrk") === null) {
   process.exit(1);
 }
 if (!pinned) say("bench: taskset not found; servers and load generators will share cores (figures are noisier)");
+
+const proxySettings: ProxySettings = {
+  root,
+  rounds,
+  seconds,
+  connections,
+  wsSeconds,
+  skipWs: values["skip-ws"]!,
+  logLevel: values["log-level"]!,
+  accessLog: values["access-log"]!,
+  say,
+};
+if (values["proxy-only"]) {
+  const proxy = await runProxyBench(proxySettings);
+  const settings = {
+    rounds,
+    seconds,
+    connections,
+    wsSeconds,
+    pinned,
+    bun: Bun.version,
+    accessLog: values["access-log"],
+    logLevel: values["log-level"],
+  };
+  if (values.json) console.log(JSON.stringify({ settings, proxy }, null, 2));
+  else printProxyReport(proxy);
+  process.exit(0);
+}
 
 const token = generateToken();
 const password = generateToken();
@@ -223,6 +256,9 @@ try {
   for (const server of [raw, naive, gate, rawWs]) await stop(server);
   servers.length = 0;
 
+  // The reverse-proxy rows: their own servers (a service, proxies in front of it, nginx), stopped again before memory.
+  const proxy = values["skip-proxy"] ? undefined : await runProxyBench(proxySettings);
+
   // Memory per idle socket: a fresh server for every size, so allocator reuse cannot hide growth.
   const memory: Array<{ sockets: number; rawBytesPerSocket: number; gateBytesPerSocket: number; extraBytesPerSocket: number }> = [];
   if (!values["skip-memory"]) {
@@ -353,6 +389,7 @@ try {
     basic: { rps: basic.rps, non2xx: basic.non2xx },
     ratios,
     ws,
+    proxy,
     memory,
     coldStart: { rawMs: median(cold.raw), gateMs: median(cold.gate), binary: coldBinary },
     idleRssKiB: { raw: median(cold.rawRss), gate: median(cold.gateRss) },
@@ -385,6 +422,7 @@ try {
       console.log(
         `WebSocket vs raw: handshakes ${pct(ws.handshakes)} (≥0.90 ${mark(targets.ws_handshakes)})  echo ${pct(ws.echo)} (≥0.95 ${mark(targets.ws_echo)})`,
       );
+    if (proxy !== undefined) printProxyReport(proxy);
     for (const m of memory)
       console.log(
         `idle sockets @${m.sockets}: raw ${m.rawBytesPerSocket.toFixed(0)} B, tokengate ${m.gateBytesPerSocket.toFixed(0)} B, extra ${m.extraBytesPerSocket.toFixed(0)} B/socket (≤1024 ${mark(targets.idle_socket_bytes)})`,

@@ -2,7 +2,9 @@
  * WebSocket load client, run as its own process (pinned to the other core by run.ts).
  *   handshake: open → wait for the greeting → close, `concurrency` loops in parallel.
  *   echo: `concurrency` sockets each ping-pong one message at a time.
- * Bounded by --seconds; prints one JSON line with the count and the rate.
+ * Bounded by --seconds and by --max messages; a server that stops answering cannot hold it past
+ * --seconds + 5 s (it then reports what it counted, with timedOut). Prints one JSON line with the
+ * count and the rate.
  */
 import { parseArgs } from "node:util";
 
@@ -12,14 +14,17 @@ const { values } = parseArgs({
     mode: { type: "string", default: "handshake" },
     seconds: { type: "string", default: "3" },
     concurrency: { type: "string", default: "16" },
+    max: { type: "string", default: "10000000" },
   },
 });
 const url = values.url!;
 const seconds = Number(values.seconds);
 const concurrency = Number(values.concurrency);
+const max = Number(values.max);
 const deadline = performance.now() + seconds * 1000;
 let count = 0;
 let errors = 0;
+const going = () => performance.now() < deadline && count < max;
 
 function once(): Promise<void> {
   return new Promise((resolve) => {
@@ -36,7 +41,7 @@ function once(): Promise<void> {
 }
 
 async function handshakeLoop() {
-  while (performance.now() < deadline) await once();
+  while (going()) await once();
 }
 
 function echoLoop(): Promise<void> {
@@ -47,7 +52,7 @@ function echoLoop(): Promise<void> {
     ws.onmessage = () => {
       if (greeted) count += 1;
       greeted = true;
-      if (performance.now() < deadline) ws.send(payload);
+      if (going()) ws.send(payload);
       else ws.close();
     };
     ws.onclose = () => resolve();
@@ -58,6 +63,11 @@ function echoLoop(): Promise<void> {
 }
 
 const started = performance.now();
+const finish = (timedOut: boolean) => {
+  const elapsed = (performance.now() - started) / 1000;
+  console.log(JSON.stringify({ mode: values.mode, count, errors, seconds: elapsed, rate: count / elapsed, timedOut }));
+  process.exit(0);
+};
+setTimeout(() => finish(true), (seconds + 5) * 1000);
 await Promise.all(Array.from({ length: concurrency }, () => (values.mode === "echo" ? echoLoop() : handshakeLoop())));
-const elapsed = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ mode: values.mode, count, errors, seconds: elapsed, rate: count / elapsed }));
+finish(false);

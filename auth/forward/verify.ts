@@ -9,6 +9,7 @@ import type { AddressList } from "../core/addresses.ts";
 import { isTrustedPeer } from "../http/clients.ts";
 import { GateError } from "../core/errors.ts";
 import { setIdentityHeaders } from "./identity.ts";
+import type { Principal } from "../core/principal.ts";
 import { NO_PARAMS, parseQuery, valuesOf } from "../core/query.ts";
 import { redactPath } from "../core/redact.ts";
 import { findServiceRoute, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
@@ -77,11 +78,35 @@ function readOriginal(request: Request, server: GateServer, trustedProxies: Addr
 }
 
 /** The scope to require: the verify URL's `?scope=` (the operator's per-location choice) wins over a route's. */
+/** The verify URL's query → its `?scope=` judgement. A proxy sends the same few verify URLs every time. */
+const askedScopes = new Map<string, string | GateError | undefined>();
+
+function readAskedScope(query: string): string | GateError | undefined {
+  let asked = askedScopes.get(query);
+  if (asked !== undefined || askedScopes.has(query)) return asked;
+  const value = valuesOf(parseQuery(query), "scope")[0];
+  asked = value === undefined ? undefined : parseScopes(value)?.length === 1 ? value : BAD_SCOPE;
+  if (askedScopes.size < 64) askedScopes.set(query, asked);
+  return asked;
+}
+
 function chooseScope(request: Request, routes: readonly ServiceRoute[], original: Original): string | GateError {
   const mark = request.url.indexOf("?");
-  const asked = mark === -1 ? undefined : valuesOf(parseQuery(request.url.slice(mark + 1)), "scope")[0];
-  if (asked !== undefined) return parseScopes(asked)?.length === 1 ? asked : BAD_SCOPE;
+  const asked = mark === -1 ? undefined : readAskedScope(request.url.slice(mark + 1));
+  if (asked !== undefined) return asked;
   return findServiceRoute(routes, original.host, original.path)?.scope ?? NO_SCOPE;
+}
+
+/** The 200's headers per principal (the keyring hands out the same principal object each time); Response copies them. */
+const answers = new WeakMap<Principal, Headers>();
+
+function identityAnswer(principal: Principal): Response {
+  let headers = answers.get(principal);
+  if (headers === undefined) {
+    headers = setIdentityHeaders(new Headers({ "cache-control": "no-store" }), principal);
+    answers.set(principal, headers);
+  }
+  return new Response(null, { status: 200, headers });
 }
 
 export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
@@ -91,7 +116,7 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
     const judged = authorizer.judge(exchange, verdict, token);
     if (judged instanceof GateError) return toResponse(judged);
     if (judged.kind !== "bootstrap") options.recordUse?.(judged, () => authorizer.addressOf(exchange.request, exchange.server));
-    return new Response(null, { status: 200, headers: setIdentityHeaders(new Headers({ "cache-control": "no-store" }), judged) });
+    return identityAnswer(judged);
   };
 
   const verify = (request: Request, server: GateServer): Response | Promise<Response> => {
