@@ -135,7 +135,10 @@ const MALFORMED_BEARER = new GateError(
   "invalid_request",
   "Authorization must be 'Bearer <token>' with one token: visible ASCII without spaces or commas, sent once",
 );
-const CONFLICTING_TOKENS = new GateError("invalid_request", "Different tokens were presented in more than one place; send exactly one");
+export const CONFLICTING_TOKENS = new GateError(
+  "invalid_request",
+  "Different tokens were presented in more than one place; send exactly one",
+);
 const MALFORMED_BASIC = new GateError(
   "invalid_request",
   "Authorization: Basic must carry base64 of 'username:password' in UTF-8, without control characters",

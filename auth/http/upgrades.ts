@@ -16,7 +16,7 @@ import { toResponse } from "./responses.ts";
 import type { SocketRoute } from "./routes.ts";
 import { isWebSocketUpgrade, UPGRADE_REQUIRED } from "./screening.ts";
 
-const UPGRADE_FAILED = new GateError(
+export const UPGRADE_FAILED = new GateError(
   "invalid_request",
   "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
 );

@@ -5,7 +5,7 @@
  * scope, bans, audit) and only then forwarded, HTTP or WebSocket. An unauthenticated client gets
  * its 401 before any service is contacted.
  */
-import { parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
+import { CONFLICTING_TOKENS, parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
 import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
@@ -18,6 +18,7 @@ import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
 import { isWebSocketUpgrade } from "../http/screening.ts";
+import { UPGRADE_FAILED } from "../http/upgrades.ts";
 import { nextConnectionId, type WsData } from "../ws/data.ts";
 import { readProxyCredential, type ProxyCredential } from "./credential.ts";
 import { rewriteRequestHeaders, serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
@@ -38,14 +39,9 @@ const NO_SOCKETS = new GateError(
   "invalid_request",
   "This service's route does not proxy WebSocket connections; the operator can set websocket = true on it in the routes file",
 );
-const CONFLICTING_TOKENS = new GateError("invalid_request", "Different tokens were presented in more than one place; send exactly one");
 const BAD_SUBPROTOCOLS = new GateError(
   "invalid_request",
   "Sec-WebSocket-Protocol must list distinct protocol names (letters, digits and !#$%&'*+-.^_`|~), separated by commas",
-);
-const UPGRADE_FAILED = new GateError(
-  "invalid_request",
-  "The WebSocket handshake is invalid (needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13)",
 );
 
 /** One route of the routes file, prepared once: its upstream parsed, its refusals built. */

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeSubprotocolToken } from "../../auth/authn/credentials.ts";
-import { rawRequest, startTestApp, type TestApp } from "../support/harness.ts";
+import { closedPort, rawRequest, startTestApp, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
@@ -18,14 +18,6 @@ let upstream: Upstream;
 let app: TestApp;
 let key: { id: string; token: string };
 let otherScope: { id: string; token: string };
-
-/** A port nothing listens on: bound, then released. */
-function closedPort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
-}
 
 function routesToml(upstreamUrl: string): string {
   return `

@@ -75,6 +75,14 @@ export function startTestGate(options: TestGateOptions = {}): TestGate {
   };
 }
 
+/** A loopback port nothing listens on (bound, then released): a service that is down. */
+export function closedPort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}
+
 export function makeTempDir(prefix = "tokengate-test-"): { path: string; [Symbol.dispose](): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
