@@ -3,6 +3,7 @@
  * server would refuse to start with), and each route's service answers on its address. Only looks:
  * a TCP connection is opened and closed, nothing is sent.
  */
+import { createConnection } from "node:net";
 import { loadRoutesFile, type ServiceRoute } from "../config/routes-file.ts";
 import type { CheckResult } from "./doctor.ts";
 
@@ -13,15 +14,24 @@ function defaultPort(url: URL): number {
   return url.protocol === "https:" ? 443 : 80;
 }
 
-/** Whether something accepts a TCP connection at the route's upstream within the timeout. */
-async function probeUpstream(route: ServiceRoute): Promise<boolean> {
+/**
+ * Whether something accepts a TCP connection at the route's upstream within the timeout. The
+ * socket is destroyed at the timeout: an address that drops packets would otherwise keep the
+ * doctor's process alive until the kernel gives up (minutes).
+ */
+function probeUpstream(route: ServiceRoute): Promise<boolean> {
   const url = new URL(route.upstream);
-  const hostname = url.hostname.replace(/^\[|\]$/g, "");
-  const attempt = Bun.connect({ hostname, port: defaultPort(url), socket: { data() {} } }).then(
-    (socket) => (socket.end(), true),
-    () => false,
-  );
-  return Promise.race([attempt, Bun.sleep(PROBE_TIMEOUT_MS).then(() => false)]);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port: defaultPort(url) });
+    const finish = (answered: boolean) => {
+      socket.destroy();
+      resolve(answered);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(false));
+    socket.once("connect", () => finish(true));
+    socket.once("error", () => finish(false));
+  });
 }
 
 async function judgeRoute(route: ServiceRoute): Promise<CheckResult> {

@@ -4,7 +4,7 @@
  * SIGHUP asks for the same reload. A valid file replaces the table; an invalid one keeps the old
  * table and says why, naming the file, the entry and the fix, as at startup.
  */
-import { watch, type FSWatcher } from "node:fs";
+import { lstatSync, realpathSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "../core/log.ts";
 import { loadRoutesFile, type RouteTable } from "./routes-file.ts";
@@ -16,6 +16,36 @@ export interface RoutesWatch {
   /** Reads the file now; true when the table was replaced. */
   reload(reason: string): boolean;
   close(): void;
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function realTarget(file: string): string | undefined {
+  try {
+    return realpathSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Watches a folder for changes to `name` (any change when `name` is undefined). */
+function watchFolder(folder: string, name: string | undefined, onChange: () => void, logger: Logger): FSWatcher | undefined {
+  try {
+    const watcher = watch(folder, (_event, changed) => {
+      if (name === undefined || changed === null || changed === name) onChange();
+    });
+    watcher.on("error", () => logger.warn("stopped watching the routes file; send SIGHUP to reload it", { folder }));
+    return watcher;
+  } catch {
+    logger.warn("cannot watch the routes file's folder; send SIGHUP to reload it", { folder });
+    return undefined;
+  }
 }
 
 export function watchRoutesFile(file: string, table: RouteTable, logger: Logger): RoutesWatch {
@@ -39,23 +69,23 @@ export function watchRoutesFile(file: string, table: RouteTable, logger: Logger)
     return true;
   };
 
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dirname(file), (_event, name) => {
-      if (name !== null && name !== basename(file)) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => reload("file changed"), SETTLE_MS);
-    });
-    watcher.on("error", () => logger.warn("stopped watching the routes file; send SIGHUP to reload it", { file }));
-  } catch {
-    logger.warn("cannot watch the routes file's folder; send SIGHUP to reload it", { file });
-  }
+  const settle = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => reload("file changed"), SETTLE_MS);
+  };
+  // The named file's folder (changes to its name), and for a symlink any change there (a Kubernetes
+  // ConfigMap swaps a `..data` link beside it) and in the folder of what it points to: an unchanged
+  // table is never applied twice, so a spurious event costs one read.
+  const linked = isSymlink(file);
+  const watchers = [watchFolder(dirname(file), linked ? undefined : basename(file), settle, logger)];
+  const target = linked ? realTarget(file) : undefined;
+  if (target !== undefined && dirname(target) !== dirname(file)) watchers.push(watchFolder(dirname(target), undefined, settle, logger));
 
   return {
     reload,
     close() {
       clearTimeout(timer);
-      watcher?.close();
+      for (const watcher of watchers) watcher?.close();
     },
   };
 }

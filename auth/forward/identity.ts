@@ -19,6 +19,19 @@ export const FOREIGN_IDENTITY_HEADERS: ReadonlySet<string> = new Set([
   "x-forwarded-preferred-username",
   "x-forwarded-groups",
   "x-forwarded-access-token",
+  "x-webauth-email",
+  "x-webauth-name",
+  "x-webauth-groups",
+  "x-remote-email",
+  "x-remote-group",
+  "tailscale-user-login",
+  "tailscale-user-name",
+  "cf-access-authenticated-user-email",
+  "cf-access-jwt-assertion",
+  "x-goog-authenticated-user-email",
+  "x-goog-authenticated-user-id",
+  "x-ms-client-principal-name",
+  "x-ms-client-principal-id",
 ]);
 
 /** Identity for the upstream: visible ASCII without `%` as sent, anything else percent-encoded. */

@@ -77,7 +77,6 @@ function readOriginal(request: Request, server: GateServer, trustedProxies: Addr
   return target === undefined ? BAD_ORIGINAL : { host, ...target };
 }
 
-/** The scope to require: the verify URL's `?scope=` (the operator's per-location choice) wins over a route's. */
 /** The verify URL's query → its `?scope=` judgement. A proxy sends the same few verify URLs every time. */
 const askedScopes = new Map<string, string | GateError | undefined>();
 
@@ -90,6 +89,7 @@ function readAskedScope(query: string): string | GateError | undefined {
   return asked;
 }
 
+/** The scope to require: the verify URL's `?scope=` (the operator's per-location choice) wins over a route's. */
 function chooseScope(request: Request, routes: readonly ServiceRoute[], original: Original): string | GateError {
   const mark = request.url.indexOf("?");
   const asked = mark === -1 ? undefined : readAskedScope(request.url.slice(mark + 1));

@@ -33,6 +33,12 @@ export interface AuthorizerOptions {
   readonly audit?: AuditLog | undefined;
   /** Client address with trusted proxies resolved (audit, guard). */
   readonly addressOf?: AddressResolver | undefined;
+  /**
+   * Whether 401s offer the Basic challenge when passwords are accepted (default yes). The proxy says
+   * no: a browser would then sign in to a service's web UI with a password per asset, each an
+   * argon2 check, and the page's parallel requests would queue into 503s.
+   */
+  readonly offerBasicChallenge?: boolean | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
   readonly passwordTransport?: TransportCheck | undefined;
 }
@@ -61,7 +67,7 @@ export class Authorizer {
   constructor(options: AuthorizerOptions) {
     this.options = options;
     this.addressOf = options.addressOf ?? peerAddress;
-    this.offerBasic = options.authenticatePassword !== undefined;
+    this.offerBasic = options.authenticatePassword !== undefined && options.offerBasicChallenge !== false;
   }
 
   /**

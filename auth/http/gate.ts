@@ -29,6 +29,12 @@ export interface GateOptions extends AuthorizerOptions, Screens, UpgradeOptions 
 
 type Answer = Response | undefined | Promise<Response | undefined>;
 
+/** A service's pages may send headers of their own: an allowed origin may send what it asks for (a plain list of names). */
+function proxiedPreflightHeaders(request: Request): string | undefined {
+  const asked = request.headers.get("access-control-request-headers");
+  return asked !== null && /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/.test(asked) ? asked : undefined;
+}
+
 /** Methods a proxied service may be asked for; TRACE would echo the request (and its credential) back. */
 const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const PROXIED_METHOD_REFUSED = new GateError("method_not_allowed", "Method Not Allowed", {
@@ -62,7 +68,7 @@ export function createGate(options: GateOptions): Gate {
   const serveProxied = (exchange: Exchange, route: ProxiedRoute): Answer => {
     const { request } = exchange;
     const preflight = preflightOrigin(request);
-    if (preflight !== undefined) return preflightResponse(preflight, PROXIED_METHODS);
+    if (preflight !== undefined) return preflightResponse(preflight, PROXIED_METHODS, proxiedPreflightHeaders(request));
     if (!PROXIED_METHODS.includes(request.method)) return toResponse(PROXIED_METHOD_REFUSED);
     return route.serve(exchange);
   };

@@ -5,7 +5,7 @@
 import { GateError, tooManyAttempts } from "../core/errors.ts";
 import { createGate, type GateOptions } from "./gate.ts";
 import type { Clock } from "../core/clock.ts";
-import { toResponse } from "./responses.ts";
+import { FORM_LIMIT, toResponse } from "./responses.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type GateServer } from "../ws/sockets.ts";
 
 /** Everything the gate takes, plus what binding a socket needs. */
@@ -38,7 +38,7 @@ export interface Listener {
 }
 
 /** The gate's own routes take small forms; anything larger is refused by Bun with 413 before `fetch`. */
-const MAX_REQUEST_BODY = 64 * 1024;
+const MAX_REQUEST_BODY = FORM_LIMIT;
 const INTERNAL = new GateError("internal_error", "Internal Server Error");
 /** How often open sockets are re-checked for expiry (revocations also trigger a check at once). */
 const REVALIDATE_EVERY_MS = 250;

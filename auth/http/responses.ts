@@ -19,22 +19,35 @@ const JSON_HEADERS = new Headers({
   "x-frame-options": "DENY",
 });
 
+/** `value` added to a comma-separated header list unless it is there already (a proxied service's own list is kept). */
+function addToList(headers: Headers, name: string, value: string): void {
+  const current = headers.get(name);
+  if (current === null) return headers.set(name, value);
+  const present = current.split(",").map((item) => item.trim().toLowerCase());
+  const missing = value.split(",").filter((item) => !present.includes(item.trim().toLowerCase()));
+  if (missing.length > 0) headers.set(name, `${current}, ${missing.map((item) => item.trim()).join(", ")}`);
+}
+
 /** Headers a browser on an allowed other origin needs to read a response (and see challenges). */
 export function allowOrigin(response: Response, origin: string): Response {
   response.headers.set("access-control-allow-origin", origin);
-  response.headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After");
-  response.headers.set("vary", "Origin");
+  addToList(response.headers, "access-control-expose-headers", "WWW-Authenticate, Retry-After");
+  addToList(response.headers, "vary", "Origin");
   return response;
 }
 
 /** The answer to a CORS preflight from an allowed origin: no authentication needed for it. */
-export function preflightResponse(origin: string, methods: readonly string[]): Response {
+export function preflightResponse(
+  origin: string,
+  methods: readonly string[],
+  allowHeaders = "Authorization, X-Auth-Token, Content-Type",
+): Response {
   return new Response(null, {
     status: 204,
     headers: {
       "access-control-allow-origin": origin,
       "access-control-allow-methods": methods.join(", "),
-      "access-control-allow-headers": "Authorization, X-Auth-Token, Content-Type",
+      "access-control-allow-headers": allowHeaders,
       "access-control-max-age": "600",
       vary: "Origin",
       "cache-control": "no-store",

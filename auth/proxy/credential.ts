@@ -33,7 +33,16 @@ function carriesToken(authorization: string | null, token: string): boolean {
     );
 }
 
-export function readProxyCredential(headers: Headers, params: readonly QueryParam[], upgrade: boolean): ProxyCredential {
+/**
+ * `gateTakesPasswords`: the gate accepts Basic (BASIC_AUTH); a Basic header is then the gate's
+ * login, which a browser keeps sending once given, and never goes to the service.
+ */
+export function readProxyCredential(
+  headers: Headers,
+  params: readonly QueryParam[],
+  upgrade: boolean,
+  gateTakesPasswords = false,
+): ProxyCredential {
   const ours = readCredential({
     xAuthToken: headers.get("x-auth-token"),
     authorization: null,
@@ -42,7 +51,11 @@ export function readProxyCredential(headers: Headers, params: readonly QueryPara
   });
   if (ours instanceof GateError) return { credential: ours, authorizationIsOurs: false };
   // The same token sent in Authorization too is still the gate's: it must not reach the service.
-  if (ours !== "none") return { credential: ours.token, authorizationIsOurs: carriesToken(headers.get("authorization"), ours.token) };
+  if (ours !== "none") {
+    const authorization = headers.get("authorization");
+    const ownLogin = gateTakesPasswords && authorization !== null && /^basic\b/i.test(authorization);
+    return { credential: ours.token, authorizationIsOurs: ownLogin || carriesToken(authorization, ours.token) };
+  }
   const authorization = headers.get("authorization");
   if (authorization === null) return { credential: undefined, authorizationIsOurs: false };
   const credential = readHeaderToken(null, authorization);

@@ -8,6 +8,7 @@
  */
 import type { Principal } from "../core/principal.ts";
 import { FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADER_PREFIX, setIdentityHeaders } from "../forward/identity.ts";
+import { withoutTokenParam } from "./target.ts";
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
@@ -32,6 +33,13 @@ const FORWARDING: ReadonlySet<string> = new Set([
   "x-original-uri",
   "x-original-method",
   "x-real-ip",
+  "x-forwarded-prefix",
+  "x-forwarded-server",
+  "x-forwarded-ssl",
+  "x-forwarded-scheme",
+  "x-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
   "forwarded",
 ]);
 
@@ -91,6 +99,19 @@ function forwardedNode(value: string): string {
   return /^[A-Za-z0-9.!#$%&'*+^_`|~-]+$/.test(node) ? node : `"${node.replace(/["\\]/g, "")}"`;
 }
 
+/**
+ * A page opened as `/app/?token=…` names that URL in the Referer of its own requests: the service
+ * must not learn the key from it. The fragment goes too (browsers never send one; a client might).
+ */
+function refererWithoutToken(referer: string): string {
+  const hash = referer.indexOf("#");
+  const url = hash === -1 ? referer : referer.slice(0, hash);
+  const mark = url.indexOf("?");
+  if (mark === -1) return url;
+  const query = withoutTokenParam(url.slice(mark + 1));
+  return query === "" ? url.slice(0, mark) : `${url.slice(0, mark)}?${query}`;
+}
+
 /** What a trusted proxy in front said about the hops before it (kept and extended), read before they are removed. */
 interface EarlierHops {
   readonly chain: string | null;
@@ -132,6 +153,8 @@ export function rewriteRequestHeaders(headers: Headers, facts: ForwardingFacts):
   for (const name of headers.keys()) if (isWithheld(name, named, facts)) withheld.push(name);
   const earlier = readEarlierHops(headers, facts);
   for (const name of withheld) headers.delete(name);
+  const referer = headers.get("referer");
+  if (referer !== null && /t|%/i.test(referer)) headers.set("referer", refererWithoutToken(referer));
   setForwarding(headers, earlier, facts);
   if (facts.identity !== undefined) setIdentityHeaders(headers, facts.identity);
   return headers;

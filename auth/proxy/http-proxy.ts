@@ -36,18 +36,27 @@ export function describeFailures(name: string, timeoutSeconds: number, maxBodyBy
   };
 }
 
-/** A chunked body counted as it streams: past `limit` the stream fails, so the upload stops there. */
-function limitBody(body: ReadableStream<Uint8Array>, limit: number, onExceeded: () => void): ReadableStream<Uint8Array> {
+/** What happens as a request body streams to the service. */
+interface BodyWatch {
+  /** Past the route's limit: the stream fails there, so the upload stops. */
+  onExceeded(): void;
+  /** The whole body was read from the client: the wait for the answer starts now. */
+  onEnd(): void;
+}
+
+/** The body counted as it streams (a chunked one has no declared length to judge beforehand). */
+function watchBody(body: ReadableStream<Uint8Array>, limit: number, watch: BodyWatch): ReadableStream<Uint8Array> {
   let size = 0;
   return body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         size += chunk.byteLength;
         if (size > limit) {
-          onExceeded();
+          watch.onExceeded();
           controller.error(new RangeError("body too large"));
         } else controller.enqueue(chunk);
       },
+      flush: () => watch.onEnd(),
     }),
   );
 }
@@ -69,39 +78,66 @@ export function parseContentLength(value: string): number | undefined {
 }
 
 /** The body to send on, or the 413 for a declared length past the limit (decided before the service is asked). */
-function bodyFor(
-  request: Request,
-  headers: Headers,
-  target: HttpTarget,
-  onExceeded: () => void,
-): ReadableStream<Uint8Array> | null | GateError {
+function bodyFor(request: Request, headers: Headers, target: HttpTarget, watch: BodyWatch): ReadableStream<Uint8Array> | null | GateError {
   if (request.body === null) return null;
   const declared = headers.get("content-length");
-  if (declared === null) return limitBody(request.body, target.maxBodyBytes, onExceeded);
+  if (declared === null) return watchBody(request.body, target.maxBodyBytes, watch);
   const length = parseContentLength(declared);
   if (length === undefined) return BAD_LENGTH;
   // The service gets one clean value (fetch refuses a list).
   if (declared !== String(length)) headers.set("content-length", String(length));
-  return length > target.maxBodyBytes ? target.tooLarge : request.body;
+  return length > target.maxBodyBytes ? target.tooLarge : watchBody(request.body, length, watch);
 }
 
 const abortSlow = (controller: AbortController) => controller.abort();
 
+/**
+ * The route's timeout covers the wait for the service's answer once the request is sent: an upload
+ * is not timed while it streams (a slow link or a GiB), only the silence after it. While it streams,
+ * the connection's idle timeout (quietSeconds) ends an upload that stalls.
+ */
+class AnswerTimer {
+  readonly controller = new AbortController();
+  #timeout: ReturnType<typeof setTimeout> | undefined;
+  #settled = false;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  start(): void {
+    if (!this.#settled && this.#timeout === undefined) this.#timeout = setTimeout(abortSlow, this.timeoutMs, this.controller);
+  }
+
+  settle(): void {
+    this.#settled = true;
+    clearTimeout(this.#timeout);
+  }
+
+  get expired(): boolean {
+    return this.controller.signal.aborted;
+  }
+}
+
 export async function forwardHttp({ exchange, target, url, headers }: Forwarding): Promise<Response> {
   const { request } = exchange;
+  const timer = new AnswerTimer(target.timeoutMs);
   let exceeded = false;
-  const body = bodyFor(request, headers, target, () => (exceeded = true));
+  const body = bodyFor(request, headers, target, { onExceeded: () => (exceeded = true), onEnd: () => timer.start() });
   if (body instanceof GateError) return toResponse(body);
+  if (body === null) timer.start();
   exchange.server.timeout(request, target.quietSeconds);
   const started = performance.now();
-  // Only the wait for the service's answer is timed; a long download after it is not. A client
-  // that goes away mid-body cancels the streams, which ends the service's request too.
-  const timer = new AbortController();
-  const timeout = setTimeout(abortSlow, target.timeoutMs, timer);
   const note = (status: number) =>
     (exchange.upstream = { route: target.name, status, ms: Math.round((performance.now() - started) * 100) / 100 });
   try {
-    const answer = await fetch(url, { method: request.method, headers, body, redirect: "manual", decompress: false, signal: timer.signal });
+    // A client that goes away mid-body cancels the streams, which ends the service's request too.
+    const answer = await fetch(url, {
+      method: request.method,
+      headers,
+      body,
+      redirect: "manual",
+      decompress: false,
+      signal: timer.controller.signal,
+    });
     note(answer.status);
     // Only a status HTTP knows may reach the client (Bun's client takes 600 or 999 as sent).
     if (answer.status < 200 || answer.status > 599) {
@@ -114,8 +150,8 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
     return answer;
   } catch {
     note(0);
-    return toResponse(exceeded ? target.tooLarge : timer.signal.aborted ? target.slow : target.down);
+    return toResponse(exceeded ? target.tooLarge : timer.expired ? target.slow : target.down);
   } finally {
-    clearTimeout(timeout);
+    timer.settle();
   }
 }

@@ -74,7 +74,7 @@ class ServiceProxy implements ProxiedRoute {
     const ban = this.authorizer.findBan(exchange);
     if (ban !== undefined) return toResponse(ban);
     const upgrade = isWebSocketUpgrade(exchange.request);
-    const read = readProxyCredential(exchange.request.headers, exchange.params, upgrade);
+    const read = readProxyCredential(exchange.request.headers, exchange.params, upgrade, this.options.authenticatePassword !== undefined);
     const conflict = this.#otherGateCredential(exchange.request.headers, read);
     if (conflict === false) return this.#proceed(exchange, read, upgrade);
     const refuse = () => {
@@ -203,7 +203,7 @@ class ServiceProxy implements ProxiedRoute {
 
 /** The routes file's services, looked up per request in the table in force. */
 export function createProxiedRoutes(options: ProxyOptions): ProxiedRoutes {
-  const authorizer = new Authorizer(options);
+  const authorizer = new Authorizer({ ...options, offerBasicChallenge: false });
   // Prepared per route object: a reload brings new objects, and the old ones are collected.
   const prepared = new WeakMap<ServiceRoute, ServiceProxy>();
   return {

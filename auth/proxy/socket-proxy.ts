@@ -83,8 +83,9 @@ export class UpstreamLink implements SocketLink {
     this.#stopDrainWatch();
     if (this.upstream.readyState === WebSocket.CLOSED || this.upstream.readyState === WebSocket.CLOSING) return;
     const sendable = sendableCode(code);
-    // The client vanished without a close frame: the service hears "going away".
-    this.upstream.close(sendable ?? 1001, sendable === undefined ? "" : shortReason(reason));
+    // A close frame without a code (1005) is a plain close; a client that vanished without one (1006) is "going away".
+    if (sendable !== undefined) this.upstream.close(sendable, shortReason(reason));
+    else this.upstream.close(code === 1005 ? 1000 : 1001);
   }
 
   #fromUpstream(frame: Frame): void {

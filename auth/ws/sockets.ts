@@ -67,7 +67,14 @@ export function closeInvalidated(
     if (error !== undefined) {
       closeWithError(ws, error);
       closed += 1;
-    } else if (principal.expiresAt !== null && !ws.data.warned && principal.expiresAt - now <= EXPIRY_WARNING_MS) {
+    } else if (
+      // A proxied socket speaks the service's protocol: a warning there would be a frame the service
+      // never sent (and a gate client would answer it with a fresh token, which would go to the service).
+      ws.data.link === undefined &&
+      principal.expiresAt !== null &&
+      !ws.data.warned &&
+      principal.expiresAt - now <= EXPIRY_WARNING_MS
+    ) {
       ws.data.warned = true;
       ws.send(JSON.stringify({ type: "auth_expiring", expires_in: Math.max(0, Math.floor((principal.expiresAt - now) / 1000)) }));
     }

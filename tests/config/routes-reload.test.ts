@@ -4,7 +4,7 @@
  * follows the new table at once.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RouteTable, loadRoutesFile } from "../../auth/config/routes-file.ts";
@@ -65,6 +65,37 @@ describe("watching the routes file", () => {
       expect(line).toContain('route 1 (\\"grafana\\") scope');
     } finally {
       watch.close();
+    }
+  });
+
+  test("a symlinked file is followed: a ConfigMap's ..data swap, and edits where the link points", async () => {
+    // The layout of a Kubernetes ConfigMap volume: routes.toml → ..data/routes.toml, ..data → a dated folder.
+    const volume = join(dir, "configmap");
+    mkdirSync(join(volume, "..v1"), { recursive: true });
+    mkdirSync(join(volume, "..v2"), { recursive: true });
+    writeFileSync(join(volume, "..v1", "routes.toml"), route("one", "/one/"));
+    writeFileSync(join(volume, "..v2", "routes.toml"), route("two", "/two/"));
+    symlinkSync("..v1", join(volume, "..data"));
+    symlinkSync("..data/routes.toml", join(volume, "routes.toml"));
+    const { table, watch } = watched(join(volume, "routes.toml"));
+    try {
+      expect(table.routes[0]?.name).toBe("one");
+      symlinkSync("..v2", join(volume, "..data_tmp"));
+      renameSync(join(volume, "..data_tmp"), join(volume, "..data"));
+      expect(await waitUntil(() => table.routes[0]?.name === "two")).toBe(true);
+    } finally {
+      watch.close();
+    }
+    const elsewhere = join(dir, "elsewhere");
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, "real.toml"), route("three", "/three/"));
+    symlinkSync(join(elsewhere, "real.toml"), join(dir, "linked.toml"));
+    const linked = watched(join(dir, "linked.toml"));
+    try {
+      writeFileSync(join(elsewhere, "real.toml"), route("four", "/four/"));
+      expect(await waitUntil(() => linked.table.routes[0]?.name === "four")).toBe(true);
+    } finally {
+      linked.watch.close();
     }
   });
 

@@ -209,6 +209,19 @@ describe("allowed requests reach the service, without the gate's credential", ()
     else expect(location).toBe(expected);
   });
 
+  test("a Referer naming the page's ?token= reaches the service without it", async () => {
+    const referer = `${app.http}/app/page?tab=2&token=${key.token}#top`;
+    await fetch(`${app.http}/app/x`, { headers: { "x-auth-token": key.token, referer } });
+    expect(last().headers.referer).toBe(`${app.http}/app/page?tab=2`);
+  });
+
+  test("CORS: the gate adds Origin to the service's Vary and its own names to the exposed headers, keeping the service's", async () => {
+    const response = await fetch(`${app.http}/app/vary`, { headers: { "x-auth-token": key.token, origin: app.http } });
+    expect(response.headers.get("vary")).toBe("Accept-Encoding, Origin");
+    expect(response.headers.get("access-control-expose-headers")).toBe("X-Total-Count, WWW-Authenticate, Retry-After");
+    expect(response.headers.get("access-control-allow-origin")).toBe(app.http);
+  });
+
   test("a host route serves every path of its host, even one the console answers elsewhere", async () => {
     const response = await fetch(`${app.http}/?token=${key.token}`, { headers: { host: "cam.example" } });
     expect(response.status).toBe(200);
@@ -279,14 +292,19 @@ describe("refused requests never reach the service", () => {
     expect(seen()).toBe(before);
   });
 
-  test("a CORS preflight is answered by the gate, without the service", async () => {
+  test("a CORS preflight is answered by the gate, without the service, allowing the headers the page asks for", async () => {
     const before = seen();
     const response = await fetch(`${app.http}/app/x`, {
       method: "OPTIONS",
-      headers: { origin: app.http, "access-control-request-method": "PUT" },
+      headers: {
+        origin: app.http,
+        "access-control-request-method": "PUT",
+        "access-control-request-headers": "x-grafana-org-id, x-auth-token",
+      },
     });
     expect(response.status).toBe(204);
     expect(response.headers.get("access-control-allow-methods")).toContain("PUT");
+    expect(response.headers.get("access-control-allow-headers")).toBe("x-grafana-org-id, x-auth-token");
     expect(seen()).toBe(before);
   });
 });
@@ -348,6 +366,22 @@ describe("when the service fails", () => {
     expect(upstream.uploads.every((size) => size <= 1000)).toBe(true);
   });
 
+  test("the route's timeout starts once the upload is sent: a slow upload within it is answered", async () => {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 3) return controller.close();
+        await Bun.sleep(600);
+        sent += 1;
+        controller.enqueue(new TextEncoder().encode("x".repeat(200)));
+      },
+    });
+    // timeout_seconds = 1, the upload takes about 1.8 s.
+    const response = await fetch(`${app.http}/tight/upload`, { method: "POST", headers: { "x-auth-token": key.token }, body });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ received: 600 });
+  });
+
   test("a body within the limit is delivered whole", async () => {
     const response = await fetch(`${app.http}/tight/upload`, {
       method: "POST",
@@ -364,6 +398,26 @@ describe("when the service fails", () => {
       body: `grant_type=password&password=${"x".repeat(100_000)}`,
     });
     expect(response.status).toBe(413);
+  });
+});
+
+describe("with passwords on the gate (BASIC_AUTH=true)", () => {
+  test("a Basic login is the gate's: never forwarded, even when the gate's token came in X-Auth-Token; no Basic challenge on proxied 401s", async () => {
+    using service = startUpstream();
+    const file = join(dir, "basic.toml");
+    writeFileSync(file, `[[route]]\nname = "app"\nmatch = { path_prefix = "/app/" }\nupstream = "${service.url}"\nscope = "app"\n`);
+    await using gate = await startTestApp({ ROUTES_FILE: file, BASIC_AUTH: "true" });
+    const tablet = await insertApiKey(gate.store, { name: "tablet", scopes: ["app"] });
+    await gate.app.keyring.refresh();
+    const login = `Basic ${btoa("alice:gate-password")}`;
+    const response = await fetch(`${gate.http}/app/x`, { headers: { "x-auth-token": tablet.token, authorization: login } });
+    expect(response.status).toBe(200);
+    expect(service.received.at(-1)!.headers.authorization).toBeUndefined();
+    const refused = await fetch(`${gate.http}/app/x`);
+    expect(refused.headers.get("www-authenticate")).not.toContain("Basic");
+    const own = await fetch(`${gate.http}/secure-data`);
+    expect(own.headers.get("www-authenticate")).toContain("Basic");
+    trackSecret(tablet.token);
   });
 });
 

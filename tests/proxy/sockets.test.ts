@@ -137,6 +137,19 @@ describe("a proxied socket", () => {
     await probe.closed;
   });
 
+  test("a key about to expire gets no auth_expiring frame on a proxied socket (it would be the service's protocol)", async () => {
+    const soon = await insertApiKey(app.store, { name: "visitor", scopes: ["live"], expiresAt: Date.now() + 30_000 });
+    await app.app.keyring.refresh();
+    const probe = new WsProbe(`${app.ws}/live/e?token=${soon.token}`);
+    await probe.opened;
+    await probe.nextMessage(0);
+    await Bun.sleep(700);
+    expect(probe.messages.map(String)).toEqual(["upstream hello "]);
+    probe.socket.close();
+    await probe.closed;
+    trackSecret(soon.token);
+  });
+
   test("revoking the key closes the client with 4403 and the service's socket too, within a second", async () => {
     const doomed = await insertApiKey(app.store, { name: "lost phone", scopes: ["live"] });
     await app.app.keyring.refresh();

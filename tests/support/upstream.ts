@@ -105,6 +105,10 @@ export function startUpstream(): Upstream {
       if (path.endsWith("/stream")) return streamBytes(Number(url.searchParams.get("bytes") ?? "0"));
       if (path.endsWith("/slow")) await Bun.sleep(Number(url.searchParams.get("ms") ?? "0"));
       if (path.endsWith("/break")) return breakOff();
+      if (path.endsWith("/vary"))
+        return new Response("varies", {
+          headers: { vary: "Accept-Encoding", "access-control-expose-headers": "X-Total-Count", "x-total-count": "3" },
+        });
       if (path.endsWith("/redirect")) return Response.redirect(`${url.origin}${url.searchParams.get("to") ?? "/"}`, 302);
       if (path.endsWith("/upload")) {
         const size = await countBody(request);
