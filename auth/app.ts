@@ -254,6 +254,7 @@ function listen(parts: Parts): Listener {
             table: options.routeTable,
             trustedProxies: parts.trustedProxies,
             tls: options.tls !== undefined,
+            logger,
           }),
     // Uploads to the user's services may be large; the gate's own routes keep their 64 KiB.
     maxRequestBody: options.routeTable === undefined ? undefined : MAX_PROXIED_BODY,

@@ -26,6 +26,8 @@ export interface HttpTarget {
   readonly tooLarge: GateError;
   /** A redirect to the service's own address → the same place through the gate. */
   readonly relocate: (location: string) => string;
+  /** Why the service could not be reached (an error code such as ECONNREFUSED), for the log. */
+  readonly reportDown: (error: unknown) => void;
 }
 
 export function describeFailures(name: string, timeoutSeconds: number, maxBodyBytes: number) {
@@ -148,9 +150,13 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
     const location = answer.headers.get("location");
     if (location !== null) answer.headers.set("location", target.relocate(location));
     return answer;
-  } catch {
+  } catch (error) {
     note(0);
-    return toResponse(exceeded ? target.tooLarge : timer.expired ? target.slow : target.down);
+    if (exceeded) return toResponse(target.tooLarge);
+    if (timer.expired) return toResponse(target.slow);
+    // The client answered with 502 learns nothing of why; the operator does.
+    if (!request.signal.aborted) target.reportDown(error);
+    return toResponse(target.down);
   } finally {
     timer.settle();
   }

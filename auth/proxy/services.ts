@@ -8,6 +8,7 @@
 import { CONFLICTING_TOKENS, parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
 import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import { hostOf } from "../core/origins.ts";
 import { redactPath, splitUrl } from "../core/redact.ts";
@@ -33,6 +34,26 @@ export interface ProxyOptions extends AuthorizerOptions {
   readonly trustedProxies: AddressList;
   /** The gate serves HTTPS: X-Forwarded-Proto and Forwarded say so. */
   readonly tls: boolean;
+  /** Where a service that cannot be reached is reported (at most once a second per route). */
+  readonly logger?: Logger | undefined;
+}
+
+/** The error's code (ECONNREFUSED, ENOTFOUND, a TLS code…) or its class: never its message, which may hold a URL. */
+function describeFailure(error: unknown): string {
+  const code = typeof error === "object" && error !== null && "code" in error ? (error as { code: unknown }).code : undefined;
+  if (typeof code === "string" && /^[A-Za-z0-9_]{1,60}$/.test(code)) return code;
+  return error instanceof Error ? error.name : "unknown";
+}
+
+/** Logs a route's unreachable service once a second at most: a page of 50 assets is one line, not 50. */
+function createDownReporter(route: ServiceRoute, logger: Logger | undefined): (error: unknown) => void {
+  let lastAt = Number.NEGATIVE_INFINITY;
+  return (error) => {
+    const at = performance.now();
+    if (logger === undefined || at - lastAt < 1000) return;
+    lastAt = at;
+    logger.warn("service cannot be reached; answering 502", { route: route.name, upstream: route.upstream, error: describeFailure(error) });
+  };
 }
 
 const NO_SOCKETS = new GateError(
@@ -63,6 +84,7 @@ class ServiceProxy implements ProxiedRoute {
     this.#target = {
       quietSeconds: route.timeout_seconds + 2,
       relocate: (location) => gateLocation(location, route, upstream),
+      reportDown: createDownReporter(route, options.logger),
       name: route.name,
       timeoutMs,
       maxBodyBytes: route.max_body_bytes,

@@ -317,6 +317,11 @@ describe("when the service fails", () => {
     expect(body.code).toBe("bad_gateway");
     expect(body.detail).toContain('"gone"');
     expect(JSON.stringify(body)).not.toContain("127.0.0.1");
+    // The operator learns why from the log (once a second per route at most).
+    const line = app.lines
+      .map((text) => JSON.parse(text) as Record<string, unknown>)
+      .findLast((entry) => entry.route === "gone" && entry.level === "warn");
+    expect(line).toMatchObject({ msg: "service cannot be reached; answering 502", error: "ECONNREFUSED" });
   });
 
   test("unreachable, but the client is unauthenticated: the 401 comes first", async () => {
