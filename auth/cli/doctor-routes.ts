@@ -5,7 +5,7 @@
  */
 import { createConnection } from "node:net";
 import { loadRoutesFile, type ServiceRoute } from "../config/routes-file.ts";
-import type { CheckResult } from "./doctor.ts";
+import type { CheckResult } from "./checks.ts";
 
 const PROBE_TIMEOUT_MS = 1500;
 

@@ -20,15 +20,9 @@ import { LATEST_SCHEMA } from "../store/schema.ts";
 import { inspectSqliteSchemaVersion } from "../store/sqlite.ts";
 import { inspectRoutesFile } from "./doctor-routes.ts";
 
-export type CheckStatus = "ok" | "warn" | "fail";
+import type { CheckResult } from "./checks.ts";
 
-export interface CheckResult {
-  /** What was looked at: "configuration", "data directory", "tls", "clock", … */
-  readonly check: string;
-  readonly status: CheckStatus;
-  /** A plain sentence: what is wrong and what to do, or what was found. */
-  readonly message: string;
-}
+export type { CheckResult, CheckStatus } from "./checks.ts";
 
 export interface DoctorContext {
   readonly env: Readonly<Record<string, string | undefined>>;
