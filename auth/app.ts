@@ -36,7 +36,7 @@ import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
 import { createConsoleRoutes } from "./http/console-assets.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
-import { RouteTable } from "./config/routes-file.ts";
+import { MAX_BODY_BYTES, RouteTable } from "./config/routes-file.ts";
 import { createProxiedRoutes } from "./proxy/services.ts";
 import type { Store } from "./store/store.ts";
 import { digestToken } from "./secrets/tokens.ts";
@@ -72,9 +72,6 @@ export interface AppOptions {
    */
   readonly routeTable?: RouteTable | undefined;
 }
-
-/** The largest body any route may allow (ROUTES_FILE max_body_bytes is checked per route). */
-const MAX_PROXIED_BODY = 1024 ** 4;
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
 const CLOCK_TOLERANCE = 5;
@@ -257,7 +254,7 @@ function listen(parts: Parts): Listener {
             logger,
           }),
     // Uploads to the user's services may be large; the gate's own routes keep their 64 KiB.
-    maxRequestBody: options.routeTable === undefined ? undefined : MAX_PROXIED_BODY,
+    maxRequestBody: options.routeTable === undefined ? undefined : MAX_BODY_BYTES,
     logger,
     accessLog: config.accessLog,
     wsMaxPayload: config.wsMaxPayload,

@@ -14,6 +14,9 @@ import type { ConfigProblem } from "./config.ts";
 /** Paths tokengate answers itself: a route may not take them over. */
 const RESERVED_PATHS = ["/secure-data", "/ws", "/healthz", "/auth/", "/.well-known/", "/index.js", "/index.css"];
 
+/** The largest body a route may allow (its default): the server's own limit when a routes file is set. */
+export const MAX_BODY_BYTES = 1024 ** 4;
+
 const NAME = /^[a-z][a-z0-9_-]{0,39}$/;
 const PATH_PREFIX = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
 
@@ -62,12 +65,7 @@ const routeSchema = z.strictObject({
   websocket: z.boolean().default(false),
   identity_headers: z.boolean().default(true),
   timeout_seconds: z.number().int().min(1).max(3600).default(30),
-  max_body_bytes: z
-    .number()
-    .int()
-    .min(0)
-    .max(1024 ** 4)
-    .default(1024 ** 4),
+  max_body_bytes: z.number().int().min(0).max(MAX_BODY_BYTES).default(MAX_BODY_BYTES),
 });
 
 const fileSchema = z.strictObject({ route: z.array(routeSchema).max(500).default([]) });

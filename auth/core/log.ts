@@ -14,6 +14,11 @@ export type AccessLogMode = (typeof ACCESS_LOG_MODES)[number];
 
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
+/** Milliseconds since a `performance.now()` reading, to two decimals: the latencies log lines carry (not wall-clock time). */
+export function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100;
+}
+
 export interface LogSink {
   write(line: string): void;
 }

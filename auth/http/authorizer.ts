@@ -77,13 +77,13 @@ export class Authorizer {
   judge(exchange: Exchange, verdict: Verdict, credential: unknown): Verdict {
     const { guard, audit } = this.options;
     const { request, server } = exchange;
-    // Audited like a log line: a proxied service's paths are the client's to choose and may hold a key.
-    const path = redactPath(exchange.path);
     if (!(verdict instanceof GateError)) {
-      if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), path);
+      if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), redactPath(exchange.path));
       return verdict;
     }
     if (guard === undefined && audit === undefined) return verdict;
+    // Audited like a log line: a proxied service's paths are the client's to choose and may hold a key.
+    const path = redactPath(exchange.path);
     return settleRefusal(
       { guard, audit },
       {

@@ -2,7 +2,7 @@
  * One request on its way through the gate: where it goes, with which parameters, and what its
  * access-log line will say. The steps fill in who acted as they learn it; the log reads it at the end.
  */
-import type { Logger } from "../core/log.ts";
+import { elapsedMs, type Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { QueryParam } from "../core/query.ts";
 import { redactTarget } from "../core/redact.ts";
@@ -37,7 +37,7 @@ export class Exchange {
       method: this.request.method,
       target: redactTarget(this.path, this.params),
       status,
-      ms: Math.round((performance.now() - this.started) * 100) / 100,
+      ms: elapsedMs(this.started),
       principal: this.principal,
       remote: this.remote ?? peerAddress(this.request, this.server),
       upstream: this.upstream,

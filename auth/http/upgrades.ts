@@ -116,16 +116,24 @@ export class SocketUpgrader {
   }
 
   private socketData(exchange: Exchange, route: SocketRoute, who: Principal): WsData {
-    return {
-      principal: who,
-      warned: false,
-      scope: route.scope,
-      connId: nextConnectionId(),
-      remote: peerAddress(exchange.request, exchange.server),
-      client: this.authorizer.addressOf(exchange.request, exchange.server),
-      path: route.path,
-      greeting: route.greeting,
-      openedAt: performance.now(),
-    };
+    return createSocketData(exchange, this.authorizer, who, { scope: route.scope, path: route.path, greeting: route.greeting });
   }
+}
+
+/** What a socket carries from its upgrade on: the gate's echo socket and a proxied one alike. */
+export function createSocketData(
+  exchange: Exchange,
+  authorizer: Authorizer,
+  who: Principal,
+  socket: Pick<WsData, "scope" | "path" | "greeting" | "link">,
+): WsData {
+  return {
+    principal: who,
+    warned: false,
+    connId: nextConnectionId(),
+    remote: peerAddress(exchange.request, exchange.server),
+    client: authorizer.addressOf(exchange.request, exchange.server),
+    openedAt: performance.now(),
+    ...socket,
+  };
 }

@@ -9,6 +9,8 @@ import { BasicCredentials, readCredential, readHeaderToken, UNSUPPORTED_SCHEME }
 import { GateError } from "../core/errors.ts";
 import { valuesOf, type QueryParam } from "../core/query.ts";
 
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+
 export interface ProxyCredential {
   readonly credential: string | BasicCredentials | GateError | undefined;
   /** Authorization carried the gate's credential: it must not reach the service. */
@@ -46,7 +48,7 @@ export function readProxyCredential(
   const ours = readCredential({
     xAuthToken: headers.get("x-auth-token"),
     authorization: null,
-    queryTokens: params.length === 0 ? [] : valuesOf(params, "token"),
+    queryTokens: params.length === 0 ? NO_TOKENS : valuesOf(params, "token"),
     subprotocols: upgrade ? headers.get("sec-websocket-protocol") : null,
   });
   if (ours instanceof GateError) return { credential: ours, authorizationIsOurs: false };

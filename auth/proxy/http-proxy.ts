@@ -6,6 +6,7 @@
  * client's connection, as the answer can no longer be whole.
  */
 import { GateError } from "../core/errors.ts";
+import { elapsedMs } from "../core/log.ts";
 import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import { stripResponseHeaders } from "./forwarding.ts";
@@ -128,8 +129,7 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
   if (body === null) timer.start();
   exchange.server.timeout(request, target.quietSeconds);
   const started = performance.now();
-  const note = (status: number) =>
-    (exchange.upstream = { route: target.name, status, ms: Math.round((performance.now() - started) * 100) / 100 });
+  const note = (status: number) => (exchange.upstream = { route: target.name, status, ms: elapsedMs(started) });
   try {
     // A client that goes away mid-body cancels the streams, which ends the service's request too.
     const answer = await fetch(url, {

@@ -8,7 +8,7 @@
 import { CONFLICTING_TOKENS, parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
 import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
-import type { Logger } from "../core/log.ts";
+import { elapsedMs, type Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import { hostOf } from "../core/origins.ts";
 import { redactPath, splitUrl } from "../core/redact.ts";
@@ -19,8 +19,8 @@ import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
 import { isWebSocketUpgrade } from "../http/screening.ts";
-import { UPGRADE_FAILED } from "../http/upgrades.ts";
-import { nextConnectionId, type WsData } from "../ws/data.ts";
+import { createSocketData, UPGRADE_FAILED } from "../http/upgrades.ts";
+import type { WsData } from "../ws/data.ts";
 import { readProxyCredential, type ProxyCredential } from "./credential.ts";
 import { rewriteRequestHeaders, serviceSubprotocols, upstreamRequestHeaders, type ForwardingFacts } from "./forwarding.ts";
 import { describeFailures, forwardHttp, type HttpTarget } from "./http-proxy.ts";
@@ -168,7 +168,7 @@ class ServiceProxy implements ProxiedRoute {
       upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
       this.#target,
     );
-    const ms = Math.round((performance.now() - started) * 100) / 100;
+    const ms = elapsedMs(started);
     exchange.upstream = { route: this.name, status: link instanceof GateError ? 0 : 101, ms };
     if (link instanceof GateError) return toResponse(link);
     // The service's choice; else the plain marker if the client offered it (a browser that offered
@@ -186,19 +186,12 @@ class ServiceProxy implements ProxiedRoute {
   }
 
   #socketData(exchange: Exchange, principal: Principal, link: WsData["link"]): WsData {
-    const { request, server } = exchange;
-    return {
-      principal,
-      warned: false,
+    return createSocketData(exchange, this.authorizer, principal, {
       scope: this.route.scope,
-      connId: nextConnectionId(),
-      remote: peerAddress(request, server),
-      client: this.authorizer.addressOf(request, server),
       path: redactPath(exchange.path),
       greeting: "",
-      openedAt: performance.now(),
       link,
-    };
+    });
   }
 
   #targetUrl(origin: string, exchange: Exchange): string {
