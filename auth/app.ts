@@ -23,6 +23,7 @@ import { createGuard, createMemoryAttemptStore, type AttemptStore, type Guard } 
 import {
   createAddressResolver,
   createForwardingCheck,
+  createSecureTransportCheck,
   createTransportCheck,
   type AddressResolver,
   type TransportCheck,
@@ -34,7 +35,11 @@ import { createPairingRoutes } from "./oauth/pairing.ts";
 import { createSeedRoutes, createTicketRoute, SCOPES, type Route } from "./http/routes.ts";
 import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
-import { createConsoleRoutes } from "./http/console-assets.ts";
+import { createConsole } from "./http/console-assets.ts";
+import { createLoginRoutes } from "./session/login.ts";
+import { createPasskeyRoutes } from "./session/passkeys.ts";
+import { SessionIssuer } from "./session/sessions.ts";
+import { hostOf } from "./core/origins.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
 import { MAX_BODY_BYTES, RouteTable } from "./config/routes-file.ts";
 import { createProxiedRoutes } from "./proxy/services.ts";
@@ -127,6 +132,7 @@ function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification)
     bootstrapDigest: digestToken(options.bootstrapToken),
     bootstrapLooksLikeJwt: looksLikeJwt(options.bootstrapToken),
     jwt,
+    sessionIdleMs: options.config.sessions.idleMs,
     onFlushError: (error) => logger.warn("could not record key usage; will retry", { error: messageOf(error) }),
     now: options.now,
   });
@@ -175,15 +181,46 @@ interface Parts {
   readonly authenticatePassword: PasswordAuthenticator;
   readonly tokenSettings: TokenSettings;
   readonly routeTable: RouteTable;
+  readonly secureTransport: TransportCheck;
+  readonly sessions: SessionIssuer;
+}
+
+/** Whether a route of the routes file is matched by this host name: a sign-in may send the browser back there. */
+function routeServesHost(table: RouteTable, host: string): boolean {
+  const name = hostOf(host);
+  return table.routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
 }
 
 /** Every route the server answers: console, seed routes, tickets, OAuth endpoints, pairing. */
 function buildRoutes(parts: Parts): Route[] {
   const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
   const { config, store, logger, now } = options;
+  const consoleBundle = createConsole(consolePage);
   return [
     // The console page and its assets go through the gate like any route: Host check, headers.
-    ...createConsoleRoutes(consolePage),
+    ...consoleBundle.routes,
+    ...createLoginRoutes({
+      issuer: parts.sessions,
+      authenticate: keyring.authenticate,
+      authenticatePassword: parts.authenticatePassword,
+      passwordTransport,
+      guard,
+      audit,
+      addressOf,
+      originPolicy: createOriginPolicy(config.allowedOrigins),
+      page: consoleBundle.servePage,
+    }),
+    ...createPasskeyRoutes({
+      store,
+      config: config.webauthn,
+      issuer: parts.sessions,
+      now,
+      audit,
+      guard,
+      addressOf,
+      roleScopes: config.roleScopes,
+      logger,
+    }),
     ...createSeedRoutes(),
     createTicketRoute(parts.tickets, "/ws", SCOPES.wsConnect),
     ...createTokenRoutes({
@@ -210,6 +247,8 @@ function buildRoutes(parts: Parts): Route[] {
       guard,
       audit,
       recordUse: keyring.recordUse,
+      secureTransport: parts.secureTransport,
+      originPolicy: createOriginPolicy(config.allowedOrigins),
     }),
     ...(config.pairing
       ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })
@@ -228,6 +267,8 @@ function listen(parts: Parts): Listener {
     audit,
     addressOf,
     passwordTransport,
+    secureTransport: parts.secureTransport,
+    originPolicy: createOriginPolicy(config.allowedOrigins),
   };
   return startListener({
     tickets: parts.tickets,
@@ -241,7 +282,6 @@ function listen(parts: Parts): Listener {
     reusePort: config.reusePort,
     tls: options.tls,
     hostPolicy: createHostPolicy({ machineHostname: options.machineHostname, patterns: config.allowedHosts }),
-    originPolicy: createOriginPolicy(config.allowedOrigins),
     routes: buildRoutes(parts),
     proxied:
       options.routeTable === undefined
@@ -288,6 +328,18 @@ export async function startApp(options: AppOptions): Promise<App> {
   const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
   const guard = await openGuard(options, audit);
   const tickets = createTicketBook({ now });
+  const routeTable = options.routeTable ?? new RouteTable([]);
+  const secureTransport = createSecureTransportCheck(trustedProxies);
+  const sessions = new SessionIssuer({
+    store: options.store,
+    now,
+    lifetimeMs: config.sessions.lifetimeMs,
+    secureTransport,
+    addressOf,
+    audit,
+    afterChange: () => keyring.refresh(),
+    servesHost: (host) => routeServesHost(routeTable, host),
+  });
   const listener = listen({
     options,
     keys,
@@ -300,7 +352,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     passwordTransport,
     authenticatePassword,
     tokenSettings,
-    routeTable: options.routeTable ?? new RouteTable([]),
+    routeTable,
+    secureTransport,
+    sessions,
   });
 
   await keyring.start(() => {

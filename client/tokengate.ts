@@ -119,14 +119,19 @@ interface ServerRefusal {
   readonly description: string;
 }
 
-/** Asks the server what it thinks of a token; `undefined` when the server cannot be reached. */
+/**
+ * Asks the server what it thinks of a token; `undefined` when the server cannot be reached. Without
+ * a token a browser's same-origin request still carries the session cookie, so a cookie socket's
+ * refusal is explained the same way.
+ */
 export async function checkToken(
   origin: string,
-  token: string,
+  token: string | undefined,
   fetchImpl: typeof fetch = fetch,
 ): Promise<ServerRefusal | "ok" | undefined> {
   try {
-    const response = await fetchImpl(`${origin}/auth/whoami`, { headers: { Authorization: `Bearer ${token}` } });
+    const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+    const response = await fetchImpl(`${origin}/auth/whoami`, { headers, credentials: "same-origin" });
     if (response.ok) return "ok";
     const body = (await response.json().catch(() => ({}))) as { code?: string; description?: string; detail?: string };
     return { status: response.status, code: body.code ?? "unknown", description: body.description ?? body.detail ?? response.statusText };
@@ -300,8 +305,9 @@ export class TokengateClient {
     const terminal = described.terminal && !(code === 4401 && typeof this.#options.token === "function");
     this.#emit({ type: "close", code, reason, explanation: described.explanation, terminal, byClient: false });
     if (this.#stopped || terminal) return;
-    if (code === 1006 && !this.#opened && token !== undefined) {
-      // Refused upgrade or dead server? Ask over HTTP, where refusals come with reasons.
+    if (code === 1006 && !this.#opened) {
+      // Refused upgrade or dead server? Ask over HTTP, where refusals come with reasons (a
+      // tokenless browser socket rides on the session cookie, which the same question carries).
       const verdict = await checkToken(httpOrigin(this.#options.url), token, this.#options.fetchImpl ?? fetch);
       if (verdict !== undefined && verdict !== "ok") {
         this.#emit({ type: "refused", ...verdict, explanation: explainRefusal(verdict) });

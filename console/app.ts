@@ -1,78 +1,79 @@
 /**
- * The console page: sign in with a key/token or a password, see who you are, open the WebSocket
- * (subprotocol transport: the token never goes into a URL) and read every refusal and close in
- * plain words. Tokens live in this page's memory only. What the page shows follows the server's
- * answers: a refused credential signs the page out, and the socket goes with the identity.
+ * The console page, and at `/auth/login` the sign-in view a protected address sends a browser to.
+ *
+ * Signing in with a password, an API key or a passkey opens a browser session: the gate sets an
+ * HttpOnly cookie this script never sees, so a reload keeps you signed in and Sign out ends it on
+ * the server. A token that cannot open a session (the bootstrap token, an access token) is kept in
+ * this page's memory instead, as before, and the page says so. The WebSocket rides on the cookie,
+ * or on the in-memory token in the subprotocol; never in a URL. Every refusal and close is told
+ * in plain words, and what the page shows follows the server's answers.
  */
-import { checkToken, explainRefusal, TokengateClient, type ClientEvent, type TokenPurpose, type TokenSource } from "../client/tokengate.ts";
+import { checkToken, explainRefusal, TokengateClient, type ClientEvent } from "../client/tokengate.ts";
+import { $, enableForm, note, noteReceived, onSubmit, rescueFocus, say, showRows, type Tone } from "./dom.ts";
+import { addPasskey, passkeysPossible, signInWithPasskey, type Outcome } from "./passkeys.ts";
+import * as gate from "./requests.ts";
+import { explainErrorParameter, explainPasskeyRefusal, explainSignIn } from "./words.ts";
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const status = $<HTMLParagraphElement>("status");
+const LOGIN_VIEW = location.pathname === "/auth/login";
+/** Where the gate sends the browser after a sign-in here (it checks the target itself). */
+const target = LOGIN_VIEW ? (new URLSearchParams(location.search).get("rd") ?? "") : "";
+const UNREACHABLE = "The gate cannot be reached. Check the network and try again.";
+
 const who = $<HTMLDListElement>("who");
-const log = $<HTMLOListElement>("log");
 const connectButton = $<HTMLButtonElement>("connect");
 const disconnectButton = $<HTMLButtonElement>("disconnect");
 const sendButton = $<HTMLButtonElement>("send");
 const messageInput = $<HTMLInputElement>("message");
 const signOutButton = $<HTMLButtonElement>("sign-out");
+const signOutEverywhere = $<HTMLButtonElement>("sign-out-everywhere");
+const passkeyAddButton = $<HTMLButtonElement>("passkey-add");
+const usernameInput = $<HTMLInputElement>("username");
+const passwordInput = $<HTMLInputElement>("password");
+const tokenInput = $<HTMLInputElement>("token");
+const signInWays = $<HTMLDetailsElement>("signin-ways");
 
-type Tone = "good" | "bad" | "warn" | "";
+/** Who the page acts as: the browser session (the cookie), or a token held in this page's memory. */
+type Identity = { readonly via: "cookie"; readonly kind: string } | { readonly via: "memory"; readonly token: string };
 
-/** Who the page acts as: a fixed token, or a source that renews a signed-in user's token. */
-interface Session {
-  readonly source: TokenSource;
-  /** Signed in with the key this page just received by pairing (still shown until stored). */
-  readonly paired: boolean;
-}
-
-let session: Session | undefined;
+let identity: Identity | undefined;
 let client: TokengateClient | undefined;
 let stopListening: (() => void) | undefined;
 let socketOpen = false;
 
-function say(text: string, tone: Tone = ""): void {
-  status.textContent = text;
-  status.className = tone;
-}
-
-function note(text: string, tone: Tone | "in" = ""): void {
-  const item = document.createElement("li");
-  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  if (tone !== "") item.className = tone;
-  log.append(item);
-  log.scrollTop = log.scrollHeight;
-}
-
 /** Buttons follow the state: nothing to do before sign-in, Send only on an open socket. */
 function updateControls(): void {
-  const signedIn = session !== undefined;
+  const signedIn = identity !== undefined;
   signOutButton.disabled = !signedIn;
+  signOutEverywhere.hidden = identity?.via !== "cookie";
+  passkeyAddButton.hidden = !(identity?.via === "cookie" && identity.kind === "user" && passkeysPossible());
   connectButton.disabled = !signedIn || client !== undefined;
   disconnectButton.disabled = client === undefined;
   sendButton.disabled = !socketOpen;
   messageInput.disabled = !socketOpen;
 }
 
-type WhoAmI = { id: string; kind: string; name: string; scopes: string[]; expires_at: string | null };
+const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-function showWho(rows: ReadonlyArray<readonly [string, string]>): void {
-  who.replaceChildren(
-    ...rows.flatMap(([term, value]) => {
-      const dt = document.createElement("dt");
-      dt.textContent = term;
-      const dd = document.createElement("dd");
-      dd.textContent = value;
-      return [dt, dd];
-    }),
-  );
+function describe(principal: gate.Principal): Array<[string, string]> {
+  return [
+    ["Signed in as", `${principal.name} (${principal.kind})`],
+    ["Id", principal.id],
+    ["Scopes", principal.scopes.join(" ") || "none"],
+  ];
 }
 
-function describeWho(body: WhoAmI): Array<[string, string]> {
+/** A browser session ends at its own expiry or the credential's, whichever comes first (the gate's whoami gives the sooner). */
+function describeSession(principal: gate.Principal, sessionEnds: string | undefined): Array<[string, string]> {
+  const ends = [sessionEnds, principal.expires_at ?? undefined].filter((at) => at !== undefined).sort()[0];
+  return [...describe(principal), ["Session", `This browser, until you sign out${ends === undefined ? "" : ` or ${when(ends)}`}`]];
+}
+
+/** A token in memory: it works until it expires, and only in this page. */
+function describeToken(principal: gate.Principal): Array<[string, string]> {
   return [
-    ["Signed in as", `${body.name} (${body.kind})`],
-    ["Id", body.id],
-    ["Scopes", body.scopes.join(" ") || "none"],
-    ["Expires", body.expires_at === null ? "never" : new Date(body.expires_at).toLocaleString()],
+    ...describe(principal),
+    ["Expires", principal.expires_at === null ? "never" : when(principal.expires_at)],
+    ["Session", "This page only: this token cannot open a browser session, so a reload signs you out"],
   ];
 }
 
@@ -93,84 +94,134 @@ function hidePairedKey(): void {
   if ($<HTMLFormElement>("pair-form").hidden) $<HTMLElement>("pairing").hidden = true;
 }
 
-/** A control that just disabled itself drops keyboard focus to the page: hand it to the next step. */
-function rescueFocus(next: HTMLElement): void {
-  const active = document.activeElement;
-  const lost =
-    active === null ||
-    active === document.body ||
-    ((active instanceof HTMLButtonElement || active instanceof HTMLInputElement) && active.disabled);
-  if (lost) next.focus();
+/** Signed in at the console: the ways to sign in fold under "Sign in as someone else"; signed out, they open. */
+function foldSignIn(folded: boolean): void {
+  if (LOGIN_VIEW) return;
+  $<HTMLElement>("switch-user").hidden = !folded;
+  $<HTMLElement>("signin-title").hidden = folded;
+  signInWays.open = !folded;
+}
+
+function clearSecrets(): void {
+  tokenInput.value = "";
+  passwordInput.value = "";
 }
 
 /** Back to "nobody": no token in memory, no socket, no identity on screen. */
 function endSession(message: string, tone: Tone): void {
   dropSocket();
-  session = undefined;
+  identity = undefined;
   hidePairedKey();
-  $<HTMLInputElement>("token").value = "";
-  showWho([["Signed in as", "nobody"]]);
+  clearSecrets();
+  showRows(who, [["Signed in as", "nobody"]]);
+  foldSignIn(false);
   updateControls();
   say(message, tone);
 }
 
-/** Checks a credential over HTTP first: any refusal comes back with its reason and signs the page out. */
-async function signIn(source: TokenSource, paired: boolean): Promise<void> {
-  dropSocket();
-  const token = typeof source === "string" ? source : await source("connect");
-  const verdict = await checkToken(location.origin, token);
-  if (verdict === undefined) return endSession("The server cannot be reached; you are signed out.", "bad");
-  if (verdict !== "ok") return endSession(explainRefusal(verdict), "bad");
-  const response = await fetch("/auth/whoami", { headers: { Authorization: `Bearer ${token}` } });
-  session = { source, paired };
+function showSignedIn(next: Identity, rows: Array<[string, string]>, paired: boolean, message: string, tone: Tone): void {
+  identity = next;
   if (!paired) hidePairedKey();
-  // In memory from here on; not left in a field for anyone at the screen to reveal.
-  $<HTMLInputElement>("token").value = "";
-  showWho(describeWho((await response.json()) as WhoAmI));
+  // Nothing secret is left in a field for anyone at the screen to reveal.
+  clearSecrets();
+  showRows(who, rows);
+  foldSignIn(true);
   updateControls();
-  say("Signed in.", "good");
+  say(message, tone);
 }
 
-type TokenAnswer = { access_token?: string; refresh_token?: string; expires_in?: number; error_description?: string };
-
-async function requestToken(fields: Record<string, string>): Promise<{ ok: boolean; statusText: string; body: TokenAnswer }> {
-  const response = await fetch("/auth/token", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields),
-  });
-  return { ok: response.ok, statusText: response.statusText, body: (await response.json().catch(() => ({}))) as TokenAnswer };
+/** The control that signed in has just folded away: focus goes on to the next step. */
+function focusNextStep(paired: boolean): void {
+  rescueFocus(paired ? $<HTMLButtonElement>("copy-key") : connectButton);
 }
 
-/** A token ask this close to expiry gets a fresh token even when only connecting. */
-const NEARLY_EXPIRED_MS = 10_000;
+/** A session is open: in the sign-in view, on to where the browser was going; in the console, show it. */
+function sessionOpened(answer: gate.SignedInAnswer, paired: boolean): void {
+  if (LOGIN_VIEW) {
+    say("Signed in. Taking you there…", "good");
+    location.assign(answer.redirect);
+    return;
+  }
+  const rows = describeSession(answer.principal, answer.session?.expires_at);
+  showSignedIn({ via: "cookie", kind: answer.principal.kind }, rows, paired, "Signed in.", "good");
+  focusNextStep(paired);
+}
+
+/** A sign-in that was refused: a session the browser already has stays; a token in memory goes. */
+function signInRefused(message: string): void {
+  if (identity?.via === "cookie") {
+    updateControls();
+    return say(`${message} You are still signed in as before.`, "bad");
+  }
+  endSession(message, "bad");
+}
+
+function settle(answer: Outcome<gate.SignedInAnswer>, paired: boolean, explain = explainSignIn): void {
+  if (answer === undefined) return signInRefused(UNREACHABLE);
+  if (answer.ok === "failed") return signInRefused(answer.message);
+  if (answer.ok) return sessionOpened(answer.body, paired);
+  signInRefused(explain(answer.refusal));
+}
 
 /**
- * A signed-in user's access token, renewed with the refresh token when the server warns that it
- * expires (or when connecting with one about to). Without a refresh token it hands back the same
- * token, which the client reports as a credential that cannot be renewed.
+ * A token that cannot open a browser session (the bootstrap token, an access token): checked over
+ * HTTP, then kept in this page's memory only, as the console always did.
  */
-function renewingSource(access: string, refresh: string | undefined, expiresIn: number): (purpose: TokenPurpose) => Promise<string> {
-  let expiresAt = Date.now() + expiresIn * 1000;
-  return async (purpose) => {
-    const due = purpose === "renew" || expiresAt - Date.now() < NEARLY_EXPIRED_MS;
-    if (!due || refresh === undefined) return access;
-    const renewed = await requestToken({ grant_type: "refresh_token", refresh_token: refresh }).catch(() => undefined);
-    const next = renewed?.body;
-    if (next?.access_token === undefined) return access;
-    access = next.access_token;
-    refresh = next.refresh_token ?? refresh;
-    expiresAt = Date.now() + (next.expires_in ?? 0) * 1000;
-    return access;
-  };
+async function keepInMemory(token: string, paired: boolean): Promise<void> {
+  if (LOGIN_VIEW) {
+    return signInRefused("This token cannot open a browser session. Sign in with an API key (tg_…), a password or a passkey.");
+  }
+  const verdict = await checkToken(location.origin, token);
+  if (verdict === undefined) return signInRefused(UNREACHABLE);
+  if (verdict !== "ok") return signInRefused(explainRefusal(verdict));
+  const answer = await gate.whoami(token);
+  if (answer === undefined || !answer.ok) return signInRefused(UNREACHABLE);
+  // Someone else now: the browser session this page had must not come back on a reload.
+  if (identity?.via === "cookie") await gate.signOut(false);
+  const rows = describeToken(answer.body);
+  showSignedIn({ via: "memory", token }, rows, paired, "Signed in, in this page only: a reload signs you out.", "warn");
+  focusNextStep(paired);
+}
+
+async function signInWithToken(token: string, paired = false): Promise<void> {
+  dropSocket();
+  say("Signing in…");
+  const answer = await gate.signIn({ api_key: token }, target);
+  if (answer !== undefined && !answer.ok && answer.refusal.code === "access_denied") return keepInMemory(token, paired);
+  settle(answer, paired);
 }
 
 async function signInWithPassword(username: string, password: string): Promise<void> {
-  const answer = await requestToken({ grant_type: "password", username, password }).catch(() => undefined);
-  if (answer === undefined) return endSession("The server cannot be reached; you are signed out.", "bad");
-  const { access_token: access, refresh_token: refresh, expires_in: expiresIn, error_description: why } = answer.body;
-  if (!answer.ok || access === undefined) return endSession(`Sign-in refused: ${why ?? answer.statusText}`, "bad");
-  await signIn(renewingSource(access, refresh, expiresIn ?? 0), false);
+  dropSocket();
+  say("Signing in…");
+  settle(await gate.signIn({ username, password }, target), false);
+}
+
+async function signInWithPasskeyClicked(): Promise<void> {
+  // Like the other ways: the socket belongs to whoever was signed in, whose session a new one replaces.
+  dropSocket();
+  say("Follow your browser's passkey prompt…");
+  settle(await signInWithPasskey(target), false, explainPasskeyRefusal);
+}
+
+async function addPasskeyClicked(): Promise<void> {
+  say("Follow your browser's prompt to create the passkey…");
+  const answer = await addPasskey();
+  if (answer === undefined) return say(UNREACHABLE, "bad");
+  if (answer.ok === "failed") return say(answer.message, "bad");
+  if (!answer.ok) return say(`The passkey was not added. ${explainPasskeyRefusal(answer.refusal)}`, "bad");
+  say("Passkey added. Next time you can sign in with it.", "good");
+}
+
+async function signOut(everywhere: boolean): Promise<void> {
+  if (identity?.via !== "cookie") return endSession("Signed out.", "");
+  dropSocket();
+  updateControls();
+  const answer = await gate.signOut(everywhere);
+  if (answer === undefined) return say(`${UNREACHABLE} The browser session may still be open: sign out again.`, "bad");
+  if (!answer.ok) return say(`Sign-out refused: ${explainSignIn(answer.refusal)}`, "bad");
+  const ended = answer.body.sessions_ended;
+  endSession(everywhere ? `Signed out everywhere (${ended} session${ended === 1 ? "" : "s"} ended).` : "Signed out.", "");
 }
 
 /** The server refused the credential itself (wrong, revoked, expired): the page signs out. */
@@ -189,6 +240,20 @@ function onClose(event: Extract<ClientEvent, { type: "close" }>): void {
   note(`Connection closed: ${event.explanation}`, event.terminal ? "bad" : "");
 }
 
+/** A refused upgrade, explained over HTTP: for a cookie socket, "no credential" means the session ended. */
+function onRefused(event: Extract<ClientEvent, { type: "refused" }>): void {
+  const sessionGone = identity?.via === "cookie" && (event.code === "missing_token" || event.code === "invalid_token");
+  const explanation = sessionGone ? "Your browser session has ended (signed out elsewhere, or expired). Sign in again." : event.explanation;
+  endSession(explanation, "bad");
+  note(`Refused: ${explanation}`, "bad");
+}
+
+function onExpiring(event: Extract<ClientEvent, { type: "auth_expiring" }>): void {
+  if (event.renewing) return note(`Your sign-in expires in ${event.expiresIn} s; renewing it.`);
+  const what = identity?.via === "cookie" ? "Your browser session" : "This credential";
+  note(`${what} expires in ${event.expiresIn} s and cannot be renewed; sign in again with a new one.`, "warn");
+}
+
 /** How the page reacts to the socket; every line says what happened in words, never a code. */
 function onEvent(event: ClientEvent): void {
   switch (event.type) {
@@ -201,19 +266,15 @@ function onEvent(event: ClientEvent): void {
       say("Connected.", "good");
       return note("Connected.");
     case "message":
-      return note(`← ${typeof event.data === "string" ? event.data : `${event.data.byteLength} bytes`}`, "in");
+      return noteReceived(typeof event.data === "string" ? event.data : `${event.data.byteLength} bytes`);
     case "close":
       return onClose(event);
     case "refused":
-      // A refusal over HTTP after a failed upgrade: the server's own reason, and the page signs out.
-      endSession(event.explanation, "bad");
-      return note(`Refused: ${event.explanation}`, "bad");
+      return onRefused(event);
     case "reconnecting":
       return note(`retrying in ${(event.delayMs / 1000).toFixed(1)} s`);
     case "auth_expiring":
-      return event.renewing
-        ? note(`Your sign-in expires in ${event.expiresIn} s; renewing it.`)
-        : note(`This credential expires in ${event.expiresIn} s and cannot be renewed; sign in again with a new one.`, "warn");
+      return onExpiring(event);
     case "auth_ok":
       return note("Sign-in renewed.");
     case "auth_error":
@@ -222,9 +283,11 @@ function onEvent(event: ClientEvent): void {
 }
 
 function connect(): void {
-  if (session === undefined) return;
+  if (identity === undefined) return;
   dropSocket();
-  client = new TokengateClient({ url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`, token: session.source });
+  const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
+  // A cookie socket sends no token: the browser attaches the session cookie to the upgrade.
+  client = new TokengateClient(identity.via === "memory" ? { url, token: identity.token } : { url });
   stopListening = client.on(onEvent);
   updateControls();
   rescueFocus(disconnectButton);
@@ -248,20 +311,17 @@ async function copyPairedKey(): Promise<void> {
 }
 
 async function pair(code: string): Promise<void> {
-  const response = await fetch("/auth/pair", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ code }),
-  }).catch(() => undefined);
-  if (response === undefined) return say("The server cannot be reached.", "bad");
-  const body = (await response.json().catch(() => ({}))) as { api_key?: string; error_description?: string };
-  if (!response.ok || body.api_key === undefined) return say(`Pairing refused: ${body.error_description ?? response.statusText}`, "bad");
+  const answer = await gate.postForm<{ api_key?: string }>("/auth/pair", { code });
+  if (answer === undefined) return say(UNREACHABLE, "bad");
+  if (!answer.ok || answer.body.api_key === undefined) {
+    return say(`Pairing refused: ${answer.ok ? "no key came back" : answer.refusal.description}`, "bad");
+  }
   $<HTMLInputElement>("pair-code").value = "";
   $<HTMLFormElement>("pair-form").hidden = true;
   $<HTMLParagraphElement>("pair-intro").hidden = true;
-  $<HTMLOutputElement>("paired-key").textContent = body.api_key;
+  $<HTMLOutputElement>("paired-key").textContent = answer.body.api_key;
   $<HTMLElement>("paired").hidden = false;
-  await signIn(body.api_key, true);
+  await signInWithToken(answer.body.api_key, true);
 }
 
 /** Shows the pairing section only while the device has no credentials, naming the command that exists there. */
@@ -272,14 +332,6 @@ async function showPairing(): Promise<void> {
   $<HTMLElement>("pairing").hidden = body.pairing !== "open";
 }
 
-/** A submit handler that never lets the browser submit the form itself. */
-function onSubmit(id: string, handle: () => void): void {
-  $<HTMLFormElement>(id).addEventListener("submit", (event) => {
-    event.preventDefault();
-    handle();
-  });
-}
-
 function wireForms(): void {
   onSubmit("pair-form", () => {
     const code = $<HTMLInputElement>("pair-code").value.replace(/\s/g, "");
@@ -287,27 +339,18 @@ function wireForms(): void {
     void pair(code);
   });
   onSubmit("token-form", () => {
-    const token = $<HTMLInputElement>("token").value.trim();
+    const token = tokenInput.value.trim();
     if (token === "") return say("Paste an API key or token first.", "bad");
-    void signIn(token, false);
+    void signInWithToken(token);
   });
-  onSubmit("password-form", () => {
-    const username = $<HTMLInputElement>("username").value.trim();
-    const password = $<HTMLInputElement>("password");
-    void signInWithPassword(username, password.value);
-    password.value = "";
-  });
+  onSubmit("password-form", () => void signInWithPassword(usernameInput.value.trim(), passwordInput.value));
   onSubmit("send-form", () => {
     if (client === undefined || messageInput.value === "") return;
     client.send(messageInput.value);
     note(`→ ${messageInput.value}`);
     messageInput.value = "";
   });
-  // The sign-in controls start disabled in the HTML, so nothing is submitted before these handlers exist.
-  for (const id of ["pair-form", "token-form", "password-form"]) {
-    for (const control of $<HTMLFormElement>(id).querySelectorAll<HTMLInputElement | HTMLButtonElement>("input, button"))
-      control.disabled = false;
-  }
+  enableForm("pair-form");
 }
 
 function wireButtons(): void {
@@ -320,14 +363,65 @@ function wireButtons(): void {
     say("Disconnected.");
     note("Disconnected.");
   });
-  signOutButton.addEventListener("click", () => {
-    endSession("Signed out.", "");
-    rescueFocus($<HTMLInputElement>("token"));
-    note("Signed out.");
-  });
+  const signOutClicked = (everywhere: boolean) => async () => {
+    await signOut(everywhere);
+    rescueFocus(usernameInput);
+  };
+  signOutButton.addEventListener("click", signOutClicked(false));
+  signOutEverywhere.addEventListener("click", signOutClicked(true));
+  $<HTMLButtonElement>("passkey-signin").addEventListener("click", () => void signInWithPasskeyClicked());
+  passkeyAddButton.addEventListener("click", () => void addPasskeyClicked());
   $<HTMLButtonElement>("copy-key").addEventListener("click", () => void copyPairedKey());
+}
+
+/** Passkeys where the browser allows them; elsewhere, one plain sentence on what they need. */
+function offerPasskeys(): void {
+  const possible = passkeysPossible();
+  $<HTMLElement>("passkey-way").hidden = !possible;
+  $<HTMLElement>("passkey-note").hidden = possible;
+  // One main button: the passkey where it can work, the password otherwise.
+  $<HTMLButtonElement>("password-submit").classList.toggle("primary", !possible);
+}
+
+/** The sign-in view: its own title, where it leads, and the error a sign-in without script came back with. */
+function showLoginView(): void {
+  document.title = "Sign in · tokengate";
+  document.body.classList.add("login-view");
+  $<HTMLElement>("title").textContent = "Sign in";
+  $<HTMLElement>("signin-title").hidden = true;
+  $<HTMLElement>("signin").setAttribute("aria-labelledby", "title");
+  for (const field of document.querySelectorAll<HTMLInputElement>("input[name=rd]")) field.value = target;
+  const where = $<HTMLParagraphElement>("continue-to");
+  const path = target.startsWith("/") && !target.startsWith("//") ? target : "";
+  where.textContent = path === "" ? "Sign in to continue." : `Sign in to continue to ${path}`;
+  where.hidden = false;
+  const error = new URLSearchParams(location.search).get("error");
+  say(error === null ? "" : explainErrorParameter(error), error === null ? "" : "bad");
+}
+
+function showConsole(): void {
+  $<HTMLElement>("who-section").hidden = false;
+  $<HTMLElement>("socket-section").hidden = false;
+  void showPairing();
+}
+
+/** A reload keeps the browser session: the cookie goes with this question, and the answer shows who. */
+async function restoreSession(): Promise<void> {
+  const answer = await gate.whoami();
+  if (answer === undefined || identity !== undefined) return;
+  if (!answer.ok) {
+    // A cookie that no longer works (ended elsewhere, expired): say so once; no cookie at all is just "not signed in".
+    if (answer.refusal.code === "invalid_token" && !LOGIN_VIEW) say("Your browser session has ended. Sign in again.", "warn");
+    return;
+  }
+  if (LOGIN_VIEW) return say(`You are signed in as ${answer.body.name}. Signing in again replaces that session.`, "");
+  showSignedIn({ via: "cookie", kind: answer.body.kind }, describeSession(answer.body, undefined), false, "Signed in.", "good");
 }
 
 wireForms();
 wireButtons();
-void showPairing();
+offerPasskeys();
+if (LOGIN_VIEW) showLoginView();
+else showConsole();
+updateControls();
+void restoreSession();

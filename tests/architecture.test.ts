@@ -19,6 +19,7 @@ const LAYERS = [
   "ws",
   "http",
   "oauth",
+  "session",
   "forward",
   "proxy",
   "app.ts",

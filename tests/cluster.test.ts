@@ -196,6 +196,35 @@ describe.skipIf(!ready)("several instances on PostgreSQL and Redis", () => {
     );
   }, 30_000);
 
+  test("a browser session opened on one instance works on the others at once; signing out there closes its socket here", async () => {
+    await using cluster = await startCluster(2);
+    const key = await createKey(cluster.env);
+    const signIn = await fetch(`${cluster.urls[0]!}/auth/login`, {
+      method: "POST",
+      redirect: "manual",
+      body: new URLSearchParams({ api_key: key.key }),
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+    trackSecret(cookie.slice(4));
+    // The other instance has not polled yet: an unknown session id makes it look in the store at once.
+    expect((await fetch(`${cluster.urls[1]!}/secure-data`, { headers: { cookie } })).status).toBe(200);
+    const socket = new WsProbe(`${cluster.urls[1]!.replace("http", "ws")}/ws`, {
+      headers: new Headers({ cookie, origin: cluster.urls[1]! }),
+    });
+    expect(await socket.nextMessage(0)).toBe("✅ WebSocket connected with valid token");
+    const out = await fetch(`${cluster.urls[0]!}/auth/logout`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie, origin: cluster.urls[0]! },
+    });
+    expect(out.status).toBe(303);
+    const at = performance.now();
+    expect((await socket.closed).code).toBe(4403);
+    expect(performance.now() - at).toBeLessThan(1_000);
+    expect((await fetch(`${cluster.urls[1]!}/secure-data`, { headers: { cookie } })).status).toBe(401);
+  }, 30_000);
+
   test("one failed-attempt limit for all instances: 10 guesses spread over 3 instances ban the address on every one", async () => {
     await using cluster = await startCluster(3);
     const key = await createKey(cluster.env);

@@ -6,6 +6,7 @@
 import { GateError } from "../core/errors.ts";
 import { isTokenShaped, MAX_TOKEN_LENGTH } from "../secrets/tokens.ts";
 import { preparePassword } from "../secrets/passwords.ts";
+import { isSessionToken, mayHoldSessionCookie, readSessionCookies } from "../secrets/sessions.ts";
 
 export type CredentialSource = "x-auth-token" | "authorization" | "query" | "subprotocol";
 
@@ -227,4 +228,23 @@ export function readCredential(inputs: CredentialInputs): CredentialReading {
   }
 
   return found ?? "none";
+}
+
+const SEVERAL_SESSION_COOKIES = new GateError(
+  "invalid_request",
+  "More than one tokengate sign-in cookie was sent; sign out (or clear this site's cookies) and sign in again",
+);
+const MALFORMED_SESSION_COOKIE = new GateError("invalid_token", "The sign-in cookie is not one tokengate issued; sign in again");
+
+/**
+ * The session token of the request's sign-in cookie (`tgs`, or `__Host-tgs` over TLS), `undefined`
+ * when there is none, or the refusal: two different values (a cookie planted by a sibling host or
+ * path) are ambiguous, and a value of the wrong shape was not issued by us.
+ */
+export function readSessionCookie(header: string | null, secure: boolean): string | GateError | undefined {
+  if (!mayHoldSessionCookie(header)) return undefined;
+  const values = [...new Set(readSessionCookies(header, secure))];
+  if (values.length === 0) return undefined;
+  if (values.length > 1) return SEVERAL_SESSION_COOKIES;
+  return isSessionToken(values[0]!) ? values[0]! : MALFORMED_SESSION_COOKIE;
 }

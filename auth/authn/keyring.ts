@@ -13,7 +13,8 @@
 import type { Clock } from "../core/clock.ts";
 import type { GateError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
-import type { KeyRecord, KeyStore, RefreshStore, UserStore } from "../store/store.ts";
+import type { KeyRecord, KeyStore, RefreshStore, SessionStore, UserStore } from "../store/store.ts";
+import { createSessionActivity } from "./session-activity.ts";
 import { createJwtCache } from "./jwt-cache.ts";
 import { createPoller } from "./poller.ts";
 import { createRevalidator } from "./revalidation.ts";
@@ -27,7 +28,9 @@ export { subjectOf } from "./principals.ts";
 export type { JwtVerification } from "./token-authenticator.ts";
 
 export interface KeyringOptions {
-  readonly store: KeyStore & UserStore & RefreshStore;
+  readonly store: KeyStore & UserStore & RefreshStore & SessionStore;
+  /** A browser session unused this long ends (SESSION_IDLE_TIMEOUT; default 7 days). */
+  readonly sessionIdleMs?: number;
   /** Accept JWT access tokens signed by these keys; without it JWTs are unknown tokens. */
   readonly jwt?: JwtVerification | undefined;
   readonly bootstrapDigest: Uint8Array;
@@ -64,7 +67,12 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
   const view = await openStoreView(store, now, options.onKeyEvent);
   const health = createStoreHealth(options.onStoreHealth);
   const usage = createUsageBatch(store, now, options.onFlushError);
-  const poller = createPoller({ store, view, health, flushUsage: usage.flushUsage });
+  const activity = createSessionActivity(store, now);
+  const flushUsage = async () => {
+    await usage.flushUsage();
+    await activity.flush().catch((error: unknown) => options.onFlushError?.(error));
+  };
+  const poller = createPoller({ store, view, health, flushUsage });
   const revalidate = createRevalidator(view, health, now);
   const authenticate = createTokenAuthenticator({
     view,
@@ -76,13 +84,14 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     bootstrapDigest: options.bootstrapDigest,
     bootstrapLooksLikeJwt: options.bootstrapLooksLikeJwt,
     now,
+    sessions: { activity, idleMs: options.sessionIdleMs ?? 7 * 86_400_000, store },
   });
   return {
     authenticate,
     recordUse: usage.recordUse,
     revalidate,
     refresh: poller.refresh,
-    flushUsage: usage.flushUsage,
+    flushUsage,
     start: poller.start,
     stop: poller.stop,
   };

@@ -4,7 +4,7 @@
  */
 import type { Principal } from "../core/principal.ts";
 import type { VerifiedAccessToken } from "../secrets/jwt.ts";
-import type { KeyRecord } from "../store/store.ts";
+import type { KeyRecord, SessionRecord } from "../store/store.ts";
 
 /** An API key's principal: frozen, because every request with that key shares the one object. */
 export function keyPrincipal(record: KeyRecord): Principal {
@@ -34,6 +34,28 @@ export function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined
   }
   if (claims.sub.startsWith("key:")) {
     return Object.freeze({ id: claims.sub.slice(4), kind: "key", name: claims.sub.slice(4), roles: [], ...token });
+  }
+  return undefined;
+}
+
+/**
+ * A browser session's principal: who signed in, with the scopes fixed at sign-in; it ends at the
+ * session's absolute end, and `session` names it so revocation reaches its sockets.
+ */
+export function sessionPrincipal(record: SessionRecord, keyName: (id: string) => string | undefined): Principal | undefined {
+  const common = {
+    scopes: Object.freeze([...record.scopes]),
+    expiresAt: record.expiresAt,
+    roles: Object.freeze([...record.roles]),
+    session: record.id,
+    tokenId: null,
+  };
+  if (record.subject.startsWith("user:")) {
+    return Object.freeze({ id: record.subject, kind: "user", name: record.subject.slice(5), ...common });
+  }
+  if (record.subject.startsWith("key:")) {
+    const id = record.subject.slice(4);
+    return Object.freeze({ id, kind: "key", name: keyName(id) ?? id, ...common });
   }
   return undefined;
 }

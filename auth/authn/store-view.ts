@@ -5,13 +5,19 @@
  */
 import type { Clock } from "../core/clock.ts";
 import type { Principal } from "../core/principal.ts";
-import type { KeyRecord, KeyStore, RefreshStore, UserStore } from "../store/store.ts";
-import { keyPrincipal } from "./principals.ts";
+import type { KeyRecord, KeyStore, RefreshStore, SessionRecord, SessionStore, UserStore } from "../store/store.ts";
+import { keyPrincipal, sessionPrincipal } from "./principals.ts";
 
 export interface KeyEntry {
   readonly record: KeyRecord;
   /** Built once per reload, so authenticating with the key allocates nothing. */
   readonly principal: Principal;
+}
+
+export interface SessionEntry {
+  readonly record: SessionRecord;
+  /** Built once per reload, like a key's; `undefined` for a subject of no known kind. */
+  readonly principal: Principal | undefined;
 }
 
 export type KeyEvent = "key.created" | "key.revoked" | "key.rotated";
@@ -24,6 +30,8 @@ interface Snapshot {
   readonly users: ReadonlyMap<string, number | null>;
   readonly revokedSessions: ReadonlySet<string>;
   readonly revokedTokenIds: ReadonlySet<string>;
+  /** Browser sessions neither revoked nor past their absolute end when read. */
+  readonly liveSessions: ReadonlyMap<string, SessionEntry>;
 }
 
 export interface StoreView {
@@ -31,28 +39,39 @@ export interface StoreView {
   readonly findKey: (id: string) => KeyEntry | undefined;
   /** When the user was disabled (null: active), or `undefined` for no such user. */
   readonly userDisabledAt: (username: string) => number | null | undefined;
-  readonly isSessionRevoked: (familyId: string) => boolean;
+  /**
+   * Whether a refresh-token family, or a browser session (a 16-hex id, see secrets/sessions.ts),
+   * no longer holds: a family is revoked; a browser session is no longer among the live ones.
+   */
+  readonly isSessionRevoked: (session: string) => boolean;
+  readonly findSession: (id: string) => SessionEntry | undefined;
   readonly isTokenRevoked: (tokenId: string) => boolean;
   /** Reads everything again at `marker`, swaps it in and reports what happened to keys meanwhile. */
   readonly reload: (marker: string) => Promise<void>;
 }
 
-type ViewStore = KeyStore & UserStore & RefreshStore;
+type ViewStore = KeyStore & UserStore & RefreshStore & SessionStore;
+
+const BROWSER_SESSION_ID = /^[0-9a-f]{16}$/;
 
 async function readSnapshot(store: ViewStore, now: Clock, marker: string): Promise<Snapshot> {
-  const [keys, users, families, tokenIds] = await Promise.all([
+  const [keys, users, families, tokenIds, sessions] = await Promise.all([
     store.listKeys(),
     store.listUsers(),
     // Access tokens live at most a day (ACCESS_TOKEN_TTL_SECONDS ≤ 86400): older revocations no longer matter.
     store.revokedFamilies(now() - 86_400_000),
     store.revokedAccessTokens(now()),
+    store.listSessions(now()),
   ]);
+  const keyEntries = new Map(keys.map((record) => [record.id, { record, principal: keyPrincipal(record) }]));
+  const keyName = (id: string) => keyEntries.get(id)?.record.name;
   return {
     marker,
-    keys: new Map(keys.map((record) => [record.id, { record, principal: keyPrincipal(record) }])),
+    keys: keyEntries,
     users: new Map(users.map((user) => [user.username, user.disabledAt])),
     revokedSessions: new Set(families),
     revokedTokenIds: new Set(tokenIds),
+    liveSessions: new Map(sessions.map((record) => [record.id, { record, principal: sessionPrincipal(record, keyName) }])),
   };
 }
 
@@ -80,7 +99,9 @@ export async function openStoreView(
     marker: () => current.marker,
     findKey: (id) => current.keys.get(id),
     userDisabledAt: (username) => current.users.get(username),
-    isSessionRevoked: (familyId) => current.revokedSessions.has(familyId),
+    isSessionRevoked: (session) =>
+      BROWSER_SESSION_ID.test(session) ? !current.liveSessions.has(session) : current.revokedSessions.has(session),
+    findSession: (id) => current.liveSessions.get(id),
     isTokenRevoked: (tokenId) => current.revokedTokenIds.has(tokenId),
     async reload(marker) {
       const before = current;

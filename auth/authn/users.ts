@@ -33,6 +33,10 @@ export function userPrincipal(user: UserRecord, roleScopes: RoleScopes): Princip
 }
 
 export const WRONG_PASSWORD = new GateError("invalid_credentials", "Wrong username or password");
+export const PASSKEY_REQUIRED = new GateError(
+  "access_denied",
+  "This account signs in with a passkey only; use 'Sign in with a passkey' on the sign-in page",
+);
 export const PASSWORD_QUEUE_FULL = new GateError("temporarily_unavailable", "Too many password checks at once; retry in a moment", {
   headers: { "retry-after": "1" },
 });
@@ -62,6 +66,8 @@ export function createPasswordAuthenticator(options: {
     ]);
     if (outcome === "busy") return PASSWORD_QUEUE_FULL;
     if (outcome === "mismatch" || usable === undefined) return WRONG_PASSWORD;
+    // Checked after the password, so the answer says nothing about an account to someone without it.
+    if (usable.passkeyRequired) return PASSKEY_REQUIRED;
     return userPrincipal(usable, roleScopes);
   };
 }

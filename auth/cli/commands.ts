@@ -10,6 +10,8 @@ import { banCommands } from "./bans.ts";
 import { doctorCommands } from "./doctor-command.ts";
 import { keyCommands } from "./keys.ts";
 import { pairCommands } from "./pair.ts";
+import { passkeyCommands } from "./passkeys.ts";
+import { sessionCommands } from "./sessions.ts";
 import { signingKeyCommands } from "./signing-keys.ts";
 import { tokenCommands } from "./token.ts";
 import { userCommands } from "./users.ts";
@@ -26,9 +28,17 @@ const PROGRAM = "bun run cli";
  * word such as `constructor` is an unknown command rather than something inherited.
  */
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [keyCommands, tokenCommands, userCommands, banCommands, signingKeyCommands, pairCommands, doctorCommands].flatMap((group) =>
-    Object.entries(group),
-  ),
+  [
+    keyCommands,
+    tokenCommands,
+    userCommands,
+    passkeyCommands,
+    sessionCommands,
+    banCommands,
+    signingKeyCommands,
+    pairCommands,
+    doctorCommands,
+  ].flatMap((group) => Object.entries(group)),
 );
 
 /** The main help: one line per command summary, the descriptions lined up in one column. */

@@ -555,6 +555,42 @@ function inspectAuditFile(path: string): CheckResult {
   }
 }
 
+/**
+ * Whether browsers will offer passkeys with these settings: they need a domain name (never an IP
+ * address) and a secure context, which is https:// or http://localhost.
+ */
+export function inspectPasskeys(config: Pick<Config, "webauthn" | "tls" | "trustedProxies">): CheckResult {
+  const settings = config.webauthn;
+  // Passkeys are optional: a fresh device without a domain name is healthy, so this is news, not a warning.
+  if (settings === null) {
+    return {
+      check: "passkeys",
+      status: "ok",
+      message:
+        "off: browsers allow passkeys only on a domain name over HTTPS. Set PUBLIC_URL=https://<name>.local:<port> " +
+        "(with TLS_CERT_FILE and TLS_KEY_FILE), or WEBAUTHN_RP_ID (and WEBAUTHN_ORIGINS)",
+    };
+  }
+  const insecure = (settings.origins ?? []).filter((origin) => origin.startsWith("http:") && new URL(origin).hostname !== "localhost");
+  if (insecure.length > 0) {
+    return {
+      check: "passkeys",
+      status: "warn",
+      message: `${insecure.join(" ")} is plain http: browsers offer passkeys only in a secure context (https://, or http://localhost); use https://`,
+    };
+  }
+  const ownTls = config.tls !== null || config.trustedProxies.length > 0;
+  if (settings.origins === null && settings.rpId !== "localhost" && !ownTls) {
+    return {
+      check: "passkeys",
+      status: "warn",
+      message: `passkeys for ${settings.rpId} need https:// pages, but TLS is off; set TLS_CERT_FILE and TLS_KEY_FILE, or serve the gate through a TLS proxy (TRUSTED_PROXIES)`,
+    };
+  }
+  const where = settings.origins?.join(" ") ?? `${settings.rpId === "localhost" ? "http(s)" : "https"}://${settings.rpId}`;
+  return { check: "passkeys", status: "ok", message: `passkeys for ${settings.rpId}, from ${where}` };
+}
+
 /** Every check, in the order a person would fix things. */
 export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> {
   const parsed = parseConfig(context.env, { isTTY: false });
@@ -584,6 +620,7 @@ export async function runDoctor(context: DoctorContext): Promise<CheckResult[]> 
   if (config.redisUrl !== null) results.push(await inspectRedis(config.redisUrl));
   if (config.auditLogFile !== null) results.push(inspectAuditFile(config.auditLogFile));
   if (config.routesFile !== null) results.push(...(await inspectRoutesFile(config.routesFile)));
+  results.push(inspectPasskeys(config));
   return results;
 }
 

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { ACCESS_LOG_MODES, LOG_FORMATS, LOG_LEVELS } from "../core/log.ts";
 import { isTokenShaped } from "../secrets/tokens.ts";
-import { parseScopes } from "../secrets/keys.ts";
+import { judgeDuration, parseDuration, parseScopes, type DurationRange } from "../secrets/keys.ts";
 import { parseAddressPattern } from "../core/addresses.ts";
 import { parseHostPattern, parseOrigin } from "../core/origins.ts";
 
@@ -164,6 +164,35 @@ function choice<const T extends readonly [string, ...string[]]>(variable: string
       }
       return value as T[number];
     });
+}
+
+/** A duration such as `7d` or `12h` within `range`, with the range in the error. */
+function duration(variable: string, range: DurationRange, fallback: string) {
+  const message = `must be a duration such as ${fallback}, 12h or 90m (s, m, h, d or w), ${range.words}; set ${variable}=${fallback} or unset it`;
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const ms = parseDuration(raw === undefined || raw.trim() === "" ? fallback : raw);
+      if (ms === undefined || judgeDuration(ms, range) !== undefined) {
+        ctx.addIssue({ code: "custom", message });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+const DAY = 86_400_000;
+const SESSION_IDLE: DurationRange = { min: 300_000, max: 365 * DAY, words: "from 5m to 365d" };
+const SESSION_LIFETIME: DurationRange = { min: 3_600_000, max: 365 * DAY, words: "from 1h to 365d" };
+
+const IP_LITERAL = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-f:.]*:[0-9a-f:.]*\]?)$/i;
+
+/** A WebAuthn RP ID: a domain name, never an IP address (browsers refuse those). */
+export function parseRpId(text: string): string | undefined {
+  const host = text.trim().toLowerCase().replace(/\.$/, "");
+  if (IP_LITERAL.test(host)) return undefined;
+  return /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(host) ? host : undefined;
 }
 
 export const DEFAULT_ROLE_SCOPES = "admin=*;viewer=data:read,ws:connect";
@@ -358,6 +387,36 @@ const envSchema = z.object({
   WS_IDLE_TIMEOUT_SECONDS: wholeNumber("WS_IDLE_TIMEOUT_SECONDS", 8, 960, 120, " seconds"),
   HTTP_IDLE_TIMEOUT_SECONDS: wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", 1, 255, 10, " seconds"),
   SHUTDOWN_TIMEOUT_SECONDS: wholeNumber("SHUTDOWN_TIMEOUT_SECONDS", 1, 9, 5, " seconds"),
+  SESSION_IDLE_TIMEOUT: duration("SESSION_IDLE_TIMEOUT", SESSION_IDLE, "7d"),
+  SESSION_LIFETIME: duration("SESSION_LIFETIME", SESSION_LIFETIME, "30d"),
+  PUBLIC_URL: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const origin = parseOrigin(raw.trim().replace(/\/$/, ""));
+      if (origin === undefined) {
+        ctx.addIssue({ code: "custom", message: "must be the URL people open, scheme and host (and port), e.g. https://gate.local:8443" });
+        return z.NEVER;
+      }
+      return origin;
+    }),
+  WEBAUTHN_RP_ID: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const rpId = parseRpId(raw);
+      if (rpId === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: "must be a domain name such as gate.local (browsers refuse passkeys for an IP address); see the README's TLS recipe",
+        });
+        return z.NEVER;
+      }
+      return rpId;
+    }),
+  WEBAUTHN_ORIGINS: list(parseOrigin, "origins such as https://gate.local:8443 where the sign-in page is served"),
 });
 
 /** The environment variables tokengate reads (names only: `doctor` lists which are set). */
@@ -437,7 +496,29 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
     httpIdleTimeout: vars.HTTP_IDLE_TIMEOUT_SECONDS,
     /** Seconds that graceful shutdown waits for sockets before it forces the exit. */
     shutdownTimeout: vars.SHUTDOWN_TIMEOUT_SECONDS,
+    sessions: {
+      /** A browser session unused this long ends (sliding). */
+      idleMs: vars.SESSION_IDLE_TIMEOUT,
+      /** A browser session ends this long after sign-in, however busy. */
+      lifetimeMs: vars.SESSION_LIFETIME,
+    },
+    /** Where people open the gate (PUBLIC_URL), if said: the login page's links and the passkey origin. */
+    publicUrl: vars.PUBLIC_URL ?? null,
+    webauthn: toWebAuthn(vars),
   } as const;
+}
+
+/**
+ * Passkeys: the RP ID (a domain) and the page origins allowed to use it, from WEBAUTHN_RP_ID /
+ * WEBAUTHN_ORIGINS or PUBLIC_URL. `origins: null` means any port of the RP ID's host over https
+ * (and http on localhost, a secure context too). Null when nothing names a domain.
+ */
+function toWebAuthn(vars: EnvVars): { readonly rpId: string; readonly origins: readonly string[] | null } | null {
+  const fromUrl = vars.PUBLIC_URL === undefined ? undefined : parseRpId(new URL(vars.PUBLIC_URL).hostname);
+  const rpId = vars.WEBAUTHN_RP_ID ?? fromUrl;
+  if (rpId === undefined) return null;
+  if (vars.WEBAUTHN_ORIGINS.length > 0) return { rpId, origins: vars.WEBAUTHN_ORIGINS };
+  return { rpId, origins: vars.PUBLIC_URL !== undefined && fromUrl === rpId ? [vars.PUBLIC_URL] : null };
 }
 
 /** The validated configuration: derived from the schema through `toConfig`, never declared by hand. */
@@ -467,7 +548,32 @@ function checkPairs(env: Readonly<Record<string, string | undefined>>): ConfigPr
       message: "must be set together with its partner: TLS needs both the certificate (TLS_CERT_FILE) and its private key (TLS_KEY_FILE)",
     });
   }
+  problems.push(...checkWebAuthnPairs(env));
   return problems;
+}
+
+/** WEBAUTHN_ORIGINS must sit on the RP ID's domain; an RP ID or origins alone do not say enough. */
+function checkWebAuthnPairs(env: Readonly<Record<string, string | undefined>>): ConfigProblem[] {
+  const rpId = isSet(env.WEBAUTHN_RP_ID) ? parseRpId(env.WEBAUTHN_RP_ID) : undefined;
+  const origins = isSet(env.WEBAUTHN_ORIGINS) ? env.WEBAUTHN_ORIGINS.split(",").map((entry) => parseOrigin(entry.trim())) : [];
+  if (origins.length === 0 || origins.includes(undefined)) return [];
+  if (rpId === undefined && !isSet(env.PUBLIC_URL)) {
+    return [
+      { variable: "WEBAUTHN_ORIGINS", message: "needs WEBAUTHN_RP_ID (the domain the origins share) or PUBLIC_URL; set one of them" },
+    ];
+  }
+  const domain = rpId ?? parseRpId(new URL(parseOrigin(env.PUBLIC_URL!.trim().replace(/\/$/, "")) ?? "http://invalid").hostname);
+  const foreign = origins.filter((origin) => {
+    const host = new URL(origin!).hostname;
+    return domain === undefined || (host !== domain && !host.endsWith(`.${domain}`));
+  });
+  if (foreign.length === 0) return [];
+  return [
+    {
+      variable: "WEBAUTHN_ORIGINS",
+      message: `every origin must be on the RP ID's domain (${domain ?? "none"}) or a subdomain of it; fix or remove the others`,
+    },
+  ];
 }
 
 const problemsOf = (error: z.ZodError): ConfigProblem[] =>

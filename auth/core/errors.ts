@@ -94,6 +94,8 @@ export const POLICIES = {
   // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
   misdirected_request: refusal("misdirected_request", 421, 4421, { audited: false }),
   forbidden_origin: refusal("forbidden_origin", 403, 4403, { audited: false }),
+  /** A state-changing request carried only the session cookie and no proof it came from our own page (CSRF). */
+  cross_site_request: refusal("forbidden_origin", 403, 4403),
   /** The brute-force guard: comes with Retry-After. */
   too_many_requests: refusal("too_many_requests", 429, 4429),
   not_found: refusal("not_found", 404, 4404, { audited: false }),

@@ -14,7 +14,10 @@ export interface Principal {
   readonly expiresAt: number | null;
   /** User roles (empty for keys and the bootstrap token); carried into issued JWTs. */
   readonly roles: readonly string[];
-  /** For JWTs: the refresh-token family (sign-in session) they came from, if any. */
+  /**
+   * For JWTs: the refresh-token family (sign-in session) they came from, if any; for a browser
+   * session cookie: the session's id. Revoking either ends the principal.
+   */
   readonly session: string | null;
   /** For JWTs: the token's `jti`, so a single access token can be revoked. */
   readonly tokenId: string | null;

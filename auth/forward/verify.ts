@@ -4,10 +4,13 @@
  * holds; tokengate judges it like any protected request (every token form, scopes, bans, audit) and
  * answers 200 with identity headers, or the usual 401/403/429 with its challenge.
  */
-import { readCredential } from "../authn/credentials.ts";
+import { readCredential, readSessionCookie } from "../authn/credentials.ts";
+import { judgeCookieUse } from "../http/csrf.ts";
+import { isNavigation, loginLocation, loginRedirect } from "../http/navigation.ts";
+import { clearedSessionCookie, mayHoldSessionCookie, withoutSessionCookies } from "../secrets/sessions.ts";
 import type { AddressList } from "../core/addresses.ts";
 import { isTrustedPeer } from "../http/clients.ts";
-import { GateError } from "../core/errors.ts";
+import { GateError, MISSING_TOKEN } from "../core/errors.ts";
 import { setIdentityHeaders } from "./identity.ts";
 import type { Principal } from "../core/principal.ts";
 import { NO_PARAMS, parseQuery, valuesOf } from "../core/query.ts";
@@ -34,6 +37,16 @@ interface Original {
   readonly host: string | null;
   readonly path: string;
   readonly query: string;
+  /** Its method: Caddy and Traefik ask with GET and name the original in X-Forwarded-Method. */
+  readonly method: string;
+}
+
+const METHOD = /^[A-Z]{3,10}$/;
+
+/** X-Forwarded-Method (Caddy, Traefik) or X-Original-Method (nginx, by convention), else the verify request's own. */
+function originalMethod(request: Request): string {
+  const named = request.headers.get("x-forwarded-method") ?? request.headers.get("x-original-method");
+  return named !== null && METHOD.test(named) ? named : request.method;
 }
 
 const NO_SCOPE = new GateError(
@@ -66,15 +79,17 @@ export function parseOriginForm(uri: string): { path: string; query: string } | 
  */
 function readOriginal(request: Request, server: GateServer, trustedProxies: AddressList): Original | GateError {
   const { headers } = request;
-  if (!isTrustedPeer(request, server, trustedProxies)) return { host: headers.get("host"), path: VERIFY_PATH, query: "" };
+  if (!isTrustedPeer(request, server, trustedProxies))
+    return { host: headers.get("host"), path: VERIFY_PATH, query: "", method: request.method };
   const forwarded = headers.get("x-forwarded-uri");
   const original = headers.get("x-original-uri");
   if (forwarded !== null && original !== null && forwarded !== original) return BAD_ORIGINAL;
   const uri = forwarded ?? original;
   const host = headers.get("x-forwarded-host") ?? headers.get("host");
-  if (uri === null) return { host, path: VERIFY_PATH, query: "" };
+  const method = originalMethod(request);
+  if (uri === null) return { host, path: VERIFY_PATH, query: "", method };
   const target = parseOriginForm(uri);
-  return target === undefined ? BAD_ORIGINAL : { host, ...target };
+  return target === undefined ? BAD_ORIGINAL : { host, ...target, method };
 }
 
 /** The verify URL's query → its `?scope=` judgement. A proxy sends the same few verify URLs every time. */
@@ -109,14 +124,64 @@ function identityAnswer(principal: Principal): Response {
   return new Response(null, { status: 200, headers });
 }
 
+/** The original request's sign-in cookie and its CSRF verdict, judged with the original method and host. */
+function readOriginalCookie(request: Request, server: GateServer, original: Original, options: ForwardAuthOptions) {
+  const secure = options.secureTransport?.(request, server) ?? false;
+  if (options.secureTransport === undefined) return { credential: undefined, forged: undefined, secure };
+  const credential = readSessionCookie(request.headers.get("cookie"), secure);
+  const use = {
+    method: original.method,
+    upgrade: request.headers.get("upgrade")?.toLowerCase() === "websocket",
+    origin: request.headers.get("origin"),
+    host: original.host,
+    fetchSite: request.headers.get("sec-fetch-site"),
+  };
+  const forged = typeof credential === "string" ? judgeCookieUse(use, options.originPolicy) : undefined;
+  return { credential, forged, secure };
+}
+
+/**
+ * A navigation without a usable credential: 302 to the sign-in page on the same host (Caddy and
+ * Traefik hand it to the browser). nginx's auth_request cannot pass a 302 on, so its verify URL
+ * says `?login=header`: a 401 whose X-Tokengate-Login header its `error_page 401` location
+ * turns into the redirect (README: Signing in from a browser).
+ */
+function answerLogin(request: Request, target: string, clearCookie: string | undefined): Response {
+  if (!wantsLoginHeader(request)) return loginRedirect(target, clearCookie);
+  const answer = toResponse(MISSING_TOKEN);
+  answer.headers.set(LOGIN_HEADER, loginLocation(target));
+  return answer;
+}
+
+export const LOGIN_HEADER = "x-tokengate-login";
+
+/**
+ * The original Cookie header without the gate's sign-in cookie, on every 200: the proxy sends it
+ * to the service in place of the browser's (nginx `proxy_set_header Cookie`, Caddy `copy_headers
+ * X-Tokengate-Cookie>Cookie`), so the session never reaches the service. Empty when nothing is left.
+ */
+export const COOKIE_HEADER = "x-tokengate-cookie";
+
+function serviceCookies(header: string | null): string {
+  if (header === null) return "";
+  return mayHoldSessionCookie(header) ? (withoutSessionCookies(header) ?? "") : header;
+}
+
+function wantsLoginHeader(request: Request): boolean {
+  const mark = request.url.indexOf("?");
+  return mark !== -1 && valuesOf(parseQuery(request.url.slice(mark + 1)), "login")[0] === "header";
+}
+
 export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
   const authorizer = new Authorizer(options);
 
-  const settle = (exchange: Exchange, verdict: Verdict, token: unknown): Response => {
-    const judged = authorizer.judge(exchange, verdict, token);
+  const settle = (exchange: Exchange, verdict: Verdict, token: unknown, alreadyJudged = false): Response => {
+    const judged = alreadyJudged ? verdict : authorizer.judge(exchange, verdict, token);
     if (judged instanceof GateError) return toResponse(judged);
     if (judged.kind !== "bootstrap") options.recordUse?.(judged, () => authorizer.addressOf(exchange.request, exchange.server));
-    return identityAnswer(judged);
+    const answer = identityAnswer(judged);
+    answer.headers.set(COOKIE_HEADER, serviceCookies(exchange.request.headers.get("cookie")));
+    return answer;
   };
 
   const verify = (request: Request, server: GateServer): Response | Promise<Response> => {
@@ -134,14 +199,40 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
       queryTokens: original.query === "" ? [] : valuesOf(parseQuery(original.query), "token"),
       subprotocols: request.headers.get("sec-websocket-protocol"),
     });
-    const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
+    if (credential === "none") return verifyWithoutToken(exchange, original, scope);
+    const token = credential instanceof GateError ? credential : credential.token;
     const who = authorizeToken(token, options.authenticate, scope);
     return who instanceof Promise ? who.then((verdict) => settle(exchange, verdict, token)) : settle(exchange, who, token);
+  };
+
+  /**
+   * No token: the sign-in cookie (with the CSRF rule, judged on the original request), else a
+   * browser navigation goes to the sign-in page and everything else gets the 401.
+   */
+  const verifyWithoutToken = (exchange: Exchange, original: Original, scope: string): Response | Promise<Response> => {
+    const { request, server } = exchange;
+    const cookie = readOriginalCookie(request, server, original, options);
+    if (cookie.forged !== undefined) return settle(exchange, cookie.forged, undefined);
+    const navigation = isNavigation(original.method, request.headers);
+    const target = original.query === "" ? original.path : `${original.path}?${original.query}`;
+    const toLogin = (clear: boolean) => answerLogin(request, target, clear ? clearedSessionCookie(cookie.secure) : undefined);
+    if (cookie.credential === undefined) return navigation ? toLogin(false) : settle(exchange, MISSING_TOKEN, undefined);
+    const credential = cookie.credential;
+    const finish = (verdict: Verdict) => {
+      const judged = authorizer.judge(exchange, verdict, credential);
+      // A cookie that no longer works is dropped, and the person signs in again.
+      if (navigation && judged instanceof GateError && judged.policy.status === 401) return toLogin(true);
+      return settle(exchange, judged, undefined, true);
+    };
+    const who = authorizeToken(credential, options.authenticate, scope);
+    return who instanceof Promise ? who.then(finish) : finish(who);
   };
 
   return {
     kind: "http",
     path: VERIFY_PATH,
+    // The Origin a proxy passes on is the original request's, on the service's host: judged against that host (CSRF) here.
+    judgesOriginItself: true,
     // nginx's auth_request keeps the original method; the answer does not depend on it.
     methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     scope: null,

@@ -16,7 +16,11 @@ export type AuditEvent =
   | "refresh.reuse_detected"
   | "ban.started"
   | "ban.ended"
-  | "pairing.completed";
+  | "pairing.completed"
+  | "session.created"
+  | "session.ended"
+  | "passkey.added"
+  | "passkey.removed";
 
 export type AuditFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
 

@@ -3,7 +3,10 @@
  * synchronous fast path for secrets and cached JWTs; a password or an uncached JWT takes a
  * promise), checking the scope, and settling refusals with the guard and the audit log.
  */
-import { BasicCredentials, readHeaderToken, UNSUPPORTED_SCHEME } from "../authn/credentials.ts";
+import { BasicCredentials, readHeaderToken, readSessionCookie, UNSUPPORTED_SCHEME } from "../authn/credentials.ts";
+import type { OriginPolicy } from "../core/origins.ts";
+import { judgeCookieRequest } from "./csrf.ts";
+import { clearedSessionCookie } from "../secrets/sessions.ts";
 import type { PasswordAuthenticator } from "../authn/users.ts";
 import { GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
 import { requireScope, type Authenticator, type Principal } from "../core/principal.ts";
@@ -41,6 +44,20 @@ export interface AuthorizerOptions {
   readonly offerBasicChallenge?: boolean | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
   readonly passwordTransport?: TransportCheck | undefined;
+  /**
+   * Whether the browser reached us over TLS (then the cookie is `__Host-tgs`). Set: a request with
+   * no header credential may use its sign-in cookie; absent: cookies are not read.
+   */
+  readonly secureTransport?: TransportCheck | undefined;
+  /** Which pages may send cookie-authenticated requests that change state (CSRF). */
+  readonly originPolicy?: OriginPolicy | undefined;
+}
+
+/** Where a request's credential came from, as far as CSRF cares: the cookie is ambient, the rest are not. */
+export interface CookieCredential {
+  readonly credential: string | GateError | undefined;
+  /** Refusal when the cookie was used from a page we do not trust for a change of state. */
+  readonly forged: GateError | undefined;
 }
 
 /** A presented credential → who, or why not; a Promise only when verification is asynchronous. */
@@ -104,12 +121,41 @@ export class Authorizer {
     return wait > 0 ? tooManyAttempts(wait) : undefined;
   }
 
-  /** The header credential of a protected route's request → its handler, or the refusal. */
+  /** The header credential (else the sign-in cookie) of a protected route's request → its handler, or the refusal. */
   serveProtected(exchange: Exchange, route: ProtectedRoute): Response | Promise<Response> {
     const ban = this.findBan(exchange);
     if (ban !== undefined) return toResponse(ban);
     const { headers } = exchange.request;
-    return this.serveCredential(exchange, route, readHeaderToken(headers.get("x-auth-token"), headers.get("authorization")));
+    const credential = readHeaderToken(headers.get("x-auth-token"), headers.get("authorization"));
+    if (credential !== undefined || this.options.secureTransport === undefined) return this.serveCredential(exchange, route, credential);
+    const cookie = this.readCookie(exchange);
+    if (cookie.forged !== undefined) {
+      const refused = this.judge(exchange, cookie.forged, undefined);
+      return toResponse(refused instanceof GateError ? refused : cookie.forged);
+    }
+    if (cookie.credential === undefined) return this.serveCredential(exchange, route, undefined);
+    const answer = this.serveCredential(exchange, route, cookie.credential);
+    return answer instanceof Promise
+      ? answer.then((resolved) => this.dropDeadCookie(exchange, resolved))
+      : this.dropDeadCookie(exchange, answer);
+  }
+
+  /** A sign-in cookie that no longer works (ended, expired, unknown) is cleared with its 401, so the page asks once. */
+  private dropDeadCookie(exchange: Exchange, answer: Response): Response {
+    if (answer.status !== 401) return answer;
+    const secure = this.options.secureTransport?.(exchange.request, exchange.server) ?? false;
+    answer.headers.append("set-cookie", clearedSessionCookie(secure));
+    return answer;
+  }
+
+  /** The sign-in cookie of a request that carries no other credential, with the CSRF verdict. */
+  readCookie(exchange: Exchange): CookieCredential {
+    const { request, server } = exchange;
+    const secure = this.options.secureTransport?.(request, server);
+    if (secure === undefined) return { credential: undefined, forged: undefined };
+    const credential = readSessionCookie(request.headers.get("cookie"), secure);
+    const forged = typeof credential === "string" ? judgeCookieRequest(request, this.options.originPolicy) : undefined;
+    return { credential, forged };
   }
 
   /** A credential the caller read (the proxy reads more places than headers) → the route's handler, or the refusal. */

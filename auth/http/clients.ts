@@ -68,11 +68,13 @@ function forwardedProto(request: Request): string | undefined {
   return legacy ?? standard;
 }
 
+/** Whether the client reached us over TLS: directly, or through a TLS-terminating proxy we trust that says so. */
+export function createSecureTransportCheck(trustedProxies: AddressList): TransportCheck {
+  return (request, server) =>
+    request.url.startsWith("https:") || (isTrustedPeer(request, server, trustedProxies) && forwardedProto(request) === "https");
+}
+
 export function createTransportCheck(trustedProxies: AddressList, addressOf: AddressResolver): TransportCheck {
-  return (request, server) => {
-    if (request.url.startsWith("https:")) return true;
-    // A TLS-terminating proxy we trust tells us how the client reached it.
-    if (isTrustedPeer(request, server, trustedProxies) && forwardedProto(request) === "https") return true;
-    return isLoopback(addressOf(request, server));
-  };
+  const secure = createSecureTransportCheck(trustedProxies);
+  return (request, server) => secure(request, server) || isLoopback(addressOf(request, server));
 }

@@ -153,10 +153,53 @@ function serveAsset(request: Request, asset: Asset, immutable: boolean): Respons
   return new Response(asset.body, { status: 200, headers });
 }
 
-/** Public routes for `/` and each file of the console bundle. */
-export function createConsoleRoutes(page: HTMLBundle): HttpRoute[] {
+/**
+ * The page's assets again under `/auth/console/`: the gate's own prefix, which it answers on every
+ * host, including one the routes file gives to a service (where `/index.js` is the service's).
+ */
+export const CONSOLE_ASSET_PREFIX = "/auth/console";
+
+/**
+ * The page with its relative asset references pointing under CONSOLE_ASSET_PREFIX, so it works at
+ * `/auth/login` on any host, and its sign-in forms posting back to the page's own URL.
+ */
+function rootedPage(asset: Asset): Asset {
+  const text = new TextDecoder()
+    .decode(asset.body)
+    .replace(/(src|href)="\.\//g, `$1="${CONSOLE_ASSET_PREFIX}/`)
+    // Without script, a sign-in form then posts to this very URL, `?rd=` included, and lands there.
+    .replace(/ action="\/auth\/login"/g, "");
+  return { ...asset, body: new TextEncoder().encode(text), etag: asset.etag.replace(/"$/, '-rooted"') };
+}
+
+export interface Console {
+  /** Public routes for `/` and each file of the console bundle. */
+  readonly routes: HttpRoute[];
+  /** The same page for another path (the sign-in page at `/auth/login`). */
+  readonly servePage: (request: Request) => Promise<Response>;
+}
+
+export function createConsole(page: HTMLBundle): Console {
   const bundle = bundleOf(page);
-  return [...bundle.paths].map(([path, immutable]): HttpRoute => ({
+  const rooted = once(async () => {
+    const asset = (await bundle.load()).get("/");
+    if (asset === undefined) throw new Error("the console bundle has no page");
+    return rootedPage(asset);
+  });
+  const prefixed = [...bundle.paths]
+    .filter(([path]) => path !== "/")
+    .map(([path, immutable]): HttpRoute => ({
+      kind: "http",
+      path: CONSOLE_ASSET_PREFIX + path,
+      methods: ["GET", "HEAD"],
+      scope: null,
+      handle: async (request) => {
+        const asset = (await bundle.load()).get(path);
+        if (asset === undefined) throw new Error(`the console bundle has no ${path}`);
+        return serveAsset(request, asset, immutable);
+      },
+    }));
+  const routes = [...bundle.paths].map(([path, immutable]): HttpRoute => ({
     kind: "http",
     path,
     methods: path === "/" ? ["GET", "HEAD", "POST"] : ["GET", "HEAD"],
@@ -169,4 +212,5 @@ export function createConsoleRoutes(page: HTMLBundle): HttpRoute[] {
       return serveAsset(request, asset, immutable);
     },
   }));
+  return { routes: [...routes, ...prefixed], servePage: async (request) => serveAsset(request, await rooted(), false) };
 }

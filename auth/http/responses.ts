@@ -137,7 +137,7 @@ export const FORM_LIMIT = 64 * 1024;
 export const FORM_TOO_LARGE = new GateError("payload_too_large", "The request body is larger than this endpoint takes (64 KiB)");
 
 /** The body as text, or `undefined` once it passes `limit` bytes (read no further: a chunked body has no declared length). */
-async function readBoundedText(request: Request, limit: number): Promise<string | undefined> {
+export async function readBoundedText(request: Request, limit: number): Promise<string | undefined> {
   if (request.body === null) return "";
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -180,4 +180,18 @@ export function withStoreFailures<A extends unknown[]>(
       onFailure(error);
       return toOAuthResponse(STORE_UNAVAILABLE);
     });
+}
+
+/** A handler whose store stops answering (PostgreSQL down) answers 503 with Retry-After in the gate's error shape, never a 500. */
+export function answerStoreFailures<A extends unknown[]>(
+  handle: (...args: A) => Response | Promise<Response>,
+): (...args: A) => Promise<Response> {
+  return async (...args) => {
+    try {
+      return await handle(...args);
+    } catch (error) {
+      if (error instanceof StoreError) return toResponse(STORE_UNAVAILABLE);
+      throw error;
+    }
+  };
 }

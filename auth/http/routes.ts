@@ -22,6 +22,11 @@ export interface PublicRoute extends HttpRouteBase {
   readonly guarded?: boolean;
   /** The console's page and assets: on a host the routes file gives to a service, the service answers instead. */
   readonly yieldsToHostRoutes?: boolean;
+  /**
+   * The request's Origin belongs to another request (forward auth: the one the proxy holds, on the
+   * service's host), so the gate's Origin screen does not apply; the route judges it itself.
+   */
+  readonly judgesOriginItself?: boolean;
   handle(request: Request, principal: undefined, server: GateServer): Response | Promise<Response>;
 }
 

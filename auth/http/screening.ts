@@ -89,9 +89,13 @@ export function screenRequest(screens: Screens, exchange: Exchange, route: Route
   )
     return FORM_TOO_LARGE;
   const origin = request.headers.get("origin");
-  if (origin !== null && screens.originPolicy !== undefined && !screens.originPolicy.allows(origin, host)) return FOREIGN_ORIGIN;
+  if (origin !== null && screens.originPolicy !== undefined && !screens.originPolicy.allows(origin, host) && !judgesOrigin(route))
+    return FOREIGN_ORIGIN;
   return undefined;
 }
+
+const judgesOrigin = (route: Route | ProxiedRoute | undefined) =>
+  route?.kind === "http" && route.scope === null && route.judgesOriginItself === true;
 
 /** Content-Length as a number (0 when absent; NaN for a repeated `5, 5`, which passes here and meets the bounded form reader). */
 function declaredLength(request: Request): number {

@@ -71,7 +71,12 @@ export class SocketUpgrader {
       queryTokens: exchange.params.length === 0 ? [] : valuesOf(exchange.params, "token"),
       subprotocols: request.headers.get("sec-websocket-protocol"),
     });
-    const token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
+    let token = credential === "none" ? undefined : credential instanceof GateError ? credential : credential.token;
+    if (credential === "none") {
+      // A same-origin page opens its socket with the sign-in cookie; the Origin check is mandatory then.
+      const cookie = this.authorizer.readCookie(exchange);
+      token = cookie.forged ?? cookie.credential;
+    }
     const who = authorizeToken(token, this.authorizer.options.authenticate, route.scope);
     const settle = (verdict: Verdict) => this.settle(exchange, route, this.authorizer.judge(exchange, verdict, token));
     return who instanceof Promise ? who.then(settle) : settle(who);

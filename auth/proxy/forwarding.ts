@@ -8,6 +8,7 @@
  */
 import type { Principal } from "../core/principal.ts";
 import { FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADER_PREFIX, setIdentityHeaders } from "../forward/identity.ts";
+import { mayHoldSessionCookie, setsSessionCookie, withoutSessionCookies } from "../secrets/sessions.ts";
 import { withoutTokenParam } from "./target.ts";
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -155,6 +156,13 @@ export function rewriteRequestHeaders(headers: Headers, facts: ForwardingFacts):
   for (const name of withheld) headers.delete(name);
   const referer = headers.get("referer");
   if (referer !== null && /t|%/i.test(referer)) headers.set("referer", refererWithoutToken(referer));
+  const cookie = headers.get("cookie");
+  if (mayHoldSessionCookie(cookie)) {
+    // The sign-in cookie is the gate's credential: the service gets the page's other cookies only.
+    const kept = withoutSessionCookies(cookie!);
+    if (kept === undefined) headers.delete("cookie");
+    else headers.set("cookie", kept);
+  }
   setForwarding(headers, earlier, facts);
   if (facts.identity !== undefined) setIdentityHeaders(headers, facts.identity);
   return headers;
@@ -173,6 +181,15 @@ export function stripResponseHeaders(headers: Headers): void {
   const named = connectionOptions(headers.get("connection"));
   for (const name of HOP_BY_HOP) if (headers.has(name)) headers.delete(name);
   if (named !== undefined) for (const name of named) headers.delete(name);
+  if (headers.has("set-cookie")) withholdSessionCookies(headers);
+}
+
+/** A service may not set or clear the gate's sign-in cookie on its host (session fixation through a service). */
+function withholdSessionCookies(headers: Headers): void {
+  const all = headers.getSetCookie();
+  if (!all.some(setsSessionCookie)) return;
+  headers.delete("set-cookie");
+  for (const value of all) if (!setsSessionCookie(value)) headers.append("set-cookie", value);
 }
 
 const PROTOCOL_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -19,6 +19,8 @@ import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
 import { isWebSocketUpgrade } from "../http/screening.ts";
+import { isNavigation, loginRedirect } from "../http/navigation.ts";
+import { clearedSessionCookie } from "../secrets/sessions.ts";
 import { createSocketData, UPGRADE_FAILED } from "../http/upgrades.ts";
 import type { WsData } from "../ws/data.ts";
 import { readProxyCredential, type ProxyCredential } from "./credential.ts";
@@ -97,6 +99,7 @@ class ServiceProxy implements ProxiedRoute {
     if (ban !== undefined) return toResponse(ban);
     const upgrade = isWebSocketUpgrade(exchange.request);
     const read = readProxyCredential(exchange.request.headers, exchange.params, upgrade, this.options.authenticatePassword !== undefined);
+    if (read.credential === undefined) return this.#serveWithoutToken(exchange, upgrade);
     const conflict = this.#otherGateCredential(exchange.request.headers, read);
     if (conflict === false) return this.#proceed(exchange, read, upgrade);
     const refuse = () => {
@@ -104,6 +107,41 @@ class ServiceProxy implements ProxiedRoute {
       return toResponse(settled instanceof GateError ? settled : CONFLICTING_TOKENS);
     };
     return conflict === true ? refuse() : conflict.then((found) => (found ? refuse() : this.#proceed(exchange, read, upgrade)));
+  }
+
+  /**
+   * No token anywhere: the sign-in cookie, if any, is the credential (with the CSRF rule). A
+   * navigation without a usable one goes to the sign-in page; anything else gets its 401.
+   */
+  #serveWithoutToken(exchange: Exchange, upgrade: boolean): Response | undefined | Promise<Response | undefined> {
+    const cookie = this.authorizer.readCookie(exchange);
+    if (cookie.forged !== undefined) {
+      const refused = this.authorizer.judge(exchange, cookie.forged, undefined);
+      return toResponse(refused instanceof GateError ? refused : cookie.forged);
+    }
+    const navigation = !upgrade && isNavigation(exchange.request.method, exchange.request.headers);
+    if (cookie.credential === undefined && navigation) return loginRedirect(this.#pageAddress(exchange));
+    if (!navigation || typeof cookie.credential !== "string")
+      return this.#proceed(exchange, { credential: cookie.credential, authorizationIsOurs: false }, upgrade);
+    const credential = cookie.credential;
+    const settle = (verdict: Verdict) => {
+      const judged = this.authorizer.judge(exchange, verdict, credential);
+      // A cookie that no longer works (ended, expired, unknown) is dropped, and the person signs in again.
+      if (judged instanceof GateError && judged.policy.status === 401)
+        return loginRedirect(
+          this.#pageAddress(exchange),
+          clearedSessionCookie(this.authorizer.options.secureTransport?.(exchange.request, exchange.server) ?? false),
+        );
+      return this.authorizer.serveVerdict(exchange, this.#protectedFor(exchange, false, false), judged);
+    };
+    const who = authorizeToken(credential, this.authorizer.options.authenticate, this.route.scope);
+    return who instanceof Promise ? who.then(settle) : settle(who);
+  }
+
+  /** Where the browser was going: the path and query it asked the gate for. */
+  #pageAddress(exchange: Exchange): string {
+    const { query } = splitUrl(exchange.request.url);
+    return query === "" ? exchange.path : `${exchange.path}?${query}`;
   }
 
   #proceed(exchange: Exchange, { credential, authorizationIsOurs }: ProxyCredential, upgrade: boolean) {

@@ -132,6 +132,40 @@ const MIGRATIONS: readonly Migration[] = [
       )${t.strict}`,
     ],
   },
+  {
+    // Browser sign-in: a session cookie's digest, whom it acts for and what it may do (fixed at
+    // sign-in), its absolute end, and its last use (bookkeeping, written at most once a minute).
+    // Passkeys (WebAuthn credentials) per user, and whether a user must sign in with one.
+    version: 8,
+    statements: (t) => [
+      `CREATE TABLE sessions (
+        id TEXT PRIMARY KEY CHECK (length(id) = 16),
+        secret_hash ${t.bytes} NOT NULL CHECK (length(secret_hash) = 32),
+        subject TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        method TEXT NOT NULL CHECK (method IN ('password', 'passkey', 'key')),
+        created_at ${t.int} NOT NULL,
+        last_seen_at ${t.int} NOT NULL,
+        expires_at ${t.int} NOT NULL,
+        revoked_at ${t.int},
+        created_addr TEXT NOT NULL
+      )${t.strict}`,
+      "CREATE INDEX sessions_subject ON sessions(subject)",
+      `CREATE TABLE passkeys (
+        id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 1400),
+        username TEXT NOT NULL REFERENCES users(username),
+        public_key ${t.bytes} NOT NULL,
+        counter ${t.int} NOT NULL CHECK (counter >= 0),
+        transports TEXT NOT NULL,
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+        created_at ${t.int} NOT NULL,
+        last_used_at ${t.int}
+      )${t.strict}`,
+      "CREATE INDEX passkeys_username ON passkeys(username)",
+      `ALTER TABLE users ADD COLUMN passkey_required ${t.int} NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -11,7 +11,9 @@ import { createBanMethods } from "./sql-bans.ts";
 import { createKeyMethods } from "./sql-keys.ts";
 import { createSqlOperations } from "./sql-operations.ts";
 import { createPairingMethods } from "./sql-pairing.ts";
+import { createPasskeyMethods } from "./sql-passkeys.ts";
 import { createRefreshMethods } from "./sql-refresh.ts";
+import { createSessionMethods } from "./sql-sessions.ts";
 import { createSigningKeyMethods } from "./sql-signing-keys.ts";
 import { createUserMethods } from "./sql-users.ts";
 import { StoreError, type Store } from "./types.ts";
@@ -54,6 +56,8 @@ export function createSqlStore(engine: SqlDriver): Store {
     ...createRefreshMethods(sql),
     ...createBanMethods(sql),
     ...createPairingMethods(sql),
+    ...createSessionMethods(sql),
+    ...createPasskeyMethods(sql),
     changeMarker: () => sql.readRevision(),
     watchChanges: (onChange) => driver.watch(onChange),
     close: () => driver.close(),

@@ -11,6 +11,7 @@ interface UserRow {
   created_at: Int;
   updated_at: Int;
   disabled_at: Int | null;
+  passkey_required: Int;
 }
 
 const toUser = (row: UserRow): UserRecord => ({
@@ -20,6 +21,7 @@ const toUser = (row: UserRow): UserRecord => ({
   createdAt: toInt(row.created_at),
   updatedAt: toInt(row.updated_at),
   disabledAt: toIntOrNull(row.disabled_at),
+  passkeyRequired: toInt(row.passkey_required) === 1,
 });
 
 const USER_INSERT = `INSERT INTO users (username, password_hash, roles, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
@@ -36,5 +38,7 @@ export function createUserMethods(sql: SqlOperations): UserStore {
       changeOneRow("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3", [hash, at, username]),
     setDisabled: (username, disabledAt, at) =>
       changeOneRow("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE username = $3", [disabledAt, at, username]),
+    setPasskeyRequired: (username, required, at) =>
+      changeOneRow("UPDATE users SET passkey_required = $1, updated_at = $2 WHERE username = $3", [required ? 1 : 0, at, username]),
   };
 }

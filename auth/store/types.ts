@@ -65,15 +65,18 @@ export interface UserRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly disabledAt: number | null;
+  /** The user must sign in with a passkey: passwords no longer open a browser session. */
+  readonly passkeyRequired: boolean;
 }
 
 export interface UserStore {
   /** Inserts a user; false if the username is taken. */
-  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt">): Promise<boolean>;
+  insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt" | "passkeyRequired">): Promise<boolean>;
   getUser(username: string): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   setPassword(username: string, passwordHash: string, at: number): Promise<boolean>;
   setDisabled(username: string, disabledAt: number | null, at: number): Promise<boolean>;
+  setPasskeyRequired(username: string, required: boolean, at: number): Promise<boolean>;
 }
 
 export interface SigningKeyStore {
@@ -154,8 +157,78 @@ export interface PairingStore {
   redeemPairingCode(codeHash: Uint8Array, now: number, maxFailures: number, key: NewKey): Promise<PairingOutcome>;
 }
 
+/** How a browser session was opened. */
+export type SessionMethod = "password" | "passkey" | "key";
+
+/** A browser sign-in (the `tgs_…` cookie). What it may do is fixed when it opens. */
+export interface SessionRecord {
+  /** Public: lists, logs and audit name a session by it. */
+  readonly id: string;
+  /** SHA-256 of the cookie's secret; the secret itself is never stored. */
+  readonly secretHash: Uint8Array;
+  /** `user:<name>` or `key:<id>`: who signed in. */
+  readonly subject: string;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly method: SessionMethod;
+  readonly createdAt: number;
+  /** The last use written down (at most once a minute per session): the idle timeout runs from it. */
+  readonly lastSeenAt: number;
+  /** The absolute end, fixed at sign-in. */
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+  /** Where the sign-in came from (the client address the guard uses). */
+  readonly createdAddr: string;
+}
+
+export type NewSession = Omit<SessionRecord, "revokedAt">;
+
+export interface SessionStore {
+  insertSession(session: NewSession): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  /** Sessions not revoked and not past their absolute end at `now` (idle ones included: the caller judges idleness). */
+  listSessions(now: number): Promise<SessionRecord[]>;
+  /** Notes a use, keeping a later one already stored. Bookkeeping: the revision does not move. */
+  touchSessions(uses: ReadonlyArray<{ readonly id: string; readonly at: number }>): Promise<void>;
+  /** Ends one session (unless already ended); the updated record. */
+  revokeSession(id: string, at: number): Promise<SessionRecord | undefined>;
+  /** Ends every live session of a subject (`user:<name>` or `key:<id>`); how many. */
+  revokeSessionsOf(subject: string, at: number): Promise<number>;
+}
+
+/** A WebAuthn credential of a user. */
+export interface PasskeyRecord {
+  /** The credential id, base64url. */
+  readonly id: string;
+  readonly username: string;
+  /** COSE public key as the authenticator gave it. */
+  readonly publicKey: Uint8Array;
+  readonly counter: number;
+  readonly transports: readonly string[];
+  readonly name: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+}
+
+export type NewPasskey = Omit<PasskeyRecord, "lastUsedAt">;
+
+export interface PasskeyStore {
+  /** false if the id is taken (the same authenticator registered twice). */
+  insertPasskey(passkey: NewPasskey): Promise<boolean>;
+  getPasskey(id: string): Promise<PasskeyRecord | undefined>;
+  /** One user's passkeys, or everyone's. */
+  listPasskeys(username?: string): Promise<PasskeyRecord[]>;
+  /**
+   * Stores a use: the new signature counter and the time. Refused (false) when the stored counter
+   * moved meanwhile to `counter` or beyond, so two racing sign-ins with one counter value cannot both pass.
+   */
+  recordPasskeyUse(id: string, counter: number, at: number): Promise<boolean>;
+  /** Removes a passkey (only `username`'s, when given); whether one was removed. */
+  removePasskey(id: string, username?: string): Promise<boolean>;
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore;
+export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore & SessionStore & PasskeyStore;
 
 export class StoreError extends Error {
   override readonly name = "StoreError";

@@ -51,6 +51,9 @@ describe("parseConfig defaults", () => {
         wsIdleTimeout: 120,
         httpIdleTimeout: 10,
         shutdownTimeout: 5,
+        sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
+        publicUrl: null,
+        webauthn: null,
       },
     });
   });
@@ -133,6 +136,9 @@ describe("parseConfig defaults", () => {
         wsIdleTimeout: 30,
         httpIdleTimeout: 5,
         shutdownTimeout: 2,
+        sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
+        publicUrl: null,
+        webauthn: null,
       },
     });
   });
@@ -219,6 +225,26 @@ describe("problems", () => {
     ["STORE_URL unparseable", { STORE_URL: "postgres://gate:pw-7c1@[db/x" }, "STORE_URL", /not a store URL/],
     ["REDIS_URL of another scheme", { REDIS_URL: "http://cache.lan:6379" }, "REDIS_URL", /redis:\/\/127\.0\.0\.1:6379/],
     ["REDIS_KEY_PREFIX with a space", { REDIS_KEY_PREFIX: "tg home" }, "REDIS_KEY_PREFIX", /letters, digits/],
+    ["SESSION_IDLE_TIMEOUT without a unit", { SESSION_IDLE_TIMEOUT: "7" }, "SESSION_IDLE_TIMEOUT", /duration such as 7d.*from 5m to 365d/],
+    ["SESSION_IDLE_TIMEOUT too short", { SESSION_IDLE_TIMEOUT: "1m" }, "SESSION_IDLE_TIMEOUT", /from 5m to 365d/],
+    ["SESSION_LIFETIME too long", { SESSION_LIFETIME: "400d" }, "SESSION_LIFETIME", /from 1h to 365d/],
+    ["WEBAUTHN_RP_ID an IP address", { WEBAUTHN_RP_ID: "192.168.1.20" }, "WEBAUTHN_RP_ID", /domain name.*refuse passkeys for an IP/],
+    ["WEBAUTHN_RP_ID an IPv6 address", { WEBAUTHN_RP_ID: "[fe80::1]" }, "WEBAUTHN_RP_ID", /domain name/],
+    ["WEBAUTHN_RP_ID with a port", { WEBAUTHN_RP_ID: "gate.local:8443" }, "WEBAUTHN_RP_ID", /domain name/],
+    [
+      "WEBAUTHN_ORIGINS on another domain",
+      { WEBAUTHN_RP_ID: "gate.local", WEBAUTHN_ORIGINS: "https://evil.lan" },
+      "WEBAUTHN_ORIGINS",
+      /RP ID's domain \(gate\.local\)/,
+    ],
+    ["WEBAUTHN_ORIGINS without an RP ID", { WEBAUTHN_ORIGINS: "https://gate.local" }, "WEBAUTHN_ORIGINS", /needs WEBAUTHN_RP_ID/],
+    [
+      "WEBAUTHN_ORIGINS not an origin",
+      { WEBAUTHN_RP_ID: "gate.local", WEBAUTHN_ORIGINS: "gate.local" },
+      "WEBAUTHN_ORIGINS",
+      /origins such as/,
+    ],
+    ["PUBLIC_URL with a path", { PUBLIC_URL: "https://gate.local/app" }, "PUBLIC_URL", /scheme and host/],
   ])("%s", (_name, env, variable, message) => {
     const result = parseConfig(env, tty);
     expect(result.ok).toBe(false);
@@ -237,6 +263,36 @@ describe("problems", () => {
     ["postgresql:", "postgresql://gate@db.lan/tg", { kind: "postgres", url: "postgresql://gate@db.lan/tg" }],
   ])("STORE_URL %s", (_name, value, expected) => {
     expect(parseStoreUrl(value, "/srv/tg/")).toEqual(expected as StoreLocation);
+  });
+});
+
+describe("sessions and passkeys", () => {
+  const configOf = (env: Record<string, string>) => {
+    const result = parseConfig(env, tty);
+    if (!result.ok) throw new Error(result.problems.map((problem) => problem.variable).join());
+    return result.config;
+  };
+
+  test("durations in words become milliseconds", () => {
+    expect(configOf({ SESSION_IDLE_TIMEOUT: "12h", SESSION_LIFETIME: "2w" }).sessions).toEqual({
+      idleMs: 43_200_000,
+      lifetimeMs: 14 * 86_400_000,
+    });
+  });
+
+  test.each([
+    ["nothing: passkeys off", {}, null],
+    ["PUBLIC_URL with a name", { PUBLIC_URL: "https://gate.local:8443/" }, { rpId: "gate.local", origins: ["https://gate.local:8443"] }],
+    ["PUBLIC_URL with an IP address: no passkeys", { PUBLIC_URL: "http://192.168.1.20:8000" }, null],
+    ["an RP ID alone: any port of its host", { WEBAUTHN_RP_ID: "Gate.Local." }, { rpId: "gate.local", origins: null }],
+    [
+      "an RP ID and origins on subdomains",
+      { WEBAUTHN_RP_ID: "home.arpa", WEBAUTHN_ORIGINS: "https://gate.home.arpa:8443,https://home.arpa" },
+      { rpId: "home.arpa", origins: ["https://gate.home.arpa:8443", "https://home.arpa"] },
+    ],
+    ["localhost for development", { WEBAUTHN_RP_ID: "localhost" }, { rpId: "localhost", origins: null }],
+  ])("%s", (_name, env, expected) => {
+    expect(configOf(env).webauthn).toEqual(expected);
   });
 });
 

@@ -10,24 +10,24 @@
  */
 import { insertApiKey } from "../support/keys.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
-import { clockEnvironment, curl, rawRequest, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
+import { curl, rawRequest, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
+import {
+  caddyfileFor,
+  hasProxy,
+  nginxConfigAround,
+  requireProxyBinaries,
+  startReverseProxy,
+  type ProxyKind,
+  type RunningProxy,
+} from "../support/reverse-proxies.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 import { startUpstream } from "../support/upstream.ts";
 
-const NGINX = "/usr/sbin/nginx";
-const CADDY = "/usr/bin/caddy";
-const BINARIES = { nginx: NGINX, caddy: CADDY } as const;
-type Kind = keyof typeof BINARIES;
-for (const [name, path] of Object.entries(BINARIES)) {
-  if (!existsSync(path) && process.env.CI === "true") {
-    test(`${name} is installed (CI must run the proxy tests)`, () =>
-      expect(`${path} exists`).toBe(`${path} is missing: .ci/run should have installed it`));
-  }
-}
+requireProxyBinaries();
 
 const dir = mkdtempSync(join(tmpdir(), "tokengate-proxies-"));
 const routesFile = join(dir, "routes.toml");
@@ -42,13 +42,6 @@ let app: TestApp;
 let tablet: { id: string; token: string };
 let doorbell: { id: string; token: string };
 const upstream = startUpstream();
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
-}
 
 async function addKey(gate: TestApp, name: string, scopes: string[]) {
   const key = await insertApiKey(gate.store, { name, scopes });
@@ -91,14 +84,9 @@ const NGINX_IDENTITY = `
  * 500 of its own).
  */
 function nginxConfig(work: string, port: number, gatePort: number): string {
-  return `worker_processes 1;
-pid ${work}/nginx.pid;
-error_log ${work}/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${work}/body; proxy_temp_path ${work}/proxy; fastcgi_temp_path ${work}/fastcgi; uwsgi_temp_path ${work}/uwsgi; scgi_temp_path ${work}/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; "" close; }
+  return nginxConfigAround(
+    work,
+    `  map $http_upgrade $connection_upgrade { default upgrade; "" close; }
   server {
     listen 127.0.0.1:${port};
     location = /_tokengate {
@@ -127,19 +115,15 @@ http {
       proxy_set_header Connection $connection_upgrade;
       proxy_pass http://127.0.0.1:${upstream.port};
     }
-  }
-}
-`;
+  }`,
+  );
 }
 
 /** The README's Caddy configuration: `reverse_proxy` passes WebSocket upgrades by itself. */
 function caddyConfig(port: number, gatePort: number): string {
-  return `{
-  admin off
-  auto_https off
-}
-http://127.0.0.1:${port} {
-  route {
+  return caddyfileFor(
+    port,
+    `  route {
     forward_auth 127.0.0.1:${gatePort} {
       uri /auth/verify
       copy_headers X-Auth-User X-Auth-Id X-Auth-Scopes X-Auth-Kind
@@ -147,48 +131,15 @@ http://127.0.0.1:${port} {
     request_header -X-Auth-Token
     request_header -Authorization
     reverse_proxy 127.0.0.1:${upstream.port}
-  }
-}
-`;
-}
-
-interface Proxy {
-  readonly url: string;
-  readonly port: number;
-  stop(): Promise<void>;
+  }`,
+  );
 }
 
-async function startProxy(kind: Kind, gate: TestApp): Promise<Proxy> {
-  const work = mkdtempSync(join(dir, `${kind}-`));
-  const port = freePort();
+type Proxy = RunningProxy;
+
+function startProxy(kind: ProxyKind, gate: TestApp): Promise<Proxy> {
   const gatePort = gate.app.listener.server.port!;
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, XDG_DATA_HOME: work, XDG_CONFIG_HOME: work, ...clockEnvironment() };
-  let command: string[];
-  if (kind === "nginx") {
-    writeFileSync(join(work, "nginx.conf"), nginxConfig(work, port, gatePort));
-    command = [NGINX, "-p", work, "-c", join(work, "nginx.conf"), "-g", "daemon off; user root;"];
-  } else {
-    writeFileSync(join(work, "Caddyfile"), caddyConfig(port, gatePort));
-    command = [CADDY, "run", "--config", join(work, "Caddyfile"), "--adapter", "caddyfile"];
-  }
-  const proc = Bun.spawn(command, { env, stdout: "ignore", stderr: "pipe" });
-  const deadline = performance.now() + 10_000;
-  while (performance.now() < deadline) {
-    const answered = await fetch(`http://127.0.0.1:${port}/`).then(
-      () => true,
-      () => false,
-    );
-    if (answered) break;
-    await Bun.sleep(50);
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    async stop() {
-      proc.kill();
-      await proc.exited;
-    },
-  };
+  return startReverseProxy(kind, dir, (work, port) => (kind === "nginx" ? nginxConfig(work, port, gatePort) : caddyConfig(port, gatePort)));
 }
 
 /** A WebSocket handshake as raw bytes, so a refusal's status can be read (a WebSocket client only sees 1006). */
@@ -202,7 +153,7 @@ function rawUpgrade(port: number, path: string, extra: Record<string, string> = 
 }
 
 for (const kind of ["nginx", "caddy"] as const) {
-  describe.skipIf(!existsSync(BINARIES[kind]))(`behind real ${kind}`, () => {
+  describe.skipIf(!hasProxy(kind))(`behind real ${kind}`, () => {
     let proxy: Proxy;
     beforeAll(async () => {
       proxy = await startProxy(kind, app);
@@ -295,7 +246,7 @@ for (const kind of ["nginx", "caddy"] as const) {
 }
 
 for (const kind of ["nginx", "caddy"] as const) {
-  describe.skipIf(!existsSync(BINARIES[kind]))(`bans behind real ${kind} (a gate and a proxy of their own)`, () => {
+  describe.skipIf(!hasProxy(kind))(`bans behind real ${kind} (a gate and a proxy of their own)`, () => {
     let gate: TestApp;
     let proxy: Proxy;
     let key: { id: string; token: string };

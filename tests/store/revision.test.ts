@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { generateSigningKey } from "../../auth/secrets/jwt.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
-import type { NewRefreshToken, Store } from "../../auth/store/store.ts";
+import type { NewPasskey, NewRefreshToken, NewSession, Store } from "../../auth/store/store.ts";
 import { engines, newKey } from "./engines.ts";
 
 type Step = readonly [name: string, write: (store: Store) => Promise<unknown>, moves: boolean];
@@ -22,6 +22,28 @@ const refreshToken = (id: string): NewRefreshToken => ({
   clientId: "tokengate",
   createdAt: 1_000,
   expiresAt: 99_000,
+});
+
+const session = (id: string): NewSession => ({
+  id,
+  secretHash: digestToken(id),
+  subject: "user:ann",
+  scopes: ["data:read"],
+  roles: ["viewer"],
+  method: "password",
+  createdAt: 1_000,
+  lastSeenAt: 1_000,
+  expiresAt: 99_000,
+  createdAddr: "10.0.0.1",
+});
+const passkey = (id: string): NewPasskey => ({
+  id,
+  username: "ann",
+  publicKey: new Uint8Array([1, 2, 3]),
+  counter: 0,
+  transports: ["internal"],
+  name: "laptop",
+  createdAt: 1_000,
 });
 
 async function listSteps(): Promise<Step[]> {
@@ -64,6 +86,20 @@ async function listSteps(): Promise<Step[]> {
     ["ensureSigningKey: none yet", (store) => store.ensureSigningKey(signing[0]), true],
     ["ensureSigningKey: one is live", (store) => store.ensureSigningKey(signing[1]), false],
     ["rotateSigningKey", (store) => store.rotateSigningKey(signing[2], 2_000), true],
+    ["insertSession", (store) => store.insertSession(session("00000000000000a1")), true],
+    ["getSession, listSessions", (store) => Promise.all([store.getSession("00000000000000a1"), store.listSessions(2_000)]), false],
+    ["touchSessions", (store) => store.touchSessions([{ id: "00000000000000a1", at: 5_000 }]), false],
+    ["revokeSession", (store) => store.revokeSession("00000000000000a1", 6_000), true],
+    ["revokeSessionsOf: none open", (store) => store.revokeSessionsOf("user:ann", 7_000), false],
+    ["insertSession (a second)", (store) => store.insertSession(session("00000000000000a2")), true],
+    ["revokeSessionsOf: one open", (store) => store.revokeSessionsOf("user:ann", 7_000), true],
+    ["insertPasskey", (store) => store.insertPasskey(passkey("cred-1")), true],
+    ["insertPasskey: the same id again", (store) => store.insertPasskey(passkey("cred-1")), false],
+    ["recordPasskeyUse", (store) => store.recordPasskeyUse("cred-1", 5, 8_000), false],
+    ["getPasskey, listPasskeys", (store) => Promise.all([store.getPasskey("cred-1"), store.listPasskeys("ann")]), false],
+    ["setPasskeyRequired", (store) => store.setPasskeyRequired("ann", true, 8_000), true],
+    ["removePasskey: not hers", (store) => store.removePasskey("cred-1", "bob"), false],
+    ["removePasskey", (store) => store.removePasskey("cred-1", "ann"), true],
   ];
 }
 

@@ -16,6 +16,7 @@ import { digestToken } from "../../auth/secrets/tokens.ts";
 import { makeTempDir, ROOT } from "../support/harness.ts";
 import { openDataDirStore } from "../support/stores.ts";
 import { engines, newKey, postgres, postgresEngine } from "./engines.ts";
+import type { NewSession } from "../../auth/store/store.ts";
 
 describe.each(engines)("store contract on %s", (_name, engine, available) => {
   const it = available ? test : test.skip;
@@ -294,5 +295,72 @@ describe.skipIf(!postgres.available)("postgres", () => {
     const error = await openPostgresStore("postgres://tokengate:hunter2-not-a-secret@127.0.0.1:1/none").catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(Error);
     expect(String((error as Error).message)).not.toContain("hunter2");
+  });
+});
+
+describe.each(engines)("sessions and passkeys on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+  const session = (id: string, overrides: Partial<NewSession> = {}): NewSession => ({
+    id,
+    secretHash: digestToken(`secret-${id}`),
+    subject: "user:ann",
+    scopes: ["data:read", "ws:connect"],
+    roles: ["viewer"],
+    method: "passkey",
+    createdAt: 1_000,
+    lastSeenAt: 1_000,
+    expiresAt: 50_000,
+    createdAddr: "192.168.1.20",
+    ...overrides,
+  });
+
+  it("sessions: round trip, live ones listed, use stamps keep the latest, revocation once, all of a subject", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertSession(session("00000000000000b1"));
+    await store.insertSession(session("00000000000000b2", { subject: "key:0123456789ab", method: "key" }));
+    await store.insertSession(session("00000000000000b3", { expiresAt: 2_000 }));
+    expect(await store.getSession("00000000000000b1")).toEqual({ ...session("00000000000000b1"), revokedAt: null });
+    expect((await store.listSessions(3_000)).map((record) => record.id)).toEqual(["00000000000000b1", "00000000000000b2"]);
+    await store.touchSessions([{ id: "00000000000000b1", at: 9_000 }]);
+    await store.touchSessions([{ id: "00000000000000b1", at: 4_000 }]);
+    expect((await store.getSession("00000000000000b1"))!.lastSeenAt).toBe(9_000);
+    expect((await store.revokeSession("00000000000000b1", 10_000))!.revokedAt).toBe(10_000);
+    expect((await store.revokeSession("00000000000000b1", 11_000))!.revokedAt).toBe(10_000);
+    expect(await store.revokeSession("ffffffffffffffff", 11_000)).toBeUndefined();
+    expect(await store.revokeSessionsOf("key:0123456789ab", 12_000)).toBe(1);
+    expect(await store.listSessions(12_000)).toEqual([]);
+  });
+
+  it("passkeys: per user, a taken id refused, the counter only moves forward (0 stays 0), removal only by its owner", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertUser({ username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA", roles: [], createdAt: 1_000 });
+    const record = {
+      id: "Y3JlZC0x",
+      username: "ann",
+      publicKey: new Uint8Array([9, 8, 7]),
+      counter: 3,
+      transports: ["internal", "hybrid"],
+      name: "phone",
+      createdAt: 1_000,
+    };
+    expect(await store.insertPasskey(record)).toBe(true);
+    expect(await store.insertPasskey({ ...record, name: "again" })).toBe(false);
+    expect(await store.getPasskey(record.id)).toEqual({ ...record, lastUsedAt: null });
+    expect(await store.recordPasskeyUse(record.id, 3, 2_000)).toBe(false);
+    expect(await store.recordPasskeyUse(record.id, 2, 2_000)).toBe(false);
+    expect(await store.recordPasskeyUse(record.id, 4, 2_000)).toBe(true);
+    expect(await store.getPasskey(record.id)).toMatchObject({ counter: 4, lastUsedAt: 2_000 });
+    const counterless = { ...record, id: "Y3JlZC0y", counter: 0 };
+    await store.insertPasskey(counterless);
+    expect(await store.recordPasskeyUse(counterless.id, 0, 3_000)).toBe(true);
+    expect(await store.listPasskeys("ann")).toHaveLength(2);
+    expect(await store.listPasskeys("bob")).toEqual([]);
+    expect(await store.removePasskey(record.id, "bob")).toBe(false);
+    expect(await store.removePasskey(record.id, "ann")).toBe(true);
+    expect((await store.getUser("ann"))!.passkeyRequired).toBe(false);
+    expect(await store.setPasskeyRequired("ann", true, 4_000)).toBe(true);
+    expect((await store.getUser("ann"))!.passkeyRequired).toBe(true);
   });
 });

@@ -2,7 +2,7 @@
  * Real servers for tests: the gate in-process on port 0 (with a capturing log sink), or the real
  * `bun run server.ts` as a subprocess. No mocks of Bun or of the network.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { AccessLogMode } from "../../auth/core/log.ts";
@@ -279,7 +279,7 @@ export interface TestApp extends AsyncDisposable {
   readonly routeTable: import("../../auth/config/routes-file.ts").RouteTable | undefined;
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, options: { readonly now?: () => number } = {}): Promise<TestApp> {
   const { parseConfig } = await import("../../auth/config/config.ts");
   const { startApp } = await import("../../auth/app.ts");
   const { openDataDirStore } = await import("./stores.ts");
@@ -300,7 +300,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     format: "json",
     sink: { write: (line) => (lines.push(line), captureOutput(line)) },
   });
+  const { tls } = parsed.config;
   const app = await startApp({
+    tls: tls === null ? undefined : { cert: readFileSync(tls.certFile, "utf8"), key: readFileSync(tls.keyFile, "utf8") },
     config: parsed.config,
     store,
     bootstrapToken: token,
@@ -308,7 +310,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     pollMs: 50,
     machineHostname: "testbox",
     writeAudit: (line) => (audit.push(line), captureOutput(line)),
-    now: Date.now,
+    now: options.now ?? Date.now,
     routeTable,
   });
   const port = app.listener.server.port!;
@@ -319,8 +321,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     audit,
     token,
     routeTable,
-    http: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}`,
+    http: `${tls === null ? "http" : "https"}://127.0.0.1:${port}`,
+    ws: `${tls === null ? "ws" : "wss"}://127.0.0.1:${port}`,
     lines,
     async [Symbol.asyncDispose]() {
       await app.shutdown();

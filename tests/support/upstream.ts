@@ -109,6 +109,13 @@ export function startUpstream(): Upstream {
         return new Response("varies", {
           headers: { vary: "Accept-Encoding", "access-control-expose-headers": "X-Total-Count", "x-total-count": "3" },
         });
+      if (path.endsWith("/plant-cookie")) {
+        // A service that tries to set the gate's sign-in cookie on its host (fixation through a service).
+        const headers = new Headers();
+        for (const cookie of ["tgs=tgs_0000000000000000_planted; Path=/", "__Host-tgs=x; Path=/; Secure", "app=1; Path=/"])
+          headers.append("set-cookie", cookie);
+        return new Response("planted", { headers });
+      }
       if (path.endsWith("/redirect")) return Response.redirect(`${url.origin}${url.searchParams.get("to") ?? "/"}`, 302);
       if (path.endsWith("/upload")) {
         const size = await countBody(request);

@@ -1,0 +1,753 @@
+/**
+ * Passkeys on the server side (auth/session/passkeys.ts): the routes' handlers with a real SQLite
+ * store, a real guard and audit log, and a software authenticator that signs like a platform one
+ * (P-256, "none" attestation), so registration and sign-in run through @simplewebauthn/server
+ * for real. Time is the injected clock. Also the admin commands (auth/cli/passkeys.ts) and the
+ * doctor's passkey check. The browser side is passkeys-browser.test.ts.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { join } from "node:path";
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from "@simplewebauthn/server";
+import { isoCBOR } from "@simplewebauthn/server/helpers";
+import { inspectPasskeys } from "../../auth/cli/doctor.ts";
+import { runCli } from "../../auth/cli/commands.ts";
+import { EXIT, type CliContext } from "../../auth/cli/shared.ts";
+import { parseConfig } from "../../auth/config/config.ts";
+import { INVALID_TOKEN } from "../../auth/core/errors.ts";
+import { BOOTSTRAP_PRINCIPAL, type Principal } from "../../auth/core/principal.ts";
+import { createAuditLog } from "../../auth/guard/audit.ts";
+import { createLogger } from "../../auth/core/log.ts";
+import { createGuard, createMemoryAttemptStore, type Guard } from "../../auth/guard/guard.ts";
+import type { HttpRoute } from "../../auth/http/routes.ts";
+import { CHALLENGE_TTL_MS, createChallengeBook } from "../../auth/session/passkey-challenges.ts";
+import { isPasskeyOrigin, userHandleOf } from "../../auth/session/passkey-requests.ts";
+import { createPasskeyRoutes, type WebAuthnSettings } from "../../auth/session/passkeys.ts";
+import { SessionIssuer } from "../../auth/session/sessions.ts";
+import { openSqliteStore } from "../../auth/store/sqlite.ts";
+import type { Store } from "../../auth/store/store.ts";
+import type { GateServer } from "../../auth/ws/data.ts";
+import { makeTempDir, startTestGate } from "../support/harness.ts";
+import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "../support/secrets.ts";
+
+const ORIGIN = "http://localhost:8080";
+const LOCALHOST: WebAuthnSettings = { rpId: "localhost", origins: null };
+const START = Date.parse("2027-03-01T12:00:00Z");
+const CLIENT = "192.0.2.7";
+
+const b64u = (bytes: Uint8Array | Buffer) => Buffer.from(bytes).toString("base64url");
+const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest();
+
+/**
+ * A software authenticator: one P-256 credential, "none" attestation, a signature counter, and the
+ * user-presence and user-verification flags it claims. It signs exactly what a browser would send.
+ */
+class SoftAuthenticator {
+  readonly id = b64u(crypto.getRandomValues(new Uint8Array(16)));
+  readonly keys: { publicKey: KeyObject; privateKey: KeyObject } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  counter = 0;
+  userHandle = "";
+
+  constructor(readonly verifiesUser = true) {}
+
+  private authData(rpId: string, attested?: Uint8Array): Uint8Array {
+    const flags = 0x01 | (this.verifiesUser ? 0x04 : 0) | (attested === undefined ? 0 : 0x40);
+    const count = Buffer.alloc(4);
+    count.writeUInt32BE(this.counter);
+    return Buffer.concat([sha256(rpId), Buffer.from([flags]), count, ...(attested === undefined ? [] : [attested])]);
+  }
+
+  private attestedCredential(): Uint8Array {
+    const jwk = this.keys.publicKey.export({ format: "jwk" });
+    const cose = new Map<number, number | Uint8Array>([
+      [1, 2],
+      [3, -7],
+      [-1, 1],
+      [-2, Buffer.from(jwk.x!, "base64url")],
+      [-3, Buffer.from(jwk.y!, "base64url")],
+    ]);
+    const id = Buffer.from(this.id, "base64url");
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(id.length);
+    return Buffer.concat([Buffer.alloc(16), length, id, isoCBOR.encode(cose)]);
+  }
+
+  create(options: PublicKeyCredentialCreationOptionsJSON, origin = ORIGIN): RegistrationResponseJSON {
+    this.userHandle = options.user.id;
+    const clientData = JSON.stringify({ type: "webauthn.create", challenge: options.challenge, origin, crossOrigin: false });
+    const attestation = isoCBOR.encode(
+      new Map<string, unknown>([
+        ["fmt", "none"],
+        ["attStmt", new Map()],
+        ["authData", this.authData(options.rp.id!, this.attestedCredential())],
+      ]) as never,
+    );
+    return {
+      id: this.id,
+      rawId: this.id,
+      type: "public-key",
+      response: { clientDataJSON: b64u(Buffer.from(clientData)), attestationObject: b64u(attestation), transports: ["internal"] },
+      clientExtensionResults: {},
+    };
+  }
+
+  get(options: PublicKeyCredentialRequestOptionsJSON, origin = ORIGIN): AuthenticationResponseJSON {
+    this.counter += 1;
+    const clientData = Buffer.from(JSON.stringify({ type: "webauthn.get", challenge: options.challenge, origin, crossOrigin: false }));
+    const authData = this.authData(options.rpId!);
+    const signature = sign("sha256", Buffer.concat([authData, sha256(clientData)]), this.keys.privateKey);
+    return {
+      id: this.id,
+      rawId: this.id,
+      type: "public-key",
+      response: {
+        clientDataJSON: b64u(clientData),
+        authenticatorData: b64u(authData),
+        signature: b64u(signature),
+        userHandle: this.userHandle,
+      },
+      clientExtensionResults: {},
+    };
+  }
+}
+
+const fakeServer = { requestIP: () => ({ address: CLIENT, family: "IPv4", port: 40000 }) } as unknown as GateServer;
+
+function userOf(name: string, session: string | null = "0123456789abcdef"): Principal {
+  return { id: `user:${name}`, kind: "user", name, scopes: ["data:read"], expiresAt: null, roles: ["viewer"], session, tokenId: null };
+}
+
+const KEY_PRINCIPAL: Principal = {
+  id: "0123456789ab",
+  kind: "key",
+  name: "laptop",
+  scopes: ["*"],
+  expiresAt: null,
+  roles: [],
+  session: null,
+  tokenId: null,
+};
+
+interface Call {
+  readonly principal?: Principal | undefined;
+  readonly body?: unknown;
+  /** Raw body text instead of JSON.stringify(body). */
+  readonly text?: string;
+  readonly origin?: string | null;
+  readonly headers?: Record<string, string>;
+  readonly method?: string;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly json: Record<string, any>;
+}
+
+/** One app's worth of passkey routes over a fresh store, with a clock the test moves. */
+class Fixture {
+  clock = START;
+  readonly audit: string[] = [];
+  /** The log: why the library refused a passkey. */
+  readonly log: string[] = [];
+  readonly guard: Guard;
+  readonly routes: HttpRoute[];
+
+  constructor(
+    readonly store: Store,
+    webauthn: WebAuthnSettings | null = LOCALHOST,
+  ) {
+    const now = () => this.clock;
+    const audit = createAuditLog({ write: (line) => (this.audit.push(line), captureOutput(line)), successSample: 0, now });
+    this.guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now });
+    const issuer = new SessionIssuer({
+      store,
+      now,
+      lifetimeMs: 30 * 86_400_000,
+      secureTransport: () => false,
+      addressOf: () => CLIENT,
+      audit,
+      afterChange: async () => undefined,
+      servesHost: () => false,
+    });
+    this.routes = createPasskeyRoutes({
+      store,
+      config: webauthn,
+      issuer,
+      now,
+      audit,
+      guard: this.guard,
+      addressOf: () => CLIENT,
+      roleScopes: new Map([["viewer", ["data:read"]]]),
+      logger: createLogger({ now, level: "debug", format: "json", sink: { write: (line) => (this.log.push(line), captureOutput(line)) } }),
+    });
+  }
+
+  async call(path: string, call: Call = {}): Promise<Answer> {
+    const method = call.method ?? (path === "/auth/passkeys" ? "GET" : "POST");
+    const route = this.routes.find((candidate) => candidate.path === path && candidate.methods.includes(method));
+    if (route === undefined) throw new Error(`no route ${method} ${path}`);
+    const headers = new Headers({ accept: "application/json", "content-type": "application/json", ...call.headers });
+    if (call.origin !== null) headers.set("origin", call.origin ?? ORIGIN);
+    const hasBody = method !== "GET" && (call.body !== undefined || call.text !== undefined);
+    const request = new Request(`http://localhost:8080${path}`, {
+      method,
+      headers,
+      body: hasBody ? (call.text ?? JSON.stringify(call.body)) : null,
+    });
+    const response =
+      route.scope === null
+        ? await route.handle(request, undefined, fakeServer)
+        : await route.handle(request, call.principal ?? userOf("alice"), fakeServer);
+    const text = await response.text();
+    const json = text === "" ? {} : (JSON.parse(text) as Record<string, unknown>);
+    // WebAuthn challenges are secrets of the ceremony: the leak scan looks for them too.
+    for (const challenge of [json.challenge, (json.options as { challenge?: unknown } | undefined)?.challenge]) {
+      if (typeof challenge === "string") trackSecret(challenge);
+    }
+    return { status: response.status, headers: response.headers, json };
+  }
+
+  async addUser(username: string): Promise<void> {
+    await this.store.insertUser({ username, passwordHash: "$argon2id$unused", roles: ["viewer"], createdAt: this.clock });
+  }
+
+  /** Registers `authenticator` for `principal`'s user through both registration endpoints. */
+  async register(authenticator: SoftAuthenticator, principal = userOf("alice"), name?: string): Promise<Answer> {
+    const offered = await this.call("/auth/passkeys/register/options", { principal });
+    expect(offered.status).toBe(200);
+    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON);
+    return this.call("/auth/passkeys/register", { principal, body: { response, name } });
+  }
+
+  async loginOptions(): Promise<{ challenge_id: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const answer = await this.call("/auth/passkeys/login/options");
+    expect(answer.status).toBe(200);
+    return answer.json as { challenge_id: string; options: PublicKeyCredentialRequestOptionsJSON };
+  }
+
+  /** A whole passkey sign-in with `authenticator`. */
+  async login(authenticator: SoftAuthenticator, rd?: string): Promise<Answer> {
+    const { challenge_id, options } = await this.loginOptions();
+    return this.call("/auth/passkeys/login", { body: { challenge_id, response: authenticator.get(options), rd } });
+  }
+
+  auditEvents(): Array<Record<string, unknown>> {
+    return this.audit.map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+let dir: ReturnType<typeof makeTempDir>;
+let store: Store;
+let fixture: Fixture;
+
+beforeEach(async () => {
+  dir = makeTempDir();
+  store = await openSqliteStore(join(dir.path, "passkeys.db"));
+  fixture = new Fixture(store);
+  await fixture.addUser("alice");
+});
+
+afterEach(async () => {
+  await store.close();
+  dir[Symbol.dispose]();
+});
+
+describe("without a passkey domain (config.webauthn null)", () => {
+  test.each(["/auth/passkeys/register/options", "/auth/passkeys/register", "/auth/passkeys/login/options", "/auth/passkeys/login"])(
+    "%s answers 404 saying what to set",
+    async (path) => {
+      const off = new Fixture(store, null);
+      const answer = await off.call(path, { body: {} });
+      expect(answer.status).toBe(404);
+      expect(answer.json.code).toBe("not_found");
+      expect(answer.json.detail).toContain("PUBLIC_URL=https://<name>.local:<port>");
+      expect(answer.json.detail).toContain("WEBAUTHN_RP_ID");
+    },
+  );
+});
+
+describe("registration", () => {
+  test("options: a resident key with user verification, for this RP and user, excluding passkeys the user has", async () => {
+    const first = await fixture.call("/auth/passkeys/register/options");
+    expect(first.status).toBe(200);
+    expect(first.json).toMatchObject({
+      rp: { id: "localhost", name: "tokengate" },
+      user: { name: "alice", displayName: "alice", id: b64u(userHandleOf("alice")) },
+      attestation: "none",
+      authenticatorSelection: { residentKey: "required", requireResidentKey: true, userVerification: "required" },
+      excludeCredentials: [],
+      timeout: CHALLENGE_TTL_MS,
+    });
+    expect(first.json.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const authenticator = new SoftAuthenticator();
+    expect((await fixture.register(authenticator)).status).toBe(201);
+    const second = await fixture.call("/auth/passkeys/register/options");
+    expect(second.json.excludeCredentials).toEqual([{ id: authenticator.id, type: "public-key", transports: ["internal"] }]);
+  });
+
+  test("a verified credential is stored (key, counter, transports, name), audited and listed; 201", async () => {
+    const authenticator = new SoftAuthenticator();
+    const added = await fixture.register(authenticator, userOf("alice"), "  Work laptop ");
+    expect(added.status).toBe(201);
+    expect(added.json.passkey).toEqual({
+      id: authenticator.id,
+      name: "Work laptop",
+      transports: ["internal"],
+      created_at: new Date(START).toISOString(),
+      last_used_at: null,
+    });
+    const stored = await store.getPasskey(authenticator.id);
+    expect(stored).toMatchObject({ username: "alice", counter: 0, transports: ["internal"], name: "Work laptop", createdAt: START });
+    expect(stored!.publicKey.length).toBeGreaterThan(60);
+    expect(fixture.auditEvents()).toContainEqual(
+      expect.objectContaining({ audit: "passkey.added", user: "alice", passkey: authenticator.id }),
+    );
+    const listed = await fixture.call("/auth/passkeys");
+    expect(listed.json).toEqual({ passkeys: [added.json.passkey] });
+    expect(JSON.stringify(listed.json)).not.toContain("public");
+  });
+
+  test("without a name the passkey is called after the day it was added", async () => {
+    const added = await fixture.register(new SoftAuthenticator());
+    expect(added.json.passkey.name).toBe("Passkey 2027-03-01");
+  });
+
+  test("only users: an API key and the bootstrap token are refused with 403 access_denied", async () => {
+    for (const principal of [KEY_PRINCIPAL, BOOTSTRAP_PRINCIPAL]) {
+      for (const path of ["/auth/passkeys/register/options", "/auth/passkeys/register", "/auth/passkeys"]) {
+        const answer = await fixture.call(path, { principal, body: { response: {} } });
+        expect(answer.status).toBe(403);
+        expect(answer.json.code).toBe("access_denied");
+      }
+    }
+  });
+
+  test("a disabled user cannot add a passkey", async () => {
+    await store.setDisabled("alice", START, START);
+    const answer = await fixture.call("/auth/passkeys/register/options");
+    expect(answer.status).toBe(403);
+    expect(answer.json.detail).toContain("disabled");
+  });
+
+  test("the challenge is single-use, and belongs to the sign-in (session) that asked for it", async () => {
+    const authenticator = new SoftAuthenticator();
+    const offered = await fixture.call("/auth/passkeys/register/options");
+    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON);
+    const otherSession = await fixture.call("/auth/passkeys/register", {
+      principal: userOf("alice", "fedcba9876543210"),
+      body: { response },
+    });
+    expect(otherSession.status).toBe(400);
+    expect(otherSession.json.detail).toContain("challenge is unknown, expired");
+    expect((await fixture.call("/auth/passkeys/register", { body: { response } })).status).toBe(201);
+    const again = await fixture.call("/auth/passkeys/register", { body: { response } });
+    expect(again.status).toBe(400);
+    expect(again.json.detail).toContain("used already");
+  });
+
+  test("a challenge expires after 5 minutes of the injected clock", async () => {
+    const authenticator = new SoftAuthenticator();
+    const offered = await fixture.call("/auth/passkeys/register/options");
+    fixture.clock += CHALLENGE_TTL_MS;
+    const late = await fixture.call("/auth/passkeys/register", { body: { response: authenticator.create(offered.json as never) } });
+    expect(late.status).toBe(400);
+    expect(late.json.detail).toContain("expired");
+  });
+
+  test("refused: an authenticator without user verification, another origin in the client data, the same passkey twice", async () => {
+    const unverified = await fixture.register(new SoftAuthenticator(false));
+    expect(unverified.status).toBe(400);
+    expect(unverified.json.detail).toContain("user verification");
+    expect(fixture.log.at(-1)).toContain("User verification was required");
+
+    const offered = await fixture.call("/auth/passkeys/register/options");
+    const elsewhere = new SoftAuthenticator().create(offered.json as never, "http://localhost:9999");
+    expect((await fixture.call("/auth/passkeys/register", { body: { response: elsewhere } })).status).toBe(400);
+
+    const twice = new SoftAuthenticator();
+    expect((await fixture.register(twice)).status).toBe(201);
+    const duplicate = await fixture.register(twice);
+    expect(duplicate.status).toBe(400);
+    expect(duplicate.json.detail).toBe("This passkey is registered already");
+  });
+});
+
+describe("requests the endpoints refuse before any verification", () => {
+  test.each([
+    ["no JSON content type", { headers: { "content-type": "text/plain" }, text: "{}" }, "application/json"],
+    ["malformed JSON", { text: '{"response": ' }, "not valid JSON"],
+    ["an empty body", { text: "" }, "not valid JSON"],
+    ["a JSON array", { text: "[1,2]" }, "must be a JSON object"],
+    ["no credential", { body: { name: "x" } }, "response must be the credential"],
+    [
+      "a credential of the wrong type",
+      { body: { response: { id: "AAAA", rawId: "AAAA", type: "password", response: {} } } },
+      "response must be",
+    ],
+    [
+      "an id that is not base64url",
+      { body: { response: { id: "a b", rawId: "a b", type: "public-key", response: {} } } },
+      "response must be",
+    ],
+    [
+      "a name with a control character",
+      { body: { response: { id: "AA", rawId: "AA", type: "public-key", response: {} }, name: "a\u0007" } },
+      "name must be",
+    ],
+  ] as const)("register with %s: 400 invalid_request", async (_name, call, detail) => {
+    await fixture.call("/auth/passkeys/register/options");
+    const answer = await fixture.call("/auth/passkeys/register", call as Call);
+    expect(answer.status).toBe(400);
+    expect(answer.json.code).toBe("invalid_request");
+    expect(answer.json.detail).toContain(detail);
+  });
+
+  test("a body over 64 KiB is 413", async () => {
+    const answer = await fixture.call("/auth/passkeys/login", { text: JSON.stringify({ pad: "x".repeat(70_000) }) });
+    expect(answer.status).toBe(413);
+  });
+
+  test.each([
+    ["no challenge id", { response: {} }, "challenge_id"],
+    ["a challenge id of the wrong shape", { challenge_id: "short", response: {} }, "challenge_id"],
+    ["an rd that is not a string", { challenge_id: "A".repeat(22), rd: 5, response: {} }, "rd must be a string"],
+  ])("sign-in with %s: 400 invalid_request", async (_name, body, detail) => {
+    const answer = await fixture.call("/auth/passkeys/login", { body });
+    expect(answer.status).toBe(400);
+    expect(answer.json.detail).toContain(detail);
+  });
+
+  test("the page's Origin must be a passkey origin: none, another port's https, another host are refused (403)", async () => {
+    for (const origin of [null, "https://evil.example", "http://127.0.0.1:8080", "null"]) {
+      const answer = await fixture.call("/auth/passkeys/login/options", { origin });
+      expect(answer.status).toBe(403);
+      expect(answer.json.code).toBe("forbidden_origin");
+    }
+    // Any port of the RP ID's host will do when no list is configured (https, or http on localhost).
+    expect((await fixture.call("/auth/passkeys/login/options", { origin: "https://localhost:8443" })).status).toBe(200);
+  });
+
+  test("isPasskeyOrigin: a configured list is exact; without one, the RP ID's host over https (http only for localhost)", () => {
+    const listed: WebAuthnSettings = { rpId: "gate.local", origins: ["https://gate.local:8443"] };
+    expect(isPasskeyOrigin("https://gate.local:8443", listed)).toBe(true);
+    expect(isPasskeyOrigin("https://gate.local:9443", listed)).toBe(false);
+    const open: WebAuthnSettings = { rpId: "gate.local", origins: null };
+    expect(isPasskeyOrigin("https://gate.local:9443", open)).toBe(true);
+    expect(isPasskeyOrigin("http://gate.local:8080", open)).toBe(false);
+    expect(isPasskeyOrigin("https://sub.gate.local", open)).toBe(false);
+    expect(isPasskeyOrigin("http://localhost:3000", LOCALHOST)).toBe(true);
+  });
+});
+
+describe("sign-in", () => {
+  test("options: a discoverable credential (no allow list), user verification required, with a challenge id", async () => {
+    const { challenge_id, options } = await fixture.loginOptions();
+    expect(challenge_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(options).toMatchObject({ rpId: "localhost", userVerification: "required", allowCredentials: [], timeout: CHALLENGE_TTL_MS });
+  });
+
+  test("a registered passkey opens a session: JSON with the cookie, the counter and last use stored", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    fixture.clock += 60_000;
+    const answer = await fixture.login(authenticator, "/secure-data");
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({
+      session: { method: "passkey" },
+      principal: { kind: "user", name: "alice" },
+      redirect: "/secure-data",
+    });
+    expect(answer.headers.get("set-cookie")).toMatch(/^tgs=tgs_[0-9a-f]{16}_/);
+    expect(await store.getPasskey(authenticator.id)).toMatchObject({ counter: 1, lastUsedAt: START + 60_000 });
+    expect(fixture.auditEvents()).toContainEqual(
+      expect.objectContaining({ audit: "session.created", method: "passkey", subject: "user:alice" }),
+    );
+    // A page navigation (no JSON asked for) is sent on with 303, and rd never leaves our hosts.
+    const { challenge_id, options } = await fixture.loginOptions();
+    const page = await fixture.call("/auth/passkeys/login", {
+      headers: { accept: "text/html" },
+      body: { challenge_id, response: authenticator.get(options), rd: "https://evil.example/" },
+    });
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toBe("/");
+  });
+
+  test("a challenge works once: the same answer again is refused", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    const { challenge_id, options } = await fixture.loginOptions();
+    const response = authenticator.get(options);
+    expect((await fixture.call("/auth/passkeys/login", { body: { challenge_id, response } })).status).toBe(200);
+    const replay = await fixture.call("/auth/passkeys/login", { body: { challenge_id, response } });
+    expect(replay.status).toBe(400);
+    expect(replay.json.detail).toContain("used already");
+  });
+
+  test("a challenge expires after 5 minutes of the injected clock (and a moment before, it still works)", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    const early = await fixture.loginOptions();
+    const late = await fixture.loginOptions();
+    fixture.clock += CHALLENGE_TTL_MS - 1;
+    expect(
+      (
+        await fixture.call("/auth/passkeys/login", {
+          body: { challenge_id: early.challenge_id, response: authenticator.get(early.options) },
+        })
+      ).status,
+    ).toBe(200);
+    fixture.clock += 1;
+    const expired = await fixture.call("/auth/passkeys/login", {
+      body: { challenge_id: late.challenge_id, response: authenticator.get(late.options) },
+    });
+    expect(expired.status).toBe(400);
+    expect(expired.json.detail).toContain("expired");
+  });
+
+  test("an unknown credential is 401, audited, and counted as a guess until the client is banned", async () => {
+    const stranger = new SoftAuthenticator();
+    stranger.userHandle = b64u(userHandleOf("alice"));
+    const first = await fixture.login(stranger);
+    expect(first.status).toBe(401);
+    expect(first.json).toMatchObject({ code: "invalid_credentials", description: expect.stringContaining("not registered here") });
+    expect(fixture.auditEvents()).toContainEqual(
+      expect.objectContaining({ audit: "auth.failure", path: "/auth/passkeys/login", address: CLIENT }),
+    );
+    let last = first;
+    for (let attempt = 0; attempt < 12 && last.status !== 429; attempt++) last = await fixture.login(stranger);
+    expect(last.status).toBe(429);
+    expect(fixture.guard.retryAfter(CLIENT)).toBeGreaterThan(0);
+  });
+
+  test("the signature counter must move forward: a lower count (a cloned authenticator) is refused", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    expect((await fixture.login(authenticator)).status).toBe(200);
+    expect((await fixture.login(authenticator)).status).toBe(200);
+    authenticator.counter = 0; // the clone signs with count 1, already seen
+    const cloned = await fixture.login(authenticator);
+    expect(cloned.status).toBe(401);
+    expect(cloned.json.description).toContain("counter went backwards");
+    // A counter moved upward in the store by another sign-in meanwhile: the next one is refused too.
+    await store.recordPasskeyUse(authenticator.id, 50, fixture.clock);
+    authenticator.counter = 10;
+    expect((await fixture.login(authenticator)).json.description).toContain("counter went backwards");
+    expect((await store.getPasskey(authenticator.id))!.counter).toBe(50);
+  });
+
+  test("refused: a disabled user, a user handle of another account, an assertion without user verification", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    await store.setDisabled("alice", START, START);
+    const disabled = await fixture.login(authenticator);
+    expect(disabled.status).toBe(403);
+    expect(disabled.json.detail).toBe("This user is disabled");
+    await store.setDisabled("alice", null, START);
+
+    const handle = authenticator.userHandle;
+    authenticator.userHandle = b64u(userHandleOf("mallory"));
+    expect((await fixture.login(authenticator)).json.description).toContain("not registered here");
+    authenticator.userHandle = handle;
+
+    const unverified = Object.assign(new SoftAuthenticator(false), { userHandle: handle });
+    Object.assign(unverified, { keys: authenticator.keys, id: authenticator.id });
+    const answer = await fixture.login(unverified);
+    expect(answer.status).toBe(401);
+    expect(answer.json.description).toContain("could not be verified");
+    expect(fixture.log.at(-1)).toContain("User verification required");
+  });
+
+  test("a signature from another key for the stored credential id is refused", async () => {
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator);
+    const forger = Object.assign(new SoftAuthenticator(), { id: authenticator.id, userHandle: authenticator.userHandle });
+    const answer = await fixture.login(forger);
+    expect(answer.status).toBe(401);
+    expect(answer.json.description).toContain("could not be verified");
+  });
+});
+
+describe("one's own passkeys", () => {
+  test("list and remove only one's own; the last one stays while an administrator requires passkeys", async () => {
+    await fixture.addUser("bob");
+    const alices = [new SoftAuthenticator(), new SoftAuthenticator()];
+    for (const authenticator of alices) expect((await fixture.register(authenticator)).status).toBe(201);
+    const bobs = new SoftAuthenticator();
+    expect((await fixture.register(bobs, userOf("bob"))).status).toBe(201);
+
+    const listed = await fixture.call("/auth/passkeys", { principal: userOf("bob") });
+    expect(listed.json.passkeys.map((passkey: { id: string }) => passkey.id)).toEqual([bobs.id]);
+
+    const notHis = await fixture.call("/auth/passkeys/remove", { principal: userOf("bob"), body: { id: alices[0]!.id } });
+    expect(notHis.status).toBe(404);
+    expect(await store.getPasskey(alices[0]!.id)).toBeDefined();
+
+    await store.setPasskeyRequired("alice", true, START);
+    const removed = await fixture.call("/auth/passkeys/remove", { method: "DELETE", body: { id: alices[0]!.id } });
+    expect(removed).toMatchObject({ status: 200, json: { removed: alices[0]!.id } });
+    expect(fixture.auditEvents()).toContainEqual(
+      expect.objectContaining({ audit: "passkey.removed", user: "alice", passkey: alices[0]!.id }),
+    );
+    const last = await fixture.call("/auth/passkeys/remove", { body: { id: alices[1]!.id } });
+    expect(last.status).toBe(403);
+    expect(last.json.detail).toContain("add another passkey before removing the last one");
+
+    expect((await fixture.login(alices[0]!)).status).toBe(401);
+    expect((await fixture.call("/auth/passkeys/remove", { body: { id: 7 } })).status).toBe(400);
+  });
+});
+
+describe("through the gate", () => {
+  test("the protected routes need a credential; the public ones do not; methods are enforced", async () => {
+    const token = newSecret();
+    const alice = userOf("alice", null);
+    await using gate = startTestGate({
+      routes: fixture.routes,
+      authenticate: (presented) => (presented === token ? alice : INVALID_TOKEN),
+    });
+    const post = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${gate.http}${path}`, { method: "POST", headers: { origin: ORIGIN.replace("8080", String(gate.port)), ...headers } });
+    expect((await post("/auth/passkeys/register/options")).status).toBe(401);
+    expect((await fetch(`${gate.http}/auth/passkeys`)).status).toBe(401);
+    // The gate's Host is 127.0.0.1, but the page's origin (localhost) is what passkeys judge.
+    const offered = await post("/auth/passkeys/register/options", { authorization: `Bearer ${token}` });
+    expect(offered.status).toBe(200);
+    expect(((await offered.json()) as { rp: { id: string } }).rp.id).toBe("localhost");
+    expect((await post("/auth/passkeys/login/options")).status).toBe(200);
+    expect((await fetch(`${gate.http}/auth/passkeys/login/options`)).status).toBe(405);
+  });
+});
+
+describe("the challenge book", () => {
+  test("bounded: past the limit the oldest pending challenge goes; expired ones are swept first", () => {
+    let clock = 0;
+    const book = createChallengeBook(() => clock, 3, 1000);
+    book.put("a", "1");
+    book.put("b", "2");
+    book.put("c", "3");
+    book.put("d", "4");
+    expect(book.size).toBe(3);
+    expect(book.take("a")).toBeUndefined();
+    expect(book.take("b")).toBe("2");
+    expect(book.take("b")).toBeUndefined();
+    clock = 1000;
+    book.put("e", "5");
+    expect(book.size).toBe(1);
+    expect(book.take("e")).toBe("5");
+  });
+});
+
+describe("admin commands (users require-passkey, users passkeys)", () => {
+  function cliContext(out: string[], err: string[]): CliContext {
+    return {
+      io: { out: (text) => void out.push(text), err: (text) => void err.push(text) },
+      openStore: () => openSqliteStore(join(dir.path, "passkeys.db")),
+      now: () => START,
+      roleScopes: new Map([["viewer", ["data:read"]]]),
+      knownScopes: [],
+      readPassword: async () => undefined,
+      typedPasswords: false,
+      jwtAlg: "EdDSA",
+      program: "bun run cli",
+      consoleUrls: () => [],
+      examine: async () => [],
+    };
+  }
+
+  async function run(...argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(argv, cliContext(out, err));
+    return { code, out: out.join(""), err: err.join("") };
+  }
+
+  test("require a passkey only once the user has one; list, remove, and --off", async () => {
+    const refused = await run("users", "require-passkey", "alice");
+    expect(refused.code).toBe(EXIT.conflict);
+    expect(refused.err).toContain("alice has no passkey yet");
+    expect((await store.getUser("alice"))!.passkeyRequired).toBe(false);
+
+    const authenticator = new SoftAuthenticator();
+    await fixture.register(authenticator, userOf("alice"), "Phone");
+    expect((await run("users", "require-passkey", "alice")).code).toBe(EXIT.ok);
+    expect((await store.getUser("alice"))!.passkeyRequired).toBe(true);
+
+    const table = await run("users", "passkeys", "alice");
+    expect(table.out).toMatch(new RegExp(`^ID +NAME +CREATED +LAST USED\n${authenticator.id} +Phone +2027-03-01 12:00Z +never\n`));
+    expect(table.out).toContain("alice must sign in with a passkey.");
+    const json = JSON.parse((await run("users", "passkeys", "alice", "--json")).out);
+    expect(json).toEqual([
+      { id: authenticator.id, name: "Phone", transports: ["internal"], created_at: new Date(START).toISOString(), last_used_at: null },
+    ]);
+
+    // A base64url id may start with "-": after "--" it is never read as an option.
+    const removed = await run("users", "passkeys", "remove", "alice", "--", authenticator.id);
+    expect(removed.code).toBe(EXIT.ok);
+    expect(removed.out).toContain("users require-passkey alice --off");
+    expect(await store.getPasskey(authenticator.id)).toBeUndefined();
+    expect((await run("users", "passkeys", "remove", "alice", "--", authenticator.id)).code).toBe(EXIT.notFound);
+
+    expect((await run("users", "require-passkey", "alice", "--off")).code).toBe(EXIT.ok);
+    expect((await store.getUser("alice"))!.passkeyRequired).toBe(false);
+  });
+
+  test.each([
+    [["users", "require-passkey", "nobody"], EXIT.notFound, "No user named nobody"],
+    [["users", "passkeys", "nobody"], EXIT.notFound, "No user named nobody"],
+    [["users", "passkeys", "remove", "alice"], EXIT.usage, "give the username and the passkey's id"],
+    [["users", "passkeys", "remove", "alice", "no spaces"], EXIT.usage, "base64url"],
+    [["users", "passkeys"], EXIT.usage, "give one username"],
+  ])("%p exits %d", async (argv, code, text) => {
+    const answer = await run(...argv);
+    expect(answer.code).toBe(code);
+    expect(answer.err).toContain(text);
+  });
+
+  test("users passkeys with no passkeys says how to add one", async () => {
+    expect((await run("users", "passkeys", "alice")).out).toContain('"Add a passkey"');
+  });
+});
+
+describe("doctor: can passkeys work with these settings?", () => {
+  const judge = (env: Record<string, string>) => {
+    const parsed = parseConfig({ AUTH_TOKEN: newSecret(), ...env }, { isTTY: false });
+    if (!parsed.ok) throw new Error(parsed.problems.map((problem) => `${problem.variable} ${problem.message}`).join("; "));
+    return inspectPasskeys(parsed.config);
+  };
+
+  test("off without a domain: says how to turn them on (not a warning: passkeys are optional)", () => {
+    expect(judge({})).toMatchObject({
+      check: "passkeys",
+      status: "ok",
+      message: expect.stringContaining("PUBLIC_URL=https://<name>.local:<port>"),
+    });
+  });
+
+  test("a plain-http origin other than localhost: browsers need a secure context", () => {
+    const verdict = judge({ WEBAUTHN_RP_ID: "gate.local", WEBAUTHN_ORIGINS: "http://gate.local:8080" });
+    expect(verdict.status).toBe("warn");
+    expect(verdict.message).toContain("secure context");
+  });
+
+  test("a domain without TLS: warns; with PUBLIC_URL over https and TLS, or on localhost: ok", () => {
+    expect(judge({ WEBAUTHN_RP_ID: "gate.local" }).status).toBe("warn");
+    const fixtures = join(import.meta.dir, "../fixtures");
+    const tls = { TLS_CERT_FILE: join(fixtures, "tls-cert.pem"), TLS_KEY_FILE: join(fixtures, "tls-key.pem") };
+    expect(judge({ PUBLIC_URL: "https://gate.local:8443", ...tls })).toMatchObject({
+      status: "ok",
+      message: expect.stringContaining("https://gate.local:8443"),
+    });
+    expect(judge({ WEBAUTHN_RP_ID: "localhost" }).status).toBe("ok");
+  });
+});
+
+test("no secret used in this file reached any output", () => {
+  captureOutput("passkeys test output\n");
+  expectNoSecretsInOutput();
+});
