@@ -191,24 +191,21 @@ function routeServesHost(table: RouteTable, host: string): boolean {
   return table.routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
 }
 
-/** Every route the server answers: console, seed routes, tickets, OAuth endpoints, pairing. */
-function buildRoutes(parts: Parts): Route[] {
-  const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
+/** Browser sign-in: the login page's endpoints and passkeys. */
+function buildSessionRoutes(parts: Parts, page: (request: Request) => Promise<Response>): Route[] {
+  const { options, keyring, guard, audit, addressOf } = parts;
   const { config, store, logger, now } = options;
-  const consoleBundle = createConsole(consolePage);
   return [
-    // The console page and its assets go through the gate like any route: Host check, headers.
-    ...consoleBundle.routes,
     ...createLoginRoutes({
       issuer: parts.sessions,
       authenticate: keyring.authenticate,
       authenticatePassword: parts.authenticatePassword,
-      passwordTransport,
+      passwordTransport: parts.passwordTransport,
       guard,
       audit,
       addressOf,
       originPolicy: createOriginPolicy(config.allowedOrigins),
-      page: consoleBundle.servePage,
+      page,
     }),
     ...createPasskeyRoutes({
       store,
@@ -219,8 +216,22 @@ function buildRoutes(parts: Parts): Route[] {
       guard,
       addressOf,
       roleScopes: config.roleScopes,
+      authenticatePassword: parts.authenticatePassword,
+      passwordTransport: parts.passwordTransport,
       logger,
     }),
+  ];
+}
+
+/** Every route the server answers: console, sign-in, seed routes, tickets, OAuth endpoints, forward auth, pairing. */
+function buildRoutes(parts: Parts): Route[] {
+  const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
+  const { config, store, logger, now } = options;
+  const consoleBundle = createConsole(consolePage);
+  return [
+    // The console page and its assets go through the gate like any route: Host check, headers.
+    ...consoleBundle.routes,
+    ...buildSessionRoutes(parts, consoleBundle.servePage),
     ...createSeedRoutes(),
     createTicketRoute(parts.tickets, "/ws", SCOPES.wsConnect),
     ...createTokenRoutes({
@@ -304,6 +315,23 @@ function listen(parts: Parts): Listener {
   });
 }
 
+/** Browser sessions: opened and ended with the keyring brought up to date, so they hold on the very next request. */
+function openSessions(
+  options: AppOptions,
+  parts: Pick<Parts, "keyring" | "audit" | "addressOf" | "secureTransport" | "routeTable">,
+): SessionIssuer {
+  return new SessionIssuer({
+    store: options.store,
+    now: options.now,
+    lifetimeMs: options.config.sessions.lifetimeMs,
+    secureTransport: parts.secureTransport,
+    addressOf: parts.addressOf,
+    audit: parts.audit,
+    afterChange: () => parts.keyring.refresh(),
+    servesHost: (host) => routeServesHost(parts.routeTable, host),
+  });
+}
+
 /** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, logger, now } = options;
@@ -330,16 +358,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const tickets = createTicketBook({ now });
   const routeTable = options.routeTable ?? new RouteTable([]);
   const secureTransport = createSecureTransportCheck(trustedProxies);
-  const sessions = new SessionIssuer({
-    store: options.store,
-    now,
-    lifetimeMs: config.sessions.lifetimeMs,
-    secureTransport,
-    addressOf,
-    audit,
-    afterChange: () => keyring.refresh(),
-    servesHost: (host) => routeServesHost(routeTable, host),
-  });
+  const sessions = openSessions(options, { keyring, audit, addressOf, secureTransport, routeTable });
   const listener = listen({
     options,
     keys,

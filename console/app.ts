@@ -27,6 +27,8 @@ const messageInput = $<HTMLInputElement>("message");
 const signOutButton = $<HTMLButtonElement>("sign-out");
 const signOutEverywhere = $<HTMLButtonElement>("sign-out-everywhere");
 const passkeyAddButton = $<HTMLButtonElement>("passkey-add");
+const passkeyAddForm = $<HTMLFormElement>("passkey-add-form");
+const passkeyPassword = $<HTMLInputElement>("passkey-password");
 const usernameInput = $<HTMLInputElement>("username");
 const passwordInput = $<HTMLInputElement>("password");
 const tokenInput = $<HTMLInputElement>("token");
@@ -46,6 +48,7 @@ function updateControls(): void {
   signOutButton.disabled = !signedIn;
   signOutEverywhere.hidden = identity?.via !== "cookie";
   passkeyAddButton.hidden = !(identity?.via === "cookie" && identity.kind === "user" && passkeysPossible());
+  if (passkeyAddButton.hidden) passkeyAddForm.hidden = true;
   connectButton.disabled = !signedIn || client !== undefined;
   disconnectButton.disabled = client === undefined;
   sendButton.disabled = !socketOpen;
@@ -204,9 +207,23 @@ async function signInWithPasskeyClicked(): Promise<void> {
   settle(await signInWithPasskey(target), false, explainPasskeyRefusal);
 }
 
-async function addPasskeyClicked(): Promise<void> {
+/** "Add a passkey": the password is asked first (the form), then the browser's prompt. */
+function askPasswordForPasskey(): void {
+  passkeyAddForm.hidden = false;
+  passkeyPassword.focus();
+}
+
+function closePasskeyForm(): void {
+  passkeyPassword.value = "";
+  passkeyAddForm.hidden = true;
+  passkeyAddButton.focus();
+}
+
+async function addPasskeyConfirmed(): Promise<void> {
+  const password = passkeyPassword.value;
+  closePasskeyForm();
   say("Follow your browser's prompt to create the passkey…");
-  const answer = await addPasskey();
+  const answer = await addPasskey(password);
   if (answer === undefined) return say(UNREACHABLE, "bad");
   if (answer.ok === "failed") return say(answer.message, "bad");
   if (!answer.ok) return say(`The passkey was not added. ${explainPasskeyRefusal(answer.refusal)}`, "bad");
@@ -370,7 +387,12 @@ function wireButtons(): void {
   signOutButton.addEventListener("click", signOutClicked(false));
   signOutEverywhere.addEventListener("click", signOutClicked(true));
   $<HTMLButtonElement>("passkey-signin").addEventListener("click", () => void signInWithPasskeyClicked());
-  passkeyAddButton.addEventListener("click", () => void addPasskeyClicked());
+  passkeyAddButton.addEventListener("click", askPasswordForPasskey);
+  passkeyAddForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void addPasskeyConfirmed();
+  });
+  $<HTMLButtonElement>("passkey-add-cancel").addEventListener("click", closePasskeyForm);
   $<HTMLButtonElement>("copy-key").addEventListener("click", () => void copyPairedKey());
 }
 

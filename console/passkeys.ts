@@ -37,8 +37,9 @@ async function ceremony<O, T>(
   finishPath: string,
   run: (options: O) => Promise<unknown>,
   fields: Record<string, unknown>,
+  asking: Record<string, unknown> = {},
 ): Promise<Outcome<T>> {
-  const asked = await postJson<Record<string, unknown>>(optionsPath, {});
+  const asked = await postJson<Record<string, unknown>>(optionsPath, asking);
   if (asked === undefined || !asked.ok) return asked;
   const { options, extra } = splitOptions<O>(asked.body);
   let response: unknown;
@@ -60,12 +61,13 @@ export function signInWithPasskey(rd: string): Promise<Outcome<SignedInAnswer>> 
   );
 }
 
-/** Adds a passkey to the signed-in account. */
-export function addPasskey(): Promise<Outcome<Record<string, unknown>>> {
+/** Adds a passkey to the signed-in account; the gate asks for the account's password again first. */
+export function addPasskey(password: string): Promise<Outcome<Record<string, unknown>>> {
   return ceremony<CreationOptionsJSON, Record<string, unknown>>(
     "/auth/passkeys/register/options",
     "/auth/passkeys/register",
     (optionsJSON) => startRegistration({ optionsJSON }),
     {},
+    { password },
   );
 }

@@ -8,16 +8,15 @@ import { GateError, INVALID_TOKEN, STORE_UNAVAILABLE } from "../core/errors.ts";
 import { BOOTSTRAP_PRINCIPAL, type Principal } from "../core/principal.ts";
 import { looksLikeJwt, verifyAccessToken, type KeySet, type TokenSettings } from "../secrets/jwt.ts";
 import { parseApiKey, type ParsedApiKey } from "../secrets/keys.ts";
-import { parseSessionToken, SESSION_PREFIX, type ParsedSessionToken } from "../secrets/sessions.ts";
-import type { SessionStore } from "../store/store.ts";
-import type { SessionActivity } from "./session-activity.ts";
+import { parseSessionToken, SESSION_PREFIX } from "../secrets/sessions.ts";
+import { createSessionJudge, type SessionJudgeParts } from "./session-judge.ts";
 import { createSecretMatcher, tokenMatchesDigest } from "../secrets/tokens.ts";
 import type { JwtCache } from "./jwt-cache.ts";
 import type { Poller } from "./poller.ts";
 import { jwtPrincipal } from "./principals.ts";
 import { keyStateError, type Revalidate } from "./revalidation.ts";
 import type { StoreHealth } from "./store-health.ts";
-import type { KeyEntry, SessionEntry, StoreView } from "./store-view.ts";
+import type { KeyEntry, StoreView } from "./store-view.ts";
 
 export interface JwtVerification {
   /** The current key set; replaced when the signing keys are rotated. */
@@ -39,19 +38,8 @@ export interface AuthenticatorParts {
   /** Whether the bootstrap token is shaped like a JWT; absent: assumed so. */
   readonly bootstrapLooksLikeJwt: boolean | undefined;
   readonly now: Clock;
-  readonly sessions: BrowserSessions;
+  readonly sessions: Pick<SessionJudgeParts, "activity" | "idleMs" | "store">;
 }
-
-/** What judging a browser session needs beyond the view: its activity, the idle limit, the store to confirm with. */
-export interface BrowserSessions {
-  readonly activity: SessionActivity;
-  readonly idleMs: number;
-  readonly store: Pick<SessionStore, "getSession">;
-}
-
-const SESSION_ENDED = new GateError("revoked_token", "This sign-in session has ended; sign in again");
-const SESSION_EXPIRED = new GateError("expired_token", "This sign-in session has expired; sign in again");
-export const SESSION_IDLE = new GateError("expired_token", "The sign-in session was not used for too long; sign in again");
 
 export function createTokenAuthenticator(parts: AuthenticatorParts): Authenticate {
   const { view, health, poller, jwtCache, revalidate, jwt, now } = parts;
@@ -60,52 +48,7 @@ export function createTokenAuthenticator(parts: AuthenticatorParts): Authenticat
   // not so shaped no JWT can equal it, and hashing the long token is skipped.
   const bootstrapMayLookLikeJwt = parts.bootstrapLooksLikeJwt !== false;
 
-  const { activity, idleMs } = parts.sessions;
-
-  /**
-   * Idle by what this instance knows: another instance may have seen the session since, so the
-   * store has the last word (a rare path: a session left alone for days).
-   */
-  const confirmIdle = async (entry: SessionEntry, principal: Principal): Promise<Principal | GateError> => {
-    const stored = await parts.sessions.store.getSession(entry.record.id).catch(() => undefined);
-    if (stored === undefined || stored.revokedAt !== null || stored.lastSeenAt + idleMs <= now()) return SESSION_IDLE;
-    activity.adopt(stored.id, stored.lastSeenAt);
-    activity.noteUse(stored.id);
-    return principal;
-  };
-
-  const judgeSession = (entry: SessionEntry, secret: string): Principal | GateError | Promise<Principal | GateError> => {
-    const { principal } = entry;
-    if (!tokenMatchesDigest(secret, entry.record.secretHash) || principal === undefined) return INVALID_TOKEN;
-    const refused = revalidate(principal);
-    if (refused !== undefined) return refused;
-    if (activity.lastUse(entry.record) + idleMs <= now()) return confirmIdle(entry, principal);
-    activity.noteUse(entry.record.id);
-    return principal;
-  };
-
-  /** A session opened a moment ago on another instance may not be loaded yet: look again (throttled) first. */
-  const judgeMissedSession = async (session: ParsedSessionToken): Promise<Principal | GateError> => {
-    const found = poller.allowMissRecheck() && (await poller.refresh()) ? view.findSession(session.id) : undefined;
-    return found === undefined ? judgeEndedSession(session) : judgeSession(found, session.secret);
-  };
-
-  /**
-   * A browser keeps an ended session's cookie until it is told otherwise: that is not a guess (no
-   * ban for reloading a page after signing out elsewhere). Only a secret that matches a stored
-   * session says so; anything else is an unknown token.
-   */
-  const judgeEndedSession = async (session: ParsedSessionToken): Promise<GateError> => {
-    const stored = await parts.sessions.store.getSession(session.id).catch(() => undefined);
-    if (stored === undefined || !tokenMatchesDigest(session.secret, stored.secretHash)) return INVALID_TOKEN;
-    return stored.revokedAt !== null ? SESSION_ENDED : SESSION_EXPIRED;
-  };
-
-  const authenticateSession = (session: ParsedSessionToken) => {
-    const entry = view.findSession(session.id);
-    if (entry !== undefined) return judgeSession(entry, session.secret);
-    return health.isStale() ? STORE_UNAVAILABLE : judgeMissedSession(session);
-  };
+  const authenticateSession = createSessionJudge({ view, health, poller, revalidate, now, ...parts.sessions });
 
   const judgeKey = (entry: KeyEntry, secret: string): Principal | GateError => {
     if (!tokenMatchesDigest(secret, entry.record.secretHash)) return INVALID_TOKEN;

@@ -48,7 +48,15 @@ async function requirePasskey(store: Store, context: CliContext, username: strin
     return EXIT.conflict;
   }
   await store.setPasskeyRequired(username, !off, context.now());
-  context.io.out(off ? `${username} may sign in with a password again.\n` : `${username} must now sign in with a passkey.\n`);
+  if (off) {
+    context.io.out(`${username} may sign in with a password again.\n`);
+    return EXIT.ok;
+  }
+  // Sessions opened with the password end: from now on only a passkey opens one.
+  const ended = await store.revokeSessionsOf(`user:${username}`, context.now());
+  context.io.out(
+    `${username} must now sign in with a passkey.${ended > 0 ? ` Ended ${ended} browser session${ended === 1 ? "" : "s"}.` : ""}\n`,
+  );
   return EXIT.ok;
 }
 
@@ -57,7 +65,7 @@ const requirePasskeyCommand: Command = {
   help: `Usage: bun run cli users require-passkey NAME [--off]
 
 From now on NAME signs in to the browser with a passkey only: passwords no longer open a browser
-session. The user must have added a passkey first (signed in, "Add a passkey" on the console page);
+session, and the sessions open now end. The user must have added a passkey first (signed in, "Add a passkey" on the console page);
 see them with: bun run cli users passkeys NAME
   --off     allow password sign-in again
 `,

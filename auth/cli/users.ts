@@ -75,6 +75,8 @@ function userRow(user: UserRecord, roleScopes: RoleScopes): string[] {
   ];
 }
 
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+
 /** `users disable` and `users enable`: the same change, one way or the other. */
 function setDisabled(disabled: boolean): Handler {
   return (args, { io, openStore, now }) => {
@@ -85,7 +87,7 @@ function setDisabled(disabled: boolean): Handler {
         io.err(`No user named ${username}. See: bun run cli users list\n`);
         return EXIT.notFound;
       }
-      io.out(`User ${username} ${disabled ? "disabled" : "enabled"}.\n`);
+      io.out(`User ${username} ${disabled ? "disabled; their browser sessions have ended" : "enabled"}.\n`);
       return EXIT.ok;
     });
   };
@@ -148,14 +150,19 @@ Lists users with their roles, the scopes those roles grant, and whether they are
 };
 
 const changePasswordCommand: Command = {
-  summary: ["users passwd NAME", "set a new password (prompt or stdin)"],
-  help: `Usage: bun run cli users passwd NAME
+  summary: ["users passwd NAME [--keep-sessions]", "set a new password (prompt or stdin); signs the user out"],
+  help: `Usage: bun run cli users passwd NAME [--keep-sessions]
 
 Sets a new password, read from a prompt without echo (asked twice) or from the first line of
-standard input.
+standard input. Every browser session of the user ends (a password is changed because the old one
+may be known), unless --keep-sessions.
 `,
   run: async (args, context) => {
-    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { "keep-sessions": { type: "boolean", default: false } },
+    });
     const username = parseUsername(positionals[0]);
     return withStore(context.openStore, async (store) => {
       if ((await store.getUser(username)) === undefined) {
@@ -164,7 +171,8 @@ standard input.
       }
       const passwordHash = await hashPassword(await readNewPassword(context));
       await store.setPassword(username, passwordHash, context.now());
-      context.io.out(`Password of ${username} changed.\n`);
+      const ended = values["keep-sessions"] ? 0 : await store.revokeSessionsOf(`user:${username}`, context.now());
+      context.io.out(`Password of ${username} changed.${ended > 0 ? ` Ended ${plural(ended, "browser session")}.` : ""}\n`);
       return EXIT.ok;
     });
   },
@@ -175,7 +183,8 @@ const disableUserCommand: Command = {
   summary: ["users disable NAME | users enable NAME", "stop or allow a user's sign-in"],
   help: `Usage: bun run cli users disable NAME
 
-Stops the user from signing in; takes effect on the next request.
+Stops the user from signing in and ends their browser sessions; takes effect on the next
+request, and their open WebSockets close (4403).
 `,
   run: setDisabled(true),
 };

@@ -44,9 +44,14 @@ interface Original {
 const METHOD = /^[A-Z]{3,10}$/;
 
 /** X-Forwarded-Method (Caddy, Traefik) or X-Original-Method (nginx, by convention), else the verify request's own. */
-function originalMethod(request: Request): string {
-  const named = request.headers.get("x-forwarded-method") ?? request.headers.get("x-original-method");
-  return named !== null && METHOD.test(named) ? named : request.method;
+function originalMethod(request: Request): string | undefined {
+  const forwarded = request.headers.get("x-forwarded-method");
+  const original = request.headers.get("x-original-method");
+  // nginx passes a client's own X-Forwarded-Method on beside the X-Original-Method it sets: two that differ are refused.
+  if (forwarded !== null && original !== null && forwarded !== original) return undefined;
+  const named = forwarded ?? original;
+  if (named === null) return request.method;
+  return METHOD.test(named) ? named : undefined;
 }
 
 const NO_SCOPE = new GateError(
@@ -55,7 +60,7 @@ const NO_SCOPE = new GateError(
 );
 const BAD_ORIGINAL = new GateError(
   "invalid_request",
-  "The proxy's X-Forwarded-Uri / X-Original-URI must be one path (origin-form, no dot segments or encoded slashes), and the two must agree",
+  "The proxy's X-Forwarded-Uri / X-Original-URI must be one path (origin-form, no dot segments or encoded slashes), and the two must agree, as must X-Forwarded-Method and X-Original-Method",
 );
 const BAD_SCOPE = new GateError("invalid_request", "?scope= on the verify URL must be one scope such as grafana or camera:view");
 
@@ -87,6 +92,7 @@ function readOriginal(request: Request, server: GateServer, trustedProxies: Addr
   const uri = forwarded ?? original;
   const host = headers.get("x-forwarded-host") ?? headers.get("host");
   const method = originalMethod(request);
+  if (method === undefined) return BAD_ORIGINAL;
   if (uri === null) return { host, path: VERIFY_PATH, query: "", method };
   const target = parseOriginForm(uri);
   return target === undefined ? BAD_ORIGINAL : { host, ...target, method };
@@ -131,7 +137,12 @@ function readOriginalCookie(request: Request, server: GateServer, original: Orig
   const credential = readSessionCookie(request.headers.get("cookie"), secure);
   const use = {
     method: original.method,
-    upgrade: request.headers.get("upgrade")?.toLowerCase() === "websocket",
+    // nginx's auth_request drops Upgrade and Connection (hop-by-hop) but passes the handshake's own headers on.
+    upgrade:
+      request.headers.get("upgrade")?.toLowerCase() === "websocket" ||
+      request.headers.has("sec-websocket-key") ||
+      request.headers.get("sec-fetch-mode") === "websocket",
+    secure,
     origin: request.headers.get("origin"),
     host: original.host,
     fetchSite: request.headers.get("sec-fetch-site"),
@@ -172,26 +183,33 @@ function wantsLoginHeader(request: Request): boolean {
   return mark !== -1 && valuesOf(parseQuery(request.url.slice(mark + 1)), "login")[0] === "header";
 }
 
-export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
-  const authorizer = new Authorizer(options);
+/** The verify endpoint's steps: the original request, its credential (token or cookie), the answer. */
+class ForwardVerifier {
+  readonly #authorizer: Authorizer;
 
-  const settle = (exchange: Exchange, verdict: Verdict, token: unknown, alreadyJudged = false): Response => {
-    const judged = alreadyJudged ? verdict : authorizer.judge(exchange, verdict, token);
-    if (judged instanceof GateError) return toResponse(judged);
-    if (judged.kind !== "bootstrap") options.recordUse?.(judged, () => authorizer.addressOf(exchange.request, exchange.server));
-    const answer = identityAnswer(judged);
+  constructor(private readonly options: ForwardAuthOptions) {
+    this.#authorizer = new Authorizer(options);
+  }
+
+  /** 200 with the identity (and the service's cookies), or the refusal; `judged` when the guard already saw it. */
+  settle(exchange: Exchange, verdict: Verdict, token: unknown, judged = false): Response {
+    const who = judged ? verdict : this.#authorizer.judge(exchange, verdict, token);
+    if (who instanceof GateError) return toResponse(who);
+    if (who.kind !== "bootstrap") this.options.recordUse?.(who, () => this.#authorizer.addressOf(exchange.request, exchange.server));
+    const answer = identityAnswer(who);
     answer.headers.set(COOKIE_HEADER, serviceCookies(exchange.request.headers.get("cookie")));
     return answer;
-  };
+  }
 
-  const verify = (request: Request, server: GateServer): Response | Promise<Response> => {
+  verify(request: Request, server: GateServer): Response | Promise<Response> {
+    const { options } = this;
     const original = readOriginal(request, server, options.trustedProxies);
     if (original instanceof GateError) return toResponse(original);
     const scope = chooseScope(request, options.table.routes, original);
     if (scope instanceof GateError) return toResponse(scope);
     // Audited under the original path, redacted like a log line: upstream paths can hold secrets too.
     const exchange = new Exchange(request, server, redactPath(original.path), NO_PARAMS, 0);
-    const ban = authorizer.findBan(exchange);
+    const ban = this.#authorizer.findBan(exchange);
     if (ban !== undefined) return toResponse(ban);
     const credential = readCredential({
       xAuthToken: request.headers.get("x-auth-token"),
@@ -199,35 +217,47 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
       queryTokens: original.query === "" ? [] : valuesOf(parseQuery(original.query), "token"),
       subprotocols: request.headers.get("sec-websocket-protocol"),
     });
-    if (credential === "none") return verifyWithoutToken(exchange, original, scope);
+    if (credential === "none") return this.verifyWithoutToken(exchange, original, scope);
     const token = credential instanceof GateError ? credential : credential.token;
     const who = authorizeToken(token, options.authenticate, scope);
-    return who instanceof Promise ? who.then((verdict) => settle(exchange, verdict, token)) : settle(exchange, who, token);
-  };
+    // With the sign-in cookie, a Bearer the gate never issued is the web app's own: the cookie decides, nobody is counted as guessing.
+    const appsOwn = (verdict: Verdict) =>
+      !(credential instanceof GateError) &&
+      credential.source === "authorization" &&
+      verdict instanceof GateError &&
+      verdict.kind === "unknown_token" &&
+      mayHoldSessionCookie(request.headers.get("cookie"));
+    const answer = (verdict: Verdict) =>
+      appsOwn(verdict) ? this.verifyWithoutToken(exchange, original, scope) : this.settle(exchange, verdict, token);
+    return who instanceof Promise ? who.then(answer) : answer(who);
+  }
 
   /**
    * No token: the sign-in cookie (with the CSRF rule, judged on the original request), else a
    * browser navigation goes to the sign-in page and everything else gets the 401.
    */
-  const verifyWithoutToken = (exchange: Exchange, original: Original, scope: string): Response | Promise<Response> => {
+  verifyWithoutToken(exchange: Exchange, original: Original, scope: string): Response | Promise<Response> {
     const { request, server } = exchange;
-    const cookie = readOriginalCookie(request, server, original, options);
-    if (cookie.forged !== undefined) return settle(exchange, cookie.forged, undefined);
+    const cookie = readOriginalCookie(request, server, original, this.options);
+    if (cookie.forged !== undefined) return this.settle(exchange, cookie.forged, undefined);
     const navigation = isNavigation(original.method, request.headers);
     const target = original.query === "" ? original.path : `${original.path}?${original.query}`;
     const toLogin = (clear: boolean) => answerLogin(request, target, clear ? clearedSessionCookie(cookie.secure) : undefined);
-    if (cookie.credential === undefined) return navigation ? toLogin(false) : settle(exchange, MISSING_TOKEN, undefined);
+    if (cookie.credential === undefined) return navigation ? toLogin(false) : this.settle(exchange, MISSING_TOKEN, undefined);
     const credential = cookie.credential;
     const finish = (verdict: Verdict) => {
-      const judged = authorizer.judge(exchange, verdict, credential);
+      const judged = this.#authorizer.judge(exchange, verdict, credential);
       // A cookie that no longer works is dropped, and the person signs in again.
       if (navigation && judged instanceof GateError && judged.policy.status === 401) return toLogin(true);
-      return settle(exchange, judged, undefined, true);
+      return this.settle(exchange, judged, undefined, true);
     };
-    const who = authorizeToken(credential, options.authenticate, scope);
+    const who = authorizeToken(credential, this.options.authenticate, scope);
     return who instanceof Promise ? who.then(finish) : finish(who);
-  };
+  }
+}
 
+export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute {
+  const verifier = new ForwardVerifier(options);
   return {
     kind: "http",
     path: VERIFY_PATH,
@@ -236,6 +266,6 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
     // nginx's auth_request keeps the original method; the answer does not depend on it.
     methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     scope: null,
-    handle: (request, _principal, server) => verify(request, server),
+    handle: (request, _principal, server) => verifier.verify(request, server),
   };
 }

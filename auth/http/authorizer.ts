@@ -154,7 +154,7 @@ export class Authorizer {
     const secure = this.options.secureTransport?.(request, server);
     if (secure === undefined) return { credential: undefined, forged: undefined };
     const credential = readSessionCookie(request.headers.get("cookie"), secure);
-    const forged = typeof credential === "string" ? judgeCookieRequest(request, this.options.originPolicy) : undefined;
+    const forged = typeof credential === "string" ? judgeCookieRequest(request, this.options.originPolicy, secure) : undefined;
     return { credential, forged };
   }
 

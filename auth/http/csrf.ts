@@ -28,17 +28,22 @@ export interface CookieUse {
   /** The Host the browser addressed. */
   readonly host: string | null;
   readonly fetchSite: string | null;
+  /** The browser reached us over TLS: then only an https:// page is our own (a page on port 80 of the same name is not). */
+  readonly secure: boolean;
 }
 
 /** Why a cookie-authenticated request may not proceed, or `undefined` when it may. */
 export function judgeCookieUse(use: CookieUse, originPolicy: OriginPolicy | undefined): GateError | undefined {
   if (SAFE_METHODS.has(use.method) && !use.upgrade) return undefined;
-  if (use.origin !== null) return (originPolicy ?? SAME_HOST_ONLY).allows(use.origin, use.host) ? undefined : CROSS_SITE_REQUEST;
+  if (use.origin !== null) {
+    if (use.secure && !use.origin.startsWith("https:")) return CROSS_SITE_REQUEST;
+    return (originPolicy ?? SAME_HOST_ONLY).allows(use.origin, use.host) ? undefined : CROSS_SITE_REQUEST;
+  }
   return use.fetchSite === "same-origin" ? undefined : CROSS_SITE_REQUEST;
 }
 
-/** The rule for a request the gate itself received. */
-export function judgeCookieRequest(request: Request, originPolicy: OriginPolicy | undefined): GateError | undefined {
+/** The rule for a request the gate itself received (`secure`: it came over TLS, directly or through a trusted proxy). */
+export function judgeCookieRequest(request: Request, originPolicy: OriginPolicy | undefined, secure: boolean): GateError | undefined {
   const { headers } = request;
   return judgeCookieUse(
     {
@@ -47,6 +52,7 @@ export function judgeCookieRequest(request: Request, originPolicy: OriginPolicy 
       origin: headers.get("origin"),
       host: headers.get("host"),
       fetchSite: headers.get("sec-fetch-site"),
+      secure,
     },
     originPolicy,
   );

@@ -20,7 +20,7 @@ import { toResponse } from "../http/responses.ts";
 import type { ProtectedRoute, ProxiedRoute, ProxiedRoutes } from "../http/routes.ts";
 import { isWebSocketUpgrade } from "../http/screening.ts";
 import { isNavigation, loginRedirect } from "../http/navigation.ts";
-import { clearedSessionCookie } from "../secrets/sessions.ts";
+import { clearedSessionCookie, mayHoldSessionCookie } from "../secrets/sessions.ts";
 import { createSocketData, UPGRADE_FAILED } from "../http/upgrades.ts";
 import type { WsData } from "../ws/data.ts";
 import { readProxyCredential, type ProxyCredential } from "./credential.ts";
@@ -100,6 +100,29 @@ class ServiceProxy implements ProxiedRoute {
     const upgrade = isWebSocketUpgrade(exchange.request);
     const read = readProxyCredential(exchange.request.headers, exchange.params, upgrade, this.options.authenticatePassword !== undefined);
     if (read.credential === undefined) return this.#serveWithoutToken(exchange, upgrade);
+    if (read.authorizationIsOurs && mayHoldSessionCookie(exchange.request.headers.get("cookie"))) {
+      const theirs = this.#isServiceAuthorization(read.credential);
+      if (theirs === true) return this.#serveWithoutToken(exchange, upgrade);
+      if (theirs !== false)
+        return theirs.then((own) => (own ? this.#serveWithoutToken(exchange, upgrade) : this.#serveToken(exchange, read, upgrade)));
+    }
+    return this.#serveToken(exchange, read, upgrade);
+  }
+
+  /**
+   * With the sign-in cookie, an Authorization the gate did not issue (a web app's own Bearer token,
+   * a router's Basic login without BASIC_AUTH, another scheme) is the service's: the cookie is the
+   * gate's credential, the header passes through, and nobody is counted as guessing.
+   */
+  #isServiceAuthorization(credential: ProxyCredential["credential"]): boolean | Promise<boolean> {
+    if (credential instanceof GateError) return true;
+    if (typeof credential !== "string") return this.options.authenticatePassword === undefined;
+    const isUnknown = (verdict: Principal | GateError) => verdict instanceof GateError && verdict.kind === "unknown_token";
+    const verdict = this.authorizer.options.authenticate(credential);
+    return verdict instanceof Promise ? verdict.then(isUnknown) : isUnknown(verdict);
+  }
+
+  #serveToken(exchange: Exchange, read: ProxyCredential, upgrade: boolean): Response | undefined | Promise<Response | undefined> {
     const conflict = this.#otherGateCredential(exchange.request.headers, read);
     if (conflict === false) return this.#proceed(exchange, read, upgrade);
     const refuse = () => {

@@ -60,55 +60,67 @@ function queryRd(url: string): string | undefined {
   return mark === -1 ? undefined : valuesOf(parseQuery(url.slice(mark + 1)), "rd")[0];
 }
 
-export function createLoginRoutes(options: LoginOptions): HttpRoute[] {
-  const { issuer, guard, audit, addressOf } = options;
+/** What the two endpoints do; each step a method, over the options they share. */
+class LoginEndpoints {
+  constructor(private readonly options: LoginOptions) {}
 
-  const settle = (request: Request, server: GateServer, error: GateError, names: { keyId?: string | undefined; username?: string }) =>
-    settleRefusal({ guard, audit }, { error, address: addressOf(request, server), path: LOGIN_PATH, ...names });
+  private settle(
+    request: Request,
+    server: GateServer,
+    error: GateError,
+    names: { keyId?: string | undefined; username?: string },
+    path = LOGIN_PATH,
+  ) {
+    const { guard, audit, addressOf } = this.options;
+    return settleRefusal({ guard, audit }, { error, address: addressOf(request, server), path, ...names });
+  }
 
-  const signInWithKey = async (request: Request, server: GateServer, apiKey: string): Promise<Principal | GateError> => {
-    const who = await options.authenticate(apiKey);
-    if (who instanceof GateError) return settle(request, server, who, { keyId: parseApiKey(apiKey)?.id });
-    return who.kind === "key" && who.session === null ? who : KEYS_ONLY;
-  };
+  /** An API key, and only an API key: a JWT or the bootstrap token stays in the page that holds it. */
+  private async signInWithKey(request: Request, server: GateServer, apiKey: string): Promise<Principal | GateError> {
+    const who = await this.options.authenticate(apiKey);
+    if (who instanceof GateError) return this.settle(request, server, who, { keyId: parseApiKey(apiKey)?.id });
+    return who.kind === "key" && who.session === null && who.tokenId === null ? who : KEYS_ONLY;
+  }
 
-  const signInWithPassword = async (request: Request, server: GateServer, username: string, password: string) => {
-    if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return INSECURE_PASSWORD;
+  private async signInWithPassword(request: Request, server: GateServer, username: string, password: string) {
+    const { passwordTransport, guard, addressOf } = this.options;
+    if (passwordTransport !== undefined && !passwordTransport(request, server)) return INSECURE_PASSWORD;
     const client = addressOf(request, server);
     const name = username.normalize("NFC");
     const locked = guard.retryAfter(client, `user:${name}`);
     if (locked > 0) return tooManyAttempts(locked);
-    const who = await options.authenticatePassword(new BasicCredentials(name, preparePassword(password)), client);
-    return who instanceof GateError ? settle(request, server, who, { username: name }) : who;
-  };
+    const who = await this.options.authenticatePassword(new BasicCredentials(name, preparePassword(password)), client);
+    return who instanceof GateError ? this.settle(request, server, who, { username: name }) : who;
+  }
 
-  const signIn = async (request: Request, server: GateServer): Promise<Response> => {
-    const ban = guard.retryAfter(addressOf(request, server));
+  async signIn(request: Request, server: GateServer): Promise<Response> {
+    const ban = this.options.guard.retryAfter(this.options.addressOf(request, server));
     if (ban > 0) return refuseSignIn(request, tooManyAttempts(ban), undefined);
     const form = await readForm(request);
     if (form instanceof GateError) return refuseSignIn(request, form, undefined);
     // A page without script cannot fill the form's rd: its form posts back to `/auth/login?rd=…`.
     const rd = form.get("rd") || queryRd(request.url);
-    const apiKey = form.get("api_key");
-    const username = form.get("username");
+    const apiKey = form.get("api_key") || undefined;
+    const username = form.get("username") || undefined;
     const password = form.get("password");
-    const hasPassword = username !== undefined && username !== "" && password !== undefined;
-    if (apiKey !== undefined && apiKey !== "" && hasPassword) return refuseSignIn(request, TWO_CREDENTIALS, rd);
+    const hasPassword = username !== undefined && password !== undefined;
+    if (apiKey !== undefined && hasPassword) return refuseSignIn(request, TWO_CREDENTIALS, rd);
     let who: Principal | GateError = NO_CREDENTIAL;
-    if (apiKey !== undefined && apiKey !== "") who = await signInWithKey(request, server, apiKey.trim());
-    else if (hasPassword) who = await signInWithPassword(request, server, username, password);
+    if (apiKey !== undefined) who = await this.signInWithKey(request, server, apiKey.trim());
+    else if (hasPassword) who = await this.signInWithPassword(request, server, username, password);
     if (who instanceof GateError) return refuseSignIn(request, who, rd);
-    return issuer.finishSignIn(request, server, who, apiKey !== undefined && apiKey !== "" ? "key" : "password", rd);
-  };
+    return this.options.issuer.finishSignIn(request, server, who, apiKey !== undefined ? "key" : "password", rd);
+  }
 
-  const signOut = async (request: Request, server: GateServer): Promise<Response> => {
+  async signOut(request: Request, server: GateServer): Promise<Response> {
+    const { issuer } = this.options;
     const presented = issuer.presentedSession(request, server);
     if (presented !== undefined) {
-      const forged = judgeCookieRequest(request, options.originPolicy);
-      if (forged !== undefined) return toResponse(forged);
+      const forged = judgeCookieRequest(request, this.options.originPolicy, issuer.settings.secureTransport(request, server));
+      // Audited like every CSRF refusal: a page tried to sign someone out behind their back.
+      if (forged !== undefined) return toResponse(this.settle(request, server, forged, {}, LOGOUT_PATH));
     }
-    const form = request.headers.get("content-type")?.startsWith("application/x-www-form-urlencoded") ? await readForm(request) : new Map();
-    const everywhere = form instanceof Map && ["1", "true", "yes", "on"].includes(form.get("everywhere") ?? "");
+    const everywhere = await asksEverywhere(request);
     const ended = presented === undefined ? undefined : await issuer.endPresented(presented, everywhere ? "logout_everywhere" : "logout");
     const others = ended !== undefined && everywhere ? await issuer.endAllOf(ended.subject, "logout_everywhere") : 0;
     const cleared = issuer.cookieClearing(request, server);
@@ -117,9 +129,19 @@ export function createLoginRoutes(options: LoginOptions): HttpRoute[] {
       return jsonResponse(200, body, { "set-cookie": cleared });
     }
     return new Response(null, { status: 303, headers: { location: LOGIN_PATH, "set-cookie": cleared, "cache-control": "no-store" } });
-  };
+  }
+}
 
-  const login = answerStoreFailures((request: Request, _principal: undefined, server: GateServer) => signIn(request, server));
+/** `everywhere=1` (or true/yes/on) in a form body: sign out every session of this person. */
+async function asksEverywhere(request: Request): Promise<boolean> {
+  if (request.headers.get("content-type")?.startsWith("application/x-www-form-urlencoded") !== true) return false;
+  const form = await readForm(request);
+  return form instanceof Map && ["1", "true", "yes", "on"].includes(form.get("everywhere") ?? "");
+}
+
+export function createLoginRoutes(options: LoginOptions): HttpRoute[] {
+  const endpoints = new LoginEndpoints(options);
+  const login = answerStoreFailures((request: Request, _principal: undefined, server: GateServer) => endpoints.signIn(request, server));
   return [
     {
       kind: "http",
@@ -135,7 +157,7 @@ export function createLoginRoutes(options: LoginOptions): HttpRoute[] {
       path: LOGOUT_PATH,
       methods: ["POST"],
       scope: null,
-      handle: answerStoreFailures((request, _principal, server) => signOut(request, server)),
+      handle: answerStoreFailures((request, _principal, server) => endpoints.signOut(request, server)),
     },
   ];
 }

@@ -13,15 +13,17 @@
  * - `POST|DELETE /auth/passkeys/remove` (signed in) `{ id }` → `{ removed: id }`
  */
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
-import { userPrincipal, type RoleScopes } from "../authn/users.ts";
+import { BasicCredentials } from "../authn/credentials.ts";
+import { PASSKEY_REQUIRED, userPrincipal, type PasswordAuthenticator, type RoleScopes } from "../authn/users.ts";
+import { preparePassword } from "../secrets/passwords.ts";
 import type { Clock } from "../core/clock.ts";
-import { GateError } from "../core/errors.ts";
+import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
 import { settleRefusal } from "../guard/refusals.ts";
-import type { AddressResolver } from "../http/clients.ts";
+import type { AddressResolver, TransportCheck } from "../http/clients.ts";
 import { answerStoreFailures, jsonResponse, toResponse } from "../http/responses.ts";
 import type { HttpRoute, ProtectedRoute, PublicRoute } from "../http/routes.ts";
 import { type PasskeyRecord, type PasskeyStore, type UserRecord, type UserStore } from "../store/store.ts";
@@ -56,6 +58,10 @@ export interface PasskeyRouteOptions {
   readonly guard: Guard;
   readonly addressOf: AddressResolver;
   readonly roleScopes: RoleScopes;
+  /** Confirms the signed-in user's password before a passkey is added or removed. */
+  readonly authenticatePassword: PasswordAuthenticator;
+  /** Whether a password may travel on this request's transport (TLS or loopback); absent: always. */
+  readonly passwordTransport?: TransportCheck | undefined;
   /** Why a passkey was refused (the library's reason), for the operator; absent: not logged. */
   readonly logger?: Logger | undefined;
 }
@@ -127,6 +133,32 @@ function ceremonyGround(request: Request, config: WebAuthnSettings | null): { se
   return origin instanceof GateError ? origin : { settings: config, origin };
 }
 
+const NO_PASSWORD = new GateError("invalid_request", "Send the account's password (password) to add or remove a passkey");
+
+/**
+ * Adding or removing a passkey changes how the account signs in, so the session alone is not
+ * enough: a page that shares the gate's origin (a service under a path prefix, an XSS in one)
+ * could ride the cookie. The account's password is asked again; a wrong one counts as a guess.
+ */
+async function confirmPassword(
+  options: PasskeyRouteOptions,
+  request: Request,
+  server: GateServer,
+  user: UserRecord,
+  password: unknown,
+  path: string,
+): Promise<GateError | undefined> {
+  if (typeof password !== "string" || password === "") return NO_PASSWORD;
+  if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return INSECURE_PASSWORD;
+  const client = options.addressOf(request, server);
+  const locked = options.guard.retryAfter(client, `user:${user.username}`);
+  if (locked > 0) return tooManyAttempts(locked);
+  const who = await options.authenticatePassword(new BasicCredentials(user.username, preparePassword(password)), client);
+  // A user who must use passkeys still has a password: it confirms, though it opens no session.
+  if (!(who instanceof GateError) || who === PASSKEY_REQUIRED) return undefined;
+  return settleRefusal(options, { error: who, address: client, path, username: user.username });
+}
+
 /** The signed-in user who may hold passkeys, or why not. */
 async function findOwner(store: UserStore, principal: Principal): Promise<UserRecord | GateError> {
   if (principal.kind !== "user") return USERS_ONLY;
@@ -158,11 +190,15 @@ function createRegistration(options: PasskeyRouteOptions) {
   const pending = createChallengeBook(now);
 
   /** Creation options for the signed-in user, remembered per sign-in until the answer comes back. */
-  const offer: ProtectedRoute["handle"] = async (request, principal) => {
+  const offer: ProtectedRoute["handle"] = async (request, principal, server) => {
     const ground = ceremonyGround(request, options.config);
     if (ground instanceof GateError) return toResponse(ground);
     const user = await findOwner(store, principal);
     if (user instanceof GateError) return toResponse(user);
+    const body = await readJsonObject(request);
+    if (body instanceof GateError) return toResponse(body);
+    const unconfirmed = await confirmPassword(options, request, server, user, body.password, `${PASSKEYS_PATH}/register/options`);
+    if (unconfirmed !== undefined) return toResponse(unconfirmed);
     const creation = await offerCreation(ground.settings, user.username, await store.listPasskeys(user.username));
     pending.put(registrationKey(principal), creation.challenge);
     return jsonResponse(200, JSON.stringify(creation));
@@ -333,10 +369,15 @@ function createOwnPasskeys(options: PasskeyRouteOptions) {
   };
 
   /** Removes one of the caller's own passkeys; never the last one of an account that must use passkeys. */
-  const remove: ProtectedRoute["handle"] = async (request, principal) => {
-    if (principal.kind !== "user") return toResponse(USERS_ONLY);
+  const remove: ProtectedRoute["handle"] = async (request, principal, server) => {
+    const ground = ceremonyGround(request, options.config);
+    if (ground instanceof GateError && ground !== PASSKEYS_OFF) return toResponse(ground);
+    const owner = await findOwner(store, principal);
+    if (owner instanceof GateError) return toResponse(owner);
     const body = await readJsonObject(request);
     if (body instanceof GateError) return toResponse(body);
+    const unconfirmed = await confirmPassword(options, request, server, owner, body.password, `${PASSKEYS_PATH}/remove`);
+    if (unconfirmed !== undefined) return toResponse(unconfirmed);
     if (typeof body.id !== "string" || !/^[A-Za-z0-9_-]{1,1400}$/.test(body.id)) return toResponse(BAD_ID);
     const [user, passkeys] = await Promise.all([store.getUser(principal.name), store.listPasskeys(principal.name)]);
     if (!passkeys.some((passkey) => passkey.id === body.id)) return toResponse(NOT_YOURS);

@@ -14,9 +14,13 @@ export interface RedirectRules {
   readonly servesHost: (host: string) => boolean;
 }
 
-/** A path browsers and the gate read alike: one leading slash, no backslash, no control or space characters. */
+/**
+ * A path browsers and the gate read alike: one leading slash, visible ASCII only (no backslash, no
+ * space or control character, nothing a Location header cannot carry; a browser percent-encodes
+ * the rest before it sends a URL anyway).
+ */
 function isPlainPath(target: string): boolean {
-  return target.startsWith("/") && !target.startsWith("//") && !/[\\\x00-\x20\x7f]/.test(target) && target.length <= 2048;
+  return target.startsWith("/") && !target.startsWith("//") && /^[\x21-\x5b\x5d-\x7e]+$/.test(target) && target.length <= 2048;
 }
 
 /** The target to send the browser to after sign-in: `rd` when it stays on a host we serve, else `/`. */

@@ -110,11 +110,12 @@ export class SessionIssuer {
     method: SessionMethod,
     rd: string | undefined,
   ): Promise<Response> {
+    // Decided before anything is stored: no answer that cannot be sent may leave a session behind.
+    const target = safeRedirect(rd, { host: request.headers.get("host"), servesHost: this.settings.servesHost });
     const previous = this.presentedSession(request, server);
     const { record, cookie } = await this.open(request, server, principal, method);
     // Signing in again replaces the browser's earlier session rather than leaving it live.
     if (previous !== undefined) await this.endPresented(previous, "logout");
-    const target = safeRedirect(rd, { host: request.headers.get("host"), servesHost: this.settings.servesHost });
     if (prefersJson(request)) {
       const body = JSON.stringify({
         session: { id: record.id, method, expires_at: new Date(record.expiresAt).toISOString() },

@@ -37,7 +37,15 @@ export function createUserMethods(sql: SqlOperations): UserStore {
     setPassword: (username, hash, at) =>
       changeOneRow("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3", [hash, at, username]),
     setDisabled: (username, disabledAt, at) =>
-      changeOneRow("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE username = $3", [disabledAt, at, username]),
+      sql.change(async (tx) => {
+        const found =
+          (await tx.run("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE username = $3", [disabledAt, at, username])) === 1;
+        // In the same transaction: enabling the user later must not bring an old (maybe stolen) cookie back.
+        if (found && disabledAt !== null) {
+          await tx.run("UPDATE sessions SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL", [at, `user:${username}`]);
+        }
+        return found;
+      }),
     setPasskeyRequired: (username, required, at) =>
       changeOneRow("UPDATE users SET passkey_required = $1, updated_at = $2 WHERE username = $3", [required ? 1 : 0, at, username]),
   };

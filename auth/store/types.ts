@@ -75,6 +75,7 @@ export interface UserStore {
   getUser(username: string): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   setPassword(username: string, passwordHash: string, at: number): Promise<boolean>;
+  /** Disabling also ends the user's browser sessions (enabling never revives them). */
   setDisabled(username: string, disabledAt: number | null, at: number): Promise<boolean>;
   setPasskeyRequired(username: string, required: boolean, at: number): Promise<boolean>;
 }

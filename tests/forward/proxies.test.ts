@@ -96,7 +96,7 @@ function nginxConfig(work: string, port: number, gatePort: number): string {
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-Uri "";
-      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-For $remote_addr;
     }
     location @tokengate_refused {

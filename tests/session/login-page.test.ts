@@ -227,6 +227,9 @@ describe.skipIf(!available)("passkeys", () => {
     await fillPassword(page, "pia", password);
     await waitForStatus(page, /^Signed in\.$/);
     await page.getByTestId("passkey-add").click();
+    await page.getByTestId("passkey-password").fill(password);
+    await shoot(page, "console-passkey-password");
+    await page.getByTestId("passkey-add-confirm").click();
     await waitForStatus(page, /^Passkey added\./);
     await shoot(page, "console-passkey-added");
     await page.getByTestId("sign-out").click();

@@ -127,8 +127,12 @@ async function addUser(app: TestApp, username: string): Promise<string> {
 
 /** Signs in with a password and adds a passkey with the console's button: the stored passkey's id. */
 async function enroll(app: TestApp, device: Device, username: string): Promise<string> {
-  await signInWithPassword(device.page, username, await addUser(app, username));
+  const password = await addUser(app, username);
+  await signInWithPassword(device.page, username, password);
   await device.page.getByTestId("passkey-add").click();
+  // Adding a passkey asks for the password again: the cookie alone is not enough.
+  await device.page.getByTestId("passkey-password").fill(password);
+  await device.page.getByTestId("passkey-add-confirm").click();
   await waitForStatus(device.page, "Passkey added.");
   const stored = await app.store.listPasskeys(username);
   expect(stored).toHaveLength(1);

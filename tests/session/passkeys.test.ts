@@ -1,11 +1,14 @@
 /**
- * Passkeys on the server side (auth/session/passkeys.ts): the routes' handlers with a real SQLite
- * store, a real guard and audit log, and a software authenticator that signs like a platform one
- * (P-256, "none" attestation), so registration and sign-in run through @simplewebauthn/server
- * for real. Time is the injected clock. Also the admin commands (auth/cli/passkeys.ts) and the
- * doctor's passkey check. The browser side is passkeys-browser.test.ts.
+ * Passkeys on the server side (auth/session/passkeys.ts), end to end against the real app
+ * (startApp) on a loopback port: every request goes over a real socket through the gate, signed in
+ * with a real session (a password sign-in over HTTP) or a real API key, with the app's SQLite store,
+ * guard and audit log. A software authenticator signs like a platform one (P-256, "none"
+ * attestation), so registration and sign-in run through @simplewebauthn/server for real. The page
+ * is http://localhost:<port> (WEBAUTHN_RP_ID=localhost, a secure context). Time is the app's
+ * injected clock. Also the admin commands (auth/cli/passkeys.ts, run in-process on the app's
+ * database) and the doctor's passkey check. The browser side is passkeys-browser.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import type {
@@ -19,33 +22,36 @@ import { inspectPasskeys } from "../../auth/cli/doctor.ts";
 import { runCli } from "../../auth/cli/commands.ts";
 import { EXIT, type CliContext } from "../../auth/cli/shared.ts";
 import { parseConfig } from "../../auth/config/config.ts";
-import { INVALID_TOKEN } from "../../auth/core/errors.ts";
-import { BOOTSTRAP_PRINCIPAL, type Principal } from "../../auth/core/principal.ts";
-import { createAuditLog } from "../../auth/guard/audit.ts";
-import { createLogger } from "../../auth/core/log.ts";
-import { createGuard, createMemoryAttemptStore, type Guard } from "../../auth/guard/guard.ts";
-import type { HttpRoute } from "../../auth/http/routes.ts";
+import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { CHALLENGE_TTL_MS, createChallengeBook } from "../../auth/session/passkey-challenges.ts";
 import { isPasskeyOrigin, userHandleOf } from "../../auth/session/passkey-requests.ts";
-import { createPasskeyRoutes, type WebAuthnSettings } from "../../auth/session/passkeys.ts";
-import { SessionIssuer } from "../../auth/session/sessions.ts";
-import { openSqliteStore } from "../../auth/store/sqlite.ts";
+import type { WebAuthnSettings } from "../../auth/session/passkeys.ts";
 import type { Store } from "../../auth/store/store.ts";
-import type { GateServer } from "../../auth/ws/data.ts";
-import { makeTempDir, startTestGate } from "../support/harness.ts";
+import { startTestApp, type TestApp } from "../support/harness.ts";
+import { insertApiKey } from "../support/keys.ts";
+import { openDataDirStore } from "../support/stores.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "../support/secrets.ts";
 
-const ORIGIN = "http://localhost:8080";
 const LOCALHOST: WebAuthnSettings = { rpId: "localhost", origins: null };
 const START = Date.parse("2027-03-01T12:00:00Z");
-const CLIENT = "192.0.2.7";
+/** The address the gate sees: this test's own loopback connection. */
+const CLIENT = "127.0.0.1";
+const PASSWORD = trackSecret("correct horse battery staple");
+/**
+ * Passkeys for the RP ID localhost (any http://localhost port: a secure context), and nobody
+ * exempt from the guard (by default loopback is), so a guessing client here is banned like any other.
+ */
+const PASSKEYS_ON = { WEBAUTHN_RP_ID: "localhost", BAN_EXEMPT: "" };
+/** The passkey endpoints anyone may call; the others need a signed-in principal. */
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/auth/passkeys/login/options", "/auth/passkeys/login"]);
 
 const b64u = (bytes: Uint8Array | Buffer) => Buffer.from(bytes).toString("base64url");
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest();
 
 /**
  * A software authenticator: one P-256 credential, "none" attestation, a signature counter, and the
- * user-presence and user-verification flags it claims. It signs exactly what a browser would send.
+ * user-presence and user-verification flags it claims. It signs exactly what a browser would send
+ * from a page at `origin`.
  */
 class SoftAuthenticator {
   readonly id = b64u(crypto.getRandomValues(new Uint8Array(16)));
@@ -77,7 +83,7 @@ class SoftAuthenticator {
     return Buffer.concat([Buffer.alloc(16), length, id, isoCBOR.encode(cose)]);
   }
 
-  create(options: PublicKeyCredentialCreationOptionsJSON, origin = ORIGIN): RegistrationResponseJSON {
+  create(options: PublicKeyCredentialCreationOptionsJSON, origin: string): RegistrationResponseJSON {
     this.userHandle = options.user.id;
     const clientData = JSON.stringify({ type: "webauthn.create", challenge: options.challenge, origin, crossOrigin: false });
     const attestation = isoCBOR.encode(
@@ -96,7 +102,7 @@ class SoftAuthenticator {
     };
   }
 
-  get(options: PublicKeyCredentialRequestOptionsJSON, origin = ORIGIN): AuthenticationResponseJSON {
+  get(options: PublicKeyCredentialRequestOptionsJSON, origin: string): AuthenticationResponseJSON {
     this.counter += 1;
     const clientData = Buffer.from(JSON.stringify({ type: "webauthn.get", challenge: options.challenge, origin, crossOrigin: false }));
     const authData = this.authData(options.rpId!);
@@ -116,28 +122,21 @@ class SoftAuthenticator {
   }
 }
 
-const fakeServer = { requestIP: () => ({ address: CLIENT, family: "IPv4", port: 40000 }) } as unknown as GateServer;
-
-function userOf(name: string, session: string | null = "0123456789abcdef"): Principal {
-  return { id: `user:${name}`, kind: "user", name, scopes: ["data:read"], expiresAt: null, roles: ["viewer"], session, tokenId: null };
+/** A credential as a client presents it: the headers it adds to a request. */
+interface Credential {
+  readonly headers: Readonly<Record<string, string>>;
 }
 
-const KEY_PRINCIPAL: Principal = {
-  id: "0123456789ab",
-  kind: "key",
-  name: "laptop",
-  scopes: ["*"],
-  expiresAt: null,
-  roles: [],
-  session: null,
-  tokenId: null,
-};
-
 interface Call {
-  readonly principal?: Principal | undefined;
+  /**
+   * The credential sent with the request; `null` sends none. By default alice's session on the
+   * signed-in routes and nothing on the public ones.
+   */
+  readonly as?: Credential | null | undefined;
   readonly body?: unknown;
   /** Raw body text instead of JSON.stringify(body). */
   readonly text?: string;
+  /** The page's Origin header (default: the app's own page, http://localhost:<port>); `null` sends none. */
   readonly origin?: string | null;
   readonly headers?: Record<string, string>;
   readonly method?: string;
@@ -149,61 +148,87 @@ interface Answer {
   readonly json: Record<string, any>;
 }
 
-/** One app's worth of passkey routes over a fresh store, with a clock the test moves. */
-class Fixture {
-  clock = START;
-  readonly audit: string[] = [];
-  /** The log: why the library refused a passkey. */
-  readonly log: string[] = [];
-  readonly guard: Guard;
-  readonly routes: HttpRoute[];
+/**
+ * The session cookie a response sets (`tgs=…`), its token registered with the leak scan before
+ * anything can print it; `undefined` when there is none, or when the response clears it.
+ */
+function sessionCookieOf(response: Response): string | undefined {
+  const header = response.headers.get("set-cookie");
+  if (header === null) return undefined;
+  const pair = header.split(";")[0]!;
+  const token = pair.slice(pair.indexOf("=") + 1);
+  if (token === "") return undefined;
+  trackSecret(token);
+  return pair;
+}
 
-  constructor(
-    readonly store: Store,
-    webauthn: WebAuthnSettings | null = LOCALHOST,
+/** Endpoints that confirm the account's password before they change its passkeys. */
+const STEP_UP_PATHS: ReadonlySet<string> = new Set(["/auth/passkeys/register/options"]);
+
+let passwordHash: string;
+
+beforeAll(async () => {
+  // argon2id is slow on purpose: one hash serves every user of every app in this file.
+  passwordHash = await hashPassword(PASSWORD);
+});
+
+/**
+ * The real app on a loopback port with a fresh database, a clock the test moves, and its users'
+ * sessions. Requests go to http://localhost:<port>, so Host and Origin name the page a browser
+ * would be on: the passkey origin, and the same host as far as the CSRF rule is concerned.
+ */
+class Fixture implements AsyncDisposable {
+  readonly #clock: { at: number };
+  readonly #sessions = new Map<string, Credential>();
+  /** The page's origin, also where requests go. */
+  readonly origin: string;
+
+  private constructor(
+    readonly app: TestApp,
+    clock: { at: number },
   ) {
-    const now = () => this.clock;
-    const audit = createAuditLog({ write: (line) => (this.audit.push(line), captureOutput(line)), successSample: 0, now });
-    this.guard = createGuard({ attempts: createMemoryAttemptStore(), bans: store, exempt: () => false, now });
-    const issuer = new SessionIssuer({
-      store,
-      now,
-      lifetimeMs: 30 * 86_400_000,
-      secureTransport: () => false,
-      addressOf: () => CLIENT,
-      audit,
-      afterChange: async () => undefined,
-      servesHost: () => false,
-    });
-    this.routes = createPasskeyRoutes({
-      store,
-      config: webauthn,
-      issuer,
-      now,
-      audit,
-      guard: this.guard,
-      addressOf: () => CLIENT,
-      roleScopes: new Map([["viewer", ["data:read"]]]),
-      logger: createLogger({ now, level: "debug", format: "json", sink: { write: (line) => (this.log.push(line), captureOutput(line)) } }),
-    });
+    this.#clock = clock;
+    this.origin = app.http.replace("127.0.0.1", "localhost");
+  }
+
+  static async start(env: Record<string, string> = PASSKEYS_ON): Promise<Fixture> {
+    const clock = { at: START };
+    return new Fixture(await startTestApp(env, { now: () => clock.at }), clock);
+  }
+
+  /** The app's clock: every part of the app reads it. */
+  get clock(): number {
+    return this.#clock.at;
+  }
+
+  set clock(at: number) {
+    this.#clock.at = at;
+  }
+
+  get store(): Store {
+    return this.app.store;
   }
 
   async call(path: string, call: Call = {}): Promise<Answer> {
     const method = call.method ?? (path === "/auth/passkeys" ? "GET" : "POST");
-    const route = this.routes.find((candidate) => candidate.path === path && candidate.methods.includes(method));
-    if (route === undefined) throw new Error(`no route ${method} ${path}`);
-    const headers = new Headers({ accept: "application/json", "content-type": "application/json", ...call.headers });
-    if (call.origin !== null) headers.set("origin", call.origin ?? ORIGIN);
-    const hasBody = method !== "GET" && (call.body !== undefined || call.text !== undefined);
-    const request = new Request(`http://localhost:8080${path}`, {
+    const credential = call.as !== undefined ? call.as : PUBLIC_PATHS.has(path) ? null : await this.session("alice");
+    const headers = new Headers({
+      accept: "application/json",
+      "content-type": "application/json",
+      ...credential?.headers,
+      ...call.headers,
+    });
+    if (call.origin !== null) headers.set("origin", call.origin ?? this.origin);
+    // Adding or removing a passkey asks for the account's password again: sent unless the test says otherwise.
+    const body = call.body === undefined && STEP_UP_PATHS.has(path) && call.text === undefined ? { password: PASSWORD } : call.body;
+    const hasBody = method !== "GET" && (body !== undefined || call.text !== undefined);
+    const response = await fetch(`${this.origin}${path}`, {
       method,
       headers,
-      body: hasBody ? (call.text ?? JSON.stringify(call.body)) : null,
+      body: hasBody ? (call.text ?? JSON.stringify(body)) : null,
+      redirect: "manual",
     });
-    const response =
-      route.scope === null
-        ? await route.handle(request, undefined, fakeServer)
-        : await route.handle(request, call.principal ?? userOf("alice"), fakeServer);
+    sessionCookieOf(response);
     const text = await response.text();
     const json = text === "" ? {} : (JSON.parse(text) as Record<string, unknown>);
     // WebAuthn challenges are secrets of the ceremony: the leak scan looks for them too.
@@ -214,15 +239,36 @@ class Fixture {
   }
 
   async addUser(username: string): Promise<void> {
-    await this.store.insertUser({ username, passwordHash: "$argon2id$unused", roles: ["viewer"], createdAt: this.clock });
+    await this.store.insertUser({ username, passwordHash, roles: ["viewer"], createdAt: this.clock });
+    await this.app.app.keyring.refresh();
   }
 
-  /** Registers `authenticator` for `principal`'s user through both registration endpoints. */
-  async register(authenticator: SoftAuthenticator, principal = userOf("alice"), name?: string): Promise<Answer> {
-    const offered = await this.call("/auth/passkeys/register/options", { principal });
+  /** A new sign-in of `username` with their password over HTTP: the session cookie a browser would send back. */
+  async openSession(username: string): Promise<Credential> {
+    const response = await fetch(`${this.origin}/auth/login`, {
+      method: "POST",
+      headers: { accept: "application/json" },
+      body: new URLSearchParams({ username, password: PASSWORD }),
+    });
+    const cookie = sessionCookieOf(response);
+    await response.body?.cancel();
+    if (response.status !== 200 || cookie === undefined) throw new Error(`${username} could not sign in (status ${response.status})`);
+    return { headers: { cookie } };
+  }
+
+  /** `username`'s session in this test, opened on first use. */
+  async session(username: string): Promise<Credential> {
+    let session = this.#sessions.get(username);
+    if (session === undefined) this.#sessions.set(username, (session = await this.openSession(username)));
+    return session;
+  }
+
+  /** Registers `authenticator` for the signed-in user (alice by default) through both registration endpoints. */
+  async register(authenticator: SoftAuthenticator, as?: Credential, name?: string): Promise<Answer> {
+    const offered = await this.call("/auth/passkeys/register/options", { as });
     expect(offered.status).toBe(200);
-    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON);
-    return this.call("/auth/passkeys/register", { principal, body: { response, name } });
+    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON, this.origin);
+    return this.call("/auth/passkeys/register", { as, body: { response, name } });
   }
 
   async loginOptions(): Promise<{ challenge_id: string; options: PublicKeyCredentialRequestOptionsJSON }> {
@@ -234,35 +280,42 @@ class Fixture {
   /** A whole passkey sign-in with `authenticator`. */
   async login(authenticator: SoftAuthenticator, rd?: string): Promise<Answer> {
     const { challenge_id, options } = await this.loginOptions();
-    return this.call("/auth/passkeys/login", { body: { challenge_id, response: authenticator.get(options), rd } });
+    return this.call("/auth/passkeys/login", { body: { challenge_id, response: authenticator.get(options, this.origin), rd } });
   }
 
   auditEvents(): Array<Record<string, unknown>> {
-    return this.audit.map((line) => JSON.parse(line) as Record<string, unknown>);
+    return this.app.audit.map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  /** The app's latest log line on why the library refused a passkey. */
+  lastRefusal(): string | undefined {
+    return this.app.lines.findLast((line) => /"msg":"passkey [a-z-]+ refused"/.test(line));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.app[Symbol.asyncDispose]();
   }
 }
 
-let dir: ReturnType<typeof makeTempDir>;
 let store: Store;
 let fixture: Fixture;
 
 beforeEach(async () => {
-  dir = makeTempDir();
-  store = await openSqliteStore(join(dir.path, "passkeys.db"));
-  fixture = new Fixture(store);
+  fixture = await Fixture.start();
+  store = fixture.store;
   await fixture.addUser("alice");
 });
 
 afterEach(async () => {
-  await store.close();
-  dir[Symbol.dispose]();
+  await fixture[Symbol.asyncDispose]();
 });
 
 describe("without a passkey domain (config.webauthn null)", () => {
   test.each(["/auth/passkeys/register/options", "/auth/passkeys/register", "/auth/passkeys/login/options", "/auth/passkeys/login"])(
     "%s answers 404 saying what to set",
     async (path) => {
-      const off = new Fixture(store, null);
+      await using off = await Fixture.start({});
+      await off.addUser("alice");
       const answer = await off.call(path, { body: {} });
       expect(answer.status).toBe(404);
       expect(answer.json.code).toBe("not_found");
@@ -273,6 +326,29 @@ describe("without a passkey domain (config.webauthn null)", () => {
 });
 
 describe("registration", () => {
+  test.each([
+    ["no password", {}, 400, "invalid_request"],
+    ["an empty password", { password: "" }, 400, "invalid_request"],
+    ["a wrong password (counted, audited)", { password: "not alice's password" }, 401, "invalid_credentials"],
+  ])("adding a passkey asks for the account's password again (the cookie alone cannot): %s → %d", async (_name, body, status, code) => {
+    const answer = await fixture.call("/auth/passkeys/register/options", { body });
+    expect(answer.status).toBe(status);
+    expect(answer.json.code).toBe(code);
+    expect(answer.json.challenge).toBeUndefined();
+    if (status === 401) {
+      const failures = fixture.app.audit.filter((line) => line.includes('"audit":"auth.failure"') && line.includes('"user":"alice"'));
+      expect(failures.length).toBeGreaterThan(0);
+    }
+  });
+
+  test("removing one asks for the password too", async () => {
+    const authenticator = new SoftAuthenticator();
+    expect((await fixture.register(authenticator)).status).toBe(201);
+    const without = await fixture.call("/auth/passkeys/remove", { body: { id: authenticator.id } });
+    expect(without.status).toBe(400);
+    expect(await fixture.store.getPasskey(authenticator.id)).toBeDefined();
+  });
+
   test("options: a resident key with user verification, for this RP and user, excluding passkeys the user has", async () => {
     const first = await fixture.call("/auth/passkeys/register/options");
     expect(first.status).toBe(200);
@@ -293,7 +369,7 @@ describe("registration", () => {
 
   test("a verified credential is stored (key, counter, transports, name), audited and listed; 201", async () => {
     const authenticator = new SoftAuthenticator();
-    const added = await fixture.register(authenticator, userOf("alice"), "  Work laptop ");
+    const added = await fixture.register(authenticator, undefined, "  Work laptop ");
     expect(added.status).toBe(201);
     expect(added.json.passkey).toEqual({
       id: authenticator.id,
@@ -319,28 +395,41 @@ describe("registration", () => {
   });
 
   test("only users: an API key and the bootstrap token are refused with 403 access_denied", async () => {
-    for (const principal of [KEY_PRINCIPAL, BOOTSTRAP_PRINCIPAL]) {
+    const key = await insertApiKey(store, { name: "laptop", scopes: ["data:read"] });
+    await fixture.app.app.keyring.refresh();
+    for (const token of [key.token, fixture.app.token]) {
       for (const path of ["/auth/passkeys/register/options", "/auth/passkeys/register", "/auth/passkeys"]) {
-        const answer = await fixture.call(path, { principal, body: { response: {} } });
+        const answer = await fixture.call(path, { as: { headers: { "x-auth-token": token } }, body: { response: {} } });
         expect(answer.status).toBe(403);
         expect(answer.json.code).toBe("access_denied");
+        expect(answer.json.detail).toStartWith("Only a signed-in user can have passkeys");
       }
     }
   });
 
   test("a disabled user cannot add a passkey", async () => {
+    const alice = await fixture.session("alice");
+    // Disabled elsewhere (the CLI, another instance) a moment ago: this instance has not polled the
+    // store yet (its polling is paused here), so the gate still lets the session through and the
+    // endpoint itself must read the user.
+    await fixture.app.app.keyring.stop();
     await store.setDisabled("alice", START, START);
-    const answer = await fixture.call("/auth/passkeys/register/options");
+    const answer = await fixture.call("/auth/passkeys/register/options", { as: alice });
     expect(answer.status).toBe(403);
     expect(answer.json.detail).toContain("disabled");
+    // Once the keyring has seen it, the gate refuses the session before the endpoint is reached.
+    await fixture.app.app.keyring.refresh();
+    const later = await fixture.call("/auth/passkeys/register/options", { as: alice });
+    expect(later.status).toBe(401);
   });
 
   test("the challenge is single-use, and belongs to the sign-in (session) that asked for it", async () => {
     const authenticator = new SoftAuthenticator();
     const offered = await fixture.call("/auth/passkeys/register/options");
-    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON);
+    const response = authenticator.create(offered.json as PublicKeyCredentialCreationOptionsJSON, fixture.origin);
+    // alice signed in a second time (another browser): the same user, another session.
     const otherSession = await fixture.call("/auth/passkeys/register", {
-      principal: userOf("alice", "fedcba9876543210"),
+      as: await fixture.openSession("alice"),
       body: { response },
     });
     expect(otherSession.status).toBe(400);
@@ -355,7 +444,9 @@ describe("registration", () => {
     const authenticator = new SoftAuthenticator();
     const offered = await fixture.call("/auth/passkeys/register/options");
     fixture.clock += CHALLENGE_TTL_MS;
-    const late = await fixture.call("/auth/passkeys/register", { body: { response: authenticator.create(offered.json as never) } });
+    const late = await fixture.call("/auth/passkeys/register", {
+      body: { response: authenticator.create(offered.json as never, fixture.origin) },
+    });
     expect(late.status).toBe(400);
     expect(late.json.detail).toContain("expired");
   });
@@ -364,7 +455,7 @@ describe("registration", () => {
     const unverified = await fixture.register(new SoftAuthenticator(false));
     expect(unverified.status).toBe(400);
     expect(unverified.json.detail).toContain("user verification");
-    expect(fixture.log.at(-1)).toContain("User verification was required");
+    expect(fixture.lastRefusal()).toContain("User verification was required");
 
     const offered = await fixture.call("/auth/passkeys/register/options");
     const elsewhere = new SoftAuthenticator().create(offered.json as never, "http://localhost:9999");
@@ -424,13 +515,21 @@ describe("requests the endpoints refuse before any verification", () => {
   });
 
   test("the page's Origin must be a passkey origin: none, another port's https, another host are refused (403)", async () => {
+    // The gate refuses an Origin that is neither its own host nor in ALLOWED_ORIGINS before any
+    // route; these are listed there, so what refuses them below is the passkey endpoints' own rule.
+    await using listed = await Fixture.start({
+      ...PASSKEYS_ON,
+      ALLOWED_ORIGINS: "https://evil.example,http://127.0.0.1:8080,https://localhost:8443",
+    });
     for (const origin of [null, "https://evil.example", "http://127.0.0.1:8080", "null"]) {
-      const answer = await fixture.call("/auth/passkeys/login/options", { origin });
+      const answer = await listed.call("/auth/passkeys/login/options", { origin });
       expect(answer.status).toBe(403);
       expect(answer.json.code).toBe("forbidden_origin");
+      // An opaque origin ("null") cannot be listed in ALLOWED_ORIGINS: the gate refuses it first.
+      if (origin !== "null") expect(answer.json.detail).toStartWith("Passkeys");
     }
     // Any port of the RP ID's host will do when no list is configured (https, or http on localhost).
-    expect((await fixture.call("/auth/passkeys/login/options", { origin: "https://localhost:8443" })).status).toBe(200);
+    expect((await listed.call("/auth/passkeys/login/options", { origin: "https://localhost:8443" })).status).toBe(200);
   });
 
   test("isPasskeyOrigin: a configured list is exact; without one, the RP ID's host over https (http only for localhost)", () => {
@@ -472,7 +571,7 @@ describe("sign-in", () => {
     const { challenge_id, options } = await fixture.loginOptions();
     const page = await fixture.call("/auth/passkeys/login", {
       headers: { accept: "text/html" },
-      body: { challenge_id, response: authenticator.get(options), rd: "https://evil.example/" },
+      body: { challenge_id, response: authenticator.get(options, fixture.origin), rd: "https://evil.example/" },
     });
     expect(page.status).toBe(303);
     expect(page.headers.get("location")).toBe("/");
@@ -482,7 +581,7 @@ describe("sign-in", () => {
     const authenticator = new SoftAuthenticator();
     await fixture.register(authenticator);
     const { challenge_id, options } = await fixture.loginOptions();
-    const response = authenticator.get(options);
+    const response = authenticator.get(options, fixture.origin);
     expect((await fixture.call("/auth/passkeys/login", { body: { challenge_id, response } })).status).toBe(200);
     const replay = await fixture.call("/auth/passkeys/login", { body: { challenge_id, response } });
     expect(replay.status).toBe(400);
@@ -498,13 +597,13 @@ describe("sign-in", () => {
     expect(
       (
         await fixture.call("/auth/passkeys/login", {
-          body: { challenge_id: early.challenge_id, response: authenticator.get(early.options) },
+          body: { challenge_id: early.challenge_id, response: authenticator.get(early.options, fixture.origin) },
         })
       ).status,
     ).toBe(200);
     fixture.clock += 1;
     const expired = await fixture.call("/auth/passkeys/login", {
-      body: { challenge_id: late.challenge_id, response: authenticator.get(late.options) },
+      body: { challenge_id: late.challenge_id, response: authenticator.get(late.options, fixture.origin) },
     });
     expect(expired.status).toBe(400);
     expect(expired.json.detail).toContain("expired");
@@ -522,7 +621,9 @@ describe("sign-in", () => {
     let last = first;
     for (let attempt = 0; attempt < 12 && last.status !== 429; attempt++) last = await fixture.login(stranger);
     expect(last.status).toBe(429);
-    expect(fixture.guard.retryAfter(CLIENT)).toBeGreaterThan(0);
+    // The guard banned this client: it says for how long, and the ban is audited.
+    expect(Number(last.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(fixture.auditEvents()).toContainEqual(expect.objectContaining({ audit: "ban.started", subject: `addr:${CLIENT}` }));
   });
 
   test("the signature counter must move forward: a lower count (a cloned authenticator) is refused", async () => {
@@ -560,7 +661,7 @@ describe("sign-in", () => {
     const answer = await fixture.login(unverified);
     expect(answer.status).toBe(401);
     expect(answer.json.description).toContain("could not be verified");
-    expect(fixture.log.at(-1)).toContain("User verification required");
+    expect(fixture.lastRefusal()).toContain("User verification required");
   });
 
   test("a signature from another key for the stored credential id is refused", async () => {
@@ -579,48 +680,69 @@ describe("one's own passkeys", () => {
     const alices = [new SoftAuthenticator(), new SoftAuthenticator()];
     for (const authenticator of alices) expect((await fixture.register(authenticator)).status).toBe(201);
     const bobs = new SoftAuthenticator();
-    expect((await fixture.register(bobs, userOf("bob"))).status).toBe(201);
+    const bob = await fixture.session("bob");
+    expect((await fixture.register(bobs, bob)).status).toBe(201);
 
-    const listed = await fixture.call("/auth/passkeys", { principal: userOf("bob") });
+    const listed = await fixture.call("/auth/passkeys", { as: bob });
     expect(listed.json.passkeys.map((passkey: { id: string }) => passkey.id)).toEqual([bobs.id]);
 
-    const notHis = await fixture.call("/auth/passkeys/remove", { principal: userOf("bob"), body: { id: alices[0]!.id } });
+    const notHis = await fixture.call("/auth/passkeys/remove", { as: bob, body: { id: alices[0]!.id, password: PASSWORD } });
     expect(notHis.status).toBe(404);
     expect(await store.getPasskey(alices[0]!.id)).toBeDefined();
 
     await store.setPasskeyRequired("alice", true, START);
-    const removed = await fixture.call("/auth/passkeys/remove", { method: "DELETE", body: { id: alices[0]!.id } });
+    const removed = await fixture.call("/auth/passkeys/remove", { method: "DELETE", body: { id: alices[0]!.id, password: PASSWORD } });
     expect(removed).toMatchObject({ status: 200, json: { removed: alices[0]!.id } });
     expect(fixture.auditEvents()).toContainEqual(
       expect.objectContaining({ audit: "passkey.removed", user: "alice", passkey: alices[0]!.id }),
     );
-    const last = await fixture.call("/auth/passkeys/remove", { body: { id: alices[1]!.id } });
+    const last = await fixture.call("/auth/passkeys/remove", { body: { id: alices[1]!.id, password: PASSWORD } });
     expect(last.status).toBe(403);
     expect(last.json.detail).toContain("add another passkey before removing the last one");
 
     expect((await fixture.login(alices[0]!)).status).toBe(401);
-    expect((await fixture.call("/auth/passkeys/remove", { body: { id: 7 } })).status).toBe(400);
+    expect((await fixture.call("/auth/passkeys/remove", { body: { id: 7, password: PASSWORD } })).status).toBe(400);
   });
 });
 
 describe("through the gate", () => {
   test("the protected routes need a credential; the public ones do not; methods are enforced", async () => {
-    const token = newSecret();
-    const alice = userOf("alice", null);
-    await using gate = startTestGate({
-      routes: fixture.routes,
-      authenticate: (presented) => (presented === token ? alice : INVALID_TOKEN),
+    const gate = fixture.origin; // http://localhost:<port>, the page's own origin
+    // alice's access token from the password grant: a bearer credential, not an ambient cookie.
+    const grant = await fetch(`${gate}/auth/token`, {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "password", username: "alice", password: PASSWORD }),
     });
+    expect(grant.status).toBe(200);
+    const tokens = (await grant.json()) as { access_token: string; refresh_token?: string };
+    const token = trackSecret(tokens.access_token);
+    if (tokens.refresh_token !== undefined) trackSecret(tokens.refresh_token);
     const post = (path: string, headers: Record<string, string> = {}) =>
-      fetch(`${gate.http}${path}`, { method: "POST", headers: { origin: ORIGIN.replace("8080", String(gate.port)), ...headers } });
+      fetch(`${gate}${path}`, { method: "POST", headers: { origin: fixture.origin, ...headers } });
     expect((await post("/auth/passkeys/register/options")).status).toBe(401);
-    expect((await fetch(`${gate.http}/auth/passkeys`)).status).toBe(401);
-    // The gate's Host is 127.0.0.1, but the page's origin (localhost) is what passkeys judge.
-    const offered = await post("/auth/passkeys/register/options", { authorization: `Bearer ${token}` });
+    expect((await fetch(`${gate}/auth/passkeys`)).status).toBe(401);
+    // A bearer token is no ambient credential (no CSRF rule), and the page's origin is what passkeys judge.
+    const withPassword = (headers: Record<string, string>) =>
+      fetch(`${gate}/auth/passkeys/register/options`, {
+        method: "POST",
+        headers: { origin: fixture.origin, "content-type": "application/json", ...headers },
+        body: JSON.stringify({ password: PASSWORD }),
+      });
+    const offered = await withPassword({ authorization: `Bearer ${token}` });
     expect(offered.status).toBe(200);
-    expect(((await offered.json()) as { rp: { id: string } }).rp.id).toBe("localhost");
-    expect((await post("/auth/passkeys/login/options")).status).toBe(200);
-    expect((await fetch(`${gate.http}/auth/passkeys/login/options`)).status).toBe(405);
+    const creation = (await offered.json()) as { rp: { id: string }; challenge: string };
+    trackSecret(creation.challenge);
+    expect(creation.rp.id).toBe("localhost");
+    const login = await post("/auth/passkeys/login/options");
+    expect(login.status).toBe(200);
+    trackSecret(((await login.json()) as { options: { challenge: string } }).options.challenge);
+    expect((await fetch(`${gate}/auth/passkeys/login/options`)).status).toBe(405);
+    // Addressed as 127.0.0.1, a page at localhost is another origin: the gate refuses it before any route.
+    const elsewhere = await fetch(`${fixture.app.http}/auth/passkeys/login/options`, {
+      method: "POST",
+      headers: { origin: fixture.origin },
+    });
+    expect(elsewhere.status).toBe(403);
   });
 });
 
@@ -647,7 +769,7 @@ describe("admin commands (users require-passkey, users passkeys)", () => {
   function cliContext(out: string[], err: string[]): CliContext {
     return {
       io: { out: (text) => void out.push(text), err: (text) => void err.push(text) },
-      openStore: () => openSqliteStore(join(dir.path, "passkeys.db")),
+      openStore: () => openDataDirStore(fixture.app.dataDir),
       now: () => START,
       roleScopes: new Map([["viewer", ["data:read"]]]),
       knownScopes: [],
@@ -674,7 +796,7 @@ describe("admin commands (users require-passkey, users passkeys)", () => {
     expect((await store.getUser("alice"))!.passkeyRequired).toBe(false);
 
     const authenticator = new SoftAuthenticator();
-    await fixture.register(authenticator, userOf("alice"), "Phone");
+    await fixture.register(authenticator, undefined, "Phone");
     expect((await run("users", "require-passkey", "alice")).code).toBe(EXIT.ok);
     expect((await store.getUser("alice"))!.passkeyRequired).toBe(true);
 

@@ -142,13 +142,20 @@ describe("signing in", () => {
   });
 
   test("the bootstrap token and an access token do not open sessions (403 access_denied)", async () => {
-    const answer = await fetch(`${app.http}/auth/login`, {
+    const grant = await fetch(`${app.http}/auth/token`, {
       method: "POST",
-      headers: { accept: "application/json" },
-      body: new URLSearchParams({ api_key: app.token }),
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: key.id, client_secret: key.token }),
     });
-    expect(answer.status).toBe(403);
-    expect(((await answer.json()) as { code: string }).code).toBe("access_denied");
+    const jwt = trackSecret(((await grant.json()) as { access_token: string }).access_token);
+    for (const token of [app.token, jwt]) {
+      const answer = await fetch(`${app.http}/auth/login`, {
+        method: "POST",
+        headers: { accept: "application/json" },
+        body: new URLSearchParams({ api_key: token }),
+      });
+      expect(answer.status).toBe(403);
+      expect(((await answer.json()) as { code: string }).code).toBe("access_denied");
+    }
   });
 
   test("a user who must use a passkey cannot open a session with the password", async () => {
