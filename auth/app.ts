@@ -39,9 +39,8 @@ import { createConsole } from "./http/console-assets.ts";
 import { createLoginRoutes } from "./session/login.ts";
 import { createPasskeyRoutes } from "./session/passkeys.ts";
 import { SessionIssuer } from "./session/sessions.ts";
-import { hostOf } from "./core/origins.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
-import { MAX_BODY_BYTES, RouteTable } from "./config/routes-file.ts";
+import { MAX_BODY_BYTES, RouteTable, routesServeHost } from "./config/routes-file.ts";
 import { createProxiedRoutes } from "./proxy/services.ts";
 import type { Store } from "./store/store.ts";
 import { digestToken } from "./secrets/tokens.ts";
@@ -185,12 +184,6 @@ interface Parts {
   readonly sessions: SessionIssuer;
 }
 
-/** Whether a route of the routes file is matched by this host name: a sign-in may send the browser back there. */
-function routeServesHost(table: RouteTable, host: string): boolean {
-  const name = hostOf(host);
-  return table.routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
-}
-
 /** Browser sign-in: the login page's endpoints and passkeys. */
 function buildSessionRoutes(parts: Parts, page: (request: Request) => Promise<Response>): Route[] {
   const { options, keyring, guard, audit, addressOf } = parts;
@@ -328,7 +321,8 @@ function openSessions(
     addressOf: parts.addressOf,
     audit: parts.audit,
     afterChange: () => parts.keyring.refresh(),
-    servesHost: (host) => routeServesHost(parts.routeTable, host),
+    // A sign-in may send the browser back to a host a route of the routes file serves.
+    servesHost: (host) => routesServeHost(parts.routeTable.routes, host),
   });
 }
 

@@ -1,7 +1,7 @@
 /**
- * What the server's refusal codes mean, in words a person understands. The server's own
- * `description` only picks between wordings here; it is never shown raw, so no code or variable
- * name reaches the screen unless it helps the person fix something.
+ * What the server's refusal codes mean, in words a person understands. Where one code covers
+ * several situations (access_denied, a passkey refused), the server's own `description` says which
+ * in a plain sentence and is shown as it is; the page never picks a wording by matching its text.
  */
 import { explainRefusal } from "../client/tokengate.ts";
 
@@ -23,11 +23,11 @@ export function waitFor(seconds: number | undefined): string {
 const INSECURE_PASSWORD =
   "Passwords are accepted only over HTTPS or on the gate's own machine. Sign in with an API key, or set up HTTPS (the README's TLS section).";
 
-function explainDenied(description: string): string {
-  if (/passkey/i.test(description)) return "This account signs in with a passkey only: use “Sign in with a passkey”.";
-  if (/bootstrap/i.test(description)) return "The bootstrap token cannot open a browser session.";
-  if (/disabled/i.test(description)) return "This account is disabled.";
-  return "This credential may not sign in here.";
+/** The server's description as a sentence of its own (it is written for people; a code never is). */
+function sentence(description: string, fallback: string): string {
+  const text = description.trim();
+  if (text === "") return fallback;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 /** Why a sign-in (password, key or passkey) did not work, in plain words. */
@@ -36,13 +36,13 @@ export function explainSignIn(refusal: Refusal): string {
     case "invalid_credentials":
       return "Wrong username or password.";
     case "access_denied":
-      return explainDenied(refusal.description);
+      return sentence(refusal.description, "This credential may not sign in here.");
     case "too_many_requests":
       return `Too many failed attempts from this device. Try again ${waitFor(refusal.retryAfter)}.`;
     case "temporarily_unavailable":
       return `The gate is busy or cannot reach its credential store. Try again ${waitFor(refusal.retryAfter)}.`;
     case "invalid_request":
-      return /https|tls|insecure/i.test(refusal.description) ? INSECURE_PASSWORD : "The sign-in was incomplete: fill in every field.";
+      return sentence(refusal.description, "The sign-in was incomplete: fill in every field.");
     case "invalid_grant":
       return "That passkey sign-in did not check out. Try again.";
     case "cross_site_request":
@@ -62,24 +62,14 @@ export function explainErrorParameter(code: string): string {
   return known.startsWith("Refused (") ? "The sign-in did not work. Try again." : known;
 }
 
-/** Why the gate turned a passkey down: its descriptions pick the wording, as for sign-in. */
+/** Why the gate turned a passkey down: the code where it says enough, else the server's sentence. */
 export function explainPasskeyRefusal(refusal: Refusal): string {
   const { code, description } = refusal;
-  if (code === "invalid_credentials") {
-    if (/not registered/i.test(description)) return "This passkey is not registered here (it may have been removed). Sign in another way.";
-    if (/counter/i.test(description)) {
-      return "This passkey looks copied (its signature counter went backwards), so it is refused. Sign in another way and check your passkeys.";
-    }
-    return "This passkey could not be verified. Try again, or sign in another way.";
-  }
   if (code === "not_found") return "Passkeys are not set up on this gate yet: its operator gives it an https:// name (see the README).";
   if (code === "forbidden_origin")
     return "Passkeys work only from the gate's own address (its https:// name). Open this page there and try again.";
-  if (code === "access_denied" && /signed-in user/i.test(description))
-    return "Only a user account can have passkeys, not an API key or token.";
-  if (code === "invalid_request" && /challenge/i.test(description)) return "The passkey request expired or was used already. Try again.";
-  if (code === "invalid_request" && /already/i.test(description)) return "This passkey is registered already.";
-  if (code === "invalid_request") return "The passkey could not be checked. Try again on this page.";
+  if (code === "invalid_credentials" || code === "access_denied" || code === "invalid_request")
+    return sentence(description, "The passkey could not be checked. Try again, or sign in another way.");
   return explainSignIn(refusal);
 }
 

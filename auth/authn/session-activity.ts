@@ -16,13 +16,18 @@ export interface SessionActivity {
   lastUse(record: SessionRecord): number;
   /** Adopts a later use another instance stored. */
   adopt(id: string, at: number): void;
-  /** Writes the uses that are due (at most one per session per interval). */
+  /** Writes the uses that are due (at most one per session per interval); once an hour, forgets long-ended sessions. */
   flush(): Promise<void>;
 }
 
-export function createSessionActivity(store: Pick<SessionStore, "touchSessions">, now: Clock): SessionActivity {
+/** Ended sessions are kept this long (an old cookie is then told "ended", not "unknown"), then forgotten. */
+export const ENDED_SESSION_KEPT_MS = 30 * 86_400_000;
+const PRUNE_EVERY_MS = 3_600_000;
+
+export function createSessionActivity(store: Pick<SessionStore, "touchSessions" | "pruneSessions">, now: Clock): SessionActivity {
   const used = new Map<string, number>();
   const written = new Map<string, number>();
+  let prunedAt = Number.NEGATIVE_INFINITY;
   return {
     noteUse(id) {
       used.set(id, now());
@@ -35,6 +40,10 @@ export function createSessionActivity(store: Pick<SessionStore, "touchSessions">
     },
     async flush() {
       const at = now();
+      if (at - prunedAt >= PRUNE_EVERY_MS) {
+        prunedAt = at;
+        await store.pruneSessions(at - ENDED_SESSION_KEPT_MS);
+      }
       const due: Array<{ id: string; at: number }> = [];
       for (const [id, usedAt] of used) {
         const last = written.get(id);

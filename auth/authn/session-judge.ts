@@ -34,15 +34,21 @@ export const SESSION_IDLE = new GateError("expired_token", "The sign-in session 
 
 export type SessionJudge = (session: ParsedSessionToken) => Principal | GateError | Promise<Principal | GateError>;
 
+/** The store did not answer (as opposed to: no such session). */
+const STORE_AWAY = Symbol("store away");
+
 export function createSessionJudge(parts: SessionJudgeParts): SessionJudge {
   const { view, health, poller, revalidate, now, activity, idleMs, store } = parts;
+  const readStored = (id: string) => store.getSession(id).catch((): typeof STORE_AWAY => STORE_AWAY);
 
   /**
    * Idle by what this instance knows: another instance may have seen the session since, so the
    * store has the last word (a rare path: a session left alone for days).
    */
   const confirmIdle = async (entry: SessionEntry, principal: Principal): Promise<Principal | GateError> => {
-    const stored = await store.getSession(entry.record.id).catch(() => undefined);
+    const stored = await readStored(entry.record.id);
+    // A store that does not answer says nothing about the session: 503, never a sign-out.
+    if (stored === STORE_AWAY) return STORE_UNAVAILABLE;
     if (stored === undefined || stored.revokedAt !== null || stored.lastSeenAt + idleMs <= now()) return SESSION_IDLE;
     activity.adopt(stored.id, stored.lastSeenAt);
     activity.noteUse(stored.id);
@@ -65,7 +71,9 @@ export function createSessionJudge(parts: SessionJudgeParts): SessionJudge {
    * session says so; anything else is an unknown token.
    */
   const judgeStored = async (session: ParsedSessionToken): Promise<Principal | GateError> => {
-    const stored = await store.getSession(session.id).catch(() => undefined);
+    const stored = await readStored(session.id);
+    // Not a guess when the store cannot say: 503, never counted toward a ban.
+    if (stored === STORE_AWAY) return STORE_UNAVAILABLE;
     if (stored === undefined || !tokenMatchesDigest(session.secret, stored.secretHash)) return INVALID_TOKEN;
     if (stored.revokedAt !== null) return SESSION_ENDED;
     if (stored.expiresAt <= now()) return SESSION_EXPIRED;

@@ -52,8 +52,9 @@ async function requirePasskey(store: Store, context: CliContext, username: strin
     context.io.out(`${username} may sign in with a password again.\n`);
     return EXIT.ok;
   }
-  // Sessions opened with the password end: from now on only a passkey opens one.
+  // Every session and refresh token ends: from now on only a passkey signs this user in (a password opens nothing).
   const ended = await store.revokeSessionsOf(`user:${username}`, context.now());
+  await store.revokeFamiliesOf(`user:${username}`, context.now());
   context.io.out(
     `${username} must now sign in with a passkey.${ended > 0 ? ` Ended ${ended} browser session${ended === 1 ? "" : "s"}.` : ""}\n`,
   );
@@ -64,8 +65,9 @@ const requirePasskeyCommand: Command = {
   summary: ["users require-passkey NAME [--off]", "make a user sign in with a passkey (or stop)"],
   help: `Usage: bun run cli users require-passkey NAME [--off]
 
-From now on NAME signs in to the browser with a passkey only: passwords no longer open a browser
-session, and the sessions open now end. The user must have added a passkey first (signed in, "Add a passkey" on the console page);
+From now on NAME signs in with a passkey only: the password no longer opens a browser session,
+passes Basic auth or gets a token (grant_type=password); it only confirms changes to the user's
+passkeys. The user's open sessions and refresh tokens end. The user must have added a passkey first (signed in, "Add a passkey" on the console page);
 see them with: bun run cli users passkeys NAME
   --off     allow password sign-in again
 `,

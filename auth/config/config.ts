@@ -502,8 +502,7 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
       /** A browser session ends this long after sign-in, however busy. */
       lifetimeMs: vars.SESSION_LIFETIME,
     },
-    /** Where people open the gate (PUBLIC_URL), if said: the login page's links and the passkey origin. */
-    publicUrl: vars.PUBLIC_URL ?? null,
+    /** Passkeys: from PUBLIC_URL, or WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS. */
     webauthn: toWebAuthn(vars),
   } as const;
 }
@@ -518,7 +517,9 @@ function toWebAuthn(vars: EnvVars): { readonly rpId: string; readonly origins: r
   const rpId = vars.WEBAUTHN_RP_ID ?? fromUrl;
   if (rpId === undefined) return null;
   if (vars.WEBAUTHN_ORIGINS.length > 0) return { rpId, origins: vars.WEBAUTHN_ORIGINS };
-  return { rpId, origins: vars.PUBLIC_URL !== undefined && fromUrl === rpId ? [vars.PUBLIC_URL] : null };
+  // PUBLIC_URL on the RP ID's domain (gate.home.lan for home.lan) is the page people open: that origin.
+  const onDomain = fromUrl !== undefined && (fromUrl === rpId || fromUrl.endsWith(`.${rpId}`));
+  return { rpId, origins: vars.PUBLIC_URL !== undefined && onDomain ? [vars.PUBLIC_URL] : null };
 }
 
 /** The validated configuration: derived from the schema through `toConfig`, never declared by hand. */

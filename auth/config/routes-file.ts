@@ -162,6 +162,13 @@ export function findServiceRoute(routes: readonly ServiceRoute[], hostHeader: st
   return best;
 }
 
+/** Whether a route is matched by this Host header's name (the operator named it). */
+export function routesServeHost(routes: readonly ServiceRoute[], hostHeader: string | null): boolean {
+  if (hostHeader === null) return false;
+  const name = hostOf(hostHeader);
+  return routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
+}
+
 /** Reads and parses ROUTES_FILE; a file that cannot be read is a problem naming it, like any other. */
 export function loadRoutesFile(file: string | null): RoutesFileResult {
   if (file === null) return { ok: true, routes: [] };

@@ -263,7 +263,7 @@ export function createForwardAuthRoute(options: ForwardAuthOptions): PublicRoute
     path: VERIFY_PATH,
     // The Origin a proxy passes on is the original request's, on the service's host: judged against that host (CSRF) here.
     judgesOriginItself: true,
-    // nginx's auth_request keeps the original method; the answer does not depend on it.
+    // A proxy may ask with any method (nginx's auth_request and Caddy ask with GET): the original one comes in X-Original-Method / X-Forwarded-Method.
     methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     scope: null,
     handle: (request, _principal, server) => verifier.verify(request, server),

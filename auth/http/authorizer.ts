@@ -133,19 +133,7 @@ export class Authorizer {
       const refused = this.judge(exchange, cookie.forged, undefined);
       return toResponse(refused instanceof GateError ? refused : cookie.forged);
     }
-    if (cookie.credential === undefined) return this.serveCredential(exchange, route, undefined);
-    const answer = this.serveCredential(exchange, route, cookie.credential);
-    return answer instanceof Promise
-      ? answer.then((resolved) => this.dropDeadCookie(exchange, resolved))
-      : this.dropDeadCookie(exchange, answer);
-  }
-
-  /** A sign-in cookie that no longer works (ended, expired, unknown) is cleared with its 401, so the page asks once. */
-  private dropDeadCookie(exchange: Exchange, answer: Response): Response {
-    if (answer.status !== 401) return answer;
-    const secure = this.options.secureTransport?.(exchange.request, exchange.server) ?? false;
-    answer.headers.append("set-cookie", clearedSessionCookie(secure));
-    return answer;
+    return this.serveCredential(exchange, route, cookie.credential, cookie.credential !== undefined);
   }
 
   /** The sign-in cookie of a request that carries no other credential, with the CSRF verdict. */
@@ -163,20 +151,35 @@ export class Authorizer {
     exchange: Exchange,
     route: ProtectedRoute,
     credential: string | BasicCredentials | GateError | undefined,
+    fromCookie = false,
   ): Response | Promise<Response> {
     const verifyPassword = this.options.authenticatePassword;
     if (credential instanceof BasicCredentials && verifyPassword !== undefined)
       return this.serveWithPassword(exchange, route, credential, verifyPassword);
     const who = authorizeToken(credential, this.options.authenticate, route.scope);
-    if (who instanceof Promise) return who.then((verdict) => this.serveVerdict(exchange, route, this.judge(exchange, verdict, credential)));
+    if (who instanceof Promise)
+      return who.then((verdict) => this.serveVerdict(exchange, route, this.judge(exchange, verdict, credential), fromCookie));
     // The success path skips judge() unless successes are sampled: it runs on every request.
     const settled = who instanceof GateError || this.options.audit?.samplesSuccess === true ? this.judge(exchange, who, credential) : who;
-    return this.serveVerdict(exchange, route, settled);
+    return this.serveVerdict(exchange, route, settled, fromCookie);
   }
 
-  /** Runs a protected handler for a verified principal (or answers the refusal). */
-  serveVerdict(exchange: Exchange, route: ProtectedRoute, who: Verdict): Response | Promise<Response> {
-    if (who instanceof GateError) return toResponse(who, this.offerBasic);
+  /**
+   * Runs a protected handler for a verified principal (or answers the refusal). A sign-in cookie the
+   * gate refused with a 401 (ended, expired, unknown) is cleared with the answer, so a page learns it
+   * once; a 401 of the handler's own (a wrong confirmation password) leaves the cookie alone.
+   */
+  serveVerdict(exchange: Exchange, route: ProtectedRoute, who: Verdict, fromCookie = false): Response | Promise<Response> {
+    if (who instanceof GateError) {
+      const refusal = toResponse(who, this.offerBasic);
+      if (fromCookie && refusal.status === 401) {
+        refusal.headers.append(
+          "set-cookie",
+          clearedSessionCookie(this.options.secureTransport?.(exchange.request, exchange.server) ?? false),
+        );
+      }
+      return refusal;
+    }
     exchange.actAs(who);
     const { request, server } = exchange;
     if (this.options.recordUse !== undefined && who.kind !== "bootstrap") this.options.recordUse(who, () => peerAddress(request, server));

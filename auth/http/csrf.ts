@@ -32,13 +32,18 @@ export interface CookieUse {
   readonly secure: boolean;
 }
 
-/** Why a cookie-authenticated request may not proceed, or `undefined` when it may. */
+/**
+ * Why a cookie-authenticated request may not proceed, or `undefined` when it may. An Origin that is
+ * not ours refuses the cookie whatever the method: a browser sends Origin with every request that
+ * could change state, so this holds even where the method is not known (forward auth behind a proxy
+ * that asks with GET and does not say which method it holds).
+ */
 export function judgeCookieUse(use: CookieUse, originPolicy: OriginPolicy | undefined): GateError | undefined {
-  if (SAFE_METHODS.has(use.method) && !use.upgrade) return undefined;
   if (use.origin !== null) {
     if (use.secure && !use.origin.startsWith("https:")) return CROSS_SITE_REQUEST;
     return (originPolicy ?? SAME_HOST_ONLY).allows(use.origin, use.host) ? undefined : CROSS_SITE_REQUEST;
   }
+  if (SAFE_METHODS.has(use.method) && !use.upgrade) return undefined;
   return use.fetchSite === "same-origin" ? undefined : CROSS_SITE_REQUEST;
 }
 

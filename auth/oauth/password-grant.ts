@@ -3,6 +3,7 @@
  * clients. A sign-in starts a session: a new refresh-token family.
  */
 import { BasicCredentials } from "../authn/credentials.ts";
+import { PASSKEY_REQUIRED } from "../authn/users.ts";
 import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "../core/errors.ts";
 import { hasScope } from "../core/principal.ts";
 import { preparePassword } from "../secrets/passwords.ts";
@@ -32,7 +33,8 @@ export const passwordGrant: GrantHandler = async (context, { request, server, pa
   if (locked > 0) return tooManyAttempts(locked);
   const who = await context.authenticatePassword(new BasicCredentials(username.normalize("NFC"), preparePassword(password)), address);
   // Every other refusal is one answer, so the response does not tell which part was wrong.
-  if (who instanceof GateError) return who.kind === "temporarily_unavailable" ? who : WRONG_PASSWORD_GRANT;
+  // A user who must use passkeys gave the right password: refused as such, never counted as a guess.
+  if (who instanceof GateError) return who.kind === "temporarily_unavailable" || who === PASSKEY_REQUIRED ? who : WRONG_PASSWORD_GRANT;
   if (scopes !== undefined && !scopes.every((scope) => hasScope(who, scope))) return SCOPE_NOT_GRANTED;
   const familyId = generateFamilyId();
   const refresh = newRefresh(context, familyId, who, scopes ?? who.scopes, clientId);

@@ -10,9 +10,8 @@ import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
 import { elapsedMs, type Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
-import { hostOf } from "../core/origins.ts";
 import { redactPath, splitUrl } from "../core/redact.ts";
-import { findServiceRoute, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
+import { findServiceRoute, routesServeHost, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
 import { authorizeToken, Authorizer, type AuthorizerOptions, type Verdict } from "../http/authorizer.ts";
 import { peerAddress } from "../http/clients.ts";
 import type { Exchange } from "../http/exchange.ts";
@@ -144,18 +143,21 @@ class ServiceProxy implements ProxiedRoute {
     }
     const navigation = !upgrade && isNavigation(exchange.request.method, exchange.request.headers);
     if (cookie.credential === undefined && navigation) return loginRedirect(this.#pageAddress(exchange));
+    // A page (a navigation) whose cookie no longer works, or never did (two of them, a foreign value), signs in again with it dropped.
+    const toLogin = () => loginRedirect(this.#pageAddress(exchange), this.#clearedCookie(exchange));
+    if (navigation && cookie.credential instanceof GateError) return toLogin();
     if (!navigation || typeof cookie.credential !== "string")
-      return this.#proceed(exchange, { credential: cookie.credential, authorizationIsOurs: false }, upgrade);
+      return this.#proceed(
+        exchange,
+        { credential: cookie.credential, authorizationIsOurs: false },
+        upgrade,
+        cookie.credential !== undefined,
+      );
     const credential = cookie.credential;
     const settle = (verdict: Verdict) => {
       const judged = this.authorizer.judge(exchange, verdict, credential);
-      // A cookie that no longer works (ended, expired, unknown) is dropped, and the person signs in again.
-      if (judged instanceof GateError && judged.policy.status === 401)
-        return loginRedirect(
-          this.#pageAddress(exchange),
-          clearedSessionCookie(this.authorizer.options.secureTransport?.(exchange.request, exchange.server) ?? false),
-        );
-      return this.authorizer.serveVerdict(exchange, this.#protectedFor(exchange, false, false), judged);
+      if (judged instanceof GateError && judged.policy.status === 401) return toLogin();
+      return this.authorizer.serveVerdict(exchange, this.#protectedFor(exchange, false, false), judged, true);
     };
     const who = authorizeToken(credential, this.authorizer.options.authenticate, this.route.scope);
     return who instanceof Promise ? who.then(settle) : settle(who);
@@ -167,9 +169,13 @@ class ServiceProxy implements ProxiedRoute {
     return query === "" ? exchange.path : `${exchange.path}?${query}`;
   }
 
-  #proceed(exchange: Exchange, { credential, authorizationIsOurs }: ProxyCredential, upgrade: boolean) {
+  #clearedCookie(exchange: Exchange): string {
+    return clearedSessionCookie(this.authorizer.options.secureTransport?.(exchange.request, exchange.server) ?? false);
+  }
+
+  #proceed(exchange: Exchange, { credential, authorizationIsOurs }: ProxyCredential, upgrade: boolean, fromCookie = false) {
     if (upgrade && this.route.websocket) return this.#serveUpgrade(exchange, credential, authorizationIsOurs);
-    return this.authorizer.serveCredential(exchange, this.#protectedFor(exchange, authorizationIsOurs, upgrade), credential);
+    return this.authorizer.serveCredential(exchange, this.#protectedFor(exchange, authorizationIsOurs, upgrade), credential, fromCookie);
   }
 
   /**
@@ -290,10 +296,6 @@ export function createProxiedRoutes(options: ProxyOptions): ProxiedRoutes {
       if (proxy === undefined) prepared.set(route, (proxy = new ServiceProxy(route, authorizer, options)));
       return proxy;
     },
-    servesHost(host) {
-      if (host === null) return false;
-      const name = hostOf(host);
-      return options.table.routes.some((route) => route.match.host !== undefined && route.match.host.toLowerCase() === name);
-    },
+    servesHost: (host) => routesServeHost(options.table.routes, host),
   };
 }

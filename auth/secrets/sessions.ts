@@ -44,42 +44,53 @@ export const sessionCookieName = (secure: boolean) => (secure ? SECURE_SESSION_C
 /**
  * Every value of the session cookie in a `Cookie` header (RFC 6265 §5.4: `name=value` pairs joined
  * by `; `). More than one value is possible (a stale cookie from a sibling path); the caller decides.
+ * A browser keeps a comma inside a cookie's value, so `x=1,__Host-tgs=…` is one cookie named `x`
+ * (planted by a sibling host, where the prefix's protection never applied): a value with a comma
+ * is never read as ours.
  */
 export function readSessionCookies(header: string | null, secure: boolean): string[] {
   if (header === null) return [];
   const wanted = sessionCookieName(secure);
   const found: string[] = [];
-  // Cookie values never hold `,` (RFC 6265 §4.1.1): a comma can only join two Cookie header lines.
-  for (const pair of header.split(/[;,]/)) {
+  for (const pair of header.split(";")) {
     const eq = pair.indexOf("=");
     if (eq === -1 || pair.slice(0, eq).trim() !== wanted) continue;
-    found.push(pair.slice(eq + 1).trim());
+    const value = pair.slice(eq + 1).trim();
+    if (!value.includes(",")) found.push(value);
   }
   return found;
 }
 
-/** `Cookie` without the gate's session cookies (either name): what a proxied service may see. `undefined` when nothing is left. */
+/** A session token anywhere in a text: what must never reach a service, whatever cookie it hides in. */
+const SESSION_TOKEN_INSIDE = /tgs_[0-9a-f]{16}_/;
+
+/** Whether one `name=value` pair of a Cookie header is (or hides) the gate's sign-in cookie. */
+function isSessionPair(pair: string): boolean {
+  const eq = pair.indexOf("=");
+  const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+  return name === SESSION_COOKIE || name === SECURE_SESSION_COOKIE || SESSION_TOKEN_INSIDE.test(pair);
+}
+
+/** `Cookie` without the gate's session cookies (either name, or a session token inside another): what a proxied service may see. `undefined` when nothing is left. */
 export function withoutSessionCookies(header: string): string | undefined {
   const kept = header
-    .split(/[;,]/)
+    .split(";")
     .map((pair) => pair.trim())
-    .filter((pair) => {
-      if (pair === "") return false;
-      const eq = pair.indexOf("=");
-      const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
-      return name !== SESSION_COOKIE && name !== SECURE_SESSION_COOKIE;
-    });
+    .filter((pair) => pair !== "" && !isSessionPair(pair));
   return kept.length === 0 ? undefined : kept.join("; ");
 }
 
 /** Whether a `Cookie` header may hold one of the gate's session cookies (a cheap test for the hot path; `tgs =` counts too). */
 export const mayHoldSessionCookie = (header: string | null) => header !== null && header.includes("tgs");
 
-/** Whether a service's `Set-Cookie` would set (or clear) the gate's own session cookie on this host. */
+/**
+ * Whether a service's `Set-Cookie` would set (or clear) the gate's own session cookie on this host,
+ * or smuggle one inside another cookie's value (`x=1,tgs=…`).
+ */
 export function setsSessionCookie(setCookie: string): boolean {
-  const eq = setCookie.indexOf("=");
-  const name = (eq === -1 ? setCookie : setCookie.slice(0, eq)).trim();
-  return name === SESSION_COOKIE || name === SECURE_SESSION_COOKIE;
+  const end = setCookie.indexOf(";");
+  const pair = end === -1 ? setCookie : setCookie.slice(0, end);
+  return isSessionPair(pair) || pair.split(",").some((part) => isSessionPair(part));
 }
 
 /** `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Path=/; Secure over TLS. No Max-Age past the absolute end. */

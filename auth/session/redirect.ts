@@ -12,6 +12,8 @@ export interface RedirectRules {
   readonly host: string | null;
   /** Whether a configured route (ROUTES_FILE) is served under this host. */
   readonly servesHost: (host: string) => boolean;
+  /** The sign-in came over TLS: an `http:` target would send the fresh session's page over plain HTTP. */
+  readonly secure?: boolean;
 }
 
 /**
@@ -38,6 +40,7 @@ export function safeRedirect(rd: string | null | undefined, rules: RedirectRules
     return FALLBACK_TARGET;
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "") return FALLBACK_TARGET;
+  if (rules.secure === true && url.protocol === "http:") return FALLBACK_TARGET;
   const own = rules.host !== null && url.host === rules.host.trim().toLowerCase();
   return own || rules.servesHost(url.hostname) ? url.href : FALLBACK_TARGET;
 }

@@ -111,7 +111,11 @@ export class SessionIssuer {
     rd: string | undefined,
   ): Promise<Response> {
     // Decided before anything is stored: no answer that cannot be sent may leave a session behind.
-    const target = safeRedirect(rd, { host: request.headers.get("host"), servesHost: this.settings.servesHost });
+    const target = safeRedirect(rd, {
+      host: request.headers.get("host"),
+      servesHost: this.settings.servesHost,
+      secure: this.settings.secureTransport(request, server),
+    });
     const previous = this.presentedSession(request, server);
     const { record, cookie } = await this.open(request, server, principal, method);
     // Signing in again replaces the browser's earlier session rather than leaving it live.

@@ -152,6 +152,8 @@ const MIGRATIONS: readonly Migration[] = [
         created_addr TEXT NOT NULL
       )${t.strict}`,
       "CREATE INDEX sessions_subject ON sessions(subject)",
+      // Every reload reads the live ones: ended rows stay out of that scan.
+      "CREATE INDEX sessions_live ON sessions(revoked_at, expires_at)",
       `CREATE TABLE passkeys (
         id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 1400),
         username TEXT NOT NULL REFERENCES users(username),

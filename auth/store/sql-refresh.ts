@@ -105,6 +105,11 @@ export function createRefreshMethods(sql: SqlOperations): RefreshStore {
     async revokeFamily(familyId, at) {
       await sql.change((tx) => revokeFamilyRows(tx, familyId, at));
     },
+    revokeFamiliesOf: (subject, at) =>
+      sql.changeWhen(
+        (count) => count > 0,
+        (tx) => tx.run("UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL", [at, subject]),
+      ),
     revokedFamilies: async (since) => (await sql.direct.all<{ family_id: string }>(REVOKED_FAMILIES, [since])).map((row) => row.family_id),
     async revokeAccessToken(jti, expiresAt, now) {
       await sql.change((tx) => denyAccessToken(tx, jti, expiresAt, now));

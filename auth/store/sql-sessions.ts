@@ -78,6 +78,10 @@ export function createSessionMethods(sql: SqlOperations): SessionStore {
         await tx.run("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", [at, id]);
         return selectSession(tx, id);
       }),
+    pruneSessions: (before) =>
+      sql.bookkeeping((tx) =>
+        tx.run("DELETE FROM sessions WHERE (revoked_at IS NOT NULL AND revoked_at < $1) OR expires_at < $1", [before]),
+      ),
     revokeSessionsOf: (subject, at) =>
       sql.changeWhen(
         (count) => count > 0,

@@ -117,6 +117,8 @@ export interface RefreshStore {
   getRefreshToken(id: string): Promise<RefreshTokenRecord | undefined>;
   consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): Promise<RefreshOutcome>;
   revokeFamily(familyId: string, at: number): Promise<void>;
+  /** Revokes every refresh token of a subject (`user:<name>`), so its families and their access tokens end; how many tokens. */
+  revokeFamiliesOf(subject: string, at: number): Promise<number>;
   /** Families revoked after `since` (older ones' access tokens have all expired). */
   revokedFamilies(since: number): Promise<string[]>;
   /** Records a revoked access token until it expires; entries expired by `now` are dropped. */
@@ -195,6 +197,8 @@ export interface SessionStore {
   revokeSession(id: string, at: number): Promise<SessionRecord | undefined>;
   /** Ends every live session of a subject (`user:<name>` or `key:<id>`); how many. */
   revokeSessionsOf(subject: string, at: number): Promise<number>;
+  /** Forgets sessions that ended (revoked or past their end) before `before`; bookkeeping. How many. */
+  pruneSessions(before: number): Promise<number>;
 }
 
 /** A WebAuthn credential of a user. */

@@ -4,14 +4,18 @@
  * instance still sees the session alive.
  */
 import { expect, test } from "bun:test";
-import { createSessionActivity, SESSION_TOUCH_INTERVAL_MS } from "../../auth/authn/session-activity.ts";
+import { createSessionActivity, ENDED_SESSION_KEPT_MS, SESSION_TOUCH_INTERVAL_MS } from "../../auth/authn/session-activity.ts";
 import type { SessionRecord } from "../../auth/store/store.ts";
 
 function setup() {
   const clock = { at: 1_000_000 };
   const writes: Array<Array<{ id: string; at: number }>> = [];
-  const activity = createSessionActivity({ touchSessions: async (uses) => void writes.push([...uses]) }, () => clock.at);
-  return { clock, writes, activity };
+  const prunes: number[] = [];
+  const activity = createSessionActivity(
+    { touchSessions: async (uses) => void writes.push([...uses]), pruneSessions: async (before) => (prunes.push(before), 0) },
+    () => clock.at,
+  );
+  return { clock, writes, prunes, activity };
 }
 
 const record = (id: string, lastSeenAt: number) => ({ id, lastSeenAt }) as SessionRecord;
@@ -54,6 +58,7 @@ test("a failed write is not lost: the next flush writes it", async () => {
         if (fail) throw new Error("store away");
         writes.push(...uses.map((use) => use.id));
       },
+      pruneSessions: async () => 0,
     },
     () => clock.at,
   );
@@ -64,13 +69,24 @@ test("a failed write is not lost: the next flush writes it", async () => {
   expect(writes).toEqual(["a"]);
 });
 
-test("a session quiet for an interval after its last write is forgotten in memory (bounded by active sessions)", async () => {
+test("a session quiet for an interval after its last write is not written again, and its stored stamp still counts", async () => {
   const { clock, writes, activity } = setup();
   for (let index = 0; index < 100; index++) activity.noteUse(`s${index}`);
   await activity.flush();
   clock.at += SESSION_TOUCH_INTERVAL_MS;
   await activity.flush();
+  clock.at += SESSION_TOUCH_INTERVAL_MS;
+  await activity.flush();
   expect(writes).toHaveLength(1);
-  // Stamps stay available through the written copy, so idleness is still judged right.
   expect(activity.lastUse(record("s1", 0))).toBe(1_000_000);
+});
+
+test("once an hour, sessions that ended more than 30 days ago are forgotten", async () => {
+  const { clock, prunes, activity } = setup();
+  await activity.flush();
+  await activity.flush();
+  expect(prunes).toEqual([1_000_000 - ENDED_SESSION_KEPT_MS]);
+  clock.at += 3_600_000;
+  await activity.flush();
+  expect(prunes).toEqual([1_000_000 - ENDED_SESSION_KEPT_MS, 4_600_000 - ENDED_SESSION_KEPT_MS]);
 });

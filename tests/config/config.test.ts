@@ -52,7 +52,6 @@ describe("parseConfig defaults", () => {
         httpIdleTimeout: 10,
         shutdownTimeout: 5,
         sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
-        publicUrl: null,
         webauthn: null,
       },
     });
@@ -137,7 +136,6 @@ describe("parseConfig defaults", () => {
         httpIdleTimeout: 5,
         shutdownTimeout: 2,
         sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
-        publicUrl: null,
         webauthn: null,
       },
     });
@@ -291,6 +289,11 @@ describe("sessions and passkeys", () => {
       { rpId: "home.arpa", origins: ["https://gate.home.arpa:8443", "https://home.arpa"] },
     ],
     ["localhost for development", { WEBAUTHN_RP_ID: "localhost" }, { rpId: "localhost", origins: null }],
+    [
+      "an RP ID of the parent domain and PUBLIC_URL below it: that page",
+      { WEBAUTHN_RP_ID: "home.lan", PUBLIC_URL: "https://gate.home.lan:8443" },
+      { rpId: "home.lan", origins: ["https://gate.home.lan:8443"] },
+    ],
   ])("%s", (_name, env, expected) => {
     expect(configOf(env).webauthn).toEqual(expected);
   });

@@ -335,6 +335,9 @@ describe("registration", () => {
     expect(answer.status).toBe(status);
     expect(answer.json.code).toBe(code);
     expect(answer.json.challenge).toBeUndefined();
+    // A wrong confirmation is the handler's refusal, not the cookie's: the browser stays signed in.
+    expect(answer.headers.get("set-cookie")).toBeNull();
+    expect((await fixture.call("/auth/passkeys", { method: "GET" })).status).toBe(200);
     if (status === 401) {
       const failures = fixture.app.audit.filter((line) => line.includes('"audit":"auth.failure"') && line.includes('"user":"alice"'));
       expect(failures.length).toBeGreaterThan(0);

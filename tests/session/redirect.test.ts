@@ -49,6 +49,15 @@ describe("safeRedirect", () => {
   ])("rd=%j → %j", (rd, expected) => {
     expect(safeRedirect(rd, rules)).toBe(expected);
   });
+
+  test.each([
+    ["https://grafana.lan/d/1", "https://grafana.lan/d/1"],
+    ["http://grafana.lan/d/1", "/"],
+    ["http://gate.lan:8000/x", "/"],
+    ["/x", "/x"],
+  ])("signed in over TLS, rd=%j → %j (never down to plain HTTP)", (rd, expected) => {
+    expect(safeRedirect(rd, { ...rules, secure: true })).toBe(expected);
+  });
 });
 
 describe("rd through the login endpoint", () => {

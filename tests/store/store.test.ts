@@ -5,18 +5,18 @@
  */
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { openSqliteDriver } from "../../auth/store/sqlite.ts";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE } from "../../auth/config/config.ts";
 import { generateSigningKey } from "../../auth/secrets/jwt.ts";
-import { openPostgresStore } from "../../auth/store/postgres.ts";
-import { LATEST_SCHEMA } from "../../auth/store/schema.ts";
-import { StoreError, type Store } from "../../auth/store/store.ts";
+import { openPostgresDriver, openPostgresStore } from "../../auth/store/postgres.ts";
+import { LATEST_SCHEMA, pendingMigrations } from "../../auth/store/schema.ts";
+import { openMigratedStore, StoreError, type NewSession, type SqlDriver, type Store } from "../../auth/store/store.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
 import { makeTempDir, ROOT } from "../support/harness.ts";
-import { openDataDirStore } from "../support/stores.ts";
+import { createTestDatabase, openDataDirStore } from "../support/stores.ts";
 import { engines, newKey, postgres, postgresEngine } from "./engines.ts";
-import type { NewSession } from "../../auth/store/store.ts";
 
 describe.each(engines)("store contract on %s", (_name, engine, available) => {
   const it = available ? test : test.skip;
@@ -362,5 +362,118 @@ describe.each(engines)("sessions and passkeys on %s", (_name, engine, available)
     expect((await store.getUser("ann"))!.passkeyRequired).toBe(false);
     expect(await store.setPasskeyRequired("ann", true, 4_000)).toBe(true);
     expect((await store.getUser("ann"))!.passkeyRequired).toBe(true);
+  });
+});
+
+/** A database left at schema `version` by an earlier tokengate, on either engine: its driver, not yet a store. */
+async function openDriverAt(engine: string, version: number): Promise<{ driver: SqlDriver } & AsyncDisposable> {
+  const dir = makeTempDir();
+  const database = engine === "postgres" ? await createTestDatabase() : undefined;
+  const driver = database === undefined ? openSqliteDriver(join(dir.path, DATABASE_FILE)) : openPostgresDriver(database.url);
+  await driver.transaction(async (tx) => {
+    await driver.schemaVersion(tx);
+    for (const migration of pendingMigrations(driver.dialect, 0).filter((step) => step.version <= version)) {
+      for (const statement of migration.statements) await tx.run(statement);
+      await driver.setSchemaVersion(tx, migration.version);
+    }
+  });
+  return {
+    driver,
+    async [Symbol.asyncDispose]() {
+      await database?.[Symbol.asyncDispose]();
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+describe.each(engines)("upgrading to browser sessions (schema 8) on %s", (name, _engine, available) => {
+  const it = available ? test : test.skip;
+
+  it("a users table of schema 7 gains passkey_required (false) for the people already in it, and sessions work", async () => {
+    await using old = await openDriverAt(name, 7);
+    await old.driver.run("INSERT INTO users (username, password_hash, roles, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)", [
+      "ann",
+      "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA",
+      "viewer",
+      1_000,
+    ]);
+    const store = await openMigratedStore(old.driver);
+    try {
+      expect(await store.getUser("ann")).toMatchObject({ username: "ann", roles: ["viewer"], passkeyRequired: false, disabledAt: null });
+      expect(await store.listSessions(0)).toEqual([]);
+      expect(await store.listPasskeys()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe.each(engines)("what ends sessions on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+
+  it("disabling a user ends their sessions in the same step (enabling again revives none); others' stay", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertUser({ username: "ann", passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA", roles: [], createdAt: 1_000 });
+    const session = (id: string, subject: string): NewSession => ({
+      id,
+      secretHash: digestToken(id),
+      subject,
+      scopes: [],
+      roles: [],
+      method: "password",
+      createdAt: 1_000,
+      lastSeenAt: 1_000,
+      expiresAt: 90_000,
+      createdAddr: "10.0.0.1",
+    });
+    await store.insertSession(session("00000000000000c1", "user:ann"));
+    await store.insertSession(session("00000000000000c2", "user:bob"));
+    const before = await store.changeMarker();
+    expect(await store.setDisabled("ann", 2_000, 2_000)).toBe(true);
+    expect(await store.changeMarker()).not.toBe(before);
+    expect(await store.setDisabled("ann", null, 3_000)).toBe(true);
+    expect((await store.listSessions(4_000)).map((record) => record.id)).toEqual(["00000000000000c2"]);
+    expect((await store.getSession("00000000000000c1"))!.revokedAt).toBe(2_000);
+  });
+
+  it("refresh tokens of a subject end together; long-ended sessions are pruned, live ones kept", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const token = (id: string, subject: string) => ({
+      id,
+      familyId: `family-${id}`,
+      secretHash: digestToken(id),
+      subject,
+      scopes: [],
+      roles: [],
+      clientId: "tokengate",
+      createdAt: 1_000,
+      expiresAt: 99_000,
+    });
+    await store.insertRefreshToken(token("r1", "user:ann"));
+    await store.insertRefreshToken(token("r2", "user:ann"));
+    await store.insertRefreshToken(token("r3", "user:bob"));
+    expect(await store.revokeFamiliesOf("user:ann", 5_000)).toBe(2);
+    expect((await store.revokedFamilies(0)).sort()).toEqual(["family-r1", "family-r2"]);
+    const session = (id: string, expiresAt: number): NewSession => ({
+      id,
+      secretHash: digestToken(id),
+      subject: "user:ann",
+      scopes: [],
+      roles: [],
+      method: "passkey",
+      createdAt: 1_000,
+      lastSeenAt: 1_000,
+      expiresAt,
+      createdAddr: "10.0.0.1",
+    });
+    await store.insertSession(session("00000000000000d1", 2_000));
+    await store.insertSession(session("00000000000000d2", 50_000));
+    await store.insertSession(session("00000000000000d3", 50_000));
+    await store.revokeSession("00000000000000d3", 3_000);
+    expect(await store.pruneSessions(10_000)).toBe(2);
+    expect(await store.getSession("00000000000000d1")).toBeUndefined();
+    expect(await store.getSession("00000000000000d2")).toBeDefined();
   });
 });
