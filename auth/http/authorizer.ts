@@ -6,7 +6,7 @@
 import { BasicCredentials, readHeaderToken, readSessionCookie, UNSUPPORTED_SCHEME } from "../authn/credentials.ts";
 import type { OriginPolicy } from "../core/origins.ts";
 import { judgeCookieRequest } from "./csrf.ts";
-import { clearedSessionCookie } from "../secrets/sessions.ts";
+import { clearedSessionCookie, mayHoldSessionCookie } from "../secrets/sessions.ts";
 import type { PasswordAuthenticator } from "../authn/users.ts";
 import { GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
 import { requireScope, type Authenticator, type Principal } from "../core/principal.ts";
@@ -75,6 +75,8 @@ export function authorizeToken(
   return requireScope(principal, scope) ?? principal;
 }
 
+const NO_COOKIE: CookieCredential = Object.freeze({ credential: undefined, forged: undefined });
+
 export class Authorizer {
   readonly options: AuthorizerOptions;
   readonly addressOf: AddressResolver;
@@ -139,9 +141,11 @@ export class Authorizer {
   /** The sign-in cookie of a request that carries no other credential, with the CSRF verdict. */
   readCookie(exchange: Exchange): CookieCredential {
     const { request, server } = exchange;
-    const secure = this.options.secureTransport?.(request, server);
-    if (secure === undefined) return { credential: undefined, forged: undefined };
-    const credential = readSessionCookie(request.headers.get("cookie"), secure);
+    const header = request.headers.get("cookie");
+    // Most requests without a token carry no sign-in cookie either: they skip the transport check (a peer-address lookup).
+    if (!mayHoldSessionCookie(header) || this.options.secureTransport === undefined) return NO_COOKIE;
+    const secure = this.options.secureTransport(request, server);
+    const credential = readSessionCookie(header, secure);
     const forged = typeof credential === "string" ? judgeCookieRequest(request, this.options.originPolicy, secure) : undefined;
     return { credential, forged };
   }
