@@ -38,6 +38,9 @@ import consolePage from "../console/index.html";
 import { createConsole } from "./http/console-assets.ts";
 import { createLoginRoutes } from "./session/login.ts";
 import { createPasskeyRoutes } from "./session/passkeys.ts";
+import { createAdminRoutes } from "./admin/routes.ts";
+import { listKnownScopes } from "./http/scopes.ts";
+import { version as packageVersion } from "../package.json";
 import { SessionIssuer } from "./session/sessions.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
 import { MAX_BODY_BYTES, RouteTable, routesServeHost } from "./config/routes-file.ts";
@@ -225,6 +228,14 @@ function buildRoutes(parts: Parts): Route[] {
     // The console page and its assets go through the gate like any route: Host check, headers.
     ...consoleBundle.routes,
     ...buildSessionRoutes(parts, consoleBundle.servePage),
+    ...createAdminRoutes({
+      store,
+      audit,
+      now,
+      version: packageVersion,
+      afterChange: () => keyring.refresh(),
+      knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes]),
+    }),
     ...createSeedRoutes(),
     createTicketRoute(parts.tickets, "/ws", SCOPES.wsConnect),
     ...createTokenRoutes({

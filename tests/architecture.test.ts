@@ -20,6 +20,7 @@ const LAYERS = [
   "http",
   "oauth",
   "session",
+  "admin",
   "forward",
   "proxy",
   "app.ts",

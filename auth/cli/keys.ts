@@ -5,7 +5,6 @@
 import { parseArgs } from "node:util";
 import {
   DEFAULT_KEY_SCOPES,
-  generateApiKey,
   ID_LENGTH,
   judgeDuration,
   KEY_LIFETIME,
@@ -16,8 +15,8 @@ import {
   ROTATION_OVERLAP,
   type DurationRange,
 } from "../secrets/keys.ts";
-import { digestToken } from "../secrets/tokens.ts";
-import type { KeyRecord, KeyStore, NewKey } from "../store/store.ts";
+import type { KeyRecord, NewKey } from "../store/store.ts";
+import { AdminProblem, createKey, describeKey, revokeKey, rotateKey } from "../admin/keys.ts";
 import { findUnknownScopes } from "../http/scopes.ts";
 import {
   EXIT,
@@ -31,21 +30,6 @@ import {
   type Command,
   type CommandTable,
 } from "./shared.ts";
-
-function keyJson(record: KeyRecord, now: number) {
-  return {
-    id: record.id,
-    name: record.name,
-    scopes: record.scopes,
-    created_at: isoOrNull(record.createdAt),
-    expires_at: isoOrNull(record.expiresAt),
-    revoked_at: isoOrNull(record.revokedAt),
-    last_used_at: isoOrNull(record.lastUsedAt),
-    last_used_addr: record.lastUsedAddr,
-    replaced_by: record.replacedBy,
-    state: keyState(record, now),
-  };
-}
 
 function keyRow(key: KeyRecord, now: number): string[] {
   const lastUsed = key.lastUsedAt === null ? "never" : `${iso(key.lastUsedAt)} from ${key.lastUsedAddr ?? "?"}`;
@@ -70,12 +54,6 @@ function parseOneKeyId(positionals: readonly string[], verb: string): string {
   return parseKeyId(positionals[0]);
 }
 
-async function findKey(store: KeyStore, id: string, io: CliIo): Promise<KeyRecord | undefined> {
-  const key = await store.getKey(id);
-  if (key === undefined) io.err(`No key with id ${id}. See: bun run cli keys list\n`);
-  return key;
-}
-
 /** A duration flag, judged before anything is written: out of range is a usage error naming the range. */
 function parseDurationFlag(flag: string, text: string | undefined, range: DurationRange): number | undefined {
   if (text === undefined) return undefined;
@@ -86,19 +64,6 @@ function parseDurationFlag(flag: string, text: string | undefined, range: Durati
   const problem = judgeDuration(ms, range);
   if (problem !== undefined) throw new UsageError(`${flag} ${text.trim()} is out of range: it ${problem}`);
   return ms;
-}
-
-/** A rotated key inherits the old lifetime; one this version would refuse (an old typo) is not copied. */
-function inheritedLifetime(old: KeyRecord): number | undefined {
-  if (old.expiresAt === null) return undefined;
-  const lifetime = old.expiresAt - old.createdAt;
-  const problem = judgeDuration(lifetime, KEY_LIFETIME);
-  if (problem !== undefined) {
-    throw new UsageError(
-      `key ${old.id}'s stored lifetime is out of range (a key's lifetime ${problem}), so it is not copied; give the new key's lifetime with --expires`,
-    );
-  }
-  return lifetime;
 }
 
 function parseKeyName(text: string | undefined): string {
@@ -124,17 +89,15 @@ function chooseScopes(text: string | undefined, allowNew: boolean, known: readon
   return scopes;
 }
 
-function newKeyFrom(name: string, scopes: readonly string[], expiresInMs: number | undefined, now: number) {
-  const key = generateApiKey();
-  const record: NewKey = {
-    id: key.id,
-    name,
-    scopes,
-    secretHash: digestToken(key.secret),
-    createdAt: now,
-    expiresAt: expiresInMs === undefined ? null : now + expiresInMs,
-  };
-  return { token: key.token, record };
+/** An operation's problem as the CLI says it: the sentence on stderr, and its exit code. */
+function reportProblem(io: CliIo, problem: AdminProblem): number {
+  if (problem.kind === "invalid") throw new UsageError(`${problem.message} with --${problem.field ?? "expires"}`);
+  if (problem.kind === "not_found") {
+    io.err(`${problem.message}. See: bun run cli keys list\n`);
+    return EXIT.notFound;
+  }
+  io.err(`${problem.message}.\n`);
+  return EXIT.conflict;
 }
 
 function printNewKey(io: CliIo, verb: string, record: NewKey, token: string, json: boolean): void {
@@ -179,10 +142,10 @@ Creates an API key and prints it once; only its hash is stored.
     });
     const name = parseKeyName(values.name);
     const scopes = chooseScopes(values.scopes, values["allow-new-scope"], knownScopes);
-    const { token, record } = newKeyFrom(name, scopes, parseDurationFlag("--expires", values.expires, KEY_LIFETIME), now());
-    await withStore(
+    const expiresInMs = parseDurationFlag("--expires", values.expires, KEY_LIFETIME);
+    const { token, record } = await withStore(
       () => openStore({ create: values["create-store"] }),
-      (store) => store.insertKey(record),
+      (store) => createKey(store, { name, scopes, expiresInMs }, now()),
     );
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;
@@ -204,7 +167,7 @@ as "invalid date" (also in --json).
     printListing(io, {
       json,
       records,
-      asJson: (key) => keyJson(key, at),
+      asJson: (key) => describeKey(key, at),
       none: "No API keys yet. Create one with: bun run cli keys create --name NAME\n",
       header: ["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATE"],
       asRow: (key) => keyRow(key, at),
@@ -225,14 +188,9 @@ and HTTP requests get 401 within a second.
     const id = parseOneKeyId(positionals, "revoke");
     return withStore(openStore, async (store) => {
       const at = now();
-      const before = await findKey(store, id, io);
-      if (before === undefined) return EXIT.notFound;
-      if (keyState(before, at) === "revoked") {
-        io.err(`Key ${id} ("${before.name}") was already revoked at ${iso(before.revokedAt)}.\n`);
-        return EXIT.conflict;
-      }
-      const after = (await store.revokeKey(id, at))!;
-      if (values.json) io.out(`${JSON.stringify(keyJson(after, at))}\n`);
+      const after = await revokeKey(store, id, at);
+      if (after instanceof AdminProblem) return reportProblem(io, after);
+      if (values.json) io.out(`${JSON.stringify(describeKey(after, at))}\n`);
       else io.out(`Revoked key ${id} ("${after.name}"). Open WebSockets using it are being closed.\n`);
       return EXIT.ok;
     });
@@ -259,16 +217,9 @@ working for the overlap (default 0s: it stops at once), then counts as revoked.
     const expires = parseDurationFlag("--expires", values.expires, KEY_LIFETIME);
     return withStore(openStore, async (store) => {
       const at = now();
-      const old = await findKey(store, id, io);
-      if (old === undefined) return EXIT.notFound;
-      const state = keyState(old, at);
-      if (state !== "active") {
-        io.err(`Key ${id} ("${old.name}") is ${state}; create a new key instead.\n`);
-        return EXIT.conflict;
-      }
-      const { token, record } = newKeyFrom(old.name, old.scopes, expires ?? inheritedLifetime(old), at);
-      await store.rotateKey(id, record, at + overlap);
-      printNewKey(io, "Rotated: new", record, token, values.json);
+      const rotation = await rotateKey(store, id, { overlapMs: overlap, expiresInMs: expires }, at);
+      if (rotation instanceof AdminProblem) return reportProblem(io, rotation);
+      printNewKey(io, "Rotated: new", rotation.record, rotation.token, values.json);
       if (!values.json) io.out(`Old key ${id} ${overlap === 0 ? "stopped working now" : `keeps working until ${iso(at + overlap)}`}.\n`);
       return EXIT.ok;
     });

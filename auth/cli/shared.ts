@@ -79,25 +79,8 @@ export async function withStore<T>(openStore: () => Promise<Store>, use: (store:
   }
 }
 
-/**
- * A stored time for JSON: ISO 8601, `null` for "never", or "invalid date". Stored times are only as
- * sane as whatever wrote them (an older version, a hand edit, another engine), and one bad row
- * must not take the whole listing down with a RangeError.
- */
-export function isoOrNull(ms: number | null): string | null {
-  if (ms === null) return null;
-  const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? "invalid date" : date.toISOString();
-}
-
-/** A stored time for a table: `2026-05-01 12:00Z`, "never" or "invalid date". */
-export function iso(ms: number | null): string {
-  return (
-    isoOrNull(ms)
-      ?.replace(/:\d\d\.\d{3}Z$/, "Z")
-      .replace("T", " ") ?? "never"
-  );
-}
+// Shared with the admin API, which shows stored times the same way.
+export { iso, isoOrNull } from "../core/times.ts";
 
 /** Rows as aligned columns, the first row being the header. */
 function table(rows: string[][]): string {

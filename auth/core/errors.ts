@@ -27,6 +27,7 @@ export type WireCode =
   | "payload_too_large"
   | "bad_gateway"
   | "gateway_timeout"
+  | "conflict"
   | "internal_error";
 
 export interface Policy {
@@ -107,6 +108,8 @@ export const POLICIES = {
   bad_gateway: refusal("bad_gateway", 502, 1014, { audited: false }),
   /** A proxied service that did not answer within its route's timeout. */
   gateway_timeout: refusal("gateway_timeout", 504, 1014, { audited: false }),
+  /** An admin action the record's state does not allow (revoking a revoked key), or one that needs an explicit confirmation. */
+  conflict: refusal("conflict", 409, 4409, { audited: false }),
   internal_error: refusal("internal_error", 500, 1011, { audited: false }),
 } as const satisfies Record<string, Policy>;
 

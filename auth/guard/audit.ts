@@ -20,7 +20,8 @@ export type AuditEvent =
   | "session.created"
   | "session.ended"
   | "passkey.added"
-  | "passkey.removed";
+  | "passkey.removed"
+  | "admin.action";
 
 export type AuditFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
 

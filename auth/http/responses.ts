@@ -195,3 +195,33 @@ export function answerStoreFailures<A extends unknown[]>(
     }
   };
 }
+
+const NOT_JSON = new GateError("invalid_request", "Send the request body as application/json");
+const BAD_JSON = new GateError("invalid_request", "The request body is not valid JSON");
+const NOT_OBJECT = new GateError("invalid_request", "The request body must be a JSON object");
+
+/** JSON text as a value, or `undefined` when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * An `application/json` body holding an object (at most 64 KiB), or the refusal. Requiring the
+ * JSON type also keeps plain cross-site forms out: a page elsewhere cannot send it without asking.
+ */
+export async function readJsonObject(request: Request): Promise<Record<string, unknown> | GateError> {
+  const type = request.headers.get("content-type");
+  if (type === null || type.split(";")[0]!.trim().toLowerCase() !== "application/json") return NOT_JSON;
+  const text = await readBoundedText(request, FORM_LIMIT);
+  if (text === undefined) return FORM_TOO_LARGE;
+  const value = text.trim() === "" ? undefined : parseJson(text);
+  if (value === undefined) return BAD_JSON;
+  return isObject(value) ? value : NOT_OBJECT;
+}

@@ -8,7 +8,6 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simp
 import type { Config } from "../config/config.ts";
 import { GateError } from "../core/errors.ts";
 import { parseOrigin } from "../core/origins.ts";
-import { FORM_LIMIT, FORM_TOO_LARGE, readBoundedText } from "../http/responses.ts";
 
 /** The RP ID and the page origins passkeys may be used from (config.webauthn when set). */
 export type WebAuthnSettings = NonNullable<Config["webauthn"]>;
@@ -26,9 +25,6 @@ const FOREIGN_ORIGIN = new GateError(
   "forbidden_origin",
   "Passkeys work only from the gate's own address (PUBLIC_URL or WEBAUTHN_ORIGINS); open the page there and try again",
 );
-const NOT_JSON = new GateError("invalid_request", "Send the request body as application/json");
-const BAD_JSON = new GateError("invalid_request", "The request body is not valid JSON");
-const NOT_OBJECT = new GateError("invalid_request", "The request body must be a JSON object");
 export const BAD_CREDENTIAL = new GateError(
   "invalid_request",
   "response must be the credential the browser returned, as JSON (id, rawId, type public-key, response)",
@@ -55,30 +51,8 @@ export function judgeOrigin(request: Request, settings: WebAuthnSettings): strin
   return isPasskeyOrigin(origin, settings) ? origin : FOREIGN_ORIGIN;
 }
 
-/** JSON text as a value, or `undefined` when it is not JSON. */
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-
-/**
- * An `application/json` body holding an object (at most 64 KiB), or the refusal. Requiring the
- * JSON type also keeps plain cross-site forms out: a page elsewhere cannot send it without asking.
- */
-export async function readJsonObject(request: Request): Promise<Record<string, unknown> | GateError> {
-  const type = request.headers.get("content-type");
-  if (type === null || type.split(";")[0]!.trim().toLowerCase() !== "application/json") return NOT_JSON;
-  const text = await readBoundedText(request, FORM_LIMIT);
-  if (text === undefined) return FORM_TOO_LARGE;
-  const value = text.trim() === "" ? undefined : parseJson(text);
-  if (value === undefined) return BAD_JSON;
-  return isObject(value) ? value : NOT_OBJECT;
-}
+export { readJsonObject } from "../http/responses.ts";
+import { isObject } from "../http/responses.ts";
 
 const BASE64URL = /^[A-Za-z0-9_-]{1,1400}$/;
 

@@ -1,0 +1,42 @@
+/**
+ * The admin API as routes of the gate: every endpoint under `/admin/api/` (scope `admin`), and its
+ * OpenAPI document at `/admin/api/openapi.json` (public: it describes, it holds nothing).
+ */
+import type { Clock } from "../core/clock.ts";
+import type { AuditLog } from "../guard/audit.ts";
+import { jsonResponse } from "../http/responses.ts";
+import type { HttpRoute } from "../http/routes.ts";
+import type { Store } from "../store/store.ts";
+import { ADMIN_API, toAdminRoutes, type AdminEndpoint } from "./endpoints.ts";
+import { createKeyEndpoints } from "./key-endpoints.ts";
+import { buildOpenApiDocument } from "./openapi.ts";
+
+export interface AdminOptions {
+  readonly store: Store;
+  readonly audit: AuditLog;
+  readonly now: Clock;
+  /** Scopes a new key may be given without `allow_new_scope` (the routes' and roles' scopes). */
+  readonly knownScopes: () => readonly string[];
+  /** The document's version: the package's. */
+  readonly version: string;
+  /** Brings the keyring up to date after a change. */
+  readonly afterChange: () => Promise<unknown>;
+}
+
+export function listAdminEndpoints(options: Pick<AdminOptions, "store" | "knownScopes">): AdminEndpoint[] {
+  return [...createKeyEndpoints(options)];
+}
+
+export function createAdminRoutes(options: AdminOptions): HttpRoute[] {
+  const endpoints = listAdminEndpoints(options);
+  // Built once: the schemas do not change while the server runs.
+  const document = JSON.stringify(buildOpenApiDocument(endpoints, options.version));
+  const openapi: HttpRoute = {
+    kind: "http",
+    path: `${ADMIN_API}/openapi.json`,
+    methods: ["GET", "HEAD"],
+    scope: null,
+    handle: () => jsonResponse(200, document),
+  };
+  return [...toAdminRoutes(endpoints, options), openapi];
+}
