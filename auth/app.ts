@@ -233,7 +233,12 @@ function buildRoutes(parts: Parts): Route[] {
       audit,
       now,
       version: packageVersion,
-      afterChange: () => keyring.refresh(),
+      // The change holds on the very next request: the keyring has read it, and the guard's bans too.
+      afterChange: async () => {
+        await keyring.refreshAfterWrite();
+        await guard.reload();
+      },
+      roleScopes: config.roleScopes,
       knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes]),
     }),
     ...createSeedRoutes(),
@@ -331,7 +336,7 @@ function openSessions(
     secureTransport: parts.secureTransport,
     addressOf: parts.addressOf,
     audit: parts.audit,
-    afterChange: () => parts.keyring.refresh(),
+    afterChange: () => parts.keyring.refreshAfterWrite(),
     // A sign-in may send the browser back to a host a route of the routes file serves.
     servesHost: (host) => routesServeHost(parts.routeTable.routes, host),
   });

@@ -17,7 +17,7 @@ import {
 import { findUnknownScopes } from "../http/scopes.ts";
 import type { KeyStore } from "../store/store.ts";
 import { endpoint, type AdminEndpoint } from "./endpoints.ts";
-import { AdminProblem, createKey, describeKey, revokeKey, rotateKey } from "./keys.ts";
+import { AdminProblem, createKey, describeKey, revokeKey, rotateKey, updateKey } from "./keys.ts";
 
 const time = z.string().nullable().describe("ISO 8601, or null for never");
 
@@ -92,17 +92,61 @@ function createEndpoint(options: KeyEndpointOptions) {
     status: 201,
     audit: { action: "keys.create", detail: (output) => ({ key_id: output.key.id, name: output.key.name }) },
     async run({ input, now }) {
-      const scopes = input.scopes === undefined ? [...DEFAULT_KEY_SCOPES] : parseScopes(input.scopes.join(" "));
-      if (scopes === undefined)
-        return new AdminProblem("invalid", "must be scopes such as data:read or ws:connect (lower case), or *", "scopes");
-      const known = options.knownScopes();
-      const unknown = findUnknownScopes(scopes, input.allow_new_scope === true ? scopes : known);
-      if (unknown.length > 0) {
-        return new AdminProblem("invalid", `unknown scope ${unknown.join(", ")}; known scopes: ${known.join(" ")}`, "scopes");
-      }
+      const scopes =
+        input.scopes === undefined
+          ? [...DEFAULT_KEY_SCOPES]
+          : judgeScopes(input.scopes, input.allow_new_scope === true, options.knownScopes());
+      if (scopes instanceof AdminProblem) return scopes;
       const minted = await createKey(options.store, { name: input.name, scopes, expiresInMs: input.expires }, now);
       const created = await options.store.getKey(minted.record.id);
       return { key: describeKey(created!, now), secret: minted.token };
+    },
+  });
+}
+
+/** The scopes asked for, checked for shape and (unless allowed) against the known set: the list, or why not. */
+function judgeScopes(asked: readonly string[], allowNew: boolean, known: readonly string[]): string[] | AdminProblem {
+  const scopes = parseScopes(asked.join(" "));
+  if (scopes === undefined)
+    return new AdminProblem("invalid", "must be scopes such as data:read or ws:connect (lower case), or *", "scopes");
+  const unknown = findUnknownScopes(scopes, allowNew ? scopes : known);
+  if (unknown.length === 0) return scopes;
+  return new AdminProblem("invalid", `unknown scope ${unknown.join(", ")}; known scopes: ${known.join(" ")}`, "scopes");
+}
+
+function updateEndpoint(options: KeyEndpointOptions) {
+  const body = z
+    .object({
+      id: keyId,
+      name: keyName.optional(),
+      scopes: z.array(z.string()).min(1).optional(),
+      expires: z
+        .union([z.literal("never"), duration(KEY_LIFETIME, "30d")])
+        .optional()
+        .describe("a new lifetime from now, or never"),
+      allow_new_scope: z.boolean().optional(),
+    })
+    .refine((input) => input.name !== undefined || input.scopes !== undefined || input.expires !== undefined, {
+      message: "give at least one of name, scopes, expires",
+    });
+  return endpoint({
+    method: "POST",
+    path: "/keys/update",
+    summary: "Rename a key, change its scopes or its expiry; narrowed scopes close its sockets that needed them",
+    body,
+    answer: z.object({ key: KeyView }),
+    status: 200,
+    audit: {
+      action: "keys.update",
+      detail: (output) => ({ key_id: output.key.id, scopes: output.key.scopes.join(" "), expires_at: output.key.expires_at }),
+    },
+    async run({ input, now }) {
+      const scopes =
+        input.scopes === undefined ? undefined : judgeScopes(input.scopes, input.allow_new_scope === true, options.knownScopes());
+      if (scopes instanceof AdminProblem) return scopes;
+      const expiresInMs = input.expires === undefined ? undefined : input.expires === "never" ? null : input.expires;
+      const updated = await updateKey(options.store, input.id, { name: input.name, scopes, expiresInMs }, now);
+      return updated instanceof AdminProblem ? updated : { key: describeKey(updated, now) };
     },
   });
 }
@@ -150,5 +194,5 @@ export function createKeyEndpoints(options: KeyEndpointOptions): AdminEndpoint[]
       return { key: describeKey(created!, now), secret: rotation.token, old: describeKey(old!, now) };
     },
   });
-  return [list, createEndpoint(options), revoke, rotate] as AdminEndpoint[];
+  return [list, createEndpoint(options), revoke, rotate, updateEndpoint(options)] as AdminEndpoint[];
 }

@@ -115,3 +115,28 @@ export async function rotateKey(
   await store.rotateKey(id, minted.record, oldEndsAt);
   return { ...minted, old, oldEndsAt };
 }
+
+export interface KeyUpdate {
+  readonly name?: string | undefined;
+  readonly scopes?: readonly string[] | undefined;
+  /** A new lifetime from now, or `null` for never. */
+  readonly expiresInMs?: number | null | undefined;
+}
+
+/**
+ * Renames a key, changes its scopes or its expiry. A revoked key stays as it ended. Narrowed scopes
+ * hold on the next request and close the key's sockets that needed a scope it lost (4403).
+ */
+export async function updateKey(
+  store: Pick<KeyStore, "getKey" | "updateKey">,
+  id: string,
+  update: KeyUpdate,
+  now: number,
+): Promise<KeyRecord | AdminProblem> {
+  const before = await store.getKey(id);
+  if (before === undefined) return noSuchKey(id);
+  if (keyState(before, now) === "revoked")
+    return new AdminProblem("conflict", `Key ${id} ("${before.name}") is revoked; it cannot be changed`);
+  const expiresAt = update.expiresInMs === undefined ? undefined : update.expiresInMs === null ? null : now + update.expiresInMs;
+  return (await store.updateKey(id, { name: update.name, scopes: update.scopes, expiresAt })) ?? noSuchKey(id);
+}

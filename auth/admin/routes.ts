@@ -8,8 +8,13 @@ import { jsonResponse } from "../http/responses.ts";
 import type { HttpRoute } from "../http/routes.ts";
 import type { Store } from "../store/store.ts";
 import { ADMIN_API, toAdminRoutes, type AdminEndpoint } from "./endpoints.ts";
+import { createAuditEndpoints } from "./audit-endpoints.ts";
+import { createBanEndpoints } from "./ban-endpoints.ts";
 import { createKeyEndpoints } from "./key-endpoints.ts";
 import { buildOpenApiDocument } from "./openapi.ts";
+import { createSessionEndpoints } from "./session-endpoints.ts";
+import { createUserEndpoints } from "./user-endpoints.ts";
+import type { RoleScopes } from "../authn/users.ts";
 
 export interface AdminOptions {
   readonly store: Store;
@@ -21,10 +26,18 @@ export interface AdminOptions {
   readonly version: string;
   /** Brings the keyring up to date after a change. */
   readonly afterChange: () => Promise<unknown>;
+  /** Role → scopes (ROLE_SCOPES): what a user's roles grant, and who is an admin. */
+  readonly roleScopes: RoleScopes;
 }
 
-export function listAdminEndpoints(options: Pick<AdminOptions, "store" | "knownScopes">): AdminEndpoint[] {
-  return [...createKeyEndpoints(options)];
+export function listAdminEndpoints(options: Pick<AdminOptions, "store" | "knownScopes" | "audit" | "roleScopes">): AdminEndpoint[] {
+  return [
+    ...createKeyEndpoints(options),
+    ...createAuditEndpoints(options.audit),
+    ...createSessionEndpoints(options),
+    ...createBanEndpoints(options),
+    ...createUserEndpoints(options),
+  ];
 }
 
 export function createAdminRoutes(options: AdminOptions): HttpRoute[] {

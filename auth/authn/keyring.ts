@@ -49,10 +49,12 @@ export interface Keyring {
   authenticate(token: string): Principal | GateError | Promise<Principal | GateError>;
   /** Notes a successful use; `remote` is only called once per key per flush window. */
   recordUse(principal: Principal, remote: () => string): void;
-  /** Why an already-authenticated principal is no longer valid, or `undefined` if it still is. */
-  revalidate(principal: Principal): GateError | undefined;
+  /** Why an already-authenticated principal is no longer valid (for an open socket: for its `scope`), or `undefined` if it still is. */
+  revalidate(principal: Principal, scope?: string): GateError | undefined;
   /** Reloads if another process changed the store (and runs the change hook); resolves to whether it did. */
   refresh(): Promise<boolean>;
+  /** The same, sure to see a write this process has just committed (a sign-out, an admin's change). */
+  refreshAfterWrite(): Promise<boolean>;
   flushUsage(): Promise<void>;
   /**
    * Polls for changes (and listens, where the store can push them) and flushes usage on timers;
@@ -91,6 +93,7 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     recordUse: usage.recordUse,
     revalidate,
     refresh: poller.refresh,
+    refreshAfterWrite: poller.refreshAfterWrite,
     flushUsage,
     start: poller.start,
     stop: poller.stop,

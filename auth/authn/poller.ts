@@ -13,6 +13,8 @@ const MISS_RECHECK_MS = 10;
 export interface Poller {
   /** Reloads if the store changed, then runs the change hook; one check at a time. Resolves to whether it reloaded. */
   readonly refresh: () => Promise<boolean>;
+  /** The same, sure to see a write this process has just committed. */
+  readonly refreshAfterWrite: () => Promise<boolean>;
   /**
    * Whether an unknown key id or user may trigger a check now. It may be something the CLI created
    * a moment ago, and a freshly provisioned device should not wait for the next poll; throttled,
@@ -77,6 +79,11 @@ export function createPoller(options: PollerOptions): Poller {
     });
     return inFlight;
   };
+  /** A look that starts after this call: one already under way may have read the store before a write the caller just made. */
+  const refreshAfterWrite = async (): Promise<boolean> => {
+    while (inFlight !== undefined) await inFlight;
+    return refresh();
+  };
   const stop = async () => {
     for (const timer of timers) clearInterval(timer);
     timers = [];
@@ -87,6 +94,7 @@ export function createPoller(options: PollerOptions): Poller {
   };
   return {
     refresh,
+    refreshAfterWrite,
     allowMissRecheck: createMissThrottle(),
     async start(onChange, pollMs = 100, flushMs = 5_000) {
       await stop();

@@ -42,9 +42,23 @@ export function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined
  * A browser session's principal: who signed in, with the scopes fixed at sign-in; it ends at the
  * session's absolute end, and `session` names it so revocation reaches its sockets.
  */
-export function sessionPrincipal(record: SessionRecord, keyName: (id: string) => string | undefined): Principal | undefined {
+/**
+ * A key's session may do what the session was opened with and what the key may do now: scopes
+ * narrowed on the key since narrow its sessions too (`*` on either side defers to the other).
+ */
+function narrowToKey(sessionScopes: readonly string[], keyScopes: readonly string[] | undefined): readonly string[] {
+  if (keyScopes === undefined || keyScopes.includes("*")) return sessionScopes;
+  if (sessionScopes.includes("*")) return keyScopes;
+  return sessionScopes.filter((scope) => keyScopes.includes(scope));
+}
+
+export function sessionPrincipal(
+  record: SessionRecord,
+  keyOf: (id: string) => { readonly name: string; readonly scopes: readonly string[] } | undefined,
+): Principal | undefined {
+  const key = record.subject.startsWith("key:") ? keyOf(record.subject.slice(4)) : undefined;
   const common = {
-    scopes: Object.freeze([...record.scopes]),
+    scopes: Object.freeze([...narrowToKey(record.scopes, key?.scopes)]),
     expiresAt: record.expiresAt,
     roles: Object.freeze([...record.roles]),
     session: record.id,
@@ -55,7 +69,7 @@ export function sessionPrincipal(record: SessionRecord, keyName: (id: string) =>
   }
   if (record.subject.startsWith("key:")) {
     const id = record.subject.slice(4);
-    return Object.freeze({ id, kind: "key", name: keyName(id) ?? id, ...common });
+    return Object.freeze({ id, kind: "key", name: key?.name ?? id, ...common });
   }
   return undefined;
 }

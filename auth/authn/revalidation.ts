@@ -4,13 +4,14 @@
  */
 import type { Clock } from "../core/clock.ts";
 import { EXPIRED_TOKEN, REVOKED_TOKEN, STORE_UNAVAILABLE, type GateError } from "../core/errors.ts";
-import type { Principal } from "../core/principal.ts";
+import { hasScope, requireScope, type Principal } from "../core/principal.ts";
 import { keyState } from "../secrets/keys.ts";
 import type { KeyRecord } from "../store/store.ts";
 import type { StoreHealth } from "./store-health.ts";
 import type { StoreView } from "./store-view.ts";
 
-export type Revalidate = (principal: Principal) => GateError | undefined;
+/** `scope`: what the principal's open socket needs; an API key whose scopes were narrowed since must let it go. */
+export type Revalidate = (principal: Principal, scope?: string) => GateError | undefined;
 
 /** Why a stored key may not be used now, or `undefined` while it is active. */
 export function keyStateError(record: KeyRecord, now: Clock): GateError | undefined {
@@ -26,15 +27,24 @@ export function keyStateError(record: KeyRecord, now: Clock): GateError | undefi
 
 /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
 export function createRevalidator(view: StoreView, health: StoreHealth, now: Clock): Revalidate {
-  return (principal) => {
+  return (principal, scope) => {
     if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
     // The bootstrap token is configuration, not store data: it keeps working while the store is away.
     if (principal.kind !== "bootstrap" && health.isStale()) return STORE_UNAVAILABLE;
     if (principal.tokenId !== null && view.isTokenRevoked(principal.tokenId)) return REVOKED_TOKEN;
     if (principal.session !== null && view.isSessionRevoked(principal.session)) return REVOKED_TOKEN;
+    // A browser session's scopes follow its key's (principals.ts): an open socket needs its scope still.
+    if (principal.session !== null && scope !== undefined) {
+      const live = view.findSession(principal.session)?.principal;
+      if (live !== undefined && !hasScope(live, scope)) return requireScope(live, scope);
+    }
     if (principal.kind === "key") {
       const entry = view.findKey(principal.id);
-      return entry === undefined ? REVOKED_TOKEN : keyStateError(entry.record, now);
+      if (entry === undefined) return REVOKED_TOKEN;
+      const state = keyStateError(entry.record, now);
+      // A key itself (not a JWT or a session, whose scopes were fixed when issued) has the scopes stored now.
+      if (state !== undefined || scope === undefined || principal.tokenId !== null || principal.session !== null) return state;
+      return requireScope(entry.principal, scope);
     }
     if (principal.kind === "user") {
       const disabledAt = view.userDisabledAt(principal.name);

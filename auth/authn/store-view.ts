@@ -64,14 +64,14 @@ async function readSnapshot(store: ViewStore, now: Clock, marker: string): Promi
     store.listSessions(now()),
   ]);
   const keyEntries = new Map(keys.map((record) => [record.id, { record, principal: keyPrincipal(record) }]));
-  const keyName = (id: string) => keyEntries.get(id)?.record.name;
+  const keyOf = (id: string) => keyEntries.get(id)?.record;
   return {
     marker,
     keys: keyEntries,
     users: new Map(users.map((user) => [user.username, user.disabledAt])),
     revokedSessions: new Set(families),
     revokedTokenIds: new Set(tokenIds),
-    liveSessions: new Map(sessions.map((record) => [record.id, { record, principal: sessionPrincipal(record, keyName) }])),
+    liveSessions: new Map(sessions.map((record) => [record.id, { record, principal: sessionPrincipal(record, keyOf) }])),
   };
 }
 

@@ -3,8 +3,10 @@
  * running server through the store.
  */
 import { parseArgs } from "node:util";
+import { BAN_SUBJECT_EXAMPLES, clearBans, describeBan, listActiveBans } from "../admin/bans.ts";
+import { AdminProblem } from "../admin/keys.ts";
 import { isBanSubject } from "../guard/refusals.ts";
-import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
+import { EXIT, iso, parseJsonFlag, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
 
 const listBansCommand: Command = {
   summary: ["bans list [--json]", "addresses and key ids banned for failed attempts"],
@@ -15,11 +17,11 @@ Lists active bans: the subject (addr:<ip> or key:<id>), since when, until when, 
 `,
   run: async (args, { io, openStore, now }) => {
     const json = parseJsonFlag(args);
-    const records = await withStore(openStore, (store) => store.listBans(now()));
+    const records = await withStore(openStore, (store) => listActiveBans(store, now()));
     printListing(io, {
       json,
       records,
-      asJson: (ban) => ({ subject: ban.subject, started_at: isoOrNull(ban.startedAt), until: isoOrNull(ban.until), level: ban.level }),
+      asJson: describeBan,
       none: "No active bans.\n",
       header: ["SUBJECT", "SINCE", "UNTIL", "LEVEL"],
       asRow: (ban) => [ban.subject, iso(ban.startedAt), iso(ban.until), String(ban.level)],
@@ -39,17 +41,15 @@ Running servers follow within a second.
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     if (positionals.length > 1) throw new UsageError("bans clear takes at most one subject");
     const subject = positionals[0];
-    if (subject !== undefined && !isBanSubject(subject)) {
-      throw new UsageError(
-        "a subject looks like addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice (see bans list)",
-      );
-    }
-    const cleared = await withStore(openStore, (store) => store.clearBans(now(), subject));
-    if (subject !== undefined && cleared === 0) {
-      io.err(`No active ban for ${subject}.\n`);
+    // Checked before the store is opened: a malformed subject is a usage error whatever the store's state.
+    if (subject !== undefined && !isBanSubject(subject))
+      throw new UsageError(`a subject looks like ${BAN_SUBJECT_EXAMPLES} (see bans list)`);
+    const outcome = await withStore(openStore, (store) => clearBans(store, subject, now()));
+    if (outcome instanceof AdminProblem) {
+      io.err(`${outcome.message}.\n`);
       return EXIT.notFound;
     }
-    io.out(`Lifted ${cleared} ban${cleared === 1 ? "" : "s"}.\n`);
+    io.out(`Lifted ${outcome.cleared} ban${outcome.cleared === 1 ? "" : "s"}.\n`);
     return EXIT.ok;
   },
 };

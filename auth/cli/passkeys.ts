@@ -6,6 +6,8 @@
 import { parseArgs } from "node:util";
 import type { PasskeyRecord, Store } from "../store/store.ts";
 import { USERNAME } from "../authn/users.ts";
+import { AdminProblem } from "../admin/keys.ts";
+import { setPasskeyRequirement } from "../admin/users.ts";
 import { EXIT, iso, isoOrNull, printListing, UsageError, withStore, type CliContext, type Command, type CommandTable } from "./shared.ts";
 
 function parseUsername(text: string | undefined): string {
@@ -38,23 +40,20 @@ const noUser = (context: CliContext, username: string) => {
 
 /** `users require-passkey NAME [--off]`: never on for a user without a passkey, who could then not sign in at all. */
 async function requirePasskey(store: Store, context: CliContext, username: string, off: boolean): Promise<number> {
-  const user = await store.getUser(username);
-  if (user === undefined) return noUser(context, username);
-  if (!off && (await store.listPasskeys(username)).length === 0) {
+  const outcome = await setPasskeyRequirement(store, username, !off, context.now());
+  if (outcome instanceof AdminProblem && outcome.kind === "not_found") return noUser(context, username);
+  if (outcome instanceof AdminProblem) {
     context.io.err(
       `${username} has no passkey yet and could no longer sign in to the browser. Have them sign in and add one ` +
         `("Add a passkey" on the console page), then run this again.\n`,
     );
     return EXIT.conflict;
   }
-  await store.setPasskeyRequired(username, !off, context.now());
   if (off) {
     context.io.out(`${username} may sign in with a password again.\n`);
     return EXIT.ok;
   }
-  // Every session and refresh token ends: from now on only a passkey signs this user in (a password opens nothing).
-  const ended = await store.revokeSessionsOf(`user:${username}`, context.now());
-  await store.revokeFamiliesOf(`user:${username}`, context.now());
+  const ended = outcome.sessionsEnded;
   context.io.out(
     `${username} must now sign in with a passkey.${ended > 0 ? ` Ended ${ended} browser session${ended === 1 ? "" : "s"}.` : ""}\n`,
   );

@@ -4,13 +4,13 @@
  * (4403); the CLI works without a running server.
  */
 import { parseArgs } from "node:util";
+import { AdminProblem } from "../admin/keys.ts";
+import { describeSession, listOpenSessions, revokeSession, revokeSessionsOf, SESSION_ID } from "../admin/sessions.ts";
 import { USERNAME } from "../authn/users.ts";
 import { ID_LENGTH } from "../secrets/keys.ts";
 import { SESSION_ID_LENGTH } from "../secrets/sessions.ts";
-import type { SessionRecord } from "../store/store.ts";
-import { EXIT, iso, isoOrNull, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
+import { EXIT, iso, printListing, UsageError, withStore, type Command, type CommandTable } from "./shared.ts";
 
-const SESSION_ID = new RegExp(`^[0-9a-f]{${SESSION_ID_LENGTH}}$`);
 const KEY_ID = new RegExp(`^[0-9a-f]{${ID_LENGTH}}$`);
 
 /** `--user NAME` or `--key ID` → the subject the store files sessions under. */
@@ -27,17 +27,6 @@ function subjectOf(values: { user?: string | undefined; key?: string | undefined
   return undefined;
 }
 
-const sessionJson = (session: SessionRecord) => ({
-  id: session.id,
-  subject: session.subject,
-  method: session.method,
-  scopes: session.scopes,
-  created_at: isoOrNull(session.createdAt),
-  last_seen_at: isoOrNull(session.lastSeenAt),
-  expires_at: isoOrNull(session.expiresAt),
-  created_from: session.createdAddr,
-});
-
 const listSessionsCommand: Command = {
   summary: ["sessions list [--user NAME | --key ID] [--json]", "browser sign-ins that are still open"],
   help: `Usage: bun run cli sessions list [--user NAME | --key ID] [--json]
@@ -49,11 +38,11 @@ key:<id>), how (password, passkey, key), when it opened and from where, when it 
   run: async (args, { io, openStore, now }) => {
     const { values } = parseArgs({ args, options: { user: { type: "string" }, key: { type: "string" }, json: { type: "boolean" } } });
     const subject = subjectOf(values);
-    const all = await withStore(openStore, (store) => store.listSessions(now()));
+    const records = await withStore(openStore, (store) => listOpenSessions(store, now(), subject));
     printListing(io, {
       json: values.json === true,
-      records: subject === undefined ? all : all.filter((session) => session.subject === subject),
-      asJson: sessionJson,
+      records,
+      asJson: describeSession,
       none: "No open sessions.\n",
       header: ["ID", "WHO", "HOW", "OPENED", "FROM", "LAST USED", "ENDS"],
       asRow: (session) => [
@@ -91,19 +80,17 @@ WebSockets close with 4403. Exit code 3 when nothing was open.
       throw new UsageError("give one session id, or --user NAME, or --key ID");
     }
     if (subject !== undefined) {
-      const ended = await withStore(openStore, (store) => store.revokeSessionsOf(subject, now()));
+      const outcome = await withStore(openStore, (store) => revokeSessionsOf(store, subject, now()));
+      // Nothing open is still said on stdout, with its own exit code, as scripts have always read it.
+      const ended = outcome instanceof AdminProblem ? 0 : outcome.ended;
       io.out(`Ended ${ended} session${ended === 1 ? "" : "s"} of ${subject}.\n`);
       return ended === 0 ? EXIT.notFound : EXIT.ok;
     }
     const id = positionals[0]!;
     if (!SESSION_ID.test(id)) throw new UsageError(`a session id is ${SESSION_ID_LENGTH} hex digits, as sessions list shows`);
-    const ended = await withStore(openStore, async (store) => {
-      const before = await store.getSession(id);
-      if (before === undefined || before.revokedAt !== null || before.expiresAt <= now()) return undefined;
-      return store.revokeSession(id, now());
-    });
-    if (ended === undefined) {
-      io.err(`No open session ${id}.\n`);
+    const ended = await withStore(openStore, (store) => revokeSession(store, id, now()));
+    if (ended instanceof AdminProblem) {
+      io.err(`${ended.message}.\n`);
       return EXIT.notFound;
     }
     io.out(`Ended session ${id} of ${ended.subject}.\n`);

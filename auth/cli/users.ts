@@ -3,13 +3,14 @@
  * come from a no-echo prompt or the first line of stdin, never from the command line.
  */
 import { parseArgs } from "node:util";
-import { checkPassword, hashPassword, preparePassword } from "../secrets/passwords.ts";
+import { preparePassword } from "../secrets/passwords.ts";
 import type { UserRecord } from "../store/store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "../authn/users.ts";
+import { AdminProblem } from "../admin/keys.ts";
+import { addUser, describeUser, judgeNewPassword, judgeRoles, resetPassword, setUserDisabled } from "../admin/users.ts";
 import {
   EXIT,
   iso,
-  isoOrNull,
   parseJsonFlag,
   printListing,
   UsageError,
@@ -29,12 +30,9 @@ function parseUsername(text: string | undefined): string {
 
 /** The roles of `users add`, each one ROLE_SCOPES defines; repeats count once. */
 function parseRoles(given: readonly string[] | undefined, roleScopes: RoleScopes): string[] {
-  const roles = [...new Set(given ?? [])];
-  if (roles.length === 0) throw new UsageError(`give at least one --role (${[...roleScopes.keys()].join(", ")})`);
-  const unknown = roles.filter((role) => !roleScopes.has(role));
-  if (unknown.length > 0) {
-    throw new UsageError(`unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${[...roleScopes.keys()].join(", ")}`);
-  }
+  if (given === undefined || given.length === 0) throw new UsageError(`give at least one --role (${[...roleScopes.keys()].join(", ")})`);
+  const roles = judgeRoles(given, roleScopes);
+  if (roles instanceof AdminProblem) throw new UsageError(roles.message);
   return roles;
 }
 
@@ -45,9 +43,8 @@ const NO_PASSWORD =
 async function readNewPassword(context: CliContext): Promise<string> {
   const typed = await context.readPassword("New password: ");
   if (typed === undefined || typed === "") throw new UsageError(NO_PASSWORD);
-  const password = preparePassword(typed);
-  const problem = checkPassword(password);
-  if (problem !== undefined) throw new UsageError(`the password ${problem}`);
+  const password = judgeNewPassword(typed);
+  if (password instanceof AdminProblem) throw new UsageError(`the password ${password.message}`);
   if (context.typedPasswords) {
     const again = await context.readPassword("Repeat password: ");
     if (again === undefined || preparePassword(again) !== password) throw new UsageError("the two passwords differ; nothing was changed");
@@ -55,14 +52,10 @@ async function readNewPassword(context: CliContext): Promise<string> {
   return password;
 }
 
+/** The fields `users list --json` has always shown, as the admin API describes them. */
 function userJson(user: UserRecord, roleScopes: RoleScopes) {
-  return {
-    username: user.username,
-    roles: user.roles,
-    scopes: scopesForRoles(user.roles, roleScopes),
-    created_at: isoOrNull(user.createdAt),
-    disabled: user.disabledAt !== null,
-  };
+  const { username, roles, scopes, created_at, disabled } = describeUser(user, roleScopes, 0);
+  return { username, roles, scopes, created_at, disabled };
 }
 
 function userRow(user: UserRecord, roleScopes: RoleScopes): string[] {
@@ -77,16 +70,25 @@ function userRow(user: UserRecord, roleScopes: RoleScopes): string[] {
 
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 
-/** `users disable` and `users enable`: the same change, one way or the other. */
+/** An operation's problem as the CLI says it: the sentence on stderr, and its exit code. */
+function reportProblem(io: CliContext["io"], problem: AdminProblem): number {
+  if (problem.kind === "invalid") throw new UsageError(problem.message);
+  if (problem.kind === "not_found") {
+    io.err(`${problem.message}. See: bun run cli users list\n`);
+    return EXIT.notFound;
+  }
+  io.err(`${problem.message}.\n`);
+  return EXIT.conflict;
+}
+
+/** `users disable` and `users enable`: the same change, one way or the other; the last enabled admin stays. */
 function setDisabled(disabled: boolean): Handler {
-  return (args, { io, openStore, now }) => {
+  return (args, { io, openStore, now, roleScopes }) => {
     const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
     const username = parseUsername(positionals[0]);
     return withStore(openStore, async (store) => {
-      if (!(await store.setDisabled(username, disabled ? now() : null, now()))) {
-        io.err(`No user named ${username}. See: bun run cli users list\n`);
-        return EXIT.notFound;
-      }
+      const outcome = await setUserDisabled(store, roleScopes, username, disabled, now());
+      if (outcome instanceof AdminProblem) return reportProblem(io, outcome);
       io.out(`User ${username} ${disabled ? "disabled; their browser sessions have ended" : "enabled"}.\n`);
       return EXIT.ok;
     });
@@ -114,15 +116,13 @@ command line. Roles are those of ROLE_SCOPES (default: admin=*, viewer=data:read
     // The store is opened before the prompt: a missing store is reported before anyone types a password.
     const added = await withStore(
       () => context.openStore({ create: values["create-store"] }),
-      async (store) => {
-        const passwordHash = await hashPassword(await readNewPassword(context));
-        return store.insertUser({ username, passwordHash, roles, createdAt: context.now() });
-      },
+      async (store) => addUser(store, context.roleScopes, { username, roles, password: await readNewPassword(context) }, context.now()),
     );
-    if (!added) {
+    if (added instanceof AdminProblem && added.kind === "conflict") {
       context.io.err(`A user named ${username} exists already; use users passwd to change the password.\n`);
       return EXIT.conflict;
     }
+    if (added instanceof AdminProblem) return reportProblem(context.io, added);
     context.io.out(`Added user ${username} (roles: ${roles.join(" ")}; scopes: ${scopesForRoles(roles, context.roleScopes).join(" ")}).\n`);
     return EXIT.ok;
   },
@@ -155,7 +155,7 @@ const changePasswordCommand: Command = {
 
 Sets a new password, read from a prompt without echo (asked twice) or from the first line of
 standard input. Every browser session of the user ends (a password is changed because the old one
-may be known), unless --keep-sessions.
+may be known), and so do their refresh tokens, unless --keep-sessions.
 `,
   run: async (args, context) => {
     const { values, positionals } = parseArgs({
@@ -169,9 +169,10 @@ may be known), unless --keep-sessions.
         context.io.err(`No user named ${username}. See: bun run cli users list\n`);
         return EXIT.notFound;
       }
-      const passwordHash = await hashPassword(await readNewPassword(context));
-      await store.setPassword(username, passwordHash, context.now());
-      const ended = values["keep-sessions"] ? 0 : await store.revokeSessionsOf(`user:${username}`, context.now());
+      const password = await readNewPassword(context);
+      const changed = await resetPassword(store, { username, password, keepSessions: values["keep-sessions"] }, context.now());
+      if (changed instanceof AdminProblem) return reportProblem(context.io, changed);
+      const ended = changed.sessionsEnded;
       context.io.out(`Password of ${username} changed.${ended > 0 ? ` Ended ${plural(ended, "browser session")}.` : ""}\n`);
       return EXIT.ok;
     });

@@ -38,7 +38,7 @@ export interface UpgradeOptions {
    * Re-checked when a ticket is redeemed, and for open sockets; without it sockets are never closed
    * for auth reasons.
    */
-  readonly revalidate?: ((principal: Principal) => GateError | undefined) | undefined;
+  readonly revalidate?: ((principal: Principal, scope?: string) => GateError | undefined) | undefined;
   /**
    * Brings the live keyring up to date with the store first, so a revocation made by another
    * process a moment ago counts (tickets are rare: one store check each costs nothing that matters).

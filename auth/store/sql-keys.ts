@@ -5,7 +5,7 @@
 import type { SqlRunner } from "./driver.ts";
 import type { SqlOperations } from "./sql-operations.ts";
 import { fromWords, selectOne, toBytes, toInt, toIntOrNull, toWords, type Int } from "./sql-rows.ts";
-import type { KeyRecord, KeyStore, KeyUsage, NewKey } from "./types.ts";
+import type { KeyChange, KeyRecord, KeyStore, KeyUsage, NewKey } from "./types.ts";
 
 interface KeyRow {
   id: string;
@@ -61,7 +61,15 @@ async function rotateKeyRows(tx: SqlRunner, id: string, replacement: NewKey, old
   return selectKey(tx, id);
 }
 
-export type SqlKeyMethods = Pick<KeyStore, "insertKey" | "getKey" | "listKeys" | "revokeKey" | "rotateKey" | "recordUsage">;
+export type SqlKeyMethods = Pick<KeyStore, "insertKey" | "getKey" | "listKeys" | "revokeKey" | "rotateKey" | "recordUsage" | "updateKey">;
+
+/** One statement per field given, in one transaction: what is not given stays. */
+async function updateKeyRow(tx: SqlRunner, id: string, change: KeyChange): Promise<KeyRecord | undefined> {
+  if (change.name !== undefined) await tx.run("UPDATE api_keys SET name = $1 WHERE id = $2", [change.name, id]);
+  if (change.scopes !== undefined) await tx.run("UPDATE api_keys SET scopes = $1 WHERE id = $2", [fromWords(change.scopes), id]);
+  if (change.expiresAt !== undefined) await tx.run("UPDATE api_keys SET expires_at = $1 WHERE id = $2", [change.expiresAt, id]);
+  return selectKey(tx, id);
+}
 
 export function createKeyMethods(sql: SqlOperations): SqlKeyMethods {
   return {
@@ -76,6 +84,7 @@ export function createKeyMethods(sql: SqlOperations): SqlKeyMethods {
         return selectKey(tx, id);
       }),
     rotateKey: (id, replacement, oldEndsAt) => sql.change((tx) => rotateKeyRows(tx, id, replacement, oldEndsAt)),
+    updateKey: (id, change) => sql.change((tx) => updateKeyRow(tx, id, change)),
     async recordUsage(usages) {
       if (usages.length === 0) return;
       await sql.bookkeeping(async (tx) => {

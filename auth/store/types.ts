@@ -23,6 +23,13 @@ export interface KeyRecord {
 
 export type NewKey = Pick<KeyRecord, "id" | "name" | "scopes" | "secretHash" | "createdAt" | "expiresAt">;
 
+export interface KeyChange {
+  readonly name?: string | undefined;
+  readonly scopes?: readonly string[] | undefined;
+  /** `null`: never expires. */
+  readonly expiresAt?: number | null | undefined;
+}
+
 export interface KeyUsage {
   readonly id: string;
   readonly at: number;
@@ -35,6 +42,8 @@ export interface KeyStore {
   listKeys(): Promise<KeyRecord[]>;
   /** Sets the revocation time unless the key is already revoked by then; the updated record. */
   revokeKey(id: string, at: number): Promise<KeyRecord | undefined>;
+  /** Changes a key's name, scopes or expiry (only those given); the updated record, or `undefined` for no such key. */
+  updateKey(id: string, change: KeyChange): Promise<KeyRecord | undefined>;
   /** Inserts `replacement` and schedules the old key's end, in one transaction. */
   rotateKey(id: string, replacement: NewKey, oldEndsAt: number): Promise<KeyRecord | undefined>;
   /**
@@ -69,14 +78,26 @@ export interface UserRecord {
   readonly passkeyRequired: boolean;
 }
 
+/**
+ * A rule the users must keep through a change (an enabled admin remains): judged inside the
+ * change's transaction on every user as stored and on the changed one as it would become, so two
+ * admins demoting each other at once cannot both pass. false refuses the change.
+ */
+export type UsersRule = (users: readonly UserRecord[], changed: UserRecord) => boolean;
+
 export interface UserStore {
   /** Inserts a user; false if the username is taken. */
   insertUser(user: Omit<UserRecord, "disabledAt" | "updatedAt" | "passkeyRequired">): Promise<boolean>;
   getUser(username: string): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   setPassword(username: string, passwordHash: string, at: number): Promise<boolean>;
-  /** Disabling also ends the user's browser sessions (enabling never revives them). */
-  setDisabled(username: string, disabledAt: number | null, at: number): Promise<boolean>;
+  /**
+   * Disabling also ends the user's browser sessions (enabling never revives them). false for no
+   * such user; "refused" (nothing written) when `keeps` says no.
+   */
+  setDisabled(username: string, disabledAt: number | null, at: number, keeps?: UsersRule): Promise<boolean | "refused">;
+  /** Replaces the user's roles; false for no such user, "refused" (nothing written) when `keeps` says no. */
+  setRoles(username: string, roles: readonly string[], at: number, keeps?: UsersRule): Promise<boolean | "refused">;
   setPasskeyRequired(username: string, required: boolean, at: number): Promise<boolean>;
 }
 

@@ -55,7 +55,7 @@ export class SocketRegistry {
  */
 export function closeInvalidated(
   registry: SocketRegistry,
-  revalidate: (principal: Principal) => GateError | undefined,
+  revalidate: (principal: Principal, scope?: string) => GateError | undefined,
   now: number,
   /** Why the socket's client may no longer be served (a ban started since it connected), or undefined. */
   refuseClient: (client: string) => GateError | undefined = () => undefined,
@@ -63,7 +63,7 @@ export function closeInvalidated(
   let closed = 0;
   for (const ws of registry) {
     const { principal } = ws.data;
-    const error = refuseClient(ws.data.client) ?? revalidate(principal);
+    const error = refuseClient(ws.data.client) ?? revalidate(principal, ws.data.scope);
     if (error !== undefined) {
       closeWithError(ws, error);
       closed += 1;

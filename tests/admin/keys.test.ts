@@ -9,6 +9,7 @@ import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { cli } from "../support/cli.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
+import { adminCaller, type AdminCallOptions } from "../support/admin.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -27,27 +28,12 @@ afterAll(async () => {
   await app[Symbol.asyncDispose]();
 });
 
-interface Answer {
-  readonly status: number;
-  readonly body: Record<string, any>;
-}
-
-async function call(
-  path: string,
-  options: { body?: unknown; token?: string | null; headers?: Record<string, string> } = {},
-): Promise<Answer> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token !== null) headers["x-auth-token"] = options.token ?? admin.token;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`${app.http}/admin/api${path}`, {
-    method: options.body === undefined ? "GET" : "POST",
-    headers,
-    body: options.body === undefined ? null : JSON.stringify(options.body),
-  });
-  const body = (await response.json()) as Record<string, any>;
-  if (typeof body.secret === "string") trackSecret(body.secret);
-  return { status: response.status, body };
-}
+/** The admin API as this file's admin. */
+const call = (path: string, options: AdminCallOptions = {}) =>
+  adminCaller(
+    () => app.http,
+    () => admin.token,
+  )<Record<string, any>>(path, options);
 
 const auditLines = () => app.audit.map((line) => JSON.parse(line) as Record<string, unknown>);
 
@@ -201,4 +187,52 @@ describe("one implementation, two faces", () => {
 
 test("no secret reached any output", () => {
   expectNoSecretsInOutput();
+});
+
+describe("changing a key", () => {
+  const update = (body: unknown) => call("/keys/update", { body });
+
+  test("rename, a new lifetime, never expiring; a revoked key cannot change; an empty change is 400", async () => {
+    const key = await call("/keys", { body: { name: "hall sensor", expires: "1d" } });
+    const renamed = await update({ id: key.body.key.id, name: "porch sensor", expires: "30d" });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.key.name).toBe("porch sensor");
+    expect(Date.parse(renamed.body.key.expires_at) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    expect((await update({ id: key.body.key.id, expires: "never" })).body.key.expires_at).toBeNull();
+    const empty = await update({ id: key.body.key.id });
+    expect(empty.status).toBe(400);
+    expect(empty.body.detail).toContain("give at least one of name, scopes, expires");
+    await call("/keys/revoke", { body: { id: key.body.key.id } });
+    expect((await update({ id: key.body.key.id, name: "again" })).status).toBe(409);
+    expect(auditLines()).toContainEqual(expect.objectContaining({ action: "keys.update", key_id: key.body.key.id, by: admin.id }));
+  });
+
+  test("narrowing a key's scopes holds at once and closes its socket that needed a scope it lost (4403)", async () => {
+    const device = await call("/keys", { body: { name: "speaker", scopes: ["data:read", "ws:connect"] } });
+    const probe = new WsProbe(`${app.ws}/ws`, { headers: new Headers({ "x-auth-token": device.body.secret }) });
+    expect(await probe.opened).toBe(true);
+    const narrowed = await update({ id: device.body.key.id, scopes: ["data:read"] });
+    expect(narrowed.body.key.scopes).toEqual(["data:read"]);
+    expect((await probe.closed).code).toBe(4403);
+    expect((await fetch(`${app.http}/secure-data`, { headers: { "x-auth-token": device.body.secret } })).status).toBe(200);
+    const ticket = await fetch(`${app.http}/auth/ws-ticket`, { method: "POST", headers: { "x-auth-token": device.body.secret } });
+    expect(ticket.status).toBe(403);
+  });
+
+  test("a browser session opened with a key loses what the key loses", async () => {
+    const device = await call("/keys", { body: { name: "wall tablet", scopes: ["data:read", "ws:connect"] } });
+    const signIn = await fetch(`${app.http}/auth/login`, {
+      method: "POST",
+      redirect: "manual",
+      body: new URLSearchParams({ api_key: device.body.secret }),
+    });
+    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+    trackSecret(cookie.slice(4));
+    const probe = new WsProbe(`${app.ws}/ws`, { headers: new Headers({ cookie, origin: app.http }) });
+    expect(await probe.opened).toBe(true);
+    await update({ id: device.body.key.id, scopes: ["data:read"] });
+    expect((await probe.closed).code).toBe(4403);
+    const who = (await (await fetch(`${app.http}/auth/whoami`, { headers: { cookie } })).json()) as { scopes: string[] };
+    expect(who.scopes).toEqual(["data:read"]);
+  });
 });

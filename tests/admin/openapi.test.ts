@@ -56,7 +56,24 @@ const json = (body: unknown, token = admin.token): RequestInit => ({
 describe("the document", () => {
   test("OpenAPI 3.1 with every admin endpoint, its request body and its answers", () => {
     expect(document.openapi).toBe("3.1.0");
-    expect(Object.keys(document.paths).sort()).toEqual(["/admin/api/keys", "/admin/api/keys/revoke", "/admin/api/keys/rotate"]);
+    expect(Object.keys(document.paths).sort()).toEqual([
+      "/admin/api/audit",
+      "/admin/api/bans",
+      "/admin/api/bans/clear",
+      "/admin/api/keys",
+      "/admin/api/keys/revoke",
+      "/admin/api/keys/rotate",
+      "/admin/api/keys/update",
+      "/admin/api/sessions",
+      "/admin/api/sessions/revoke",
+      "/admin/api/sessions/revoke-all",
+      "/admin/api/users",
+      "/admin/api/users/disable",
+      "/admin/api/users/enable",
+      "/admin/api/users/password",
+      "/admin/api/users/require-passkey",
+      "/admin/api/users/roles",
+    ]);
     expect(Object.keys(document.paths["/admin/api/keys"]).sort()).toEqual(["get", "post"]);
     const create = document.paths["/admin/api/keys"].post;
     expect(create.requestBody.content["application/json"].schema.required).toEqual(["name"]);
@@ -92,6 +109,25 @@ describe("real answers validate against it", () => {
     }
     const unauthenticated = await expectAnswerMatches("/admin/api/keys", "get", {});
     expect(unauthenticated.status).toBe(401);
+  });
+
+  test("every list (users, sessions, bans, audit) and a user's whole life", async () => {
+    for (const path of ["/admin/api/users", "/admin/api/sessions", "/admin/api/bans", "/admin/api/audit"]) {
+      const answer = await expectAnswerMatches(path, "get", { headers: { "x-auth-token": admin.token } });
+      expect(answer.status).toBe(200);
+    }
+    const password = trackSecret("a long enough password for ann");
+    expect((await expectAnswerMatches("/admin/api/users", "post", json({ username: "ann", roles: ["viewer"], password }))).status).toBe(
+      201,
+    );
+    expect((await expectAnswerMatches("/admin/api/users/disable", "post", json({ username: "ann" }))).status).toBe(200);
+    expect((await expectAnswerMatches("/admin/api/users/enable", "post", json({ username: "ann" }))).status).toBe(200);
+    expect((await expectAnswerMatches("/admin/api/users/roles", "post", json({ username: "ann", roles: ["admin"] }))).status).toBe(200);
+    // ann is now the one admin among the users: disabling her would leave none.
+    expect((await expectAnswerMatches("/admin/api/users/disable", "post", json({ username: "ann", confirm: true }))).status).toBe(409);
+    expect((await expectAnswerMatches("/admin/api/users/enable", "post", json({ username: "nobody" }))).status).toBe(404);
+    expect((await expectAnswerMatches("/admin/api/bans/clear", "post", json({}))).status).toBe(200);
+    expect((await expectAnswerMatches("/admin/api/audit", "post", json({ event: "admin." }))).status).toBe(200);
   });
 });
 

@@ -66,6 +66,7 @@ async function listSteps(): Promise<Step[]> {
     ["recordUsage", (store) => store.recordUsage([{ id: paired.id, at: 3_000, addr: "10.0.0.1" }]), false],
     ["insertKey", (store) => store.insertKey(old), true],
     ["rotateKey", (store) => store.rotateKey(old.id, newKey({ createdAt: 2_000 }).record, 9_000), true],
+    ["updateKey", (store) => store.updateKey(old.id, { name: "porch", scopes: ["data:read"], expiresAt: null }), true],
     ["revokeKey", (store) => store.revokeKey(old.id, 4_000), true],
     [
       "insertUser",

@@ -12,7 +12,7 @@ import { DATABASE_FILE } from "../../auth/config/config.ts";
 import { generateSigningKey } from "../../auth/secrets/jwt.ts";
 import { openPostgresDriver, openPostgresStore } from "../../auth/store/postgres.ts";
 import { LATEST_SCHEMA, pendingMigrations } from "../../auth/store/schema.ts";
-import { openMigratedStore, StoreError, type NewSession, type SqlDriver, type Store } from "../../auth/store/store.ts";
+import { openMigratedStore, StoreError, type NewSession, type SqlDriver, type Store, type UserRecord } from "../../auth/store/store.ts";
 import { digestToken } from "../../auth/secrets/tokens.ts";
 import { makeTempDir, ROOT } from "../support/harness.ts";
 import { createTestDatabase, openDataDirStore } from "../support/stores.ts";
@@ -475,5 +475,46 @@ describe.each(engines)("what ends sessions on %s", (_name, engine, available) =>
     expect(await store.pruneSessions(10_000)).toBe(2);
     expect(await store.getSession("00000000000000d1")).toBeUndefined();
     expect(await store.getSession("00000000000000d2")).toBeDefined();
+  });
+});
+
+describe.each(engines)("changing a key on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+
+  it("only the fields given change; an unknown id is undefined", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const { record } = newKey({ expiresAt: 5_000 });
+    await store.insertKey(record);
+    expect(await store.updateKey(record.id, { name: "porch" })).toMatchObject({ name: "porch", scopes: record.scopes, expiresAt: 5_000 });
+    expect(await store.updateKey(record.id, { scopes: ["data:read"], expiresAt: null })).toMatchObject({
+      name: "porch",
+      scopes: ["data:read"],
+      expiresAt: null,
+    });
+    expect(await store.updateKey("000000000000", { name: "x" })).toBeUndefined();
+  });
+});
+
+describe.each(engines)("roles and the rule that keeps an admin on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+  const HASH = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+  /** The rule the admin operations pass: some enabled user keeps the admin role. */
+  const keepsAdmin = (users: readonly UserRecord[], changed: UserRecord) =>
+    users
+      .map((user) => (user.username === changed.username ? changed : user))
+      .some((user) => user.disabledAt === null && user.roles.includes("admin"));
+
+  it("roles change only when the rule allows it, judged on the store's users as the change would leave them", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    await store.insertUser({ username: "ann", passwordHash: HASH, roles: ["admin"], createdAt: 1_000 });
+    await store.insertUser({ username: "bob", passwordHash: HASH, roles: ["viewer"], createdAt: 1_000 });
+    expect(await store.setRoles("ann", ["viewer"], 2_000, keepsAdmin)).toBe("refused");
+    expect((await store.getUser("ann"))!.roles).toEqual(["admin"]);
+    expect(await store.setRoles("bob", ["admin", "viewer"], 2_000, keepsAdmin)).toBe(true);
+    expect(await store.setRoles("ann", ["viewer"], 3_000, keepsAdmin)).toBe(true);
+    expect(await store.setDisabled("bob", 4_000, 4_000, keepsAdmin)).toBe("refused");
+    expect(await store.setRoles("nobody", ["viewer"], 3_000, keepsAdmin)).toBe(false);
   });
 });
