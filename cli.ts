@@ -10,6 +10,7 @@ import { listReachableUrls } from "./auth/core/addresses.ts";
 import { describeFsError, errorCode } from "./auth/config/bootstrap.ts";
 import { runDoctor } from "./auth/cli/doctor.ts";
 import { listKnownScopes } from "./auth/http/scopes.ts";
+import { ADMIN_SCOPE } from "./auth/admin/endpoints.ts";
 import { createSeedRoutes } from "./auth/http/routes.ts";
 import { loadRoutesFile } from "./auth/config/routes-file.ts";
 import type { Store } from "./auth/store/store.ts";
@@ -167,7 +168,7 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     jwtAlg,
     openStore: (options) => openExistingStore(store, env, options),
     roleScopes,
-    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...(services.ok ? services.routes : [])]),
+    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...(services.ok ? services.routes : []), { scope: ADMIN_SCOPE }]),
     consoleUrls: () => listReachableUrls(scheme, host, port, interfaces()),
   });
 }

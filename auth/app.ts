@@ -39,6 +39,7 @@ import { createConsole } from "./http/console-assets.ts";
 import { createLoginRoutes } from "./session/login.ts";
 import { createPasskeyRoutes } from "./session/passkeys.ts";
 import { createAdminRoutes } from "./admin/routes.ts";
+import { ADMIN_SCOPE } from "./admin/endpoints.ts";
 import { listKnownScopes } from "./http/scopes.ts";
 import { version as packageVersion } from "../package.json";
 import { SessionIssuer } from "./session/sessions.ts";
@@ -239,7 +240,8 @@ function buildRoutes(parts: Parts): Route[] {
         await guard.reload();
       },
       roleScopes: config.roleScopes,
-      knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes]),
+      knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes, { scope: ADMIN_SCOPE }]),
+      servesServiceHost: (host) => routesServeHost(parts.routeTable.routes, host),
     }),
     ...createSeedRoutes(),
     createTicketRoute(parts.tickets, "/ws", SCOPES.wsConnect),

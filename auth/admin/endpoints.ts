@@ -15,6 +15,7 @@ import type { ProtectedRoute } from "../http/routes.ts";
 import { AdminProblem } from "./keys.ts";
 
 export const ADMIN_API = "/admin/api";
+const NOT_HERE = new GateError("not_found", "Not Found");
 export const ADMIN_SCOPE = "admin";
 
 export interface AdminCall<Input> {
@@ -59,6 +60,12 @@ export function problemToError(problem: AdminProblem): GateError {
 export interface AdminContext {
   readonly now: Clock;
   readonly audit: AuditLog;
+  /**
+   * Whether a host is one the routes file gives to a service: the admin API is not answered there.
+   * A service's page runs on that origin with the person's cookie for it, and must not reach
+   * lasting control of the gate (minting keys, adding admins) through it.
+   */
+  readonly servesServiceHost: (host: string | null) => boolean;
   /** Brings the keyring up to date after a change, so it holds on the very next request (a new key works at once). */
   readonly afterChange: () => Promise<unknown>;
 }
@@ -77,6 +84,7 @@ async function readInput<Input>(request: Request, schema: z.ZodType<Input> | und
 /** One endpoint's handler: body validated, operation run, a change audited and made visible at once. */
 function handlerOf<Input, Output>(declared: AdminEndpoint<Input, Output>, context: AdminContext): ProtectedRoute["handle"] {
   return async (request, principal) => {
+    if (context.servesServiceHost(request.headers.get("host"))) return toResponse(NOT_HERE);
     const input = await readInput(request, declared.body);
     if (input instanceof GateError) return toResponse(input);
     const result = await declared.run({ input, principal, now: context.now() });
@@ -85,7 +93,8 @@ function handlerOf<Input, Output>(declared: AdminEndpoint<Input, Output>, contex
     if (declared.audit !== undefined) {
       const { action, detail } = declared.audit;
       context.audit.record("admin.action", { action, by: principal.id, by_kind: principal.kind, ...detail(result) });
-      await context.afterChange();
+      // The change is committed: a failed look at the store must not turn its answer (a new key's only copy) into a 503. The poll catches up.
+      await context.afterChange().catch(() => undefined);
     }
     return jsonResponse(declared.status, JSON.stringify(result));
   };

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { GateError } from "../core/errors.ts";
+import type { Principal } from "../core/principal.ts";
 import {
   DEFAULT_KEY_SCOPES,
   judgeDuration,
@@ -67,6 +68,14 @@ export interface KeyEndpointOptions {
   readonly knownScopes: () => readonly string[];
 }
 
+const OWN_KEY_CHANGE = new GateError(
+  "conflict",
+  "This is the key you are signed in with: this change can sign you out here. Send confirm: true to make it anyway",
+);
+
+/** Whether the caller acts with this very key (itself, a session opened with it, or a token minted from it). */
+const isOwnKey = (principal: Principal, id: string) => principal.kind === "key" && principal.id === id;
+
 const SELF_REVOKE = new GateError(
   "conflict",
   "This is the key you are signed in with: revoking it signs you out here too. Send confirm: true to revoke it anyway",
@@ -125,6 +134,7 @@ function updateEndpoint(options: KeyEndpointOptions) {
         .optional()
         .describe("a new lifetime from now, or never"),
       allow_new_scope: z.boolean().optional(),
+      confirm: z.boolean().optional().describe("needed to change the scopes or expiry of the key you are using"),
     })
     .refine((input) => input.name !== undefined || input.scopes !== undefined || input.expires !== undefined, {
       message: "give at least one of name, scopes, expires",
@@ -140,7 +150,9 @@ function updateEndpoint(options: KeyEndpointOptions) {
       action: "keys.update",
       detail: (output) => ({ key_id: output.key.id, scopes: output.key.scopes.join(" "), expires_at: output.key.expires_at }),
     },
-    async run({ input, now }) {
+    async run({ input, principal, now }) {
+      const narrowsOwn = isOwnKey(principal, input.id) && (input.scopes !== undefined || input.expires !== undefined);
+      if (narrowsOwn && input.confirm !== true) return OWN_KEY_CHANGE;
       const scopes =
         input.scopes === undefined ? undefined : judgeScopes(input.scopes, input.allow_new_scope === true, options.knownScopes());
       if (scopes instanceof AdminProblem) return scopes;
@@ -170,7 +182,7 @@ export function createKeyEndpoints(options: KeyEndpointOptions): AdminEndpoint[]
     status: 200,
     audit: { action: "keys.revoke", detail: (output) => ({ key_id: output.key.id }) },
     async run({ input, principal, now }) {
-      if (principal.kind === "key" && principal.id === input.id && input.confirm !== true) return SELF_REVOKE;
+      if (isOwnKey(principal, input.id) && input.confirm !== true) return SELF_REVOKE;
       const revoked = await revokeKey(store, input.id, now);
       return revoked instanceof AdminProblem ? revoked : { key: describeKey(revoked, now) };
     },
@@ -181,13 +193,15 @@ export function createKeyEndpoints(options: KeyEndpointOptions): AdminEndpoint[]
     summary: "Replace a key (same name and scopes); the old one works for the overlap",
     body: z.object({
       id: keyId,
+      confirm: z.boolean().optional().describe("needed to rotate the key you are using (it then ends after the overlap)"),
       overlap: duration(ROTATION_OVERLAP, "1h").optional(),
       expires: duration(KEY_LIFETIME, "30d").optional().describe("the new key's lifetime (default: the old key's)"),
     }),
     answer: z.object({ key: KeyView, secret: z.string(), old: KeyView }),
     status: 201,
     audit: { action: "keys.rotate", detail: (output) => ({ key_id: output.old.id, replaced_by: output.key.id }) },
-    async run({ input, now }) {
+    async run({ input, principal, now }) {
+      if (isOwnKey(principal, input.id) && input.confirm !== true) return OWN_KEY_CHANGE;
       const rotation = await rotateKey(store, input.id, { overlapMs: input.overlap ?? 0, expiresInMs: input.expires }, now);
       if (rotation instanceof AdminProblem) return rotation;
       const [created, old] = await Promise.all([store.getKey(rotation.record.id), store.getKey(input.id)]);

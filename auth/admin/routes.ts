@@ -26,6 +26,8 @@ export interface AdminOptions {
   readonly version: string;
   /** Brings the keyring up to date after a change. */
   readonly afterChange: () => Promise<unknown>;
+  /** Whether a host is a service's (routes file): the admin API is not answered there. */
+  readonly servesServiceHost: (host: string | null) => boolean;
   /** Role → scopes (ROLE_SCOPES): what a user's roles grant, and who is an admin. */
   readonly roleScopes: RoleScopes;
 }

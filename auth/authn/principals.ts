@@ -39,10 +39,6 @@ export function jwtPrincipal(claims: VerifiedAccessToken): Principal | undefined
 }
 
 /**
- * A browser session's principal: who signed in, with the scopes fixed at sign-in; it ends at the
- * session's absolute end, and `session` names it so revocation reaches its sockets.
- */
-/**
  * A key's session may do what the session was opened with and what the key may do now: scopes
  * narrowed on the key since narrow its sessions too (`*` on either side defers to the other).
  */
@@ -52,6 +48,11 @@ function narrowToKey(sessionScopes: readonly string[], keyScopes: readonly strin
   return sessionScopes.filter((scope) => keyScopes.includes(scope));
 }
 
+/**
+ * A browser session's principal: who signed in, with the scopes of sign-in (a key's narrowed to the
+ * key's own now); it ends at the session's absolute end, and `session` names it so revocation
+ * reaches its sockets.
+ */
 export function sessionPrincipal(
   record: SessionRecord,
   keyOf: (id: string) => { readonly name: string; readonly scopes: readonly string[] } | undefined,

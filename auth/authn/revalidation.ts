@@ -28,7 +28,9 @@ export function keyStateError(record: KeyRecord, now: Clock): GateError | undefi
 /** Whether a principal (of any origin) may still act: not expired, key not revoked, user not disabled. */
 export function createRevalidator(view: StoreView, health: StoreHealth, now: Clock): Revalidate {
   return (principal, scope) => {
-    if (principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
+    // A key itself is judged by its stored record below (an expiry extended since counts); a token by its own end.
+    const rawKey = principal.kind === "key" && principal.tokenId === null && principal.session === null;
+    if (!rawKey && principal.expiresAt !== null && principal.expiresAt <= now()) return EXPIRED_TOKEN;
     // The bootstrap token is configuration, not store data: it keeps working while the store is away.
     if (principal.kind !== "bootstrap" && health.isStale()) return STORE_UNAVAILABLE;
     if (principal.tokenId !== null && view.isTokenRevoked(principal.tokenId)) return REVOKED_TOKEN;
@@ -42,9 +44,12 @@ export function createRevalidator(view: StoreView, health: StoreHealth, now: Clo
       const entry = view.findKey(principal.id);
       if (entry === undefined) return REVOKED_TOKEN;
       const state = keyStateError(entry.record, now);
-      // A key itself (not a JWT or a session, whose scopes were fixed when issued) has the scopes stored now.
-      if (state !== undefined || scope === undefined || principal.tokenId !== null || principal.session !== null) return state;
-      return requireScope(entry.principal, scope);
+      if (state !== undefined) return state;
+      // An access token minted from the key may not outlive a narrowing of the key's scopes.
+      if (principal.tokenId !== null)
+        return principal.scopes.every((granted) => hasScope(entry.principal, granted)) ? undefined : REVOKED_TOKEN;
+      // A key itself has the scopes stored now; a browser session's are narrowed to them in principals.ts.
+      return scope === undefined || principal.session !== null ? undefined : requireScope(entry.principal, scope);
     }
     if (principal.kind === "user") {
       const disabledAt = view.userDisabledAt(principal.name);

@@ -93,7 +93,7 @@ export class SocketUpgrader {
     if (mixed) return TICKET_AND_TOKEN;
     const principal = this.options.tickets?.redeem(ticket, route.path);
     if (principal === undefined) return BAD_TICKET;
-    return this.options.revalidate?.(principal) ?? requireScope(principal, route.scope) ?? principal;
+    return this.options.revalidate?.(principal, route.scope) ?? requireScope(principal, route.scope) ?? principal;
   }
 
   private settle(exchange: Exchange, route: SocketRoute, who: Verdict): Response | undefined {

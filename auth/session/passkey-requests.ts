@@ -8,6 +8,7 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simp
 import type { Config } from "../config/config.ts";
 import { GateError } from "../core/errors.ts";
 import { parseOrigin } from "../core/origins.ts";
+import { isObject } from "../http/responses.ts";
 
 /** The RP ID and the page origins passkeys may be used from (config.webauthn when set). */
 export type WebAuthnSettings = NonNullable<Config["webauthn"]>;
@@ -52,7 +53,6 @@ export function judgeOrigin(request: Request, settings: WebAuthnSettings): strin
 }
 
 export { readJsonObject } from "../http/responses.ts";
-import { isObject } from "../http/responses.ts";
 
 const BASE64URL = /^[A-Za-z0-9_-]{1,1400}$/;
 

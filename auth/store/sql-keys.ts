@@ -84,7 +84,11 @@ export function createKeyMethods(sql: SqlOperations): SqlKeyMethods {
         return selectKey(tx, id);
       }),
     rotateKey: (id, replacement, oldEndsAt) => sql.change((tx) => rotateKeyRows(tx, id, replacement, oldEndsAt)),
-    updateKey: (id, change) => sql.change((tx) => updateKeyRow(tx, id, change)),
+    updateKey: (id, change) =>
+      sql.changeWhen(
+        (updated) => updated !== undefined,
+        (tx) => updateKeyRow(tx, id, change),
+      ),
     async recordUsage(usages) {
       if (usages.length === 0) return;
       await sql.bookkeeping(async (tx) => {

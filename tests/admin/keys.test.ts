@@ -236,3 +236,43 @@ describe("changing a key", () => {
     expect(who.scopes).toEqual(["data:read"]);
   });
 });
+
+describe("what the admin's credentials reach", () => {
+  test("the admin scope is a known scope: a key can be given it without allow_new_scope", async () => {
+    const answer = await call("/keys", { body: { name: "second phone", scopes: ["admin"] } });
+    expect(answer.status).toBe(201);
+    expect(answer.body.key.scopes).toEqual(["admin"]);
+  });
+
+  test("rotating or narrowing the key you are using needs confirm: true; renaming it does not", async () => {
+    const own = await call("/keys", { body: { name: "admin laptop", scopes: ["*"] } });
+    const token = own.body.secret as string;
+    expect((await call("/keys/rotate", { token, body: { id: own.body.key.id } })).status).toBe(409);
+    expect((await call("/keys/update", { token, body: { id: own.body.key.id, scopes: ["data:read"] } })).status).toBe(409);
+    expect((await call("/keys/update", { token, body: { id: own.body.key.id, name: "admin laptop 2" } })).status).toBe(200);
+    expect((await app.store.getKey(own.body.key.id))!.scopes).toEqual(["*"]);
+  });
+
+  test("an access token minted from a key is refused once the key's scopes are narrowed", async () => {
+    const device = await call("/keys", { body: { name: "robot", scopes: ["data:read", "ws:connect"] } });
+    const grant = await fetch(`${app.http}/auth/token`, {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: device.body.key.id, client_secret: device.body.secret }),
+    });
+    const jwt = trackSecret(((await grant.json()) as { access_token: string }).access_token);
+    expect((await fetch(`${app.http}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status).toBe(200);
+    await call("/keys/update", { body: { id: device.body.key.id, scopes: ["data:read"] } });
+    expect((await fetch(`${app.http}/secure-data`, { headers: { authorization: `Bearer ${jwt}` } })).status).toBe(401);
+    expect((await fetch(`${app.http}/secure-data`, { headers: { "x-auth-token": device.body.secret } })).status).toBe(200);
+  });
+
+  test("extending a key's expiry keeps its open socket past the old end", async () => {
+    const device = await call("/keys", { body: { name: "short-lived", expires: "2s" } });
+    const probe = new WsProbe(`${app.ws}/ws`, { headers: new Headers({ "x-auth-token": device.body.secret }) });
+    expect(await probe.opened).toBe(true);
+    await call("/keys/update", { body: { id: device.body.key.id, expires: "1h" } });
+    await Bun.sleep(2_600);
+    expect(probe.socket.readyState).toBe(WebSocket.OPEN);
+    probe.socket.close();
+  });
+});

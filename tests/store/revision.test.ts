@@ -75,6 +75,8 @@ async function listSteps(): Promise<Step[]> {
     ],
     ["setPassword", (store) => store.setPassword("ann", PASSWORD_HASH, 2_000), true],
     ["setDisabled", (store) => store.setDisabled("ann", 3_000, 3_000), true],
+    ["setRoles", (store) => store.setRoles("ann", ["admin"], 3_500), true],
+    ["setRoles: no such user", (store) => store.setRoles("nobody", ["admin"], 3_500), false],
     ["insertRefreshToken", (store) => store.insertRefreshToken(refreshToken("r1")), false],
     ["consumeRefreshToken: rotated", (store) => store.consumeRefreshToken("r1", refreshToken("r2"), 2_000, 5_000), false],
     ["consumeRefreshToken: grace", (store) => store.consumeRefreshToken("r1", refreshToken("r3"), 3_000, 5_000), false],
