@@ -5,45 +5,27 @@
  * Chromium is not installed the tests say so and skip, except in CI, where that is a failure.
  */
 import { insertApiKey } from "./support/keys.ts";
+import { chromiumAvailable, launchChromium, requireChromium } from "./support/browser.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { parseApiKey } from "../auth/secrets/keys.ts";
 import { formatPairingCode, issuePairingCode } from "../auth/oauth/pairing.ts";
 import { hashPassword } from "../auth/secrets/passwords.ts";
 import { makeTempDir, rawRequest, ROOT, startTestApp, type TestApp } from "./support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "./support/secrets.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 const ARTIFACTS = join(ROOT, "tests/.artifacts");
 
-if (!available && process.env.CI === "true") {
-  test("Chromium is installed (CI must run the browser tests)", () => {
-    expect(`${CHROMIUM} exists`).toBe(`${CHROMIUM} is missing: .ci/run should have installed Debian's chromium`);
-  });
-}
-if (!available) console.warn(`browser tests skipped: ${CHROMIUM} not found (apt-get install chromium)`);
+requireChromium("browser tests");
 
 let browser: Browser;
 beforeAll(async () => {
   if (!available) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Root in a sandbox, no GPU, and a closed network: without these Chromium retries outbound calls.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   if (available) await browser.close();

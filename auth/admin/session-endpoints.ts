@@ -5,8 +5,8 @@
  * `confirm: true`: signing yourself out of the console by a slip is worth one more click.
  */
 import { z } from "zod";
+import { subjectOf } from "../authn/principals.ts";
 import { GateError } from "../core/errors.ts";
-import type { Principal } from "../core/principal.ts";
 import { isoOrNull } from "../core/times.ts";
 import type { SessionStore } from "../store/store.ts";
 import { endpoint, type AdminEndpoint } from "./endpoints.ts";
@@ -34,9 +34,6 @@ const subject = z
   .refine(isSessionSubject, "must be user:<name> or key:<id> (12 hex characters)")
   .describe("whose sessions: user:<name> or key:<id>");
 const confirm = z.boolean().optional();
-
-/** The subject the principal's own sessions are filed under (a user's id is `user:<name>` already). */
-const ownSubject = (principal: Principal) => (principal.kind === "user" ? principal.id : `key:${principal.id}`);
 
 const SELF_REVOKE = new GateError(
   "conflict",
@@ -84,7 +81,7 @@ export function createSessionEndpoints(options: SessionEndpointOptions): AdminEn
     status: 200,
     audit: { action: "sessions.revoke-all", detail: (output) => ({ subject: output.subject, ended: output.ended }) },
     async run({ input, principal, now }) {
-      if (ownSubject(principal) === input.subject && input.confirm !== true) return SELF_REVOKE_ALL;
+      if (subjectOf(principal) === input.subject && input.confirm !== true) return SELF_REVOKE_ALL;
       return revokeSessionsOf(store, input.subject, now);
     },
   });

@@ -4,9 +4,8 @@
  * Failures are counted and audited like any credential; a page without script gets 303s back to
  * the login page with a plain error code, a script gets JSON.
  */
-import { BasicCredentials } from "../authn/credentials.ts";
 import type { PasswordAuthenticator } from "../authn/users.ts";
-import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "../core/errors.ts";
+import { GateError, tooManyAttempts } from "../core/errors.ts";
 import type { OriginPolicy } from "../core/origins.ts";
 import { parseQuery, valuesOf } from "../core/query.ts";
 import type { Authenticator, Principal } from "../core/principal.ts";
@@ -19,8 +18,8 @@ import { LOGIN_PATH } from "../http/navigation.ts";
 import { answerStoreFailures, jsonResponse, readForm, toResponse } from "../http/responses.ts";
 import type { HttpRoute } from "../http/routes.ts";
 import { parseApiKey } from "../secrets/keys.ts";
-import { preparePassword } from "../secrets/passwords.ts";
 import type { GateServer } from "../ws/data.ts";
+import { checkPassword } from "./password-check.ts";
 import { prefersJson, type SessionIssuer } from "./sessions.ts";
 
 export { LOGIN_PATH };
@@ -82,15 +81,8 @@ class LoginEndpoints {
     return who.kind === "key" && who.session === null && who.tokenId === null ? who : KEYS_ONLY;
   }
 
-  private async signInWithPassword(request: Request, server: GateServer, username: string, password: string) {
-    const { passwordTransport, guard, addressOf } = this.options;
-    if (passwordTransport !== undefined && !passwordTransport(request, server)) return INSECURE_PASSWORD;
-    const client = addressOf(request, server);
-    const name = username.normalize("NFC");
-    const locked = guard.retryAfter(client, `user:${name}`);
-    if (locked > 0) return tooManyAttempts(locked);
-    const who = await this.options.authenticatePassword(new BasicCredentials(name, preparePassword(password)), client);
-    return who instanceof GateError ? this.settle(request, server, who, { username: name }) : who;
+  private signInWithPassword(request: Request, server: GateServer, username: string, password: string) {
+    return checkPassword(this.options, request, server, { username, password, path: LOGIN_PATH });
   }
 
   async signIn(request: Request, server: GateServer): Promise<Response> {

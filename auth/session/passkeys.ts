@@ -13,11 +13,9 @@
  * - `POST|DELETE /auth/passkeys/remove` (signed in) `{ id }` → `{ removed: id }`
  */
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
-import { BasicCredentials } from "../authn/credentials.ts";
 import { PASSKEY_REQUIRED, userPrincipal, type PasswordAuthenticator, type RoleScopes } from "../authn/users.ts";
-import { preparePassword } from "../secrets/passwords.ts";
 import type { Clock } from "../core/clock.ts";
-import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "../core/errors.ts";
+import { GateError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
@@ -40,6 +38,7 @@ import {
   userHandleOf,
   type WebAuthnSettings,
 } from "./passkey-requests.ts";
+import { checkPassword } from "./password-check.ts";
 import type { SessionIssuer } from "./sessions.ts";
 import { loadWebAuthn } from "./webauthn-library.ts";
 
@@ -149,14 +148,9 @@ async function confirmPassword(
   path: string,
 ): Promise<GateError | undefined> {
   if (typeof password !== "string" || password === "") return NO_PASSWORD;
-  if (options.passwordTransport !== undefined && !options.passwordTransport(request, server)) return INSECURE_PASSWORD;
-  const client = options.addressOf(request, server);
-  const locked = options.guard.retryAfter(client, `user:${user.username}`);
-  if (locked > 0) return tooManyAttempts(locked);
-  const who = await options.authenticatePassword(new BasicCredentials(user.username, preparePassword(password)), client);
   // A user who must use passkeys still has a password: it confirms, though it opens no session.
-  if (!(who instanceof GateError) || who === PASSKEY_REQUIRED) return undefined;
-  return settleRefusal(options, { error: who, address: client, path, username: user.username });
+  const who = await checkPassword(options, request, server, { username: user.username, password, path }, PASSKEY_REQUIRED);
+  return who instanceof GateError && who !== PASSKEY_REQUIRED ? who : undefined;
 }
 
 /** The signed-in user who may hold passkeys, or why not. */

@@ -4,6 +4,7 @@
  * the answer a sign-in gets (303 back to where the browser was going, or JSON for a script).
  */
 import type { Clock } from "../core/clock.ts";
+import { subjectOf } from "../authn/principals.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { AddressResolver, TransportCheck } from "../http/clients.ts";
@@ -40,8 +41,6 @@ export function prefersJson(request: Request): boolean {
   return json !== -1 && (html === -1 || json < html);
 }
 
-export const subjectOfPrincipal = (principal: Principal) => (principal.kind === "user" ? principal.id : `key:${principal.id}`);
-
 export class SessionIssuer {
   constructor(readonly settings: SessionSettings) {}
 
@@ -60,7 +59,7 @@ export class SessionIssuer {
     const record: SessionRecord = {
       id: fresh.id,
       secretHash: digestToken(fresh.secret),
-      subject: subjectOfPrincipal(principal),
+      subject: subjectOf(principal),
       scopes: principal.scopes,
       roles: principal.roles,
       method,

@@ -8,27 +8,22 @@
  * expiry; guessing; cross-user confusion; what may open a session; passkey ceremonies; malformed
  * input. Every case is written as the gate should behave.
  */
+import { SoftAuthenticator } from "../support/soft-authenticator.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type {
-  AuthenticationResponseJSON,
-  PublicKeyCredentialCreationOptionsJSON,
-  PublicKeyCredentialRequestOptionsJSON,
-  RegistrationResponseJSON,
-} from "@simplewebauthn/server";
-import { isoCBOR } from "@simplewebauthn/server/helpers";
+import type { PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { parseSessionToken } from "../../auth/secrets/sessions.ts";
 import { cliWithInput } from "../support/cli.ts";
 import { rawRequest, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import {
-  caddyfileFor,
+  browserCaddyConfig,
+  browserNginxConfig,
   hasProxy,
-  nginxConfigAround,
   requireProxyBinaries,
   startReverseProxy,
   type ProxyKind,
@@ -457,81 +452,15 @@ describe("forward auth asked by a peer that is not a trusted proxy", () => {
   });
 });
 
-/** The README's nginx configuration, with the lines a service's WebSockets need in its location. */
-function nginxConfig(work: string, listen: number, gatePort: number): string {
-  return nginxConfigAround(
-    work,
-    `  server {
-    listen 127.0.0.1:${listen};
-    location = /_tokengate {
-      internal;
-      proxy_pass http://127.0.0.1:${gatePort}/auth/verify?login=header;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-    location /auth/ {
-      proxy_pass http://127.0.0.1:${gatePort};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-    location @tokengate_login {
-      if ($tg_login) {
-        return 302 $tg_login;
-      }
-      add_header WWW-Authenticate $tg_challenge always;
-      default_type application/json;
-      return 401 '{"detail":"Invalid or missing token"}';
-    }
-    location /app/ {
-      auth_request /_tokengate;
-      auth_request_set $tg_login $upstream_http_x_tokengate_login;
-      auth_request_set $tg_challenge $upstream_http_www_authenticate;
-      auth_request_set $tg_cookie $upstream_http_x_tokengate_cookie;
-      auth_request_set $auth_user $upstream_http_x_auth_user;
-      error_page 401 = @tokengate_login;
-      proxy_set_header X-Auth-User $auth_user;
-      proxy_set_header Cookie $tg_cookie;
-      proxy_set_header X-Auth-Token "";
-      proxy_set_header Authorization "";
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_pass http://127.0.0.1:${upstream.port};
-    }
-  }`,
-  );
-}
-
-/** The README's Caddy configuration. */
-function caddyConfig(listen: number, gatePort: number): string {
-  return caddyfileFor(
-    listen,
-    `  route {
-    reverse_proxy /auth/* 127.0.0.1:${gatePort}
-    forward_auth 127.0.0.1:${gatePort} {
-      uri /auth/verify
-      copy_headers X-Auth-User X-Auth-Id X-Auth-Scopes X-Auth-Kind X-Tokengate-Cookie>Cookie
-    }
-    request_header -X-Auth-Token
-    request_header -Authorization
-    reverse_proxy 127.0.0.1:${upstream.port}
-  }`,
-  );
-}
-
 for (const kind of ["nginx", "caddy"] as const satisfies readonly ProxyKind[]) {
   describe.skipIf(!hasProxy(kind))(`cookie CSRF and WebSockets through real ${kind}`, () => {
     let proxy: RunningProxy;
     let victim: Session;
     beforeAll(async () => {
       proxy = await startReverseProxy(kind, dir, (work, listen) =>
-        kind === "nginx" ? nginxConfig(work, listen, port) : caddyConfig(listen, port),
+        kind === "nginx"
+          ? browserNginxConfig(work, listen, port, upstream.port, { websockets: true })
+          : browserCaddyConfig(listen, port, upstream.port),
       );
       victim = await signIn(asUser("jo"), { origin: proxy.url }, proxy.url);
     });
@@ -1156,83 +1085,6 @@ describe("idle and absolute expiry (a clock the test moves)", () => {
     expect((await probe.closed).code).toBe(4401);
   });
 });
-
-/** A software authenticator (P-256, "none" attestation, a counter, UV): signs what a browser would send. */
-class SoftAuthenticator {
-  readonly id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
-  readonly keys: { publicKey: KeyObject; privateKey: KeyObject } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  counter = 0;
-  userHandle = "";
-
-  private authData(rpId: string, attested?: Uint8Array): Uint8Array {
-    const flags = 0x01 | 0x04 | (attested === undefined ? 0 : 0x40);
-    const count = Buffer.alloc(4);
-    count.writeUInt32BE(this.counter);
-    return Buffer.concat([
-      createHash("sha256").update(rpId).digest(),
-      Buffer.from([flags]),
-      count,
-      ...(attested === undefined ? [] : [attested]),
-    ]);
-  }
-
-  private attestedCredential(): Uint8Array {
-    const jwk = this.keys.publicKey.export({ format: "jwk" });
-    const cose = new Map<number, number | Uint8Array>([
-      [1, 2],
-      [3, -7],
-      [-1, 1],
-      [-2, Buffer.from(jwk.x!, "base64url")],
-      [-3, Buffer.from(jwk.y!, "base64url")],
-    ]);
-    const id = Buffer.from(this.id, "base64url");
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(id.length);
-    return Buffer.concat([Buffer.alloc(16), length, id, isoCBOR.encode(cose)]);
-  }
-
-  create(options: PublicKeyCredentialCreationOptionsJSON, origin: string): RegistrationResponseJSON {
-    this.userHandle = options.user.id;
-    const clientData = JSON.stringify({ type: "webauthn.create", challenge: options.challenge, origin, crossOrigin: false });
-    const attestation = isoCBOR.encode(
-      new Map<string, unknown>([
-        ["fmt", "none"],
-        ["attStmt", new Map()],
-        ["authData", this.authData(options.rp.id!, this.attestedCredential())],
-      ]) as never,
-    );
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: "public-key",
-      response: {
-        clientDataJSON: Buffer.from(clientData).toString("base64url"),
-        attestationObject: Buffer.from(attestation).toString("base64url"),
-        transports: ["internal"],
-      },
-      clientExtensionResults: {},
-    };
-  }
-
-  get(options: PublicKeyCredentialRequestOptionsJSON, origin: string): AuthenticationResponseJSON {
-    this.counter += 1;
-    const clientData = Buffer.from(JSON.stringify({ type: "webauthn.get", challenge: options.challenge, origin, crossOrigin: false }));
-    const authData = this.authData(options.rpId!);
-    const signature = sign("sha256", Buffer.concat([authData, createHash("sha256").update(clientData).digest()]), this.keys.privateKey);
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: "public-key",
-      response: {
-        clientDataJSON: clientData.toString("base64url"),
-        authenticatorData: Buffer.from(authData).toString("base64url"),
-        signature: Buffer.from(signature).toString("base64url"),
-        userHandle: this.userHandle,
-      },
-      clientExtensionResults: {},
-    };
-  }
-}
 
 describe("passkeys over the wire (WEBAUTHN_RP_ID=localhost)", () => {
   const pageOrigin = () => `http://localhost:${port}`;

@@ -6,41 +6,25 @@
  * them. Screenshots of the view and of the signed-in console, at desktop and phone size in both
  * colour schemes, go to tests/.artifacts/.
  */
+import { chromiumAvailable, launchChromium, requireChromium } from "../support/browser.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { ROOT, startTestApp, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 const ARTIFACTS = join(ROOT, "tests/.artifacts");
 
-if (!available && process.env.CI === "true") {
-  test("Chromium is installed (CI must run the browser tests)", () => {
-    expect(`${CHROMIUM} exists`).toBe(`${CHROMIUM} is missing: .ci/run should have installed Debian's chromium`);
-  });
-}
+requireChromium("browser tests");
 
 let browser: Browser;
 beforeAll(async () => {
   if (!available) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   if (available) await browser.close();

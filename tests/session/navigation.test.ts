@@ -13,9 +13,9 @@ import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import {
-  caddyfileFor,
+  browserCaddyConfig,
+  browserNginxConfig,
   hasProxy,
-  nginxConfigAround,
   requireProxyBinaries,
   startReverseProxy,
   type ProxyKind,
@@ -232,79 +232,13 @@ describe("/auth/verify asked directly (as a trusted proxy)", () => {
   });
 });
 
-/** The README's nginx configuration for browsers: /auth/ to the gate, the login header turned into a 302. */
-function nginxConfig(work: string, port: number, gatePort: number): string {
-  return nginxConfigAround(
-    work,
-    `  server {
-    listen 127.0.0.1:${port};
-    location = /_tokengate {
-      internal;
-      proxy_pass http://127.0.0.1:${gatePort}/auth/verify?login=header;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-Method "";
-      proxy_set_header X-Forwarded-Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-    location /auth/ {
-      proxy_pass http://127.0.0.1:${gatePort};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-    location @tokengate_login {
-      if ($tg_login) {
-        return 302 $tg_login;
-      }
-      add_header WWW-Authenticate $tg_challenge always;
-      default_type application/json;
-      return 401 '{"detail":"Invalid or missing token"}';
-    }
-    location /app/ {
-      auth_request /_tokengate;
-      auth_request_set $tg_login $upstream_http_x_tokengate_login;
-      auth_request_set $tg_challenge $upstream_http_www_authenticate;
-      auth_request_set $tg_cookie $upstream_http_x_tokengate_cookie;
-      auth_request_set $auth_user $upstream_http_x_auth_user;
-      error_page 401 = @tokengate_login;
-      proxy_set_header X-Auth-User $auth_user;
-      proxy_set_header Cookie $tg_cookie;
-      proxy_set_header X-Auth-Token "";
-      proxy_set_header Authorization "";
-      proxy_pass http://127.0.0.1:${upstream.port};
-    }
-  }`,
-  );
-}
-
-/** The README's Caddy configuration for browsers: /auth/* to the gate; forward_auth hands the 302 to the browser. */
-function caddyConfig(port: number, gatePort: number): string {
-  return caddyfileFor(
-    port,
-    `  route {
-    reverse_proxy /auth/* 127.0.0.1:${gatePort}
-    forward_auth 127.0.0.1:${gatePort} {
-      uri /auth/verify
-      copy_headers X-Auth-User X-Auth-Id X-Auth-Scopes X-Auth-Kind X-Tokengate-Cookie>Cookie
-    }
-    request_header -X-Auth-Token
-    request_header -Authorization
-    reverse_proxy 127.0.0.1:${upstream.port}
-  }`,
-  );
-}
-
 for (const kind of ["nginx", "caddy"] as const satisfies readonly ProxyKind[]) {
   describe.skipIf(!hasProxy(kind))(`behind real ${kind}`, () => {
     let proxy: RunningProxy;
     beforeAll(async () => {
       const gatePort = app.app.listener.server.port!;
       proxy = await startReverseProxy(kind, dir, (work, port) =>
-        kind === "nginx" ? nginxConfig(work, port, gatePort) : caddyConfig(port, gatePort),
+        kind === "nginx" ? browserNginxConfig(work, port, gatePort, upstream.port) : browserCaddyConfig(port, gatePort, upstream.port),
       );
     });
     afterAll(() => proxy.stop());

@@ -6,42 +6,24 @@
  * @simplewebauthn/browser and the gate's endpoints are tested together. Where Chromium is not
  * installed the tests skip, except in CI, as tests/browser.test.ts does.
  */
+import { chromiumAvailable, launchChromium, requireChromium } from "../support/browser.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync } from "node:fs";
-import { chromium, type Browser, type CDPSession, type Page } from "playwright-core";
+import { type Browser, type CDPSession, type Page } from "playwright-core";
 import { userHandleOf } from "../../auth/session/passkey-requests.ts";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { join } from "node:path";
 import { ROOT, startTestApp, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 
-if (!available && process.env.CI === "true") {
-  test("Chromium is installed (CI must run the passkey browser tests)", () => {
-    expect(`${CHROMIUM} exists`).toBe(`${CHROMIUM} is missing: .ci/run should have installed Debian's chromium`);
-  });
-}
-if (!available) console.warn(`passkey browser tests skipped: ${CHROMIUM} not found (apt-get install chromium)`);
+requireChromium("passkey browser tests");
 
 let browser: Browser;
 beforeAll(async () => {
   if (!available) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   if (available) await browser.close();
@@ -259,21 +241,10 @@ describe.skipIf(!available)("over TLS, on a host name (gate.local)", () => {
   const FIXTURE_SPKI = "D15kmg0WAZs2MXiwpAO+wAZilNmx2dVslZZjw3tiQqU=";
   let tlsBrowser: Browser;
   beforeAll(async () => {
-    tlsBrowser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--host-resolver-rules=MAP gate.local 127.0.0.1",
-        `--ignore-certificate-errors-spki-list=${FIXTURE_SPKI}`,
-      ],
-    });
+    tlsBrowser = await launchChromium([
+      "--host-resolver-rules=MAP gate.local 127.0.0.1",
+      `--ignore-certificate-errors-spki-list=${FIXTURE_SPKI}`,
+    ]);
   });
   afterAll(() => tlsBrowser.close());
 

@@ -8,16 +8,10 @@
  * injected clock. Also the admin commands (auth/cli/passkeys.ts, run in-process on the app's
  * database) and the doctor's passkey check. The browser side is passkeys-browser.test.ts.
  */
+import { SoftAuthenticator } from "../support/soft-authenticator.ts";
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { join } from "node:path";
-import type {
-  AuthenticationResponseJSON,
-  PublicKeyCredentialCreationOptionsJSON,
-  PublicKeyCredentialRequestOptionsJSON,
-  RegistrationResponseJSON,
-} from "@simplewebauthn/server";
-import { isoCBOR } from "@simplewebauthn/server/helpers";
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
 import { inspectPasskeys } from "../../auth/cli/doctor.ts";
 import { runCli } from "../../auth/cli/commands.ts";
 import { EXIT, type CliContext } from "../../auth/cli/shared.ts";
@@ -46,81 +40,6 @@ const PASSKEYS_ON = { WEBAUTHN_RP_ID: "localhost", BAN_EXEMPT: "" };
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/auth/passkeys/login/options", "/auth/passkeys/login"]);
 
 const b64u = (bytes: Uint8Array | Buffer) => Buffer.from(bytes).toString("base64url");
-const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest();
-
-/**
- * A software authenticator: one P-256 credential, "none" attestation, a signature counter, and the
- * user-presence and user-verification flags it claims. It signs exactly what a browser would send
- * from a page at `origin`.
- */
-class SoftAuthenticator {
-  readonly id = b64u(crypto.getRandomValues(new Uint8Array(16)));
-  readonly keys: { publicKey: KeyObject; privateKey: KeyObject } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  counter = 0;
-  userHandle = "";
-
-  constructor(readonly verifiesUser = true) {}
-
-  private authData(rpId: string, attested?: Uint8Array): Uint8Array {
-    const flags = 0x01 | (this.verifiesUser ? 0x04 : 0) | (attested === undefined ? 0 : 0x40);
-    const count = Buffer.alloc(4);
-    count.writeUInt32BE(this.counter);
-    return Buffer.concat([sha256(rpId), Buffer.from([flags]), count, ...(attested === undefined ? [] : [attested])]);
-  }
-
-  private attestedCredential(): Uint8Array {
-    const jwk = this.keys.publicKey.export({ format: "jwk" });
-    const cose = new Map<number, number | Uint8Array>([
-      [1, 2],
-      [3, -7],
-      [-1, 1],
-      [-2, Buffer.from(jwk.x!, "base64url")],
-      [-3, Buffer.from(jwk.y!, "base64url")],
-    ]);
-    const id = Buffer.from(this.id, "base64url");
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(id.length);
-    return Buffer.concat([Buffer.alloc(16), length, id, isoCBOR.encode(cose)]);
-  }
-
-  create(options: PublicKeyCredentialCreationOptionsJSON, origin: string): RegistrationResponseJSON {
-    this.userHandle = options.user.id;
-    const clientData = JSON.stringify({ type: "webauthn.create", challenge: options.challenge, origin, crossOrigin: false });
-    const attestation = isoCBOR.encode(
-      new Map<string, unknown>([
-        ["fmt", "none"],
-        ["attStmt", new Map()],
-        ["authData", this.authData(options.rp.id!, this.attestedCredential())],
-      ]) as never,
-    );
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: "public-key",
-      response: { clientDataJSON: b64u(Buffer.from(clientData)), attestationObject: b64u(attestation), transports: ["internal"] },
-      clientExtensionResults: {},
-    };
-  }
-
-  get(options: PublicKeyCredentialRequestOptionsJSON, origin: string): AuthenticationResponseJSON {
-    this.counter += 1;
-    const clientData = Buffer.from(JSON.stringify({ type: "webauthn.get", challenge: options.challenge, origin, crossOrigin: false }));
-    const authData = this.authData(options.rpId!);
-    const signature = sign("sha256", Buffer.concat([authData, sha256(clientData)]), this.keys.privateKey);
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: "public-key",
-      response: {
-        clientDataJSON: b64u(clientData),
-        authenticatorData: b64u(authData),
-        signature: b64u(signature),
-        userHandle: this.userHandle,
-      },
-      clientExtensionResults: {},
-    };
-  }
-}
 
 /** A credential as a client presents it: the headers it adds to a request. */
 interface Credential {
