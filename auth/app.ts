@@ -107,7 +107,15 @@ class SigningKeys {
 
   readonly current = (): KeySet => this.keySet;
 
-  async reload(): Promise<void> {
+  /** The last reload asked for; each waits for the one before, so two never swap in sets out of order or log one change twice. */
+  private reloading: Promise<void> = Promise.resolve();
+
+  reload(): Promise<void> {
+    this.reloading = this.reloading.catch(() => undefined).then(() => this.readKeys());
+    return this.reloading;
+  }
+
+  private async readKeys(): Promise<void> {
     const { config, store, now, logger } = this.options;
     const stored = await store.listSigningKeys();
     if (fingerprintOf(usableKeys(stored, config.jwt.alg, now())) === this.keySet.fingerprint) return;
@@ -234,12 +242,14 @@ function buildRoutes(parts: Parts): Route[] {
       audit,
       now,
       version: packageVersion,
-      // The change holds on the very next request: the keyring has read it, and the guard's bans too.
+      // The change holds on the very next request: the keyring has read it, the guard's bans and the signing keys too.
       afterChange: async () => {
         await keyring.refreshAfterWrite();
         await guard.reload();
+        await parts.keys.reload();
       },
       roleScopes: config.roleScopes,
+      jwtAlg: config.jwt.alg,
       knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes, { scope: ADMIN_SCOPE }]),
       servesServiceHost: (host) => routesServeHost(parts.routeTable.routes, host),
     }),

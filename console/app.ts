@@ -11,6 +11,8 @@
 import { checkToken, explainRefusal, TokengateClient, type ClientEvent } from "../client/tokengate.ts";
 import { $, enableForm, note, noteReceived, onSubmit, rescueFocus, say, showRows, type Tone } from "./dom.ts";
 import { addPasskey, passkeysPossible, signInWithPasskey, type Outcome } from "./passkeys.ts";
+import { createPages, hideSecret, isAdmin } from "./pages.ts";
+import { copyOrSelect } from "./ui.ts";
 import * as gate from "./requests.ts";
 import { explainErrorParameter, explainPasskeyRefusal, explainSignIn } from "./words.ts";
 
@@ -35,7 +37,9 @@ const tokenInput = $<HTMLInputElement>("token");
 const signInWays = $<HTMLDetailsElement>("signin-ways");
 
 /** Who the page acts as: the browser session (the cookie), or a token held in this page's memory. */
-type Identity = { readonly via: "cookie"; readonly kind: string } | { readonly via: "memory"; readonly token: string };
+type Identity =
+  | { readonly via: "cookie"; readonly principal: gate.Principal }
+  | { readonly via: "memory"; readonly token: string; readonly principal: gate.Principal };
 
 let identity: Identity | undefined;
 let client: TokengateClient | undefined;
@@ -47,7 +51,7 @@ function updateControls(): void {
   const signedIn = identity !== undefined;
   signOutButton.disabled = !signedIn;
   signOutEverywhere.hidden = identity?.via !== "cookie";
-  passkeyAddButton.hidden = !(identity?.via === "cookie" && identity.kind === "user" && passkeysPossible());
+  passkeyAddButton.hidden = !(identity?.via === "cookie" && identity.principal.kind === "user" && passkeysPossible());
   if (passkeyAddButton.hidden) passkeyAddForm.hidden = true;
   connectButton.disabled = !signedIn || client !== undefined;
   disconnectButton.disabled = client === undefined;
@@ -114,6 +118,9 @@ function clearSecrets(): void {
 function endSession(message: string, tone: Tone): void {
   dropSocket();
   identity = undefined;
+  gate.useBearer(undefined);
+  hideSecret();
+  pages?.setAccess(false, false);
   hidePairedKey();
   clearSecrets();
   showRows(who, [["Signed in as", "nobody"]]);
@@ -124,6 +131,8 @@ function endSession(message: string, tone: Tone): void {
 
 function showSignedIn(next: Identity, rows: Array<[string, string]>, paired: boolean, message: string, tone: Tone): void {
   identity = next;
+  // The admin pages' requests carry a token held in memory; with a session the cookie goes by itself.
+  gate.useBearer(next.via === "memory" ? next.token : undefined);
   if (!paired) hidePairedKey();
   // Nothing secret is left in a field for anyone at the screen to reveal.
   clearSecrets();
@@ -131,11 +140,13 @@ function showSignedIn(next: Identity, rows: Array<[string, string]>, paired: boo
   foldSignIn(true);
   updateControls();
   say(message, tone);
+  pages?.setAccess(true, isAdmin(next.principal.scopes));
 }
 
 /** The control that signed in has just folded away: focus goes on to the next step. */
 function focusNextStep(paired: boolean): void {
-  rescueFocus(paired ? $<HTMLButtonElement>("copy-key") : connectButton);
+  const adminView = identity !== undefined && isAdmin(identity.principal.scopes);
+  rescueFocus(paired ? $<HTMLButtonElement>("copy-key") : adminView ? $<HTMLElement>("admin-nav").querySelector("a")! : connectButton);
 }
 
 /** A session is open: in the sign-in view, on to where the browser was going; in the console, show it. */
@@ -146,7 +157,7 @@ function sessionOpened(answer: gate.SignedInAnswer, paired: boolean): void {
     return;
   }
   const rows = describeSession(answer.principal, answer.session?.expires_at);
-  showSignedIn({ via: "cookie", kind: answer.principal.kind }, rows, paired, "Signed in.", "good");
+  showSignedIn({ via: "cookie", principal: answer.principal }, rows, paired, "Signed in.", "good");
   focusNextStep(paired);
 }
 
@@ -182,7 +193,13 @@ async function keepInMemory(token: string, paired: boolean): Promise<void> {
   // Someone else now: the browser session this page had must not come back on a reload.
   if (identity?.via === "cookie") await gate.signOut(false);
   const rows = describeToken(answer.body);
-  showSignedIn({ via: "memory", token }, rows, paired, "Signed in, in this page only: a reload signs you out.", "warn");
+  showSignedIn(
+    { via: "memory", token, principal: answer.body },
+    rows,
+    paired,
+    "Signed in, in this page only: a reload signs you out.",
+    "warn",
+  );
   focusNextStep(paired);
 }
 
@@ -313,14 +330,7 @@ function connect(): void {
 
 /** Copies the one-time key, then takes it off the screen: once stored it has no business here. */
 async function copyPairedKey(): Promise<void> {
-  const key = $<HTMLOutputElement>("paired-key").textContent ?? "";
-  // navigator.clipboard exists only in secure contexts (https, localhost), not on http://192.168.…
-  const copied = await navigator.clipboard?.writeText(key).then(
-    () => true,
-    () => false,
-  );
-  if (copied !== true) {
-    getSelection()?.selectAllChildren($<HTMLOutputElement>("paired-key"));
+  if (!(await copyOrSelect($<HTMLOutputElement>("paired-key")))) {
     return say("This browser did not allow copying: the key is selected, copy it with Ctrl+C (or ⌘C).", "warn");
   }
   hidePairedKey();
@@ -437,12 +447,21 @@ async function restoreSession(): Promise<void> {
     return;
   }
   if (LOGIN_VIEW) return say(`You are signed in as ${answer.body.name}. Signing in again replaces that session.`, "");
-  showSignedIn({ via: "cookie", kind: answer.body.kind }, describeSession(answer.body, undefined), false, "Signed in.", "good");
+  showSignedIn({ via: "cookie", principal: answer.body }, describeSession(answer.body, undefined), false, "Signed in.", "good");
 }
+
+/** The console's pages; the sign-in view has none. */
+const pages = LOGIN_VIEW
+  ? undefined
+  : createPages({
+      signedIn: () => (identity === undefined ? undefined : { principal: identity.principal, session: identity.via === "cookie" }),
+      signedOut: (message) => endSession(message, "warn"),
+    });
 
 wireForms();
 wireButtons();
 offerPasskeys();
+pages?.setAccess(false, false);
 if (LOGIN_VIEW) showLoginView();
 else showConsole();
 updateControls();

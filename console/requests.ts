@@ -32,6 +32,18 @@ async function refusalOf(response: Response): Promise<Refusal> {
   };
 }
 
+/**
+ * A token the page holds in memory (one that cannot open a browser session) goes with the page's
+ * own requests as a Bearer header; with a session, the cookie goes and this stays unset.
+ */
+let bearer: string | undefined;
+
+export function useBearer(token: string | undefined): void {
+  bearer = token;
+}
+
+const authorization = (): Record<string, string> => (bearer === undefined ? {} : { authorization: `Bearer ${bearer}` });
+
 async function answerOf<T>(request: Promise<Response>): Promise<Answer<T>> {
   const response = await request.catch(() => undefined);
   if (response === undefined) return undefined;
@@ -59,10 +71,14 @@ export function postJson<T>(path: string, body: unknown): Promise<Answer<T>> {
     fetch(path, {
       method: "POST",
       credentials: "same-origin",
-      headers: { accept: "application/json", "content-type": "application/json" },
+      headers: { accept: "application/json", "content-type": "application/json", ...authorization() },
       body: JSON.stringify(body),
     }),
   );
+}
+
+export function getJson<T>(path: string): Promise<Answer<T>> {
+  return answerOf(fetch(path, { credentials: "same-origin", headers: { accept: "application/json", ...authorization() } }));
 }
 
 /** Who the session cookie (or a token) signs in as. */

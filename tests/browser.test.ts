@@ -68,8 +68,14 @@ const CONNECTED = /\bConnected\.$/;
 const SIGNED_IN = /^Signed in[.,]/;
 const IN_MEMORY = /^Signed in, in this page only: a reload signs you out\.$/;
 
+/** An admin lands on Devices & keys: who they are, the socket and "Sign in as someone else" are on My account. */
+async function openAccount(page: Page): Promise<void> {
+  if (await page.getByTestId("nav-account").isVisible()) await page.getByTestId("nav-account").click();
+}
+
 /** Once someone is signed in, the ways to sign in fold under "Sign in as someone else". */
 async function unfoldSignIn(page: Page): Promise<void> {
+  await openAccount(page);
   if (await page.getByTestId("switch-user").isVisible()) await page.getByTestId("switch-user").click();
 }
 
@@ -87,6 +93,7 @@ async function signInWithPassword(page: Page, username: string, password: string
 }
 
 async function connect(page: Page): Promise<void> {
+  await openAccount(page);
   await page.getByTestId("connect").click();
   await waitForLog(page, "✅ WebSocket connected with valid token");
 }
@@ -236,6 +243,11 @@ describe.skipIf(!available)("keyboard only", () => {
     // "Sign in as someone else" opens and closes from the keyboard too.
     await signInWithToken(page, app.token);
     await waitForStatus(page, IN_MEMORY);
+    // An admin lands on Devices & keys with focus on the page links; My account is reached from them by keyboard.
+    expect(await focused()).toBe("nav-keys");
+    await page.getByTestId("nav-account").focus();
+    await page.keyboard.press("Enter");
+    await page.getByTestId("switch-user").waitFor();
     await page.getByTestId("switch-user").focus();
     await page.keyboard.press("Enter");
     expect(await page.getByTestId("token-input").isVisible()).toBe(true);

@@ -18,6 +18,12 @@ export const ADMIN_API = "/admin/api";
 const NOT_HERE = new GateError("not_found", "Not Found");
 export const ADMIN_SCOPE = "admin";
 
+/** Where a set of endpoints is served and the scope it needs: the admin API's, unless said otherwise. */
+export interface EndpointMount {
+  readonly prefix: string;
+  readonly scope: string;
+}
+
 export interface AdminCall<Input> {
   readonly input: Input;
   readonly principal: Principal;
@@ -101,10 +107,14 @@ function handlerOf<Input, Output>(declared: AdminEndpoint<Input, Output>, contex
 }
 
 /**
- * The endpoints as routes of the gate, one per path (GET and POST of `/keys` share one): scope
- * `admin` (or `*`), each method to its endpoint.
+ * The endpoints as routes of the gate, one per path (GET and POST of `/keys` share one): by
+ * default under ADMIN_API with scope `admin` (or `*`), each method to its endpoint.
  */
-export function toAdminRoutes(endpoints: readonly AdminEndpoint[], context: AdminContext): ProtectedRoute[] {
+export function toAdminRoutes(
+  endpoints: readonly AdminEndpoint[],
+  context: AdminContext,
+  mount: EndpointMount = { prefix: ADMIN_API, scope: ADMIN_SCOPE },
+): ProtectedRoute[] {
   const byPath = new Map<string, Map<string, ProtectedRoute["handle"]>>();
   for (const declared of endpoints) {
     const methods = byPath.get(declared.path) ?? new Map<string, ProtectedRoute["handle"]>();
@@ -114,9 +124,9 @@ export function toAdminRoutes(endpoints: readonly AdminEndpoint[], context: Admi
   }
   return [...byPath].map(([path, methods]) => ({
     kind: "http",
-    path: `${ADMIN_API}${path}`,
+    path: `${mount.prefix}${path}`,
     methods: [...methods.keys()],
-    scope: ADMIN_SCOPE,
+    scope: mount.scope,
     // The gate answers 405 for any other method before this runs.
     handle: answerStoreFailures((request, principal, server) => methods.get(request.method)!(request, principal, server)),
   }));

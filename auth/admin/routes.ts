@@ -8,13 +8,19 @@ import { jsonResponse } from "../http/responses.ts";
 import type { HttpRoute } from "../http/routes.ts";
 import type { Store } from "../store/store.ts";
 import { ADMIN_API, toAdminRoutes, type AdminEndpoint } from "./endpoints.ts";
+import { ACCOUNT_MOUNT, createAccountEndpoints } from "./account-endpoints.ts";
 import { createAuditEndpoints } from "./audit-endpoints.ts";
 import { createBanEndpoints } from "./ban-endpoints.ts";
 import { createKeyEndpoints } from "./key-endpoints.ts";
 import { buildOpenApiDocument } from "./openapi.ts";
+import { createPasskeyEndpoints } from "./passkey-endpoints.ts";
+import { createRefreshEndpoints } from "./refresh-endpoints.ts";
+import { createScopeEndpoints } from "./scope-endpoints.ts";
 import { createSessionEndpoints } from "./session-endpoints.ts";
+import { createSigningKeyEndpoints } from "./signing-key-endpoints.ts";
 import { createUserEndpoints } from "./user-endpoints.ts";
 import type { RoleScopes } from "../authn/users.ts";
+import type { JwtAlgorithm } from "../secrets/jwt.ts";
 
 export interface AdminOptions {
   readonly store: Store;
@@ -30,15 +36,23 @@ export interface AdminOptions {
   readonly servesServiceHost: (host: string | null) => boolean;
   /** Role → scopes (ROLE_SCOPES): what a user's roles grant, and who is an admin. */
   readonly roleScopes: RoleScopes;
+  /** JWT_ALG: what a rotated signing key is made for. */
+  readonly jwtAlg: JwtAlgorithm;
 }
 
-export function listAdminEndpoints(options: Pick<AdminOptions, "store" | "knownScopes" | "audit" | "roleScopes">): AdminEndpoint[] {
+export function listAdminEndpoints(
+  options: Pick<AdminOptions, "store" | "knownScopes" | "audit" | "roleScopes" | "jwtAlg">,
+): AdminEndpoint[] {
   return [
     ...createKeyEndpoints(options),
     ...createAuditEndpoints(options.audit),
     ...createSessionEndpoints(options),
     ...createBanEndpoints(options),
     ...createUserEndpoints(options),
+    ...createPasskeyEndpoints(options),
+    ...createRefreshEndpoints(options),
+    ...createSigningKeyEndpoints(options),
+    ...createScopeEndpoints(options),
   ];
 }
 
@@ -54,5 +68,5 @@ export function createAdminRoutes(options: AdminOptions): HttpRoute[] {
     scope: null,
     handle: () => jsonResponse(200, (document ??= JSON.stringify(buildOpenApiDocument(endpoints, options.version)))),
   };
-  return [...toAdminRoutes(endpoints, options), openapi];
+  return [...toAdminRoutes(endpoints, options), openapi, ...toAdminRoutes(createAccountEndpoints(options.store), options, ACCOUNT_MOUNT)];
 }

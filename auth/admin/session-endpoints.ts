@@ -28,6 +28,9 @@ export const SessionView = z
   })
   .describe("A browser sign-in; its cookie is never stored, so never shown here");
 
+/** A session as a list shows it to someone signed in: theirs marked. */
+export const ListedSessionView = SessionView.extend({ current: z.boolean().describe("the session this request came with") });
+
 const sessionId = z.string().regex(SESSION_ID, "must be a session id: 16 hex characters, as the list shows");
 const subject = z
   .string()
@@ -54,9 +57,14 @@ export function createSessionEndpoints(options: SessionEndpointOptions): AdminEn
     method: "GET",
     path: "/sessions",
     summary: "Every open browser session: who, how, from where, last use and end; never a cookie",
-    answer: z.object({ sessions: z.array(SessionView) }),
+    answer: z.object({ sessions: z.array(ListedSessionView) }),
     status: 200,
-    run: async ({ now }) => ({ sessions: (await listOpenSessions(store, now)).map(describeSession) }),
+    run: async ({ principal, now }) => ({
+      sessions: (await listOpenSessions(store, now)).map((session) => ({
+        ...describeSession(session),
+        current: session.id === principal.session,
+      })),
+    }),
   });
   const revoke = endpoint({
     method: "POST",

@@ -41,7 +41,10 @@ export const UserView = z
   })
   .describe("A user; the password is never stored, its hash never shown");
 
-const username = z.string().regex(USERNAME, "must be 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit");
+/** A username as the CLI takes it; the passkey and refresh-family endpoints take it too. */
+export const username = z
+  .string()
+  .regex(USERNAME, "must be 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit");
 
 /** A new password: checked as the CLI checks it, and never echoed in the message. */
 const password = z

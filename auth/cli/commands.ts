@@ -11,6 +11,7 @@ import { doctorCommands } from "./doctor-command.ts";
 import { keyCommands } from "./keys.ts";
 import { pairCommands } from "./pair.ts";
 import { passkeyCommands } from "./passkeys.ts";
+import { refreshCommands } from "./refresh.ts";
 import { sessionCommands } from "./sessions.ts";
 import { signingKeyCommands } from "./signing-keys.ts";
 import { tokenCommands } from "./token.ts";
@@ -34,6 +35,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     userCommands,
     passkeyCommands,
     sessionCommands,
+    refreshCommands,
     banCommands,
     signingKeyCommands,
     pairCommands,

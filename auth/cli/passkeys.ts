@@ -1,5 +1,6 @@
 /**
- * `users require-passkey | users passkeys`: an administrator's view of users' passkeys. A user
+ * `users require-passkey | users passkeys`: an administrator's view of users' passkeys, through the
+ * same operations as the admin API's `/admin/api/users/passkeys…` (admin/passkeys.ts). A user
  * adds passkeys on the console page (signed in); here they are listed, removed (a lost phone),
  * and required: a user who must use a passkey can no longer open a browser session with a password.
  */
@@ -7,8 +8,9 @@ import { parseArgs } from "node:util";
 import type { PasskeyRecord, Store } from "../store/store.ts";
 import { USERNAME } from "../authn/users.ts";
 import { AdminProblem } from "../admin/keys.ts";
+import { describePasskey, listUserPasskeys, PASSKEY_ID, removeUserPasskey } from "../admin/passkeys.ts";
 import { setPasskeyRequirement } from "../admin/users.ts";
-import { EXIT, iso, isoOrNull, printListing, UsageError, withStore, type CliContext, type Command, type CommandTable } from "./shared.ts";
+import { EXIT, iso, printListing, UsageError, withStore, type CliContext, type Command, type CommandTable } from "./shared.ts";
 
 function parseUsername(text: string | undefined): string {
   if (text === undefined) throw new UsageError("give the username");
@@ -19,17 +21,15 @@ function parseUsername(text: string | undefined): string {
 
 function parsePasskeyId(text: string | undefined): string {
   if (text === undefined) throw new UsageError("give the passkey's id (the ID column of: bun run cli users passkeys NAME)");
-  if (!/^[A-Za-z0-9_-]{1,1400}$/.test(text)) throw new UsageError("a passkey id is base64url (letters, digits, '-' and '_')");
+  if (!PASSKEY_ID.test(text)) throw new UsageError("a passkey id is base64url (letters, digits, '-' and '_')");
   return text;
 }
 
-const passkeyJson = (passkey: PasskeyRecord) => ({
-  id: passkey.id,
-  name: passkey.name,
-  transports: passkey.transports,
-  created_at: isoOrNull(passkey.createdAt),
-  last_used_at: isoOrNull(passkey.lastUsedAt),
-});
+/** The API's view in the fields and order --json has always printed: the transports too, no username. */
+function passkeyJson(passkey: PasskeyRecord) {
+  const view = describePasskey(passkey);
+  return { id: view.id, name: view.name, transports: passkey.transports, created_at: view.created_at, last_used_at: view.last_used_at };
+}
 
 const passkeyRow = (passkey: PasskeyRecord) => [passkey.id, passkey.name, iso(passkey.createdAt), iso(passkey.lastUsedAt)];
 
@@ -79,12 +79,12 @@ see them with: bun run cli users passkeys NAME
 };
 
 async function listPasskeys(store: Store, context: CliContext, username: string, json: boolean): Promise<number> {
-  const user = await store.getUser(username);
-  if (user === undefined) return noUser(context, username);
-  const records = await store.listPasskeys(username);
+  const listed = await listUserPasskeys(store, username);
+  if (listed instanceof AdminProblem) return noUser(context, username);
+  const { user, passkeys } = listed;
   printListing(context.io, {
     json,
-    records,
+    records: passkeys,
     asJson: passkeyJson,
     none: `${username} has no passkeys. They add one signed in, with "Add a passkey" on the console page.\n`,
     header: ["ID", "NAME", "CREATED", "LAST USED"],
@@ -95,19 +95,22 @@ async function listPasskeys(store: Store, context: CliContext, username: string,
 }
 
 async function removePasskey(store: Store, context: CliContext, username: string, id: string): Promise<number> {
-  const user = await store.getUser(username);
-  if (user === undefined) return noUser(context, username);
-  if (!(await store.removePasskey(id, username))) {
+  const removal = await removeUserPasskey(store, username, id);
+  if (removal instanceof AdminProblem && removal.kind === "conflict") {
+    context.io.err(
+      `${username} must sign in with a passkey and this is their last one: removing it would leave them no way to sign in ` +
+        `to the browser. Run bun run cli users require-passkey ${username} --off first, or have them add another passkey ` +
+        `("Add a passkey" on the console page).\n`,
+    );
+    return EXIT.conflict;
+  }
+  if (removal instanceof AdminProblem) {
+    // Not found is an unknown user or a passkey not theirs: each is pointed to its own list.
+    if ((await store.getUser(username)) === undefined) return noUser(context, username);
     context.io.err(`${username} has no passkey ${id}. See: bun run cli users passkeys ${username}\n`);
     return EXIT.notFound;
   }
   context.io.out(`Removed passkey ${id} of ${username}; it no longer signs in.\n`);
-  if (user.passkeyRequired && (await store.listPasskeys(username)).length === 0) {
-    context.io.out(
-      `${username} must sign in with a passkey and now has none: they cannot sign in to the browser until you run ` +
-        `bun run cli users require-passkey ${username} --off\n`,
-    );
-  }
   return EXIT.ok;
 }
 
@@ -119,6 +122,8 @@ const passkeysCommand: Command = {
 Lists the passkeys NAME has added (id, name, when added and last used), or removes one of them,
 e.g. when the device that held it is lost. A removed passkey no longer signs in; browser sessions
 already open stay until they end or are signed out (sessions revoke --user NAME ends them).
+The last passkey of a user who must sign in with one stays (exit code 4): run
+users require-passkey NAME --off first.
 An id may start with "-": put -- before it, as in users passkeys remove NAME -- -Xy3…
 `,
   run: async (args, context) => {

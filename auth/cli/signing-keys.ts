@@ -1,15 +1,12 @@
 /**
- * `signing-keys list | rotate`: the keys that sign the server's JWTs. A retired key keeps
+ * `signing-keys list | rotate`: the keys that sign the server's JWTs, through the same operations
+ * as the admin API's `/admin/api/signing-keys…` (admin/signing-keys.ts). A retired key keeps
  * verifying (and stays in the JWKS) until the last token it signed has expired.
  */
 import { parseArgs } from "node:util";
-import { generateSigningKey, usableKeys, type SigningKeyRecord } from "../secrets/jwt.ts";
-import { EXIT, iso, isoOrNull, parseJsonFlag, printListing, withStore, type Command, type CommandTable } from "./shared.ts";
-
-function signingKeyState(key: SigningKeyRecord, now: number): string {
-  if (key.retiredAt === null) return "signing";
-  return usableKeys([key], key.alg, now).length > 0 ? "verifying" : "expired";
-}
+import { describeSigningKey, judgeSigningKeyState, listSigningKeys, rotateSigningKey } from "../admin/signing-keys.ts";
+import type { SigningKeyRecord } from "../secrets/jwt.ts";
+import { EXIT, iso, parseJsonFlag, printListing, withStore, type Command, type CommandTable } from "./shared.ts";
 
 const listSigningKeysCommand: Command = {
   summary: ["signing-keys list [--json]", "JWT signing keys (kid, alg, state)"],
@@ -20,21 +17,21 @@ Lists the JWT signing keys: kid, algorithm, created, and whether each signs, onl
 `,
   run: async (args, { io, openStore, now }) => {
     const json = parseJsonFlag(args);
-    const records: SigningKeyRecord[] = await withStore(openStore, (store) => store.listSigningKeys());
+    const records: SigningKeyRecord[] = await withStore(openStore, listSigningKeys);
     const at = now();
     printListing(io, {
       json,
       records,
-      asJson: (key) => ({
-        kid: key.kid,
-        alg: key.alg,
-        created_at: isoOrNull(key.createdAt),
-        retired_at: isoOrNull(key.retiredAt),
-        state: signingKeyState(key, at),
-      }),
+      asJson: (key) => describeSigningKey(key, at),
       none: "No signing keys yet; the server creates one on its first start.\n",
       header: ["KID", "ALG", "CREATED", "RETIRED", "STATE"],
-      asRow: (key) => [key.kid, key.alg, iso(key.createdAt), key.retiredAt === null ? "-" : iso(key.retiredAt), signingKeyState(key, at)],
+      asRow: (key) => [
+        key.kid,
+        key.alg,
+        iso(key.createdAt),
+        key.retiredAt === null ? "-" : iso(key.retiredAt),
+        judgeSigningKeyState(key, at),
+      ],
     });
     return EXIT.ok;
   },
@@ -50,9 +47,8 @@ the old key stays in /.well-known/jwks.json until then.
 `,
   run: async (args, { io, openStore, now, jwtAlg }) => {
     parseArgs({ args, options: {} });
-    const candidate = await generateSigningKey(jwtAlg, now());
-    await withStore(openStore, (store) => store.rotateSigningKey(candidate, now()));
-    io.out(`New ${jwtAlg} signing key ${candidate.kid}; the previous one only verifies from now on.\n`);
+    const rotation = await withStore(openStore, (store) => rotateSigningKey(store, jwtAlg, now()));
+    io.out(`New ${jwtAlg} signing key ${rotation.key.kid}; the previous one only verifies from now on.\n`);
     return EXIT.ok;
   },
 };

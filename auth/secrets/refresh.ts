@@ -25,3 +25,11 @@ export function generateRefreshToken(): { id: string; secret: string; token: str
 export function generateFamilyId(): string {
   return crypto.randomUUID();
 }
+
+/** A family id as generateFamilyId makes it: a lower-case UUID. */
+const FAMILY_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether `text` has the shape of a refresh-token family id (lists and audit lines show them). */
+export function isFamilyId(text: string): boolean {
+  return FAMILY_SHAPE.test(text);
+}

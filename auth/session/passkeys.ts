@@ -373,10 +373,10 @@ function createOwnPasskeys(options: PasskeyRouteOptions) {
     const unconfirmed = await confirmPassword(options, request, server, owner, body.password, `${PASSKEYS_PATH}/remove`);
     if (unconfirmed !== undefined) return toResponse(unconfirmed);
     if (typeof body.id !== "string" || !/^[A-Za-z0-9_-]{1,1400}$/.test(body.id)) return toResponse(BAD_ID);
-    const [user, passkeys] = await Promise.all([store.getUser(principal.name), store.listPasskeys(principal.name)]);
-    if (!passkeys.some((passkey) => passkey.id === body.id)) return toResponse(NOT_YOURS);
-    if (user?.passkeyRequired === true && passkeys.length === 1) return toResponse(LAST_REQUIRED);
-    if (!(await store.removePasskey(body.id, principal.name))) return toResponse(NOT_YOURS);
+    // The store judges the last-passkey rule in the removal's own transaction (one rule with the admin's removal).
+    const outcome = await store.removePasskeyUnlessLastRequired(body.id, principal.name);
+    if (outcome === "missing") return toResponse(NOT_YOURS);
+    if (outcome === "last_required") return toResponse(LAST_REQUIRED);
     audit.record("passkey.removed", { user: principal.name, passkey: body.id, by: "user" });
     return jsonResponse(200, JSON.stringify({ removed: body.id }));
   };

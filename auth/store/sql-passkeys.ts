@@ -2,9 +2,10 @@
  * Passkeys (WebAuthn credentials) in SQL. Adding and removing one changes who may sign in; a use
  * (the new signature counter) is bookkeeping, but it is conditional on the counter it replaces.
  */
+import type { SqlRunner } from "./driver.ts";
 import type { SqlOperations } from "./sql-operations.ts";
-import { fromWords, selectOne, toBytes, toInt, toIntOrNull, toWords, type Int } from "./sql-rows.ts";
-import type { PasskeyRecord, PasskeyStore } from "./types.ts";
+import { fromWords, selectCount, selectOne, toBytes, toInt, toIntOrNull, toWords, type Int } from "./sql-rows.ts";
+import type { PasskeyRecord, PasskeyRemovalOutcome, PasskeyStore } from "./types.ts";
 
 interface PasskeyRow {
   id: string;
@@ -30,6 +31,22 @@ const toPasskey = (row: PasskeyRow): PasskeyRecord => ({
 
 const PASSKEY_INSERT = `INSERT INTO passkeys (id, username, public_key, counter, transports, name, created_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`;
+
+/**
+ * Whether removing the passkey keeps the rule, read in `tx`. The writers are serialized (SQLite's
+ * BEGIN IMMEDIATE, PostgreSQL's advisory lock, see driver.ts), so what is read here is still true
+ * when the delete runs: of two removals racing for a user's last two passkeys, the second sees one.
+ */
+async function judgePasskeyRemoval(
+  tx: SqlRunner,
+  id: string,
+  username: string,
+): Promise<"allowed" | Exclude<PasskeyRemovalOutcome, "removed">> {
+  const owned = await tx.all<{ id: string }>("SELECT id FROM passkeys WHERE username = $1", [username]);
+  if (!owned.some((row) => row.id === id)) return "missing";
+  const required = await selectCount(tx, "SELECT count(*) AS n FROM users WHERE username = $1 AND passkey_required = 1", [username]);
+  return required > 0 && owned.length === 1 ? "last_required" : "allowed";
+}
 
 export function createPasskeyMethods(sql: SqlOperations): PasskeyStore {
   return {
@@ -64,13 +81,14 @@ export function createPasskeyMethods(sql: SqlOperations): PasskeyStore {
             [counter, at, id],
           )) === 1,
       ),
-    removePasskey: (id, username) =>
+    removePasskeyUnlessLastRequired: (id, username) =>
       sql.changeWhen(
-        (removed) => removed,
-        async (tx) =>
-          username === undefined
-            ? (await tx.run("DELETE FROM passkeys WHERE id = $1", [id])) === 1
-            : (await tx.run("DELETE FROM passkeys WHERE id = $1 AND username = $2", [id, username])) === 1,
+        (outcome) => outcome === "removed",
+        async (tx): Promise<PasskeyRemovalOutcome> => {
+          const judged = await judgePasskeyRemoval(tx, id, username);
+          if (judged !== "allowed") return judged;
+          return (await tx.run("DELETE FROM passkeys WHERE id = $1 AND username = $2", [id, username])) === 1 ? "removed" : "missing";
+        },
       ),
   };
 }

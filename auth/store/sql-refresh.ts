@@ -2,10 +2,17 @@
  * Refresh tokens and revoked access tokens in SQL. Issuing and rotating a refresh token changes
  * nobody's access; a detected replay (the family is revoked) and a revocation are changes.
  */
-import type { SqlRunner } from "./driver.ts";
+import type { SqlRunner, SqlValue } from "./driver.ts";
 import type { SqlOperations } from "./sql-operations.ts";
 import { fromWords, selectOne, toBytes, toInt, toIntOrNull, toWords, type Int } from "./sql-rows.ts";
-import type { NewRefreshToken, RefreshOutcome, RefreshStore, RefreshTokenRecord } from "./types.ts";
+import type {
+  NewRefreshToken,
+  RefreshFamilyFilter,
+  RefreshFamilyRecord,
+  RefreshOutcome,
+  RefreshStore,
+  RefreshTokenRecord,
+} from "./types.ts";
 
 interface RefreshRow {
   id: string;
@@ -87,6 +94,60 @@ async function denyAccessToken(tx: SqlRunner, jti: string, expiresAt: number, no
   await tx.run("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", [jti, expiresAt]);
 }
 
+interface FamilyRow {
+  family_id: string;
+  subject: string;
+  client_id: string;
+  scopes: string;
+  started_at: Int;
+  last_rotated_at: Int | null;
+  expires_at: Int;
+  revoked_at: Int | null;
+}
+
+const toFamily = (row: FamilyRow): RefreshFamilyRecord => ({
+  familyId: row.family_id,
+  subject: row.subject,
+  clientId: row.client_id,
+  scopes: toWords(row.scopes),
+  createdAt: toInt(row.started_at),
+  lastRotatedAt: toIntOrNull(row.last_rotated_at),
+  expiresAt: toInt(row.expires_at),
+  revokedAt: toIntOrNull(row.revoked_at),
+});
+
+/**
+ * One row per family, read from its newest token (scopes and end may change with each rotation),
+ * with its first token's time and its earliest revocation: the revoked-families poll counts a
+ * family revoked once any of its tokens is. Window functions read alike on both engines. The
+ * secret hashes are never selected.
+ */
+function familiesQuery(filter: RefreshFamilyFilter): { readonly text: string; readonly params: SqlValue[] } {
+  const conditions: string[] = [];
+  const params: SqlValue[] = [];
+  for (const [column, value] of [
+    ["subject", filter.subject],
+    ["family_id", filter.familyId],
+  ] as const) {
+    if (value === undefined) continue;
+    params.push(value);
+    conditions.push(`${column} = $${params.length + 1}`);
+  }
+  const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`;
+  const text = `WITH ranked AS (
+      SELECT family_id, subject, client_id, scopes, created_at, expires_at,
+        ROW_NUMBER() OVER (PARTITION BY family_id ORDER BY created_at DESC, id DESC) AS newest,
+        COUNT(*) OVER (PARTITION BY family_id) AS tokens,
+        MIN(created_at) OVER (PARTITION BY family_id) AS started_at,
+        MIN(revoked_at) OVER (PARTITION BY family_id) AS family_revoked_at
+      FROM refresh_tokens ${where}
+    )
+    SELECT family_id, subject, client_id, scopes, started_at, expires_at, family_revoked_at AS revoked_at,
+      CASE WHEN tokens > 1 THEN created_at ELSE NULL END AS last_rotated_at
+    FROM ranked WHERE newest = 1 AND expires_at > $1 ORDER BY started_at, family_id`;
+  return { text, params };
+}
+
 const REVOKED_FAMILIES = "SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at IS NOT NULL AND revoked_at > $1";
 
 export function createRefreshMethods(sql: SqlOperations): RefreshStore {
@@ -102,8 +163,11 @@ export function createRefreshMethods(sql: SqlOperations): RefreshStore {
         (outcome) => outcome === "reused",
         (tx) => decideRefresh(tx, { id, next, at, graceMs }),
       ),
-    async revokeFamily(familyId, at) {
-      await sql.change((tx) => revokeFamilyRows(tx, familyId, at));
+    // A change even when nothing was left to revoke, as it always was: the caller asked for an end.
+    revokeFamily: (familyId, at) => sql.change((tx) => revokeFamilyRows(tx, familyId, at)),
+    async listRefreshFamilies(now, filter = {}) {
+      const { text, params } = familiesQuery(filter);
+      return (await sql.direct.all<FamilyRow>(text, [now, ...params])).map(toFamily);
     },
     revokeFamiliesOf: (subject, at) =>
       sql.changeWhen(

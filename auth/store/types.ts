@@ -126,6 +126,28 @@ export interface RefreshTokenRecord {
 
 export type NewRefreshToken = Omit<RefreshTokenRecord, "usedAt" | "revokedAt">;
 
+/** A refresh-token family (one sign-in and its rotations) as lists show it: never a token's hash. */
+export interface RefreshFamilyRecord {
+  readonly familyId: string;
+  readonly subject: string;
+  readonly clientId: string;
+  /** The newest token's scopes: a refresh may narrow them. */
+  readonly scopes: readonly string[];
+  /** When the sign-in issued the family's first token. */
+  readonly createdAt: number;
+  /** When a rotation issued the newest token; `null` while the first one is the newest. */
+  readonly lastRotatedAt: number | null;
+  /** The newest token's end: without another rotation the family ends then. */
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+/** Which families a listing holds: one subject's, or one family. */
+export interface RefreshFamilyFilter {
+  readonly subject?: string | undefined;
+  readonly familyId?: string | undefined;
+}
+
 /**
  * What happened to a presented refresh token, decided in one transaction: "rotated" (first use),
  * "grace" (a concurrent retry within the grace window: a sibling is issued), "reused" (replay:
@@ -137,7 +159,10 @@ export interface RefreshStore {
   insertRefreshToken(token: NewRefreshToken): Promise<void>;
   getRefreshToken(id: string): Promise<RefreshTokenRecord | undefined>;
   consumeRefreshToken(id: string, next: NewRefreshToken, at: number, graceMs: number): Promise<RefreshOutcome>;
-  revokeFamily(familyId: string, at: number): Promise<void>;
+  /** Revokes every token of a family not revoked yet; how many. */
+  revokeFamily(familyId: string, at: number): Promise<number>;
+  /** Families whose newest token has not expired at `now`, revoked ones included, oldest sign-in first. */
+  listRefreshFamilies(now: number, filter?: RefreshFamilyFilter): Promise<RefreshFamilyRecord[]>;
   /** Revokes every refresh token of a subject (`user:<name>`), so its families and their access tokens end; how many tokens. */
   revokeFamiliesOf(subject: string, at: number): Promise<number>;
   /** Families revoked after `since` (older ones' access tokens have all expired). */
@@ -249,9 +274,17 @@ export interface PasskeyStore {
    * moved meanwhile to `counter` or beyond, so two racing sign-ins with one counter value cannot both pass.
    */
   recordPasskeyUse(id: string, counter: number, at: number): Promise<boolean>;
-  /** Removes a passkey (only `username`'s, when given); whether one was removed. */
-  removePasskey(id: string, username?: string): Promise<boolean>;
+  /**
+   * Removes one of `username`'s passkeys, unless it is the last one of a user who must sign in with
+   * a passkey (passkey_required): without it they could not sign in to the browser at all. Judged
+   * and written in one serialized transaction, so two removals racing for a user's last two
+   * passkeys cannot both pass. The only way to remove a passkey, so the rule cannot be skipped.
+   */
+  removePasskeyUnlessLastRequired(id: string, username: string): Promise<PasskeyRemovalOutcome>;
 }
+
+/** "missing": no such passkey of that user; "last_required": kept, the user must use passkeys and has no other. */
+export type PasskeyRemovalOutcome = "removed" | "missing" | "last_required";
 
 /** The embedded default implements every store interface over one database file. */
 export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore & SessionStore & PasskeyStore;

@@ -13,8 +13,9 @@ import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { cli } from "../support/cli.ts";
 import { startTestApp, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
-import { adminCaller, type AdminCallOptions } from "../support/admin.ts";
+import { adminCaller, expectRequestsRefused, OUTSIDERS, type AdminCallOptions } from "../support/admin.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 
 const PASSWORD = "correct horse battery staple";
 let app: TestApp;
@@ -120,34 +121,22 @@ describe("bans", () => {
 });
 
 describe("who may call it", () => {
-  test.each([
-    ["no credential", null, 401, "missing_token"],
-    ["a key without the admin scope", "VIEWER", 403, "insufficient_scope"],
-  ])("%s is refused, and nothing is lifted", async (_name, token, status, code) => {
+  test.each(OUTSIDERS)("%s is refused, and nothing is lifted", async (_name, outsider, status, code) => {
     const bulb = await insertApiKey(app.store, { name: "bulb", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     await guessFrom("192.168.1.70", bulb.id);
-    for (const [path, body] of [
+    const requests = [
       ["/bans", undefined],
       ["/bans/clear", {}],
       ["/bans/clear", { subject: "addr:192.168.1.70" }],
-    ] as const) {
-      const answer = await call(path, { token: token === "VIEWER" ? viewer.token : token, body });
-      expect(answer.status).toBe(status);
-      expect(answer.body.code).toBe(code);
-    }
+    ] as const;
+    await expectRequestsRefused(call, requests, { token: outsider === "VIEWER" ? viewer.token : null, status, code });
     expect(await fetchAs("192.168.1.70", bulb.token)).toBe(429);
     expect((await call("/bans/clear", { body: {} })).status).toBe(200);
   });
 
   test("an admin signed in with the cookie: lifting needs the page's Origin (CSRF), listing does not", async () => {
-    const signIn = await fetch(`${app.http}/auth/login`, {
-      method: "POST",
-      redirect: "manual",
-      body: new URLSearchParams({ username: "root", password: PASSWORD }),
-    });
-    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
-    trackSecret(cookie.slice(4));
+    const { cookie } = await signInWithPassword(app.http, "root", PASSWORD);
     const fan = await insertApiKey(app.store, { name: "fan", scopes: ["data:read"] });
     await app.app.keyring.refresh();
     await guessFrom("192.168.1.80", fan.id);

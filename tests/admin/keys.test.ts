@@ -9,8 +9,9 @@ import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { cli } from "../support/cli.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
-import { adminCaller, type AdminCallOptions } from "../support/admin.ts";
+import { adminCaller, expectRequestsRefused, type AdminCallOptions } from "../support/admin.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 
 const PASSWORD = "correct horse battery staple";
 let app: TestApp;
@@ -123,27 +124,18 @@ describe("who may call it", () => {
   ])("%s → %d %s, nothing done", async (_name, options, status, code) => {
     const before = (await app.store.listKeys()).length;
     const token = options.token === "VIEWER" ? viewer.token : options.token;
-    for (const [path, body] of [
+    const requests = [
       ["/keys", undefined],
       ["/keys", { name: "sneaky" }],
       ["/keys/revoke", { id: admin.id }],
-    ] as const) {
-      const answer = await call(path, { token, body });
-      expect(answer.status).toBe(status);
-      expect(answer.body.code).toBe(code);
-    }
+    ] as const;
+    await expectRequestsRefused(call, requests, { token, status, code });
     expect((await app.store.listKeys()).length).toBe(before);
     expect((await app.store.getKey(admin.id))!.revokedAt).toBeNull();
   });
 
   test("an admin signed in with the cookie: a change needs the page's Origin (CSRF), a read does not", async () => {
-    const signIn = await fetch(`${app.http}/auth/login`, {
-      method: "POST",
-      redirect: "manual",
-      body: new URLSearchParams({ username: "root", password: PASSWORD }),
-    });
-    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
-    trackSecret(cookie.slice(4));
+    const { cookie } = await signInWithPassword(app.http, "root", PASSWORD);
     expect((await call("/keys", { token: null, headers: { cookie } })).status).toBe(200);
     const forged = await call("/keys", { token: null, headers: { cookie }, body: { name: "from a forged form" } });
     expect(forged.status).toBe(403);

@@ -64,17 +64,30 @@ describe("the document", () => {
       "/admin/api/keys/revoke",
       "/admin/api/keys/rotate",
       "/admin/api/keys/update",
+      "/admin/api/refresh-families",
+      "/admin/api/refresh-families/revoke",
+      "/admin/api/refresh-families/revoke-all",
+      "/admin/api/scopes",
       "/admin/api/sessions",
       "/admin/api/sessions/revoke",
       "/admin/api/sessions/revoke-all",
+      "/admin/api/signing-keys",
+      "/admin/api/signing-keys/rotate",
       "/admin/api/users",
       "/admin/api/users/disable",
       "/admin/api/users/enable",
+      "/admin/api/users/passkeys",
+      "/admin/api/users/passkeys/remove",
       "/admin/api/users/password",
       "/admin/api/users/require-passkey",
       "/admin/api/users/roles",
     ]);
     expect(Object.keys(document.paths["/admin/api/keys"]).sort()).toEqual(["get", "post"]);
+    // A filtered read takes its filter in a body, as POST /audit does; the GET beside it lists everything.
+    for (const path of ["/admin/api/users/passkeys", "/admin/api/refresh-families"]) {
+      expect(Object.keys(document.paths[path]).sort()).toEqual(["get", "post"]);
+    }
+    expect(document.paths["/admin/api/signing-keys/rotate"].post.responses["201"]).toBeDefined();
     const create = document.paths["/admin/api/keys"].post;
     expect(create.requestBody.content["application/json"].schema.required).toEqual(["name"]);
     expect(create.responses["201"]).toBeDefined();
@@ -128,6 +141,28 @@ describe("real answers validate against it", () => {
     expect((await expectAnswerMatches("/admin/api/users/enable", "post", json({ username: "nobody" }))).status).toBe(404);
     expect((await expectAnswerMatches("/admin/api/bans/clear", "post", json({}))).status).toBe(200);
     expect((await expectAnswerMatches("/admin/api/audit", "post", json({ event: "admin." }))).status).toBe(200);
+  });
+
+  test("passkeys, refresh families and signing keys: lists, changes and refusals", async () => {
+    for (const path of ["/admin/api/users/passkeys", "/admin/api/refresh-families", "/admin/api/signing-keys"]) {
+      const answer = await expectAnswerMatches(path, "get", { headers: { "x-auth-token": admin.token } });
+      expect(answer.status).toBe(200);
+    }
+    const rotated = await expectAnswerMatches("/admin/api/signing-keys/rotate", "post", json({}));
+    expect(rotated.status).toBe(201);
+    for (const [path, body, status] of [
+      ["/admin/api/users/passkeys", { username: "ann" }, 200],
+      ["/admin/api/users/passkeys", { username: "nobody" }, 404],
+      ["/admin/api/users/passkeys/remove", { username: "ann", id: "bm9uZQ" }, 404],
+      ["/admin/api/users/passkeys/remove", { username: "ann" }, 400],
+      ["/admin/api/refresh-families", { username: "ann" }, 200],
+      ["/admin/api/refresh-families/revoke", { family_id: crypto.randomUUID() }, 404],
+      ["/admin/api/refresh-families/revoke", { family_id: "nope" }, 400],
+      ["/admin/api/refresh-families/revoke-all", { username: "ann" }, 404],
+    ] as const) {
+      const answer = await expectAnswerMatches(path, "post", json(body));
+      expect(answer.status).toBe(status);
+    }
   });
 });
 

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { startTestApp, type TestApp } from "../support/harness.ts";
-import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { expectNoSecretsInOutput } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 import { startUpstream } from "../support/upstream.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -31,17 +32,7 @@ afterAll(async () => {
 });
 
 /** Signs in as the admin on `host` (the cookie that host's pages would carry). */
-async function signInOn(host: string): Promise<string> {
-  const response = await fetch(`${app.http}/auth/login`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { host },
-    body: new URLSearchParams({ username: "root", password: PASSWORD }),
-  });
-  const cookie = response.headers.get("set-cookie")!.split(";")[0]!;
-  trackSecret(cookie.slice(4));
-  return cookie;
-}
+const signInOn = async (host: string) => (await signInWithPassword(app.http, "root", PASSWORD, { host })).cookie;
 
 test("a service host's page with the admin's cookie there: 404 on every admin endpoint, nothing made", async () => {
   const cookie = await signInOn("cam.local");

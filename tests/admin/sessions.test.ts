@@ -10,8 +10,9 @@ import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { cli } from "../support/cli.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
-import { adminCaller, type AdminCallOptions } from "../support/admin.ts";
-import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { adminCaller, expectRequestsRefused, OUTSIDERS, type AdminCallOptions } from "../support/admin.ts";
+import { expectNoSecretsInOutput } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 
 const PASSWORD = "correct horse battery staple";
 let app: TestApp;
@@ -48,17 +49,7 @@ const call = (path: string, options: AdminCallOptions = {}) =>
   )<Body>(path, options);
 
 /** Signs in on the login page: the cookie (tracked as a secret) and the session's public id. */
-async function signIn(username: string): Promise<{ cookie: string; id: string }> {
-  const response = await fetch(`${app.http}/auth/login`, {
-    method: "POST",
-    redirect: "manual",
-    body: new URLSearchParams({ username, password: PASSWORD }),
-  });
-  const cookie = response.headers.get("set-cookie")!.split(";")[0]!;
-  const token = cookie.slice(4);
-  trackSecret(token);
-  return { cookie, id: token.slice(4, 20) };
-}
+const signIn = (username: string) => signInWithPassword(app.http, username, PASSWORD);
 
 const whoami = async (cookie: string) => (await fetch(`${app.http}/auth/whoami`, { headers: { cookie } })).status;
 const listed = async () => (await call("/sessions")).body.sessions as SessionView[];
@@ -72,8 +63,10 @@ describe("sessions", () => {
     const mine = (answer.body.sessions as SessionView[]).find((session) => session.id === jo.id);
     expect(mine).toMatchObject({ subject: "user:jo", method: "password", created_from: "127.0.0.1", scopes: expect.any(Array) });
     expect(Object.keys(mine!).sort()).toEqual(
-      ["created_at", "created_from", "expires_at", "id", "last_seen_at", "method", "scopes", "subject"].sort(),
+      ["created_at", "created_from", "current", "expires_at", "id", "last_seen_at", "method", "scopes", "subject"].sort(),
     );
+    // The admin's key is not jo's session; the list marks only the caller's own.
+    expect(mine!.current).toBe(false);
     expect(JSON.stringify(answer.body)).not.toContain(jo.cookie.slice(4));
   });
 
@@ -166,20 +159,14 @@ describe("the admin's own session", () => {
 });
 
 describe("who may call it", () => {
-  test.each([
-    ["no credential", null, 401, "missing_token"],
-    ["a key without the admin scope", "VIEWER", 403, "insufficient_scope"],
-  ])("%s → %d %s, nothing ended", async (_name, token, status, code) => {
+  test.each(OUTSIDERS)("%s → %d %s, nothing ended", async (_name, outsider, status, code) => {
     const kim = await signIn("kim");
-    for (const [path, body] of [
+    const requests = [
       ["/sessions", undefined],
       ["/sessions/revoke", { id: kim.id }],
       ["/sessions/revoke-all", { subject: "user:kim" }],
-    ] as const) {
-      const answer = await call(path, { token: token === "VIEWER" ? viewer.token : token, body });
-      expect(answer.status).toBe(status);
-      expect(answer.body.code).toBe(code);
-    }
+    ] as const;
+    await expectRequestsRefused(call, requests, { token: outsider === "VIEWER" ? viewer.token : null, status, code });
     expect(await whoami(kim.cookie)).toBe(200);
   });
 
@@ -222,7 +209,8 @@ describe("one implementation, two faces", () => {
     expect(shape(storedA)).toEqual({ ended: true, subject: "user:max", scopes: expect.any(Array), method: "password", from: "127.0.0.1" });
     expect(shape(storedA)).toEqual(shape(storedB));
     const byCli = JSON.parse((await cli(app.dataDir, "sessions", "list", "--user", "eve", "--json")).stdout) as SessionView[];
-    const byApi = (await listed()).filter((session) => session.subject === "user:eve");
+    // The API marks the caller's own session (`current`), a fact of the request the CLI has no notion of.
+    const byApi = (await listed()).filter((session) => session.subject === "user:eve").map(({ current: _current, ...view }) => view);
     expect(byCli).toEqual(byApi);
     expect(byApi.map((session) => session.id)).toContain(kept.id);
     // Both faces say "nothing open" for a subject with none: exit 3, 404.

@@ -15,8 +15,9 @@ import type { UserRecord } from "../../auth/store/store.ts";
 import { cli, cliWithInput } from "../support/cli.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
-import { adminCaller, type AdminCallOptions } from "../support/admin.ts";
+import { adminCaller, expectRequestsRefused, OUTSIDERS, type AdminCallOptions } from "../support/admin.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 
 const ROOT_PASSWORD = trackSecret("root's long passphrase 1");
 const ANN_PASSWORD = trackSecret("ann's long passphrase 2");
@@ -69,18 +70,7 @@ const call = (path: string, options: AdminCallOptions = {}) =>
   )<Answer["body"]>(path, options);
 
 /** A password sign-in over HTTP: the session cookie (`tgs=…`), registered as a secret. */
-async function signIn(username: string, password: string): Promise<string> {
-  const response = await fetch(`${app.http}/auth/login`, {
-    method: "POST",
-    redirect: "manual",
-    body: new URLSearchParams({ username, password }),
-  });
-  const header = response.headers.get("set-cookie");
-  if (header === null) throw new Error(`${username} was not signed in (status ${response.status})`);
-  const cookie = header.split(";")[0]!;
-  trackSecret(cookie.slice(cookie.indexOf("=") + 1));
-  return cookie;
-}
+const signIn = async (username: string, password: string) => (await signInWithPassword(app.http, username, password)).cookie;
 
 const whoami = async (cookie: string) => (await fetch(`${app.http}/auth/whoami`, { headers: { cookie } })).status;
 const auditLines = () => app.audit.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -281,16 +271,10 @@ describe("who may call it", () => {
     ["/users/require-passkey", { username: "ann", required: true }],
   ];
 
-  test.each([
-    ["no credential", null, 401, "missing_token"],
-    ["a key without the admin scope", "VIEWER", 403, "insufficient_scope"],
-  ])("%s: refused on every endpoint, nothing done", async (_name, token, status, code) => {
+  test.each(OUTSIDERS)("%s: refused on every endpoint, nothing done", async (_name, outsider, status, code) => {
     const before = await app.store.listUsers();
-    for (const [path, body] of [["/users", undefined], ...changes] as const) {
-      const answer = await call(path, { token: token === "VIEWER" ? viewer.token : token, body });
-      expect(answer.status).toBe(status);
-      expect(answer.body.code).toBe(code);
-    }
+    const requests = [["/users", undefined], ...changes] as const;
+    await expectRequestsRefused(call, requests, { token: outsider === "VIEWER" ? viewer.token : null, status, code });
     expect(await app.store.listUsers()).toEqual(before);
   });
 

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { cli } from "../support/cli.ts";
 import { startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
-import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { expectNoSecretsInOutput } from "../support/secrets.ts";
+import { signInWithPassword } from "../support/sessions.ts";
 
 const PASSWORD = "correct horse battery staple";
 let app: TestApp;
@@ -21,17 +22,7 @@ afterAll(async () => {
   await app[Symbol.asyncDispose]();
 });
 
-async function signIn(username: string): Promise<{ cookie: string; id: string }> {
-  const response = await fetch(`${app.http}/auth/login`, {
-    method: "POST",
-    redirect: "manual",
-    body: new URLSearchParams({ username, password: PASSWORD }),
-  });
-  const cookie = response.headers.get("set-cookie")!.split(";")[0]!;
-  const token = cookie.slice(4);
-  trackSecret(token);
-  return { cookie, id: token.slice(4, 20) };
-}
+const signIn = (username: string) => signInWithPassword(app.http, username, PASSWORD);
 
 describe("sessions list", () => {
   test("lists open sessions with who, how and from where, filtered by --user; never a cookie", async () => {

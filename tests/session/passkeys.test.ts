@@ -711,7 +711,7 @@ describe("admin commands (users require-passkey, users passkeys)", () => {
     return { code, out: out.join(""), err: err.join("") };
   }
 
-  test("require a passkey only once the user has one; list, remove, and --off", async () => {
+  test("require a passkey only once the user has one; list; the last one stays until --off, then remove", async () => {
     const refused = await run("users", "require-passkey", "alice");
     expect(refused.code).toBe(EXIT.conflict);
     expect(refused.err).toContain("alice has no passkey yet");
@@ -730,15 +730,20 @@ describe("admin commands (users require-passkey, users passkeys)", () => {
       { id: authenticator.id, name: "Phone", transports: ["internal"], created_at: new Date(START).toISOString(), last_used_at: null },
     ]);
 
+    // The last passkey of a user who must use one stays, as it does for her own removal: one rule.
     // A base64url id may start with "-": after "--" it is never read as an option.
-    const removed = await run("users", "passkeys", "remove", "alice", "--", authenticator.id);
-    expect(removed.code).toBe(EXIT.ok);
-    expect(removed.out).toContain("users require-passkey alice --off");
-    expect(await store.getPasskey(authenticator.id)).toBeUndefined();
-    expect((await run("users", "passkeys", "remove", "alice", "--", authenticator.id)).code).toBe(EXIT.notFound);
+    const kept = await run("users", "passkeys", "remove", "alice", "--", authenticator.id);
+    expect(kept.code).toBe(EXIT.conflict);
+    expect(kept.err).toContain("users require-passkey alice --off");
+    expect(await store.getPasskey(authenticator.id)).toBeDefined();
 
     expect((await run("users", "require-passkey", "alice", "--off")).code).toBe(EXIT.ok);
     expect((await store.getUser("alice"))!.passkeyRequired).toBe(false);
+    const removed = await run("users", "passkeys", "remove", "alice", "--", authenticator.id);
+    expect(removed.code).toBe(EXIT.ok);
+    expect(removed.out).toBe(`Removed passkey ${authenticator.id} of alice; it no longer signs in.\n`);
+    expect(await store.getPasskey(authenticator.id)).toBeUndefined();
+    expect((await run("users", "passkeys", "remove", "alice", "--", authenticator.id)).code).toBe(EXIT.notFound);
   });
 
   test.each([

@@ -83,6 +83,7 @@ async function listSteps(): Promise<Step[]> {
     ["consumeRefreshToken: missing", (store) => store.consumeRefreshToken("nope", refreshToken("r4"), 3_000, 5_000), false],
     ["consumeRefreshToken: reused", (store) => store.consumeRefreshToken("r1", refreshToken("r5"), 20_000, 5_000), true],
     ["revokeFamily", (store) => store.revokeFamily("fam", 21_000), true],
+    ["listRefreshFamilies", (store) => store.listRefreshFamilies(21_000, { subject: "user:ann" }), false],
     ["revokeAccessToken", (store) => store.revokeAccessToken("jti-1", 50_000, 30_000), true],
     ["startBan", (store) => store.startBan("addr:192.0.2.9", 1_000, 60_000, 3_600_000, 86_400_000), true],
     ["clearBans", (store) => store.clearBans(2_000), true],
@@ -101,8 +102,10 @@ async function listSteps(): Promise<Step[]> {
     ["recordPasskeyUse", (store) => store.recordPasskeyUse("cred-1", 5, 8_000), false],
     ["getPasskey, listPasskeys", (store) => Promise.all([store.getPasskey("cred-1"), store.listPasskeys("ann")]), false],
     ["setPasskeyRequired", (store) => store.setPasskeyRequired("ann", true, 8_000), true],
-    ["removePasskey: not hers", (store) => store.removePasskey("cred-1", "bob"), false],
-    ["removePasskey", (store) => store.removePasskey("cred-1", "ann"), true],
+    ["removePasskeyUnlessLastRequired: not hers", (store) => store.removePasskeyUnlessLastRequired("cred-1", "bob"), false],
+    ["removePasskeyUnlessLastRequired: her last, required", (store) => store.removePasskeyUnlessLastRequired("cred-1", "ann"), false],
+    ["insertPasskey: a second", (store) => store.insertPasskey(passkey("cred-2")), true],
+    ["removePasskeyUnlessLastRequired", (store) => store.removePasskeyUnlessLastRequired("cred-1", "ann"), true],
   ];
 }
 

@@ -112,6 +112,50 @@ describe.each(engines)("store contract on %s", (_name, engine, available) => {
     expect(await store.revokedAccessTokens(40_000)).toEqual(["jti-1"]);
   });
 
+  it("refresh families: one row per family from its newest token, its first token's time, never a hash; revocation counted", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const token = (id: string, familyId: string, subject: string, createdAt: number, scopes: string[]) => ({
+      id,
+      familyId,
+      secretHash: digestToken(id),
+      subject,
+      scopes,
+      roles: ["viewer"],
+      clientId: `client-${familyId}`,
+      createdAt,
+      expiresAt: createdAt + 50_000,
+    });
+    await store.insertRefreshToken(token("a1", "fam-a", "user:ann", 1_000, ["data:read", "ws:connect"]));
+    expect(await store.consumeRefreshToken("a1", token("a2", "fam-a", "user:ann", 4_000, ["data:read"]), 4_000, 5_000)).toBe("rotated");
+    await store.insertRefreshToken(token("b1", "fam-b", "user:bob", 2_000, ["data:read"]));
+    // Expired at 60_000: its newest token ended at 52_000.
+    await store.insertRefreshToken(token("c1", "fam-c", "user:ann", 2_000, ["data:read"]));
+    expect(await store.listRefreshFamilies(10_000)).toEqual([
+      {
+        familyId: "fam-a",
+        subject: "user:ann",
+        clientId: "client-fam-a",
+        scopes: ["data:read"],
+        createdAt: 1_000,
+        lastRotatedAt: 4_000,
+        expiresAt: 54_000,
+        revokedAt: null,
+      },
+      expect.objectContaining({ familyId: "fam-b", lastRotatedAt: null, expiresAt: 52_000 }),
+      expect.objectContaining({ familyId: "fam-c", subject: "user:ann" }),
+    ]);
+    expect((await store.listRefreshFamilies(53_000)).map((family) => family.familyId)).toEqual(["fam-a"]);
+    expect((await store.listRefreshFamilies(10_000, { subject: "user:bob" })).map((family) => family.familyId)).toEqual(["fam-b"]);
+    expect(await store.listRefreshFamilies(10_000, { familyId: "fam-z" })).toEqual([]);
+    expect(await store.revokeFamily("fam-a", 6_000)).toBe(2);
+    expect(await store.revokeFamily("fam-a", 7_000)).toBe(0);
+    expect(await store.listRefreshFamilies(10_000, { familyId: "fam-a", subject: "user:ann" })).toEqual([
+      expect.objectContaining({ familyId: "fam-a", revokedAt: 6_000 }),
+    ]);
+    expect(JSON.stringify(await store.listRefreshFamilies(10_000))).not.toMatch(/secret|hash/i);
+  });
+
   it("bans: repeat offenders get longer bans; clear ends them", async () => {
     await using db = await engine(1);
     const store = db.stores[0]!;
@@ -357,11 +401,48 @@ describe.each(engines)("sessions and passkeys on %s", (_name, engine, available)
     expect(await store.recordPasskeyUse(counterless.id, 0, 3_000)).toBe(true);
     expect(await store.listPasskeys("ann")).toHaveLength(2);
     expect(await store.listPasskeys("bob")).toEqual([]);
-    expect(await store.removePasskey(record.id, "bob")).toBe(false);
-    expect(await store.removePasskey(record.id, "ann")).toBe(true);
+    expect(await store.removePasskeyUnlessLastRequired(record.id, "bob")).toBe("missing");
+    expect(await store.removePasskeyUnlessLastRequired(record.id, "ann")).toBe("removed");
+    expect(await store.removePasskeyUnlessLastRequired(record.id, "ann")).toBe("missing");
     expect((await store.getUser("ann"))!.passkeyRequired).toBe(false);
     expect(await store.setPasskeyRequired("ann", true, 4_000)).toBe(true);
     expect((await store.getUser("ann"))!.passkeyRequired).toBe(true);
+    expect(await store.removePasskeyUnlessLastRequired(counterless.id, "ann")).toBe("last_required");
+    expect(await store.listPasskeys("ann")).toEqual([{ ...counterless, lastUsedAt: 3_000 }]);
+    expect(await store.setPasskeyRequired("ann", false, 5_000)).toBe(true);
+    expect(await store.removePasskeyUnlessLastRequired(counterless.id, "ann")).toBe("removed");
+    expect(await store.listPasskeys("ann")).toEqual([]);
+  });
+
+  it("passkeys: two removals racing for the last two of a user who must use passkeys, from two stores: one passes, one is kept", async () => {
+    // Two stores on one database, as two instances (or the server and the CLI) would race.
+    await using db = await engine(2);
+    const [server, cli] = db.stores as [Store, Store];
+    // A few rounds, each on a fresh user, so an interleaving that lets both through has several chances to show.
+    for (const username of ["ann", "bob", "cy", "dee", "eve"]) {
+      await server.insertUser({ username, passwordHash: "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA", roles: [], createdAt: 1_000 });
+      const ids = [`${username}-phone`, `${username}-key`] as const;
+      for (const id of ids) {
+        await server.insertPasskey({
+          id,
+          username,
+          publicKey: new Uint8Array([1]),
+          counter: 0,
+          transports: [],
+          name: id,
+          createdAt: 1_000,
+        });
+      }
+      await server.setPasskeyRequired(username, true, 2_000);
+      const outcomes = await Promise.all([
+        server.removePasskeyUnlessLastRequired(ids[0], username),
+        cli.removePasskeyUnlessLastRequired(ids[1], username),
+      ]);
+      expect(outcomes.toSorted()).toEqual(["last_required", "removed"]);
+      const kept = outcomes[0] === "removed" ? ids[1] : ids[0];
+      expect((await server.listPasskeys(username)).map((passkey) => passkey.id)).toEqual([kept]);
+      expect((await cli.listPasskeys(username)).map((passkey) => passkey.id)).toEqual([kept]);
+    }
   });
 });
 

@@ -290,7 +290,11 @@ export async function startTestApp(env: Record<string, string> = {}, options: { 
   const { loadRoutesFile, RouteTable } = await import("../../auth/config/routes-file.ts");
   const services = loadRoutesFile(parsed.config.routesFile);
   if (!services.ok) throw new Error(`test routes file invalid: ${services.problems.map((problem) => problem.message).join("; ")}`);
-  const store = await openDataDirStore(dir.path);
+  // STORE_URL names another engine (a test's own PostgreSQL database); without it, the data dir's SQLite file.
+  const store =
+    env.STORE_URL === undefined
+      ? await openDataDirStore(dir.path)
+      : await (await import("../../auth/store/open.ts")).openStore(parsed.config.store);
   const routeTable = parsed.config.routesFile === null ? undefined : new RouteTable(services.routes);
   const lines: string[] = [];
   const audit: string[] = [];
