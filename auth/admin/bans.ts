@@ -6,6 +6,7 @@
 import { isoOrNull } from "../core/times.ts";
 import type { BanRecord, BanStore } from "../store/store.ts";
 import { AdminProblem } from "./keys.ts";
+import { typedSubject } from "./sessions.ts";
 
 /** What a malformed subject is shown, by both faces. */
 export const BAN_SUBJECT_EXAMPLES = "addr:192.168.1.50, addr:2001:db8:1:2::/64, key:3f9a0c12be45 or user:alice";
@@ -36,6 +37,6 @@ export async function clearBans(
   now: number,
 ): Promise<ClearedBans | AdminProblem> {
   const cleared = await store.clearBans(now, subject);
-  if (subject !== undefined && cleared === 0) return new AdminProblem("not_found", `No active ban for ${subject}`);
+  if (subject !== undefined && cleared === 0) return new AdminProblem("not_found", `No active ban for ${typedSubject(subject)}`);
   return { subject: subject ?? null, cleared };
 }

@@ -5,9 +5,11 @@
  */
 import { z } from "zod";
 import { GateError } from "../core/errors.ts";
+import { echoTyped } from "../core/redact.ts";
 import type { Principal } from "../core/principal.ts";
 import {
   DEFAULT_KEY_SCOPES,
+  UNSHOWABLE_IN_NAME,
   judgeDuration,
   KEY_LIFETIME,
   parseDuration,
@@ -60,7 +62,7 @@ const keyName = z
   .trim()
   .min(1, "must not be empty")
   .max(200, "must be at most 200 characters")
-  .refine((name) => !/[\x00-\x1f\x7f]/.test(name), "must not hold control characters");
+  .refine((name) => !UNSHOWABLE_IN_NAME.test(name), "must not hold control or text-direction characters");
 
 export interface KeyEndpointOptions {
   readonly store: KeyStore;
@@ -120,7 +122,7 @@ function judgeScopes(asked: readonly string[], allowNew: boolean, known: readonl
     return new AdminProblem("invalid", "must be scopes such as data:read or ws:connect (lower case), or *", "scopes");
   const unknown = findUnknownScopes(scopes, allowNew ? scopes : known);
   if (unknown.length === 0) return scopes;
-  return new AdminProblem("invalid", `unknown scope ${unknown.join(", ")}; known scopes: ${known.join(" ")}`, "scopes");
+  return new AdminProblem("invalid", `unknown scope ${unknown.map(echoTyped).join(", ")}; known scopes: ${known.join(" ")}`, "scopes");
 }
 
 function updateEndpoint(options: KeyEndpointOptions) {

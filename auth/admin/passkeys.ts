@@ -8,6 +8,7 @@
  * passkey keeps their last one, or they could no longer sign in to the browser at all. The store
  * holds the rule (removePasskeyUnlessLastRequired), judged in the removal's own transaction.
  */
+import { echoTyped } from "../core/redact.ts";
 import { isoOrNull } from "../core/times.ts";
 import type { PasskeyRecord, PasskeyStore, UserRecord, UserStore } from "../store/store.ts";
 import { AdminProblem } from "./keys.ts";
@@ -61,7 +62,7 @@ const lastRequired = (username: string) =>
       "Allow the password again first (require-passkey off), or have them add another passkey",
   );
 
-const noSuchPasskey = (username: string, id: string) => new AdminProblem("not_found", `${username} has no passkey ${id}`);
+const noSuchPasskey = (username: string, id: string) => new AdminProblem("not_found", `${username} has no passkey ${echoTyped(id)}`);
 
 /**
  * Removes one of a user's passkeys, e.g. when the device that held it is lost. It no longer signs

@@ -6,6 +6,7 @@
  * minted in it (their `sid`) and the sockets opened with them, as POST /auth/revoke does. Tokens
  * and their hashes never leave the store.
  */
+import { echoTyped } from "../core/redact.ts";
 import { iso, isoOrNull } from "../core/times.ts";
 import type { RefreshFamilyRecord, RefreshStore, UserStore } from "../store/store.ts";
 import { AdminProblem } from "./keys.ts";
@@ -75,7 +76,7 @@ export async function revokeFamiliesOfUser(
   if ((await store.getUser(username)) === undefined) return noSuchUser(username);
   const subject = userSubject(username);
   const live = (await store.listRefreshFamilies(now, { subject })).filter((family) => family.revokedAt === null);
-  if (live.length === 0) return new AdminProblem("not_found", `${username} has no live refresh-token family`);
+  if (live.length === 0) return new AdminProblem("not_found", `${echoTyped(username)} has no live refresh-token family`);
   await store.revokeFamiliesOf(subject, now);
   return { username, revoked: live.length };
 }

@@ -4,6 +4,7 @@
  * read and checked, and answers the result or an `AdminProblem`.
  */
 import { USERNAME } from "../authn/users.ts";
+import { echoTyped } from "../core/redact.ts";
 import { isoOrNull } from "../core/times.ts";
 import { ID_LENGTH } from "../secrets/keys.ts";
 import { SESSION_ID_LENGTH } from "../secrets/sessions.ts";
@@ -19,6 +20,11 @@ export function isSessionSubject(text: string): boolean {
   if (text.startsWith("user:")) return USERNAME.test(text.slice(5));
   if (text.startsWith("key:")) return KEY_ID.test(text.slice(4));
   return false;
+}
+
+/** A subject the caller typed, as a message repeats it: a `user:` name as long as a secret is not (an API key pasted as one). */
+export function typedSubject(subject: string): string {
+  return subject.startsWith("user:") ? `user:${echoTyped(subject.slice(5))}` : subject;
 }
 
 /** A session as lists and answers show it: the stored secret's digest stays out, and so do the roles (the scopes say what it may do). */
@@ -66,5 +72,5 @@ export async function revokeSessionsOf(
   now: number,
 ): Promise<SubjectRevocation | AdminProblem> {
   const ended = await store.revokeSessionsOf(subject, now);
-  return ended === 0 ? new AdminProblem("not_found", `No open session of ${subject}`) : { subject, ended };
+  return ended === 0 ? new AdminProblem("not_found", `No open session of ${typedSubject(subject)}`) : { subject, ended };
 }

@@ -9,6 +9,7 @@ import { checkPassword, hashPassword, preparePassword } from "../secrets/passwor
 import { scopesForRoles, type RoleScopes } from "../authn/users.ts";
 import type { Store, UserRecord, UsersRule } from "../store/store.ts";
 import { ADMIN_SCOPE } from "./endpoints.ts";
+import { echoTyped } from "../core/redact.ts";
 import { AdminProblem } from "./keys.ts";
 
 /** A user as lists and answers show it: never the password's hash. */
@@ -45,14 +46,14 @@ export async function viewUser(
   return user === undefined ? undefined : describeUser(user, roleScopes, passkeys.length);
 }
 
-export const noSuchUser = (username: string) => new AdminProblem("not_found", `No user named ${username}`);
+export const noSuchUser = (username: string) => new AdminProblem("not_found", `No user named ${echoTyped(username)}`);
 
 /** The roles as given, repeats once, each one ROLE_SCOPES defines; or why not. */
 export function judgeRoles(given: readonly string[], roleScopes: RoleScopes): string[] | AdminProblem {
   const roles = [...new Set(given)];
   const defined = [...roleScopes.keys()].join(", ");
   if (roles.length === 0) return new AdminProblem("invalid", `give at least one role (${defined})`, "roles");
-  const unknown = roles.filter((role) => !roleScopes.has(role));
+  const unknown = roles.filter((role) => !roleScopes.has(role)).map(echoTyped);
   if (unknown.length > 0) return new AdminProblem("invalid", `unknown role ${unknown.join(", ")}; ROLE_SCOPES defines ${defined}`, "roles");
   return roles;
 }

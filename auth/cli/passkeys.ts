@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import type { PasskeyRecord, Store } from "../store/store.ts";
 import { USERNAME } from "../authn/users.ts";
+import { echoTyped } from "../core/redact.ts";
 import { AdminProblem } from "../admin/keys.ts";
 import { describePasskey, listUserPasskeys, PASSKEY_ID, removeUserPasskey } from "../admin/passkeys.ts";
 import { setPasskeyRequirement } from "../admin/users.ts";
@@ -34,7 +35,7 @@ function passkeyJson(passkey: PasskeyRecord) {
 const passkeyRow = (passkey: PasskeyRecord) => [passkey.id, passkey.name, iso(passkey.createdAt), iso(passkey.lastUsedAt)];
 
 const noUser = (context: CliContext, username: string) => {
-  context.io.err(`No user named ${username}. See: bun run cli users list\n`);
+  context.io.err(`No user named ${echoTyped(username)}. See: bun run cli users list\n`);
   return EXIT.notFound;
 };
 
@@ -107,7 +108,7 @@ async function removePasskey(store: Store, context: CliContext, username: string
   if (removal instanceof AdminProblem) {
     // Not found is an unknown user or a passkey not theirs: each is pointed to its own list.
     if ((await store.getUser(username)) === undefined) return noUser(context, username);
-    context.io.err(`${username} has no passkey ${id}. See: bun run cli users passkeys ${username}\n`);
+    context.io.err(`${username} has no passkey ${echoTyped(id)}. See: bun run cli users passkeys ${username}\n`);
     return EXIT.notFound;
   }
   context.io.out(`Removed passkey ${id} of ${username}; it no longer signs in.\n`);

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { AdminProblem } from "../admin/keys.ts";
-import { describeSession, listOpenSessions, revokeSession, revokeSessionsOf, SESSION_ID } from "../admin/sessions.ts";
+import { describeSession, listOpenSessions, revokeSession, revokeSessionsOf, SESSION_ID, typedSubject } from "../admin/sessions.ts";
 import { USERNAME } from "../authn/users.ts";
 import { ID_LENGTH } from "../secrets/keys.ts";
 import { SESSION_ID_LENGTH } from "../secrets/sessions.ts";
@@ -83,7 +83,8 @@ WebSockets close with 4403. Exit code 3 when nothing was open.
       const outcome = await withStore(openStore, (store) => revokeSessionsOf(store, subject, now()));
       // Nothing open is still said on stdout, with its own exit code, as scripts have always read it.
       const ended = outcome instanceof AdminProblem ? 0 : outcome.ended;
-      io.out(`Ended ${ended} session${ended === 1 ? "" : "s"} of ${subject}.\n`);
+      // Nothing ended: the subject may be a secret pasted as a name, not repeated (typedSubject).
+      io.out(`Ended ${ended} session${ended === 1 ? "" : "s"} of ${ended === 0 ? typedSubject(subject) : subject}.\n`);
       return ended === 0 ? EXIT.notFound : EXIT.ok;
     }
     const id = positionals[0]!;

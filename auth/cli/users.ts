@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { preparePassword } from "../secrets/passwords.ts";
 import type { UserRecord } from "../store/store.ts";
 import { scopesForRoles, USERNAME, type RoleScopes } from "../authn/users.ts";
+import { echoTyped } from "../core/redact.ts";
 import { AdminProblem } from "../admin/keys.ts";
 import { addUser, describeUser, judgeNewPassword, judgeRoles, resetPassword, setUserDisabled } from "../admin/users.ts";
 import {
@@ -166,7 +167,7 @@ may be known), and so do their refresh tokens, unless --keep-sessions.
     const username = parseUsername(positionals[0]);
     return withStore(context.openStore, async (store) => {
       if ((await store.getUser(username)) === undefined) {
-        context.io.err(`No user named ${username}. See: bun run cli users list\n`);
+        context.io.err(`No user named ${echoTyped(username)}. See: bun run cli users list\n`);
         return EXIT.notFound;
       }
       const password = await readNewPassword(context);

@@ -21,6 +21,18 @@ const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]{0,19}$/;
 export const REDACTED = "REDACTED";
 const MAX_LOGGED_TARGET = 512;
 
+/** Every secret tokengate issues or accepts is 32 characters or more (AUTH_TOKEN's minimum); names, ids and roles are shorter. */
+export const SECRET_MIN_LENGTH = 32;
+
+/**
+ * A value the caller typed, as a message may repeat it: itself, or `…` when it is as long as a
+ * secret. A key or token pasted into a name's field (a username, a role, a passkey id) must not
+ * come back in an answer, on the CLI's terminal or in a log.
+ */
+export function echoTyped(text: string): string {
+  return text.length < SECRET_MIN_LENGTH ? text : "…";
+}
+
 /** Splits an absolute request URL into its path and its query (without `?`), without allocating a URL. */
 export function splitUrl(url: string): { path: string; query: string } {
   const schemeEnd = url.indexOf("://");

@@ -9,6 +9,7 @@ import { tooManyAttempts, type GateError } from "../core/errors.ts";
 import type { Guard } from "./guard.ts";
 import { USERNAME } from "../authn/users.ts";
 import { parseIp } from "../core/addresses.ts";
+import { SECRET_MIN_LENGTH } from "../core/redact.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 
 export interface RefusalSinks {
@@ -44,9 +45,7 @@ export function isBanSubject(text: string): boolean {
   if (kind !== "addr") return false;
   return parseIp(value.endsWith("::/64") ? value.slice(0, -3) : value) !== undefined;
 }
-/** Every secret tokengate issues or accepts is 32 characters or more (AUTH_TOKEN's minimum); names are shorter. */
-const SECRET_LENGTH = 32;
-const isPlainUsername = (text: string) => USERNAME.test(text) && text.length < SECRET_LENGTH && parseApiKey(text) === undefined;
+const isPlainUsername = (text: string) => USERNAME.test(text) && text.length < SECRET_MIN_LENGTH && parseApiKey(text) === undefined;
 
 /**
  * The names a refusal aimed at, kept only when they have the shape of a key id or a username: what

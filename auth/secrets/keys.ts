@@ -98,4 +98,11 @@ export function parseScopes(text: string): string[] | undefined {
   return [...new Set(scopes)];
 }
 
+/**
+ * What a key's (or a paired device's) name may not hold: C0 and C1 control characters, and the
+ * bidirectional overrides and isolates that would make `keys list` or the console show a name in
+ * another order than it was typed.
+ */
+export const UNSHOWABLE_IN_NAME = /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
 export const DEFAULT_KEY_SCOPES = ["data:read", "ws:connect"] as const;

@@ -9,6 +9,7 @@ import {
   parseDuration,
   parseScopes,
   ROTATION_OVERLAP,
+  UNSHOWABLE_IN_NAME,
   type KeyState,
 } from "../../auth/secrets/keys.ts";
 import { findUnknownScopes, listKnownScopes } from "../../auth/http/scopes.ts";
@@ -134,5 +135,19 @@ describe("parseScopes", () => {
     ["data:", undefined],
   ])("%s", (text, scopes) => {
     expect(parseScopes(text)).toEqual(scopes);
+  });
+});
+
+describe("UNSHOWABLE_IN_NAME", () => {
+  test.each([
+    ["a tab", "kitchen\tlamp", true],
+    ["a C1 control", "kitchen\u0085lamp", true],
+    ["a right-to-left override", "lamp\u202Egnp.exe", true],
+    ["a first-strong isolate", "lamp\u2068x\u2069", true],
+    ["plain words", "kitchen lamp", false],
+    ["accents and emoji", "Küche 💡", false],
+    ["right-to-left letters", "מנורה", false],
+  ])("%s: refused %p", (_what, name, refused) => {
+    expect(UNSHOWABLE_IN_NAME.test(name)).toBe(refused);
   });
 });
