@@ -2,13 +2,13 @@
  * tokengate's composition root: the only reader of Bun.env. It validates the configuration,
  * resolves the bootstrap token, wires the logger to stdout and starts the listener.
  */
-import { openSync, readFileSync, writeSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { formatConfigProblems, parseConfig, type Config, type ConfigProblem } from "./auth/config/config.ts";
 import { startApp, type App } from "./auth/app.ts";
 import { loadRoutesFile, RouteTable } from "./auth/config/routes-file.ts";
 import { watchRoutesFile } from "./auth/config/routes-reload.ts";
-import { describeFsError, errorCode, loadBootstrapToken } from "./auth/config/bootstrap.ts";
+import { errorCode, loadBootstrapToken } from "./auth/config/bootstrap.ts";
+import { isConfigProblem, openAuditFile, readTlsFiles, type TlsFiles } from "./auth/config/files.ts";
 import { createLogger, type Logger } from "./auth/core/log.ts";
 import { describeStore, openStore } from "./auth/store/open.ts";
 import { createRedisAttemptStore, type RedisAttemptStore } from "./auth/guard/redis.ts";
@@ -97,42 +97,16 @@ class StdoutSink {
   }
 }
 
-/** TLS_CERT_FILE and TLS_KEY_FILE read here (I/O stays in the composition root), with the certificate's fingerprint. */
-async function readTls(config: Config): Promise<{ tls: { cert: string; key: string }; fingerprint: string } | undefined> {
-  if (config.tls === null) return undefined;
-  const read = (variable: "TLS_CERT_FILE" | "TLS_KEY_FILE", path: string) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (error) {
-      return failConfig([
-        { variable, message: `names ${path}, which ${describeFsError(error)}; point it at a PEM file this user can read` },
-      ]);
-    }
-  };
-  const tls = { cert: read("TLS_CERT_FILE", config.tls.certFile), key: read("TLS_KEY_FILE", config.tls.keyFile) };
-  // Loaded only with TLS: node:crypto costs ~5 ms of every start.
-  const { X509Certificate } = await import("node:crypto");
-  try {
-    return { tls, fingerprint: new X509Certificate(tls.cert).fingerprint256 };
-  } catch {
-    return failConfig([{ variable: "TLS_CERT_FILE", message: `names ${config.tls.certFile}, which is not a PEM certificate` }]);
-  }
+/** TLS_CERT_FILE and TLS_KEY_FILE, with the certificate's fingerprint; a file that cannot be used stops the start. */
+async function readTls(config: Config): Promise<TlsFiles | undefined> {
+  const read = await readTlsFiles(config);
+  return read !== undefined && isConfigProblem(read) ? failConfig([read]) : read;
 }
 
-/** Audit events go to their own file when AUDIT_LOG_FILE is set (appended, readable only by us), otherwise next to the access log. */
+/** Audit events go to their own file when AUDIT_LOG_FILE is set, otherwise next to the access log. */
 function openAuditSink(config: Config, logger: Logger): (line: string) => void {
-  if (config.auditLogFile === null) return (line) => logger.raw(line);
-  try {
-    const fd = openSync(config.auditLogFile, "a", 0o600);
-    return (line) => void writeSync(fd, line);
-  } catch (error) {
-    return failConfig([
-      {
-        variable: "AUDIT_LOG_FILE",
-        message: `names ${config.auditLogFile}, which ${describeFsError(error)}; create its directory or fix its permissions`,
-      },
-    ]);
-  }
+  const sink = openAuditFile(config, (line) => logger.raw(line));
+  return isConfigProblem(sink) ? failConfig([sink]) : sink;
 }
 
 function explainAppFailure(error: unknown, config: Config, withTls: boolean): ConfigProblem {

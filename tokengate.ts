@@ -1,3 +1,4 @@
+#!/usr/bin/env bun
 /**
  * The single-binary entry point (`bun run build` compiles it): `tokengate serve` runs the server,
  * every other command is the CLI (`tokengate keys create …`, `tokengate users add …`). Both read

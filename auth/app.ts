@@ -14,7 +14,7 @@ import {
   type TokenSettings,
 } from "./secrets/jwt.ts";
 import { createKeyring, type JwtVerification, type Keyring } from "./authn/keyring.ts";
-import { startListener, type Listener } from "./http/listener.ts";
+import { createServing, startListener, type Listener, type ListenerOptions, type Serving } from "./http/listener.ts";
 import type { Logger } from "./core/log.ts";
 import { createTokenRoutes } from "./oauth/token-endpoint.ts";
 import { createHostPolicy, createOriginPolicy } from "./core/origins.ts";
@@ -79,6 +79,8 @@ export interface AppOptions {
    * forwards to them and forward auth applies their scopes. Absent: neither has any route.
    */
   readonly routeTable?: RouteTable | undefined;
+  /** Scopes a program's own routes require (tokengate as a library): new keys may be given them. */
+  readonly programScopes?: (() => readonly string[]) | undefined;
 }
 
 /** Clock tolerance for JWT exp/nbf/iat, seconds. */
@@ -250,7 +252,13 @@ function buildRoutes(parts: Parts): Route[] {
       },
       roleScopes: config.roleScopes,
       jwtAlg: config.jwt.alg,
-      knownScopes: () => listKnownScopes(config.roleScopes, [...createSeedRoutes(), ...parts.routeTable.routes, { scope: ADMIN_SCOPE }]),
+      knownScopes: () =>
+        listKnownScopes(config.roleScopes, [
+          ...createSeedRoutes(),
+          ...parts.routeTable.routes,
+          { scope: ADMIN_SCOPE },
+          ...(options.programScopes?.() ?? []).map((scope) => ({ scope })),
+        ]),
       servesServiceHost: (host) => routesServeHost(parts.routeTable.routes, host),
     }),
     ...createSeedRoutes(),
@@ -288,7 +296,7 @@ function buildRoutes(parts: Parts): Route[] {
   ];
 }
 
-function listen(parts: Parts): Listener {
+function listenerOptions(parts: Parts): ListenerOptions {
   const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
   const { config, logger, now } = options;
   const authentication = {
@@ -302,7 +310,7 @@ function listen(parts: Parts): Listener {
     secureTransport: parts.secureTransport,
     originPolicy: createOriginPolicy(config.allowedOrigins),
   };
-  return startListener({
+  return {
     tickets: parts.tickets,
     port: config.port,
     host: config.host,
@@ -333,7 +341,7 @@ function listen(parts: Parts): Listener {
     wsIdleTimeout: config.wsIdleTimeout,
     httpIdleTimeout: config.httpIdleTimeout,
     shutdownTimeout: config.shutdownTimeout,
-  });
+  };
 }
 
 /** Browser sessions: opened and ended with the keyring brought up to date, so they hold on the very next request. */
@@ -354,9 +362,9 @@ function openSessions(
   });
 }
 
-/** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
-export async function startApp(options: AppOptions): Promise<App> {
-  const { config, logger, now } = options;
+/** Everything but the socket: the parts every route shares, assembled from the options. */
+async function assembleParts(options: AppOptions): Promise<Parts> {
+  const { config, now } = options;
   const keys = await SigningKeys.load(options);
   const tokenSettings: TokenSettings = {
     issuer: config.jwt.issuer,
@@ -381,37 +389,60 @@ export async function startApp(options: AppOptions): Promise<App> {
   const routeTable = options.routeTable ?? new RouteTable([]);
   const secureTransport = createSecureTransportCheck(trustedProxies);
   const sessions = openSessions(options, { keyring, audit, addressOf, secureTransport, routeTable });
-  const listener = listen({
-    options,
-    keys,
-    keyring,
-    guard,
-    audit,
-    tickets,
-    trustedProxies,
-    addressOf,
-    passwordTransport,
-    authenticatePassword,
-    tokenSettings,
-    routeTable,
-    secureTransport,
-    sessions,
-  });
+  const common = { options, keys, keyring, guard, audit, tickets, trustedProxies, addressOf, passwordTransport };
+  return { ...common, authenticatePassword, tokenSettings, routeTable, secureTransport, sessions };
+}
 
-  await keyring.start(() => {
-    const closed = listener.revalidateSockets();
-    logger.info("keys reloaded", { closed_sockets: closed });
+/** Polls the store for other processes' changes; on one, open sockets are re-checked and the bans and signing keys reloaded. */
+function startPolling(parts: Parts, revalidateSockets: () => number): Promise<void> {
+  const { keyring, guard, keys, options } = parts;
+  return keyring.start(() => {
+    const closed = revalidateSockets();
+    options.logger.info("keys reloaded", { closed_sockets: closed });
     guard.reload().catch(() => undefined);
     void keys.reload().catch(() => undefined);
   }, options.pollMs);
+}
 
+/** Throws what `Bun.serve` throws (EADDRINUSE, …) so the caller can explain it. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const parts = await assembleParts(options);
+  const listener = startListener(listenerOptions(parts));
+  await startPolling(parts, listener.revalidateSockets);
   return {
     listener,
-    keyring,
+    keyring: parts.keyring,
     async shutdown() {
-      await keyring.stop();
-      await keyring.flushUsage();
+      await parts.keyring.stop();
+      await parts.keyring.flushUsage();
       await listener.shutdown();
+    },
+  };
+}
+
+/** The application inside a program's own Bun.serve (tokengate as a library): no socket of its own. */
+export interface EmbeddedApp {
+  readonly serving: Serving;
+  readonly keyring: Keyring;
+  /** Stops polling, flushes usage and closes the gate's sockets with 1001 (the program stops its server). */
+  close(): Promise<void>;
+}
+
+export async function openEmbeddedApp(options: AppOptions): Promise<EmbeddedApp> {
+  const parts = await assembleParts(options);
+  const serving = createServing(listenerOptions(parts));
+  await startPolling(parts, serving.revalidateSockets);
+  let closing: Promise<void> | undefined;
+  return {
+    serving,
+    keyring: parts.keyring,
+    close() {
+      closing ??= (async () => {
+        await parts.keyring.stop();
+        await parts.keyring.flushUsage();
+        await serving.closeSockets();
+      })();
+      return closing;
     },
   };
 }

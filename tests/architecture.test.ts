@@ -24,6 +24,7 @@ const LAYERS = [
   "forward",
   "proxy",
   "app.ts",
+  "library",
   "cli",
 ] as const;
 /** Layers whose modules are pure: no file system, network or process access of their own. */

@@ -14,6 +14,7 @@ import {
   parseScopes,
   ROTATION_OVERLAP,
   type DurationRange,
+  UNSHOWABLE_IN_NAME,
 } from "../secrets/keys.ts";
 import type { KeyRecord, NewKey } from "../store/store.ts";
 import { AdminProblem, createKey, describeKey, revokeKey, rotateKey } from "../admin/keys.ts";
@@ -69,8 +70,8 @@ function parseDurationFlag(flag: string, text: string | undefined, range: Durati
 function parseKeyName(text: string | undefined): string {
   const name = text?.trim();
   if (name === undefined || name === "") throw new UsageError('--name is required, e.g. --name "kitchen lamp"');
-  if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name))
-    throw new UsageError("--name must be 1 to 200 characters without control characters");
+  if (name.length > 200 || UNSHOWABLE_IN_NAME.test(name))
+    throw new UsageError("--name must be 1 to 200 characters without control or text-direction characters");
   return name;
 }
 
@@ -82,7 +83,7 @@ function chooseScopes(text: string | undefined, allowNew: boolean, known: readon
   const unknown = findUnknownScopes(scopes, allowNew ? scopes : known);
   if (unknown.length > 0) {
     throw new UsageError(
-      `unknown scope ${unknown.join(", ")}: no route requires it and ROLE_SCOPES does not name it. Known scopes: ${known.join(" ")}. ` +
+      `unknown scope ${unknown.join(", ")}: no route requires it and ROLE_SCOPES does not name it. Known scopes: ${[...new Set(known)].join(" ")}. ` +
         "Add --allow-new-scope if it is meant for a route still to come",
     );
   }
@@ -141,11 +142,15 @@ Creates an API key and prints it once; only its hash is stored.
       },
     });
     const name = parseKeyName(values.name);
-    const scopes = chooseScopes(values.scopes, values["allow-new-scope"], knownScopes);
     const expiresInMs = parseDurationFlag("--expires", values.expires, KEY_LIFETIME);
     const { token, record } = await withStore(
       () => openStore({ create: values["create-store"] }),
-      (store) => createKey(store, { name, scopes, expiresInMs }, now()),
+      async (store) => {
+        // A program using tokengate as a library records the scopes its routes require in the store.
+        const known = values.scopes === undefined ? knownScopes : [...knownScopes, ...(await store.listAppScopes())];
+        const scopes = chooseScopes(values.scopes, values["allow-new-scope"], known);
+        return createKey(store, { name, scopes, expiresInMs }, now());
+      },
     );
     printNewKey(io, "Created", record, token, values.json);
     return EXIT.ok;

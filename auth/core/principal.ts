@@ -3,6 +3,7 @@
  */
 import { GateError } from "./errors.ts";
 
+/** Who a request acts as once its credential is verified: a key, a user or the bootstrap token, and what it may do. */
 export interface Principal {
   /** Stable public identifier, safe to log (never derived from the secret). */
   readonly id: string;

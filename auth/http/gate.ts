@@ -13,7 +13,7 @@ import type { GateServer } from "../ws/data.ts";
 import { Authorizer, type AuthorizerOptions } from "./authorizer.ts";
 import { Exchange } from "./exchange.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./responses.ts";
-import type { ProxiedRoute, PublicRoute, Route, SocketRoute } from "./routes.ts";
+import type { HttpRoute, ProxiedRoute, PublicRoute, Route, SocketRoute } from "./routes.ts";
 import { methodNotAllowed, NOT_FOUND, preflightOrigin, screenRequest, type Screens } from "./screening.ts";
 import { GateError } from "../core/errors.ts";
 import { SocketUpgrader, type UpgradeOptions } from "./upgrades.ts";
@@ -43,6 +43,13 @@ const PROXIED_METHOD_REFUSED = new GateError("method_not_allowed", "Method Not A
 
 export interface Gate {
   fetch(request: Request, server: GateServer): Answer;
+  /**
+   * The whole gate for a route the caller found itself (a program's own Bun `routes` entry): the
+   * same screens, authentication, refusals and access log as a route of the table.
+   */
+  serveRoute(request: Request, server: GateServer, route: HttpRoute): Answer;
+  /** Adds or replaces a socket route of the table (a program's own WebSocket handlers on `/ws`). */
+  mount(route: SocketRoute): void;
 }
 
 export function createGate(options: GateOptions): Gate {
@@ -114,20 +121,25 @@ export function createGate(options: GateOptions): Gate {
     return options.proxied.find(request.headers.get("host"), path) ?? own;
   };
 
+  /** One request through every step; `given`: a route the caller found itself, else the table's for the path. */
+  const serve = (request: Request, server: GateServer, given?: HttpRoute): Answer => {
+    const { path, query } = splitUrl(request.url);
+    const exchange = new Exchange(
+      request,
+      server,
+      path,
+      query === "" ? NO_PARAMS : parseQuery(query),
+      accessLog === "off" ? 0 : performance.now(),
+    );
+    const route = given ?? findRoute(request, path);
+    const refusal = screenRequest(options, exchange, route);
+    const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));
+    return accessLog === "off" ? answer : logAnswer(exchange, answer);
+  };
+
   return {
-    fetch(request, server) {
-      const { path, query } = splitUrl(request.url);
-      const exchange = new Exchange(
-        request,
-        server,
-        path,
-        query === "" ? NO_PARAMS : parseQuery(query),
-        accessLog === "off" ? 0 : performance.now(),
-      );
-      const route = findRoute(request, path);
-      const refusal = screenRequest(options, exchange, route);
-      const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));
-      return accessLog === "off" ? answer : logAnswer(exchange, answer);
-    },
+    fetch: (request, server) => serve(request, server),
+    serveRoute: serve,
+    mount: (route) => void table.set(route.path, route),
   };
 }

@@ -6,7 +6,7 @@
 import { jsonResponse } from "./responses.ts";
 import { ANY_SCOPE, type Principal } from "../core/principal.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
-import type { GateServer } from "../ws/data.ts";
+import type { AppSocketHandlers, GateServer } from "../ws/data.ts";
 import type { Exchange } from "./exchange.ts";
 
 interface HttpRouteBase {
@@ -42,8 +42,12 @@ export interface SocketRoute {
   readonly kind: "websocket";
   readonly path: string;
   readonly scope: string;
-  /** First message sent after the upgrade. */
+  /** First message sent after the upgrade (not on a program's own route). */
   readonly greeting: string;
+  /** A program's own handlers (the library), in place of the echo. */
+  readonly app?: AppSocketHandlers | undefined;
+  /** A program's own fields for the socket's data, made at the upgrade (they never replace the gate's). */
+  readonly appData?: ((request: Request, principal: Principal) => object) | undefined;
 }
 
 export type Route = HttpRoute | SocketRoute;

@@ -8,7 +8,7 @@ import { GateError } from "../core/errors.ts";
 import { requireScope, type Principal } from "../core/principal.ts";
 import { valuesOf } from "../core/query.ts";
 import type { TicketBook } from "../secrets/tickets.ts";
-import { nextConnectionId, type WsData } from "../ws/data.ts";
+import { GATE_SOCKET_FIELDS, nextConnectionId, type WsData } from "../ws/data.ts";
 import { authorizeToken, type Authorizer, type Verdict } from "./authorizer.ts";
 import { peerAddress } from "./clients.ts";
 import type { Exchange } from "./exchange.ts";
@@ -121,7 +121,16 @@ export class SocketUpgrader {
   }
 
   private socketData(exchange: Exchange, route: SocketRoute, who: Principal): WsData {
-    return createSocketData(exchange, this.authorizer, who, { scope: route.scope, path: route.path, greeting: route.greeting });
+    const data = createSocketData(exchange, this.authorizer, who, {
+      scope: route.scope,
+      path: route.path,
+      greeting: route.greeting,
+      app: route.app,
+    });
+    if (route.appData === undefined) return data;
+    // The program's fields join the gate's; a name the gate uses stays the gate's (its principal above all).
+    const own = Object.entries(route.appData(exchange.request, who)).filter(([name]) => !GATE_SOCKET_FIELDS.has(name));
+    return Object.assign(data, Object.fromEntries(own));
   }
 }
 
@@ -130,7 +139,7 @@ export function createSocketData(
   exchange: Exchange,
   authorizer: Authorizer,
   who: Principal,
-  socket: Pick<WsData, "scope" | "path" | "greeting" | "link">,
+  socket: Pick<WsData, "scope" | "path" | "greeting" | "link" | "app">,
 ): WsData {
   return {
     principal: who,

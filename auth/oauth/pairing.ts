@@ -13,7 +13,7 @@ import { isLocalNetwork } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
 import type { Guard } from "../guard/guard.ts";
 import { jsonResponse, readForm, toOAuthResponse, tokenResponse, withStoreFailures } from "../http/responses.ts";
-import { generateApiKey } from "../secrets/keys.ts";
+import { generateApiKey, UNSHOWABLE_IN_NAME } from "../secrets/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { HttpRoute, PublicRoute } from "../http/routes.ts";
@@ -41,11 +41,14 @@ export function generatePairingCode(): string {
 
 /**
  * The command that makes a new code where this code runs: the compiled binary's entry point lives
- * under `/$bunfs/` and it is installed as `tokengate`; a checkout runs the CLI with `bun run cli`.
+ * under `/$bunfs/` and it is installed as `tokengate`; an installed package runs from
+ * `node_modules/tokengate/` (`bunx tokengate pair`); a checkout runs the CLI with `bun run cli`.
  * (Bun.main, not import.meta.path: a --bytecode build keeps each module's source path.)
  */
-export function pairCommand(entryPoint: string = Bun.main): string {
-  return entryPoint.startsWith("/$bunfs/") ? "tokengate pair" : "bun run cli pair";
+export function pairCommand(entryPoint: string = Bun.main, modulePath: string = import.meta.path): string {
+  if (entryPoint.startsWith("/$bunfs/")) return "tokengate pair";
+  // Installed, this file is the package's, whatever program started (a library user's server too).
+  return /[\\/]node_modules[\\/]tokengate[\\/]/.test(modulePath) ? "bunx tokengate pair" : "bun run cli pair";
 }
 
 /** `123456`, `123 456` or `123-456` → `123456`; anything else → `undefined`. */
@@ -122,7 +125,7 @@ export function createPairingRoutes(options: PairingRouteOptions): HttpRoute[] {
     const code = parsePairingCode(params.get("code") ?? "");
     if (code === undefined) return toOAuthResponse(BAD_CODE);
     const name = params.get("name")?.trim() || DEFAULT_KEY_NAME;
-    if (name.length > 200 || /[\x00-\x1f\x7f]/.test(name)) return toOAuthResponse(BAD_NAME);
+    if (name.length > 200 || UNSHOWABLE_IN_NAME.test(name)) return toOAuthResponse(BAD_NAME);
 
     const key = generateApiKey();
     const now = options.now();

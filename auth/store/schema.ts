@@ -168,6 +168,16 @@ const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE users ADD COLUMN passkey_required ${t.int} NOT NULL DEFAULT 0`,
     ],
   },
+  {
+    // Scopes a program's own routes require (tokengate as a library), known to the CLI too.
+    version: 9,
+    statements: (t) => [
+      `CREATE TABLE app_scopes (
+        scope TEXT PRIMARY KEY CHECK (length(scope) BETWEEN 1 AND 64),
+        added_at ${t.int} NOT NULL
+      )${t.strict}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

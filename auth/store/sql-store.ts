@@ -7,6 +7,7 @@
  */
 import { guardDriver, type SqlDriver } from "./driver.ts";
 import { LATEST_SCHEMA, pendingMigrations } from "./schema.ts";
+import { createAppScopeMethods } from "./sql-app-scopes.ts";
 import { createBanMethods } from "./sql-bans.ts";
 import { createKeyMethods } from "./sql-keys.ts";
 import { createSqlOperations } from "./sql-operations.ts";
@@ -58,6 +59,7 @@ export function createSqlStore(engine: SqlDriver): Store {
     ...createPairingMethods(sql),
     ...createSessionMethods(sql),
     ...createPasskeyMethods(sql),
+    ...createAppScopeMethods(sql),
     changeMarker: () => sql.readRevision(),
     watchChanges: (onChange) => driver.watch(onChange),
     close: () => driver.close(),

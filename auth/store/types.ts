@@ -286,8 +286,23 @@ export interface PasskeyStore {
 /** "missing": no such passkey of that user; "last_required": kept, the user must use passkeys and has no other. */
 export type PasskeyRemovalOutcome = "removed" | "missing" | "last_required";
 
+/** Scopes a program's own routes require (the library), so other processes know them. */
+export interface AppScopeStore {
+  /** Records scopes (those already known stay as they were). */
+  recordAppScopes(scopes: readonly string[], at: number): Promise<void>;
+  listAppScopes(): Promise<string[]>;
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore & UserStore & SigningKeyStore & RefreshStore & BanStore & PairingStore & SessionStore & PasskeyStore;
+export type Store = KeyStore &
+  UserStore &
+  SigningKeyStore &
+  RefreshStore &
+  BanStore &
+  PairingStore &
+  SessionStore &
+  PasskeyStore &
+  AppScopeStore;
 
 export class StoreError extends Error {
   override readonly name = "StoreError";

@@ -22,6 +22,18 @@ export interface SocketLink {
   closed(code: number, reason: string): void;
 }
 
+/**
+ * A program's own handlers for its sockets (tokengate as a library): they replace the echo. The
+ * gate keeps what it does for every socket (the registry, revocation, expiry warnings, in-band
+ * re-authentication, close codes); an in-band auth message never reaches them.
+ */
+export interface AppSocketHandlers {
+  open?(ws: GateSocket): void | Promise<void>;
+  message?(ws: GateSocket, message: string | Buffer): void | Promise<void>;
+  drain?(ws: GateSocket): void;
+  close?(ws: GateSocket, code: number, reason: string): void | Promise<void>;
+}
+
 export interface WsData {
   /** Replaced when the client re-authenticates in-band with a fresh token. */
   principal: Principal;
@@ -41,7 +53,25 @@ export interface WsData {
   readonly openedAt: number;
   /** Set on a proxied socket: its traffic goes to the upstream, not to the echo. */
   readonly link?: SocketLink | undefined;
+  /** Set on a program's own socket route: its handlers instead of the echo (no greeting). */
+  readonly app?: AppSocketHandlers | undefined;
 }
+
+/** WsData's names: a program's own socket fields never take one of them. */
+export const GATE_SOCKET_FIELDS: ReadonlySet<string> = new Set<keyof WsData>([
+  "principal",
+  "warned",
+  "scope",
+  "connId",
+  "remote",
+  "client",
+  "reauth",
+  "path",
+  "greeting",
+  "openedAt",
+  "link",
+  "app",
+]);
 
 export type GateSocket = ServerWebSocket<WsData>;
 /** The server as routes and handlers see it: one name, so none of them imports Bun's generic for a type. */

@@ -5,7 +5,7 @@
  * `closeWithError` is the one place a GateError becomes a close code.
  */
 import type { WebSocketHandler } from "bun";
-import type { GateSocket, WsData } from "./data.ts";
+import type { AppSocketHandlers, GateSocket, WsData } from "./data.ts";
 
 export type { GateServer, GateSocket, WsData } from "./data.ts";
 import { isTokenShaped } from "../secrets/tokens.ts";
@@ -190,6 +190,27 @@ export function closeWithError(ws: GateSocket, error: GateError): void {
   ws.close(error.policy.close, error.description.slice(0, 120));
 }
 
+/** A program's socket code failed: the class of the error in the log (never the message's data), and the socket closes 1011. */
+const APP_FAILURE = 1011;
+
+/** Runs a program's handler; what it throws or rejects closes that socket, never the process. */
+function runApp(ws: GateSocket, logger: Logger, call: (app: AppSocketHandlers) => void | Promise<void>): void {
+  const failed = (error: unknown) => {
+    logger.error("socket handler failed", {
+      conn: ws.data.connId,
+      path: ws.data.path,
+      error: error instanceof Error ? error.name : "unknown",
+    });
+    if (ws.readyState === 1) ws.close(APP_FAILURE, "internal error");
+  };
+  try {
+    const done = call(ws.data.app!);
+    if (done instanceof Promise) done.catch(failed);
+  } catch (error) {
+    failed(error);
+  }
+}
+
 export interface SocketHandlerOptions {
   readonly logger: Logger;
   readonly registry: SocketRegistry;
@@ -210,8 +231,9 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
     closeOnBackpressureLimit: true,
     open(ws) {
       registry.add(ws);
-      if (ws.data.link === undefined) ws.send(ws.data.greeting);
-      else ws.data.link.attach(ws);
+      if (ws.data.link !== undefined) ws.data.link.attach(ws);
+      else if (ws.data.app !== undefined) runApp(ws, logger, (app) => app.open?.(ws));
+      else ws.send(ws.data.greeting);
     },
     message(ws, message) {
       // A proxied socket speaks the service's protocol: nothing in it is the gate's to read.
@@ -227,14 +249,17 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
           return;
         }
       }
-      ws.send(message);
+      if (ws.data.app === undefined) ws.send(message);
+      else runApp(ws, logger, (app) => app.message?.(ws, message));
     },
     drain(ws) {
       ws.data.link?.drained();
+      if (ws.data.app !== undefined) runApp(ws, logger, (app) => app.drain?.(ws));
     },
     close(ws, code, reason) {
       registry.delete(ws);
       ws.data.link?.closed(code, reason);
+      if (ws.data.app !== undefined) runApp(ws, logger, (app) => app.close?.(ws, code, reason));
       logger.info("ws.close", {
         conn: ws.data.connId,
         path: ws.data.path,

@@ -87,6 +87,8 @@ describe("the command that makes a code, named as it exists where it is read", (
     expect(pairCommand()).toBe(CHECKOUT_COMMAND);
     expect(pairCommand(join(ROOT, "auth/oauth/pairing.ts"))).toBe(CHECKOUT_COMMAND);
     expect(pairCommand("/$bunfs/root/tokengate-linux-x64")).toBe("tokengate pair");
+    // Installed as a package: the CLI is the package's bin, whichever program imported it.
+    expect(pairCommand("/srv/hub/server.ts", "/srv/hub/node_modules/tokengate/auth/oauth/pairing.ts")).toBe("bunx tokengate pair");
   });
 
   test("the terminal lines name it, here and as the CLI passes it", () => {

@@ -599,3 +599,17 @@ describe.each(engines)("roles and the rule that keeps an admin on %s", (_name, e
     expect(await store.setRoles("nobody", ["viewer"], 3_000, keepsAdmin)).toBe(false);
   });
 });
+
+describe.each(engines)("scopes of a program's routes on %s", (_name, engine, available) => {
+  const it = available ? test : test.skip;
+
+  it("recorded once each, listed in order, seen by another instance; knowing a scope moves no revision", async () => {
+    await using db = await engine(2);
+    const [first, second] = [db.stores[0]!, db.stores[1]!];
+    const before = await first.changeMarker();
+    await first.recordAppScopes(["sensors:read", "relay:write"], 1_000);
+    await first.recordAppScopes(["sensors:read", "sensors:stream"], 2_000);
+    expect(await second.listAppScopes()).toEqual(["relay:write", "sensors:read", "sensors:stream"]);
+    expect(await first.changeMarker()).toBe(before);
+  });
+});
