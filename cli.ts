@@ -5,11 +5,12 @@
  */
 import { runCli, type StoreOptions } from "./auth/cli/commands.ts";
 import { formatConfigProblems, parseCliSettings, type StoreLocation } from "./auth/config/config.ts";
-import { openStore } from "./auth/store/open.ts";
+import { describeStore, openStore } from "./auth/store/open.ts";
 import { listReachableUrls } from "./auth/core/addresses.ts";
 import { describeFsError, errorCode } from "./auth/config/bootstrap.ts";
 import { runDoctor } from "./auth/cli/doctor.ts";
 import { listKnownScopes } from "./auth/http/scopes.ts";
+import { METRICS_SCOPE } from "./auth/http/metrics.ts";
 import { ADMIN_SCOPE } from "./auth/admin/endpoints.ts";
 import { createSeedRoutes } from "./auth/http/routes.ts";
 import { loadRoutesFile } from "./auth/config/routes-file.ts";
@@ -167,8 +168,14 @@ export async function main(argv: readonly string[], program = "bun run cli"): Pr
     ...shared,
     jwtAlg,
     openStore: (options) => openExistingStore(store, env, options),
+    storeName: describeStore(store),
     roleScopes,
-    knownScopes: listKnownScopes(roleScopes, [...createSeedRoutes(), ...(services.ok ? services.routes : []), { scope: ADMIN_SCOPE }]),
+    knownScopes: listKnownScopes(roleScopes, [
+      ...createSeedRoutes(),
+      ...(services.ok ? services.routes : []),
+      { scope: ADMIN_SCOPE },
+      { scope: METRICS_SCOPE },
+    ]),
     consoleUrls: () => listReachableUrls(scheme, host, port, interfaces()),
   });
 }

@@ -11,6 +11,7 @@ const USAGE = `Usage: tokengate <command>
   serve                       run the server (configured by environment variables; see the README)
   keys|users|bans|signing-keys|token …   manage credentials in the same store (tokengate --help-cli)
   pair                        one-time code that pairs a browser on a new device
+  backup|restore|export|import …   copy the whole store, restore it, move it between engines
   doctor                      check configuration, files, TLS, clock and addresses
   version                     print the version
 `;

@@ -32,6 +32,7 @@ import type { Clock } from "./core/clock.ts";
 import { createAuditLog, type AuditLog } from "./guard/audit.ts";
 import { createPasswordVerifier } from "./secrets/passwords.ts";
 import { createPairingRoutes } from "./oauth/pairing.ts";
+import { createDeviceRoutes } from "./oauth/device.ts";
 import { createSeedRoutes, createTicketRoute, SCOPES, type Route } from "./http/routes.ts";
 import { createTicketBook, type TicketBook } from "./secrets/tickets.ts";
 import consolePage from "../console/index.html";
@@ -41,6 +42,8 @@ import { createPasskeyRoutes } from "./session/passkeys.ts";
 import { createAdminRoutes } from "./admin/routes.ts";
 import { ADMIN_SCOPE } from "./admin/endpoints.ts";
 import { listKnownScopes } from "./http/scopes.ts";
+import { createGateMetrics, type GateMetrics } from "./core/gate-metrics.ts";
+import { createMetricsRoute, METRICS_SCOPE, startProcessSampler } from "./http/metrics.ts";
 import { version as packageVersion } from "../package.json";
 import { SessionIssuer } from "./session/sessions.ts";
 import { createForwardAuthRoute } from "./forward/verify.ts";
@@ -130,9 +133,10 @@ class SigningKeys {
 }
 
 /** The keyring, its store-health and key events going to the log and the audit log. */
-function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification): Promise<Keyring> {
+function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification, metrics: GateMetrics | undefined): Promise<Keyring> {
   const { logger } = options;
   return createKeyring({
+    metrics,
     onStoreHealth: (error) =>
       error === undefined
         ? logger.info("store reachable again; authenticating from it")
@@ -152,10 +156,11 @@ function openKeyring(options: AppOptions, audit: AuditLog, jwt: JwtVerification)
 }
 
 /** The brute-force guard: bans in the store, counts in memory or Redis, events to the audit log. */
-async function openGuard(options: AppOptions, audit: AuditLog): Promise<Guard> {
+async function openGuard(options: AppOptions, audit: AuditLog, metrics: GateMetrics | undefined): Promise<Guard> {
   const { config, logger } = options;
   const exempt = createAddressList(config.banExempt);
   const guard = createGuard({
+    metrics,
     attempts: options.attempts ?? createMemoryAttemptStore(),
     bans: options.store,
     exempt: (address) => exempt.has(address),
@@ -196,6 +201,8 @@ interface Parts {
   readonly routeTable: RouteTable;
   readonly secureTransport: TransportCheck;
   readonly sessions: SessionIssuer;
+  /** METRICS: what every part counts into, and /metrics renders; absent when off. */
+  readonly metrics: GateMetrics | undefined;
 }
 
 /** Browser sign-in: the login page's endpoints and passkeys. */
@@ -210,6 +217,7 @@ function buildSessionRoutes(parts: Parts, page: (request: Request) => Promise<Re
       passwordTransport: parts.passwordTransport,
       guard,
       audit,
+      metrics: parts.metrics,
       addressOf,
       originPolicy: createOriginPolicy(config.allowedOrigins),
       page,
@@ -221,6 +229,7 @@ function buildSessionRoutes(parts: Parts, page: (request: Request) => Promise<Re
       now,
       audit,
       guard,
+      metrics: parts.metrics,
       addressOf,
       roleScopes: config.roleScopes,
       authenticatePassword: parts.authenticatePassword,
@@ -230,15 +239,49 @@ function buildSessionRoutes(parts: Parts, page: (request: Request) => Promise<Re
   ];
 }
 
+/** Every scope this deployment knows: the seed's, the routes file's, the admin API's, a program's and ROLE_SCOPES'. */
+function listDeploymentScopes(parts: Parts): string[] {
+  const { options } = parts;
+  return listKnownScopes(options.config.roleScopes, [
+    ...createSeedRoutes(),
+    ...parts.routeTable.routes,
+    { scope: ADMIN_SCOPE },
+    { scope: METRICS_SCOPE },
+    ...(options.programScopes?.() ?? []).map((scope) => ({ scope })),
+  ]);
+}
+
+/** Device login (RFC 8628): the device's endpoint, the page's device view and the person's approvals. */
+function buildDeviceRoutes(parts: Parts, page: (request: Request) => Promise<Response>): Route[] {
+  const { options, guard, audit, addressOf, metrics } = parts;
+  const { config, store, logger, now } = options;
+  return createDeviceRoutes({
+    store,
+    clients: config.deviceClients,
+    knownScopes: () => listDeploymentScopes(parts),
+    publicUrl: config.publicUrl,
+    secureTransport: parts.secureTransport,
+    addressOf,
+    guard,
+    audit,
+    metrics,
+    logger,
+    now,
+    page,
+    servesServiceHost: (host) => routesServeHost(parts.routeTable.routes, host),
+  });
+}
+
 /** Every route the server answers: console, sign-in, seed routes, tickets, OAuth endpoints, forward auth, pairing. */
 function buildRoutes(parts: Parts): Route[] {
-  const { options, keyring, guard, audit, addressOf, passwordTransport } = parts;
+  const { options, keyring, guard, audit, addressOf, passwordTransport, metrics } = parts;
   const { config, store, logger, now } = options;
   const consoleBundle = createConsole(consolePage);
   return [
     // The console page and its assets go through the gate like any route: Host check, headers.
     ...consoleBundle.routes,
     ...buildSessionRoutes(parts, consoleBundle.servePage),
+    ...buildDeviceRoutes(parts, consoleBundle.servePage),
     ...createAdminRoutes({
       store,
       audit,
@@ -252,13 +295,7 @@ function buildRoutes(parts: Parts): Route[] {
       },
       roleScopes: config.roleScopes,
       jwtAlg: config.jwt.alg,
-      knownScopes: () =>
-        listKnownScopes(config.roleScopes, [
-          ...createSeedRoutes(),
-          ...parts.routeTable.routes,
-          { scope: ADMIN_SCOPE },
-          ...(options.programScopes?.() ?? []).map((scope) => ({ scope })),
-        ]),
+      knownScopes: () => listDeploymentScopes(parts),
       servesServiceHost: (host) => routesServeHost(parts.routeTable.routes, host),
     }),
     ...createSeedRoutes(),
@@ -274,10 +311,12 @@ function buildRoutes(parts: Parts): Route[] {
       afterRevocation: () => void keyring.refresh(),
       guard,
       audit,
+      metrics,
       addressOf,
       passwordTransport,
       logger,
       now,
+      device: { store, clients: config.deviceClients, afterKeyIssued: async () => void (await keyring.refreshAfterWrite()) },
     }),
     createForwardAuthRoute({
       table: parts.routeTable,
@@ -286,13 +325,23 @@ function buildRoutes(parts: Parts): Route[] {
       addressOf,
       guard,
       audit,
+      metrics,
       recordUse: keyring.recordUse,
       secureTransport: parts.secureTransport,
       originPolicy: createOriginPolicy(config.allowedOrigins),
     }),
-    ...(config.pairing
-      ? createPairingRoutes({ store, addressOf, guard, audit, logger, now, afterPairing: async () => void (await keyring.refresh()) })
-      : []),
+    ...buildOptionalRoutes(parts),
+  ];
+}
+
+/** Routes that exist as configured: first-run pairing (PAIRING) and the Prometheus scrape (METRICS). */
+function buildOptionalRoutes(parts: Parts): Route[] {
+  const { options, keyring, guard, audit, addressOf, metrics } = parts;
+  const { config, store, logger, now } = options;
+  const afterPairing = async () => void (await keyring.refresh());
+  return [
+    ...(config.pairing ? createPairingRoutes({ store, addressOf, guard, audit, metrics, logger, now, afterPairing }) : []),
+    ...(metrics === undefined ? [] : [createMetricsRoute({ metrics, allow: config.metrics.allow, addressOf })]),
   ];
 }
 
@@ -305,6 +354,7 @@ function listenerOptions(parts: Parts): ListenerOptions {
     authenticatePassword: config.basicAuth ? parts.authenticatePassword : undefined,
     guard,
     audit,
+    metrics: parts.metrics,
     addressOf,
     passwordTransport,
     secureTransport: parts.secureTransport,
@@ -316,6 +366,7 @@ function listenerOptions(parts: Parts): ListenerOptions {
     host: config.host,
     ...authentication,
     revalidate: keyring.revalidate,
+    revokedAt: keyring.revokedAt,
     syncBeforeTicket: keyring.refresh,
     checkForwarding: config.trustedProxies.length === 0 ? undefined : createForwardingCheck(parts.trustedProxies),
     now,
@@ -375,22 +426,26 @@ async function assembleParts(options: AppOptions): Promise<Parts> {
   const audit = createAuditLog({ write: options.writeAudit, successSample: config.auditSuccessSample, now });
   const trustedProxies = createAddressList(config.trustedProxies);
   const addressOf = createAddressResolver(trustedProxies);
-  const keyring = await openKeyring(options, audit, { keys: keys.current, settings: tokenSettings });
+  // performance.now() counts from the process's start: the Clock minus it is when that was.
+  const metrics = config.metrics.enabled
+    ? createGateMetrics({ version: packageVersion, startTime: (now() - performance.now()) / 1000 })
+    : undefined;
+  const keyring = await openKeyring(options, audit, { keys: keys.current, settings: tokenSettings }, metrics);
   // One argon2id verification at a time keeps a core free for everything else; 8 may wait. Basic
   // auth and the password grant share the queue.
   const authenticatePassword = createPasswordAuthenticator({
     users: options.store,
-    verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }),
+    verifier: createPasswordVerifier({ concurrency: 1, queueLimit: 8 }, metrics),
     roleScopes: config.roleScopes,
   });
   const passwordTransport = config.allowInsecurePasswords ? undefined : createTransportCheck(trustedProxies, addressOf);
-  const guard = await openGuard(options, audit);
+  const guard = await openGuard(options, audit, metrics);
   const tickets = createTicketBook({ now });
   const routeTable = options.routeTable ?? new RouteTable([]);
   const secureTransport = createSecureTransportCheck(trustedProxies);
   const sessions = openSessions(options, { keyring, audit, addressOf, secureTransport, routeTable });
   const common = { options, keys, keyring, guard, audit, tickets, trustedProxies, addressOf, passwordTransport };
-  return { ...common, authenticatePassword, tokenSettings, routeTable, secureTransport, sessions };
+  return { ...common, authenticatePassword, tokenSettings, routeTable, secureTransport, sessions, metrics };
 }
 
 /** Polls the store for other processes' changes; on one, open sockets are re-checked and the bans and signing keys reloaded. */
@@ -409,10 +464,12 @@ export async function startApp(options: AppOptions): Promise<App> {
   const parts = await assembleParts(options);
   const listener = startListener(listenerOptions(parts));
   await startPolling(parts, listener.revalidateSockets);
+  const stopSampling = parts.metrics === undefined ? undefined : startProcessSampler(parts.metrics);
   return {
     listener,
     keyring: parts.keyring,
     async shutdown() {
+      stopSampling?.();
       await parts.keyring.stop();
       await parts.keyring.flushUsage();
       await listener.shutdown();
@@ -432,12 +489,14 @@ export async function openEmbeddedApp(options: AppOptions): Promise<EmbeddedApp>
   const parts = await assembleParts(options);
   const serving = createServing(listenerOptions(parts));
   await startPolling(parts, serving.revalidateSockets);
+  const stopSampling = parts.metrics === undefined ? undefined : startProcessSampler(parts.metrics);
   let closing: Promise<void> | undefined;
   return {
     serving,
     keyring: parts.keyring,
     close() {
       closing ??= (async () => {
+        stopSampling?.();
         await parts.keyring.stop();
         await parts.keyring.flushUsage();
         await serving.closeSockets();

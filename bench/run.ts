@@ -4,8 +4,9 @@
  *   (c) tokengate GET /secure-data with a static key, an API key, a JWT, Basic, and a 10% invalid mix
  * plus WebSocket handshakes and echo against a raw Bun.serve websocket, memory per idle socket,
  * cold start and idle RSS, and the reverse-proxy rows of proxy.ts (the built-in proxy, nginx
- * auth_request → /auth/verify, proxied WebSocket echo). Runs are interleaved; ratios are medians of
- * per-round ratios.
+ * auth_request → /auth/verify, proxied WebSocket echo). Metrics A/B: the same server with
+ * METRICS=false beside the default one (metrics on), static key and API key. Runs are interleaved;
+ * ratios are medians of per-round ratios.
  * Servers run on core 0, load generators on core 1, loopback only, every run bounded.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -141,6 +142,8 @@ try {
   const rawWs = track(await startServer("raw-ws", join(root, "bench/servers/raw-ws.ts"), {}, dataDir));
   // The same configuration and store as the server beside it; pairing off, so it offers no code.
   const library = track(await startServer("library", join(root, "bench/servers/library.ts"), { ...gateEnv, PAIRING: "false" }, dataDir));
+  // The metrics A/B: everything as `gate` (metrics on, the default) but METRICS=false.
+  const gateOff = track(await startServer("tokengate-metrics-off", join(root, "server.ts"), { ...gateEnv, METRICS: "false" }, dataDir));
   const jwt = (
     (await (
       await fetch(`http://127.0.0.1:${gate.port}/auth/token`, {
@@ -173,6 +176,16 @@ try {
       key: "apikey",
       label: "(c) API key",
       run: (s: number) => wrk({ url: url(gate), seconds: s, connections, headers: [`Authorization: Bearer ${key.token}`] }),
+    },
+    {
+      key: "static_off",
+      label: "(c) static, metrics off",
+      run: (s: number) => wrk({ url: url(gateOff), seconds: s, connections, headers: [`X-Auth-Token: ${token}`] }),
+    },
+    {
+      key: "apikey_off",
+      label: "(c) API key, metrics off",
+      run: (s: number) => wrk({ url: url(gateOff), seconds: s, connections, headers: [`Authorization: Bearer ${key.token}`] }),
     },
     {
       key: "jwt",
@@ -228,6 +241,9 @@ try {
     mix: ratio("mix", "b_mix"),
     static_over_raw: ratio("static", "a"),
     library: ratio("library", "apikey"),
+    // Metrics on (the default) over METRICS=false, same run, same rounds.
+    metrics_static: ratio("static", "static_off"),
+    metrics_apikey: ratio("apikey", "apikey_off"),
     naive_over_raw: ratio("b", "a"),
     p99_static: ratio("static", "b", "p99"),
     p99_apikey: ratio("apikey", "b", "p99"),
@@ -267,7 +283,7 @@ try {
       `  ws: handshakes/s raw ${ws.raw.handshakes.toFixed(0)} tokengate ${ws.gate.handshakes.toFixed(0)}; echo/s raw ${ws.raw.echo.toFixed(0)} tokengate ${ws.gate.echo.toFixed(0)}`,
     );
   }
-  for (const server of [raw, naive, gate, rawWs, library]) await stop(server);
+  for (const server of [raw, naive, gate, rawWs, library, gateOff]) await stop(server);
   servers.length = 0;
 
   // The reverse-proxy rows: their own servers (a service, proxies in front of it, nginx), stopped again before memory.
@@ -371,6 +387,11 @@ try {
     apikey: { ratio: ratios.apikey, target: 0.95, met: ratios.apikey >= 0.95 },
     jwt: { ratio: ratios.jwt, target: 0.9, met: ratios.jwt >= 0.9 },
     library: { ratio: ratios.library, target: 0.97, met: ratios.library >= 0.97 },
+    metrics: {
+      ratio: Math.min(ratios.metrics_static, ratios.metrics_apikey),
+      target: 0.98,
+      met: Math.min(ratios.metrics_static, ratios.metrics_apikey) >= 0.98,
+    },
     p99: {
       ratio: Math.max(ratios.p99_static, ratios.p99_apikey, ratios.p99_jwt),
       target: 1.2,
@@ -435,6 +456,9 @@ try {
     );
     console.log(
       `  library route (gate.protect) vs the server's /secure-data, API key: ${pct(ratios.library)} (≥0.97 ${mark(targets.library)})`,
+    );
+    console.log(
+      `metrics on vs METRICS=false (same run): static ${pct(ratios.metrics_static)}  API key ${pct(ratios.metrics_apikey)} (≥0.98 ${mark(targets.metrics)})`,
     );
     if (ws !== undefined)
       console.log(

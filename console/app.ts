@@ -10,6 +10,7 @@
  */
 import { checkToken, explainRefusal, TokengateClient, type ClientEvent } from "../client/tokengate.ts";
 import { $, enableForm, note, noteReceived, onSubmit, rescueFocus, say, showRows, type Tone } from "./dom.ts";
+import { DEVICE_VIEW, openDevicePage } from "./device-page.ts";
 import { addPasskey, passkeysPossible, signInWithPasskey, type Outcome } from "./passkeys.ts";
 import { createPages, hideSecret, isAdmin } from "./pages.ts";
 import { copyOrSelect } from "./ui.ts";
@@ -450,19 +451,22 @@ async function restoreSession(): Promise<void> {
   showSignedIn({ via: "cookie", principal: answer.body }, describeSession(answer.body, undefined), false, "Signed in.", "good");
 }
 
-/** The console's pages; the sign-in view has none. */
-const pages = LOGIN_VIEW
-  ? undefined
-  : createPages({
-      signedIn: () => (identity === undefined ? undefined : { principal: identity.principal, session: identity.via === "cookie" }),
-      signedOut: (message) => endSession(message, "warn"),
-    });
+/** The console's pages; the sign-in and device views have none. */
+const pages =
+  LOGIN_VIEW || DEVICE_VIEW
+    ? undefined
+    : createPages({
+        signedIn: () => (identity === undefined ? undefined : { principal: identity.principal, session: identity.via === "cookie" }),
+        signedOut: (message) => endSession(message, "warn"),
+      });
 
 wireForms();
 wireButtons();
 offerPasskeys();
 pages?.setAccess(false, false);
 if (LOGIN_VIEW) showLoginView();
+else if (DEVICE_VIEW) openDevicePage();
 else showConsole();
 updateControls();
-void restoreSession();
+// The device view asks who is signed in itself (and sends a stranger to the sign-in page).
+if (!DEVICE_VIEW) void restoreSession();

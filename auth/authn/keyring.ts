@@ -11,7 +11,8 @@
  * and the authenticator that reads them all on the hot path.
  */
 import type { Clock } from "../core/clock.ts";
-import type { GateError } from "../core/errors.ts";
+import { GateError } from "../core/errors.ts";
+import type { GateMetrics, VerificationSeries } from "../core/gate-metrics.ts";
 import type { Principal } from "../core/principal.ts";
 import type { KeyRecord, KeyStore, RefreshStore, SessionStore, UserStore } from "../store/store.ts";
 import { createSessionActivity } from "./session-activity.ts";
@@ -19,8 +20,8 @@ import { createJwtCache } from "./jwt-cache.ts";
 import { createPoller } from "./poller.ts";
 import { createRevalidator } from "./revalidation.ts";
 import { createStoreHealth } from "./store-health.ts";
-import { openStoreView, type KeyEvent } from "./store-view.ts";
-import { createTokenAuthenticator, type JwtVerification } from "./token-authenticator.ts";
+import { openStoreView, type KeyEvent, type StoreView } from "./store-view.ts";
+import { createTokenAuthenticator, type Authenticate, type JwtVerification } from "./token-authenticator.ts";
 import { createUsageBatch } from "./usage-batch.ts";
 
 export { STALE_AFTER_MS } from "./store-health.ts";
@@ -43,6 +44,8 @@ export interface KeyringOptions {
   readonly onKeyEvent?: (event: KeyEvent, key: KeyRecord) => void;
   /** The store stopped answering (`error`) or answers again (`undefined`); called on each transition. */
   readonly onStoreHealth?: (error: unknown) => void;
+  /** Token checks counted (timed when they wait), each look at the store timed; the view's age and staleness read at each scrape. */
+  readonly metrics?: GateMetrics | undefined;
 }
 
 export interface Keyring {
@@ -51,6 +54,8 @@ export interface Keyring {
   recordUse(principal: Principal, remote: () => string): void;
   /** Why an already-authenticated principal is no longer valid (for an open socket: for its `scope`), or `undefined` if it still is. */
   revalidate(principal: Principal, scope?: string): GateError | undefined;
+  /** When the principal's key was revoked or its user disabled, as stored (Clock ms), or `undefined` when it was not or nothing says. */
+  revokedAt(principal: Principal): number | undefined;
   /** Reloads if another process changed the store (and runs the change hook); resolves to whether it did. */
   refresh(): Promise<boolean>;
   /** The same, sure to see a write this process has just committed (a sign-out, an admin's change). */
@@ -64,6 +69,39 @@ export interface Keyring {
   stop(): Promise<void>;
 }
 
+/**
+ * Every token check counted by outcome, and timed when it waits: the keyring's authenticator is the
+ * one every presented token passes through (HTTP, sockets, in-band, the proxy, forward auth, the
+ * token endpoint). One answered from memory is not timed: two clock reads would cost a good part of
+ * the check itself, on every request (gate-metrics.ts). The clock starts when the check goes
+ * asynchronous; what ran before that is the same in-memory work.
+ */
+function countVerifications(authenticate: Authenticate, series: VerificationSeries): Authenticate {
+  const outcomeOf = (verdict: Principal | GateError) =>
+    !(verdict instanceof GateError) ? series.valid : verdict.kind === "temporarily_unavailable" ? series.unavailable : series.invalid;
+  return (token) => {
+    const verdict = authenticate(token);
+    if (!(verdict instanceof Promise)) {
+      outcomeOf(verdict).checks.inc();
+      return verdict;
+    }
+    const started = performance.now();
+    return verdict.then((settled) => {
+      const outcome = outcomeOf(settled);
+      outcome.checks.inc();
+      outcome.duration.observe((performance.now() - started) / 1000);
+      return settled;
+    });
+  };
+}
+
+/** The stored time a principal stopped being valid: its key's revocation, its user's disabling. */
+function findRevocationTime(view: StoreView, principal: Principal): number | undefined {
+  if (principal.kind === "key") return view.findKey(principal.id)?.record.revokedAt ?? undefined;
+  if (principal.kind === "user") return view.userDisabledAt(principal.name) ?? undefined;
+  return undefined;
+}
+
 export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
   const { store, now } = options;
   const view = await openStoreView(store, now, options.onKeyEvent);
@@ -74,9 +112,14 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     await usage.flushUsage();
     await activity.flush().catch((error: unknown) => options.onFlushError?.(error));
   };
-  const poller = createPoller({ store, view, health, flushUsage });
+  const { metrics } = options;
+  const poller = createPoller({ store, view, health, flushUsage, metrics: metrics?.store });
+  metrics?.sample(() => {
+    metrics.store.syncAge.set(health.sinceSyncMs() / 1000);
+    metrics.store.stale.set(health.isStale() ? 1 : 0);
+  });
   const revalidate = createRevalidator(view, health, now);
-  const authenticate = createTokenAuthenticator({
+  const verify = createTokenAuthenticator({
     view,
     health,
     poller,
@@ -89,9 +132,10 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
     sessions: { activity, idleMs: options.sessionIdleMs ?? 7 * 86_400_000, store },
   });
   return {
-    authenticate,
+    authenticate: metrics === undefined ? verify : countVerifications(verify, metrics.tokenChecks),
     recordUse: usage.recordUse,
     revalidate,
+    revokedAt: (principal) => findRevocationTime(view, principal),
     refresh: poller.refresh,
     refreshAfterWrite: poller.refreshAfterWrite,
     flushUsage,

@@ -3,6 +3,7 @@
  * can push), reloads when another process committed, flushes usage on a timer, and tells the owner
  * after each reload so open sockets are judged again.
  */
+import type { StoreSeries } from "../core/gate-metrics.ts";
 import type { KeyStore } from "../store/store.ts";
 import type { StoreHealth } from "./store-health.ts";
 import type { StoreView } from "./store-view.ts";
@@ -30,6 +31,8 @@ export interface PollerOptions {
   readonly view: StoreView;
   readonly health: StoreHealth;
   readonly flushUsage: () => Promise<void>;
+  /** Each look timed, failures and reloads counted (absent: METRICS=false). */
+  readonly metrics?: StoreSeries | undefined;
 }
 
 /** True at most once per MISS_RECHECK_MS. */
@@ -47,16 +50,19 @@ function createMissThrottle(): () => boolean {
  * One look at the store: reloads the view if another process committed. `notify` runs after a
  * reload, and after a failed look once the view is stale, so open sockets are judged again.
  */
-async function syncView({ store, view, health }: PollerOptions, notify: () => void): Promise<boolean> {
+async function syncView({ store, view, health, metrics }: PollerOptions, notify: () => void): Promise<boolean> {
   const started = performance.now();
   try {
     const current = await store.changeMarker();
     const changed = current !== view.marker();
     if (changed) await view.reload(current);
     health.confirmSync(started);
+    metrics?.poll.observe((performance.now() - started) / 1000);
+    if (changed) metrics?.reloads.inc();
     if (changed) notify();
     return changed;
   } catch (error) {
+    metrics?.failures.inc();
     health.reportFailure(error);
     health.judgeFreshness();
     // Past the limit, the change hook lets open sockets see that their principal can no longer be vouched for.

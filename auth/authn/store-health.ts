@@ -10,6 +10,8 @@ export const STALE_AFTER_MS = 5_000;
 export interface StoreHealth {
   /** Whether the view is past trusting; a boolean read, so the hot path does no arithmetic. */
   readonly isStale: () => boolean;
+  /** Milliseconds since the store last answered a check (the age of the view), for the scrape. */
+  readonly sinceSyncMs: () => number;
   /** The store answered a check that started at `startedAt` (performance.now()). */
   readonly confirmSync: (startedAt: number) => void;
   /** The store did not answer; reported to the owner on the transition only. */
@@ -35,6 +37,7 @@ export function createStoreHealth(onStoreHealth: ((error: unknown) => void) | un
   };
   return {
     isStale: () => distrusted,
+    sinceSyncMs: () => performance.now() - syncedAt,
     confirmSync(startedAt) {
       syncedAt = startedAt;
       distrusted = false;

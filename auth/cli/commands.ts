@@ -6,9 +6,11 @@
  * This module is the dispatcher: it finds the command in the groups' tables (keys.ts, users.ts, …),
  * answers --help from the command's own help, and turns a usage error into exit code 2.
  */
+import { backupCommands } from "./backup.ts";
 import { banCommands } from "./bans.ts";
 import { doctorCommands } from "./doctor-command.ts";
 import { keyCommands } from "./keys.ts";
+import { loginCommands } from "./login.ts";
 import { pairCommands } from "./pair.ts";
 import { passkeyCommands } from "./passkeys.ts";
 import { refreshCommands } from "./refresh.ts";
@@ -38,7 +40,9 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     refreshCommands,
     banCommands,
     signingKeyCommands,
+    backupCommands,
     pairCommands,
+    loginCommands,
     doctorCommands,
   ].flatMap((group) => Object.entries(group)),
 );
@@ -55,7 +59,7 @@ Commands:
 ${lines}
 Every command takes --help. The store is STORE_URL (a PostgreSQL URL), or else DATA_DIR/tokengate.db (DATA_DIR defaults to ./data).
 The server creates that store on its first start; commands refuse a SQLite store that does not exist
-(keys create and users add make one on purpose with --create-store).
+(keys create and users add make one on purpose with --create-store; restore and import make one to load into).
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such key, 4 key revoked or expired.
 Output cut short by a closed pipe (e.g. | head) ends the command quietly with exit code 141.
 `;

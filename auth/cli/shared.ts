@@ -26,6 +26,8 @@ export interface CliContext {
   readonly io: CliIo;
   /** Opened only by commands that need it, so `--help` and `token new` work without a data dir. */
   openStore(options?: StoreOptions): Promise<Store>;
+  /** Where that store is, for messages: the SQLite file, or the PostgreSQL URL without credentials. */
+  readonly storeName?: string;
   readonly now: () => number;
   /** Role → scopes, as the server is configured (ROLE_SCOPES). */
   readonly roleScopes: RoleScopes;

@@ -9,6 +9,7 @@ import { isTokenShaped } from "../secrets/tokens.ts";
 import { judgeDuration, parseDuration, parseScopes, type DurationRange } from "../secrets/keys.ts";
 import { parseAddressPattern } from "../core/addresses.ts";
 import { parseHostPattern, parseOrigin } from "../core/origins.ts";
+import { ANY_DEVICE_CLIENT, parseDeviceClients } from "../secrets/device-codes.ts";
 
 export type TokenSource =
   { readonly kind: "env"; readonly value: string } | { readonly kind: "file"; readonly path: string } | { readonly kind: "generated" };
@@ -331,6 +332,9 @@ const envSchema = z.object({
   TRUSTED_PROXIES: list(parseAddressPattern, "addresses or IPv4 CIDRs such as 10.0.0.2,192.168.1.0/24"),
   // Unset: loopback is exempt (your own box). Set, even to nothing: exactly the listed addresses.
   BAN_EXEMPT: list(parseAddressPattern, "addresses or IPv4 CIDRs (empty: nobody is exempt)", ["127.0.0.1", "::1"]),
+  METRICS: flag(true, "set METRICS=false to turn GET /metrics and the counting behind it off"),
+  // Loopback always may scrape; these addresses too. Anyone else needs a credential with metrics:read.
+  METRICS_ALLOW: list(parseAddressPattern, "addresses or IPv4 CIDRs allowed to scrape /metrics without a credential, e.g. 10.0.0.5"),
   AUDIT_LOG_FILE: z.string().optional(),
   ROUTES_FILE: z.string().optional(),
   AUDIT_SUCCESS_SAMPLE: z
@@ -417,6 +421,24 @@ const envSchema = z.object({
       return rpId;
     }),
   WEBAUTHN_ORIGINS: list(parseOrigin, "origins such as https://gate.local:8443 where the sign-in page is served"),
+  // Unset: any client id may log in as a device and gets tokens. Set, even to nothing: exactly the listed ones.
+  DEVICE_CLIENTS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined) return ANY_DEVICE_CLIENT;
+      const clients = parseDeviceClients(raw);
+      if (clients === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "must be a comma-separated list of client ids (letters, digits and . _ : -), each once, optionally with =key " +
+            "(it receives an API key) or =tokens (the default), and * for any other client, e.g. DEVICE_CLIENTS=tv-box,esp32=key",
+        });
+        return z.NEVER;
+      }
+      return clients;
+    }),
 });
 
 /** The environment variables tokengate reads (names only: `doctor` lists which are set). */
@@ -459,6 +481,8 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
     trustedProxies: vars.TRUSTED_PROXIES,
     /** Addresses never counted or banned by the brute-force guard. */
     banExempt: vars.BAN_EXEMPT,
+    /** GET /metrics (Prometheus): whether it and the counting behind it are on, and who may scrape it without a credential besides loopback. */
+    metrics: { enabled: vars.METRICS, allow: vars.METRICS_ALLOW },
     /** Where audit events go: a file path (appended, mode 0600), or null for stdout. */
     auditLogFile: isSet(vars.AUDIT_LOG_FILE) ? vars.AUDIT_LOG_FILE : null,
     /** The TOML file of the user's own services behind the gate, or null for none. */
@@ -504,6 +528,10 @@ function toConfig(vars: EnvVars, context: ConfigContext) {
     },
     /** Passkeys: from PUBLIC_URL, or WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS. */
     webauthn: toWebAuthn(vars),
+    /** The origin people open (PUBLIC_URL), or null: device login then names the Host the device asked. */
+    publicUrl: vars.PUBLIC_URL ?? null,
+    /** Which client ids may log in as devices (RFC 8628), and whether each gets tokens or an API key. */
+    deviceClients: vars.DEVICE_CLIENTS,
   } as const;
 }
 

@@ -18,6 +18,9 @@ export type WireCode =
   | "unsupported_grant_type"
   | "invalid_scope"
   | "access_denied"
+  | "authorization_pending"
+  | "slow_down"
+  | "expired_token"
   | "misdirected_request"
   | "forbidden_origin"
   | "too_many_requests"
@@ -92,6 +95,15 @@ export const POLICIES = {
   invalid_scope: refusal("invalid_scope", 400, 4400),
   /** RFC 6749 §4.1.2.1: the server will not do this for this caller (pairing once credentials exist). */
   access_denied: refusal("access_denied", 403, 4403),
+  // RFC 8628 §3.5: a device polling the token endpoint. Never audited: a device asks every few seconds.
+  /** The person has not approved or denied the device yet. */
+  authorization_pending: refusal("authorization_pending", 400, 4400, { audited: false }),
+  /** The device polled sooner than its interval; the interval grows by 5 s. */
+  slow_down: refusal("slow_down", 400, 4400, { audited: false }),
+  /** The device code expired (or wrong user codes burnt it): the device starts again. */
+  device_code_expired: refusal("expired_token", 400, 4400, { audited: false }),
+  /** The person denied the device: RFC 8628's access_denied, 400 as every token-endpoint error (RFC 6749 §5.2). */
+  device_denied: refusal("access_denied", 400, 4400, { audited: false }),
   // A Host we do not serve (DNS rebinding) or a browser Origin we do not trust (CSWSH, CORS).
   misdirected_request: refusal("misdirected_request", 421, 4421, { audited: false }),
   forbidden_origin: refusal("forbidden_origin", 403, 4403, { audited: false }),

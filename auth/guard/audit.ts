@@ -21,6 +21,8 @@ export type AuditEvent =
   | "session.ended"
   | "passkey.added"
   | "passkey.removed"
+  | "device.approved"
+  | "device.denied"
   | "admin.action";
 
 export type AuditFields = Readonly<Record<string, string | number | boolean | null | undefined>>;

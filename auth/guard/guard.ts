@@ -9,6 +9,7 @@
 import type { BanRecord, BanStore } from "../store/store.ts";
 import type { Clock } from "../core/clock.ts";
 import { guardBucketOf } from "../core/addresses.ts";
+import { BAN_SUBJECT_KINDS, banSubjectKind, type GateMetrics } from "../core/gate-metrics.ts";
 
 export interface AttemptStore {
   /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */
@@ -102,6 +103,8 @@ export interface GuardOptions {
   readonly onEvent?: (event: GuardEvent) => void;
   /** A ban could not be written to the store; it still holds in this process. */
   readonly onBanError?: (error: unknown) => void;
+  /** Bans started (counted here) and in force (read at each scrape). */
+  readonly metrics?: GateMetrics | undefined;
 }
 
 /**
@@ -118,6 +121,13 @@ class BanList {
 
   get size(): number {
     return this.banned.size;
+  }
+
+  /** Bans in force at `at` by subject kind, for the scrape (ended ones are dropped lazily, so they are skipped here). */
+  countActive(at: number): Record<string, number> {
+    const counts: Record<string, number> = Object.fromEntries(BAN_SUBJECT_KINDS.map((kind) => [kind, 0]));
+    for (const [subject, until] of this.banned) if (until > at) counts[banSubjectKind(subject)]! += 1;
+    return counts;
   }
 
   load(records: readonly BanRecord[]): void {
@@ -140,6 +150,7 @@ class BanList {
   start(subject: string, at: number): Promise<void> {
     const { limits, options } = this;
     this.banned.set(subject, Math.max(this.banned.get(subject) ?? 0, at + limits.baseBanMs));
+    options.metrics?.bansStarted[banSubjectKind(subject)].inc();
     return options.bans.startBan(subject, at, limits.baseBanMs, limits.maxBanMs, limits.memoryMs).then(
       (record) => {
         this.banned.set(subject, record.until);
@@ -201,6 +212,11 @@ export function createGuard(options: GuardOptions): Guard {
   const { now } = options;
   const bans = new BanList(options, limits);
   const counter = new FailureCounter(options, limits.windowMs);
+  const { metrics } = options;
+  metrics?.sample(() => {
+    const active = bans.countActive(now());
+    for (const kind of BAN_SUBJECT_KINDS) metrics.bansActive[kind].set(active[kind]!);
+  });
 
   // Exactly at the limit, and not banned yet: concurrent failures counted by a shared store see
   // 10, 11, 12…, and the local count may get there first; only one of them bans.

@@ -5,6 +5,7 @@
  * The caller resolves the client address once; both steps use it.
  */
 import type { AuditLog } from "./audit.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { tooManyAttempts, type GateError } from "../core/errors.ts";
 import type { Guard } from "./guard.ts";
 import { USERNAME } from "../authn/users.ts";
@@ -15,6 +16,8 @@ import { parseApiKey } from "../secrets/keys.ts";
 export interface RefusalSinks {
   readonly guard?: Guard | undefined;
   readonly audit?: AuditLog | undefined;
+  /** Counts the refusal by its kind (tokengate_refusals_total); goes wherever the audit log goes. */
+  readonly metrics?: GateMetrics | undefined;
 }
 
 export interface Refusal {
@@ -65,6 +68,7 @@ function accountOf(names: { keyId: string | undefined; username: string | undefi
 
 export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError {
   const { policy } = refusal.error;
+  sinks.metrics?.refusal(refusal.error.kind).inc();
   const names = namesOf(refusal);
   let outcome = refusal.answer ?? refusal.error;
   if (sinks.guard !== undefined && policy.guess) {

@@ -11,6 +11,7 @@ import type { PasswordAuthenticator } from "../authn/users.ts";
 import { GateError, INSECURE_PASSWORD, MISSING_TOKEN, tooManyAttempts } from "../core/errors.ts";
 import { requireScope, type Authenticator, type Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import type { Guard } from "../guard/guard.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import { parseApiKey } from "../secrets/keys.ts";
@@ -34,6 +35,8 @@ export interface AuthorizerOptions {
   readonly guard?: Guard | undefined;
   /** Security events; without it nothing is audited. */
   readonly audit?: AuditLog | undefined;
+  /** Counts and times what the gate does (refusals here; requests, sockets and the proxy where they happen); absent: METRICS=false. */
+  readonly metrics?: GateMetrics | undefined;
   /** Client address with trusted proxies resolved (audit, guard). */
   readonly addressOf?: AddressResolver | undefined;
   /**
@@ -94,17 +97,17 @@ export class Authorizer {
    * is audited. A success is audited only when successes are sampled.
    */
   judge(exchange: Exchange, verdict: Verdict, credential: unknown): Verdict {
-    const { guard, audit } = this.options;
+    const { guard, audit, metrics } = this.options;
     const { request, server } = exchange;
     if (!(verdict instanceof GateError)) {
       if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), redactPath(exchange.path));
       return verdict;
     }
-    if (guard === undefined && audit === undefined) return verdict;
+    if (guard === undefined && audit === undefined && metrics === undefined) return verdict;
     // Audited like a log line: a proxied service's paths are the client's to choose and may hold a key.
     const path = redactPath(exchange.path);
     return settleRefusal(
-      { guard, audit },
+      { guard, audit, metrics },
       {
         error: verdict,
         address: this.addressOf(request, server),

@@ -7,6 +7,7 @@
  * the check. Each request may yield one access-log line.
  */
 import type { AccessLogMode, Logger } from "../core/log.ts";
+import { UNMATCHED_ROUTE, type GateMetrics, type StatusSeries } from "../core/gate-metrics.ts";
 import { NO_PARAMS, parseQuery } from "../core/query.ts";
 import { splitUrl } from "../core/redact.ts";
 import type { GateServer } from "../ws/data.ts";
@@ -52,15 +53,38 @@ export interface Gate {
   mount(route: SocketRoute): void;
 }
 
+/**
+ * A route's series, found once per route object and kept: the label (the route's path, or a
+ * routes-file route's name; never the request's path) is built on its first request only.
+ */
+function createSeriesFinder(metrics: GateMetrics): (route: Route | ProxiedRoute | undefined) => StatusSeries {
+  const unmatched = metrics.routeSeries(UNMATCHED_ROUTE);
+  // Keyed by the route object: a reloaded routes file brings new ones, and the old ones are collected.
+  const byRoute = new WeakMap<Route | ProxiedRoute, StatusSeries>();
+  return (route) => {
+    if (route === undefined) return unmatched;
+    let series = byRoute.get(route);
+    if (series === undefined) byRoute.set(route, (series = metrics.routeSeries(route.kind === "proxied" ? route.name : route.path)));
+    return series;
+  };
+}
+
 export function createGate(options: GateOptions): Gate {
   const authorizer = new Authorizer(options);
   const upgrader = new SocketUpgrader(authorizer, options);
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = options.logger.enabled("info") ? options.accessLog : "off";
   // In "refused" mode successful HTTP requests are not logged; refusals and upgrades always are.
-  const logsStatus = (status: number) => accessLog === "all" || status >= 400 || status === 101;
+  const logsStatus = (status: number) => accessLog !== "off" && (accessLog === "all" || status >= 400 || status === 101);
+  const { metrics } = options;
+  // Every answer is noted (logged, counted, timed) unless there is nothing to note it for.
+  const noted = accessLog !== "off" || metrics !== undefined;
+  const seriesOf = metrics === undefined ? undefined : createSeriesFinder(metrics);
 
   const servePublic = (exchange: Exchange, route: PublicRoute): Response | Promise<Response> => {
+    const { restricted } = route;
+    if (restricted !== undefined && !restricted.admits(exchange.request, exchange.server))
+      return authorizer.serveProtected(exchange, restricted.otherwise);
     const ban = route.guarded === true ? authorizer.findBan(exchange) : undefined;
     return ban !== undefined ? toResponse(ban) : route.handle(exchange.request, undefined, exchange.server);
   };
@@ -101,13 +125,21 @@ export function createGate(options: GateOptions): Gate {
       : allowOrigin(answer, origin);
   };
 
-  const logAnswer = (exchange: Exchange, answer: Answer): Answer => {
+  /** Every answer passes here once: its access-log line (as ACCESS_LOG says), its count and its time. */
+  const noteAnswer = (exchange: Exchange, series: StatusSeries | undefined, answer: Answer): Answer => {
     const note = (resolved: Response | undefined) => {
       const status = resolved === undefined ? 101 : resolved.status;
       if (logsStatus(status)) exchange.log(options.logger, status);
+      series?.answered(status, (performance.now() - exchange.started) / 1000);
       return resolved;
     };
-    return answer instanceof Promise ? answer.then(note) : note(answer);
+    if (!(answer instanceof Promise)) return note(answer);
+    if (series === undefined) return answer.then(note);
+    // A handler that failed is answered 500 by the server's error handler: counted as such, then passed on.
+    return answer.then(note, (error: unknown) => {
+      series.answered(500, (performance.now() - exchange.started) / 1000);
+      throw error;
+    });
   };
 
   /** The gate's own route for the exact path; else (or over the console, on a service's host) a proxied one. */
@@ -124,17 +156,11 @@ export function createGate(options: GateOptions): Gate {
   /** One request through every step; `given`: a route the caller found itself, else the table's for the path. */
   const serve = (request: Request, server: GateServer, given?: HttpRoute): Answer => {
     const { path, query } = splitUrl(request.url);
-    const exchange = new Exchange(
-      request,
-      server,
-      path,
-      query === "" ? NO_PARAMS : parseQuery(query),
-      accessLog === "off" ? 0 : performance.now(),
-    );
+    const exchange = new Exchange(request, server, path, query === "" ? NO_PARAMS : parseQuery(query), noted ? performance.now() : 0);
     const route = given ?? findRoute(request, path);
     const refusal = screenRequest(options, exchange, route);
     const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));
-    return accessLog === "off" ? answer : logAnswer(exchange, answer);
+    return noted ? noteAnswer(exchange, seriesOf?.(route), answer) : answer;
   };
 
   return {

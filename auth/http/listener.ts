@@ -7,6 +7,8 @@ import type { WebSocketHandler } from "bun";
 import { createGate, type Gate, type GateOptions } from "./gate.ts";
 import type { Logger } from "../core/log.ts";
 import type { Clock } from "../core/clock.ts";
+import type { Principal } from "../core/principal.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { FORM_LIMIT, toResponse } from "./responses.ts";
 import { CLOSE_GOING_AWAY, closeInvalidated, createSocketHandler, SocketRegistry, type GateServer, type WsData } from "../ws/sockets.ts";
 
@@ -26,6 +28,8 @@ export interface ListenerOptions extends GateOptions {
   readonly shutdownTimeout: number;
   /** Raised for proxied services (uploads); the gate's own routes then enforce MAX_REQUEST_BODY themselves. */
   readonly maxRequestBody?: number | undefined;
+  /** When a principal's key was revoked or its user disabled (the stored time), for the revocation-to-close latency. */
+  readonly revokedAt?: ((principal: Principal) => number | undefined) | undefined;
 }
 
 export interface Listener {
@@ -58,6 +62,15 @@ export interface Serving {
   closeSockets(): Promise<number>;
 }
 
+/** Observes, for a socket closed on revocation, how long after the stored revocation it closed. */
+function createRevocationTimer(metrics: GateMetrics, options: Pick<ListenerOptions, "revokedAt" | "now">) {
+  return (principal: Principal): void => {
+    const at = options.revokedAt?.(principal);
+    // Stored by whichever process revoked, with its clock: a clock slightly ahead must not read as negative.
+    if (at !== undefined) metrics.sockets.revocationClose.observe(Math.max(0, options.now() - at) / 1000);
+  };
+}
+
 /**
  * The gate's `fetch`, its socket handlers and the registry of open sockets, re-checked on a
  * timer: everything but the socket. startListener binds it to one Bun.serve; a program of its
@@ -67,6 +80,7 @@ export function createServing(options: ListenerOptions): Serving {
   const sockets = new SocketRegistry();
   const bodyLimit = Math.max(MAX_REQUEST_BODY, options.maxRequestBody ?? 0);
   const gate = createGate(bodyLimit > MAX_REQUEST_BODY ? { ...options, ownBodyLimit: MAX_REQUEST_BODY } : options);
+  const { metrics } = options;
   const websocket = createSocketHandler({
     logger: options.logger,
     registry: sockets,
@@ -77,18 +91,22 @@ export function createServing(options: ListenerOptions): Serving {
         ? undefined
         : {
             authenticate: options.authenticate,
-            refusals: { guard: options.guard, audit: options.audit },
+            refusals: { guard: options.guard, audit: options.audit, metrics },
             logger: options.logger,
             now: options.now,
           },
+    metrics: metrics?.sockets,
   });
+  metrics?.sample(() => metrics.sockets.open.set(sockets.size));
+  const onRevoked = metrics === undefined ? undefined : createRevocationTimer(metrics, options);
   const { revalidate } = options;
   // A client banned since it connected (guessing in-band on one socket, say) loses its other sockets too.
   const refuseClient = (client: string) => {
     const wait = options.guard?.active === true ? options.guard.retryAfter(client) : 0;
     return wait > 0 ? tooManyAttempts(wait) : undefined;
   };
-  const revalidateSockets = () => (revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now(), refuseClient));
+  const revalidateSockets = () =>
+    revalidate === undefined ? 0 : closeInvalidated(sockets, revalidate, options.now(), refuseClient, onRevoked);
   const revalidateTimer = revalidate === undefined ? undefined : setInterval(revalidateSockets, REVALIDATE_EVERY_MS);
   revalidateTimer?.unref();
   const closeSockets = async () => {

@@ -27,7 +27,18 @@ export interface PublicRoute extends HttpRouteBase {
    * service's host), so the gate's Origin screen does not apply; the route judges it itself.
    */
   readonly judgesOriginItself?: boolean;
+  /**
+   * Set: only the clients `admits` names are served as they are (the metrics scrape from loopback or
+   * METRICS_ALLOW); any other goes through the gate as for `otherwise`, a protected route.
+   */
+  readonly restricted?: RestrictedAccess | undefined;
   handle(request: Request, principal: undefined, server: GateServer): Response | Promise<Response>;
+}
+
+export interface RestrictedAccess {
+  admits(request: Request, server: GateServer): boolean;
+  /** The same answer behind a credential with this route's scope. */
+  readonly otherwise: ProtectedRoute;
 }
 
 /** A route the gate protects: its handler runs only for a verified principal that holds `scope`. */

@@ -12,6 +12,7 @@ import type { AddressResolver } from "../http/clients.ts";
 import { isLocalNetwork } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
 import type { Guard } from "../guard/guard.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { jsonResponse, readForm, toOAuthResponse, tokenResponse, withStoreFailures } from "../http/responses.ts";
 import { generateApiKey, UNSHOWABLE_IN_NAME } from "../secrets/keys.ts";
 import type { Logger } from "../core/log.ts";
@@ -93,6 +94,8 @@ export interface PairingRouteOptions {
   readonly addressOf: AddressResolver;
   readonly guard?: Guard | undefined;
   readonly audit?: AuditLog | undefined;
+  /** Counts refusals by kind (METRICS). */
+  readonly metrics?: GateMetrics | undefined;
   readonly logger: Logger;
   readonly now: () => number;
   /** Makes the new key usable on this instance before the browser receives it. */

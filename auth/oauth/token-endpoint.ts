@@ -4,6 +4,7 @@
  *   grant_type=password            the seed's OAuth2PasswordRequestForm flow (first-party clients)
  *   grant_type=client_credentials  an API key as the client secret (HTTP Basic or form)
  *   grant_type=refresh_token       one-time refresh tokens (§6); a replay revokes the whole family
+ *   grant_type=urn:ietf:params:oauth:grant-type:device_code  a device's poll (RFC 8628; device.ts)
  * `scope` narrows what is granted. Errors follow §5.2. `POST /auth/revoke` is RFC 7009.
  * Each grant has its own file; this one reads the request, dispatches and issues the tokens.
  */
@@ -18,6 +19,7 @@ import { parseScopes } from "../secrets/keys.ts";
 import type { StoreError } from "../store/store.ts";
 import type { GateServer } from "../ws/data.ts";
 import { clientCredentialsGrant } from "./client-credentials-grant.ts";
+import { DEVICE_GRANT_TYPE, deviceCodeGrant } from "./device-grant.ts";
 import { createJwksRoute } from "./jwks.ts";
 import { passwordGrant } from "./password-grant.ts";
 import { refreshGrant } from "./refresh-grant.ts";
@@ -44,6 +46,7 @@ const GRANTS: ReadonlyMap<string, GrantHandler> = new Map([
   ["password", passwordGrant],
   ["client_credentials", clientCredentialsGrant],
   ["refresh_token", refreshGrant],
+  [DEVICE_GRANT_TYPE, deviceCodeGrant],
 ]);
 
 /**
@@ -56,13 +59,16 @@ function settleGrantRefusal(
   { request, server, params }: GrantRequest,
   error: GateError,
 ): GateError {
-  const { guard, audit } = context;
+  const { guard, audit, metrics } = context;
   if (guard === undefined && audit === undefined) return error;
   // The key id a client claimed, by form or by HTTP Basic: guesses against it count too.
   const client = grantType === "client_credentials" ? readClient(request, params) : undefined;
   const keyId = client === undefined || client instanceof GateError ? undefined : client.clientId;
   const username = grantType === "password" ? params.get("username")?.normalize("NFC") : undefined;
-  return settleRefusal({ guard, audit }, { error, address: context.addressOf(request, server), path: "/auth/token", keyId, username });
+  return settleRefusal(
+    { guard, audit, metrics },
+    { error, address: context.addressOf(request, server), path: "/auth/token", keyId, username },
+  );
 }
 
 /** The access token (and the refresh token, for a session) a grant earned, within the scope asked for. */
@@ -74,6 +80,7 @@ async function issueTokens(
 ): Promise<Response> {
   const { principal, clientId, ceiling, session } = granted;
   if (scopes !== undefined && !scopes.every((scope) => mayHave(ceiling, scope))) return toOAuthResponse(SCOPE_NOT_GRANTED);
+  if (granted.answer !== undefined) return tokenResponse(granted.answer);
   const scope = scopes ?? ceiling;
   const sub = subjectOf(principal);
   const issued = await issueAccessToken(

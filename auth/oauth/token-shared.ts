@@ -11,12 +11,14 @@ import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { peerAddress, type AddressResolver, type TransportCheck } from "../http/clients.ts";
 import { looksLikeJwt, type KeySet, type TokenSettings } from "../secrets/jwt.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 import { generateRefreshToken, type parseRefreshToken } from "../secrets/refresh.ts";
 import { digestToken, tokenMatchesDigest } from "../secrets/tokens.ts";
-import type { NewRefreshToken, RefreshStore, RefreshTokenRecord, UserStore } from "../store/store.ts";
+import type { DeviceClients } from "../secrets/device-codes.ts";
+import type { DeviceStore, NewRefreshToken, RefreshStore, RefreshTokenRecord, UserStore } from "../store/store.ts";
 import type { GateServer } from "../ws/data.ts";
 
 export interface TokenEndpointOptions {
@@ -36,11 +38,23 @@ export interface TokenEndpointOptions {
   /** Counts guesses (wrong passwords, unknown refresh tokens, wrong client secrets) toward a ban. */
   readonly guard?: Guard | undefined;
   readonly audit?: AuditLog | undefined;
+  /** Counts refusals by kind (METRICS). */
+  readonly metrics?: GateMetrics | undefined;
   readonly addressOf?: AddressResolver | undefined;
   /** Whether a password may be accepted on this request's transport; absent: always. */
   readonly passwordTransport?: TransportCheck | undefined;
   readonly logger: Logger;
   readonly now: () => number;
+  /** The device_code grant (RFC 8628); absent: refused as an unsupported grant type. */
+  readonly device?: DeviceGrantOptions | undefined;
+}
+
+/** What the device_code grant needs besides the endpoint's own options. */
+export interface DeviceGrantOptions {
+  readonly store: DeviceStore;
+  readonly clients: DeviceClients;
+  /** Makes a device's new API key usable on this instance before the device receives it. */
+  readonly afterKeyIssued: () => Promise<void>;
 }
 
 /** The options with their defaults filled in, once: what every grant and handler reads. */
@@ -69,11 +83,13 @@ export interface Grant {
   readonly ceiling: readonly string[];
   /** For password and refresh grants: the session the tokens belong to. */
   readonly session?: { readonly familyId: string; readonly refresh: string };
+  /** A grant that issued its own credential (a device's API key): the token response's body, answered as it is. */
+  readonly answer?: Readonly<Record<string, unknown>>;
 }
 
 export type GrantHandler = (context: TokenContext, grant: GrantRequest) => Promise<Grant | GateError>;
 
-const CLIENT_CHALLENGE = { "www-authenticate": 'Basic realm="tokengate", charset="UTF-8"' };
+export const CLIENT_CHALLENGE = { "www-authenticate": 'Basic realm="tokengate", charset="UTF-8"' };
 
 function oauthError(kind: GateErrorKind, description: string, headers?: Record<string, string>): GateError {
   return new GateError(kind, description, headers === undefined ? {} : { headers });
@@ -85,7 +101,10 @@ export function clientRefusedFor(why: GateError): GateError {
 }
 
 export const NO_GRANT = oauthError("invalid_request", "grant_type is required");
-export const UNSUPPORTED_GRANT = oauthError("unsupported_grant_type", "Supported grant types: password, client_credentials, refresh_token");
+export const UNSUPPORTED_GRANT = oauthError(
+  "unsupported_grant_type",
+  "Supported grant types: password, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code",
+);
 export const PASSWORD_GRANT_OFF = oauthError("unsupported_grant_type", "grant_type=password is disabled on this server");
 export const NO_PASSWORD = oauthError("invalid_request", "grant_type=password needs username and password");
 export const BAD_CLIENT = oauthError(

@@ -6,6 +6,7 @@
  * client's connection, as the answer can no longer be whole.
  */
 import { GateError } from "../core/errors.ts";
+import type { StatusSeries } from "../core/gate-metrics.ts";
 import { elapsedMs } from "../core/log.ts";
 import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
@@ -29,6 +30,8 @@ export interface HttpTarget {
   readonly relocate: (location: string) => string;
   /** Why the service could not be reached (an error code such as ECONNREFUSED), for the log. */
   readonly reportDown: (error: unknown) => void;
+  /** The route's upstream answers by status, and their latency (absent: METRICS=false). */
+  readonly upstream?: StatusSeries | undefined;
 }
 
 export function describeFailures(name: string, timeoutSeconds: number, maxBodyBytes: number) {
@@ -129,7 +132,10 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
   if (body === null) timer.start();
   exchange.server.timeout(request, target.quietSeconds);
   const started = performance.now();
-  const note = (status: number) => (exchange.upstream = { route: target.name, status, ms: elapsedMs(started) });
+  const note = (status: number) => {
+    exchange.upstream = { route: target.name, status, ms: elapsedMs(started) };
+    target.upstream?.answered(status, exchange.upstream.ms / 1000);
+  };
   try {
     // A client that goes away mid-body cancels the streams, which ends the service's request too.
     const answer = await fetch(url, {

@@ -86,6 +86,7 @@ class ServiceProxy implements ProxiedRoute {
       quietSeconds: route.timeout_seconds + 2,
       relocate: (location) => gateLocation(location, route, upstream),
       reportDown: createDownReporter(route, options.logger),
+      upstream: options.metrics?.upstreamSeries(route.name),
       name: route.name,
       timeoutMs,
       maxBodyBytes: route.max_body_bytes,
@@ -237,6 +238,7 @@ class ServiceProxy implements ProxiedRoute {
     );
     const ms = elapsedMs(started);
     exchange.upstream = { route: this.name, status: link instanceof GateError ? 0 : 101, ms };
+    this.#target.upstream?.answered(exchange.upstream.status, ms / 1000);
     if (link instanceof GateError) return toResponse(link);
     // The service's choice; else the plain marker if the client offered it (a browser that offered
     // protocols fails an answer without one); never a tokengate.bearer entry.

@@ -4,6 +4,7 @@
  * absorbs bursts, and past that callers are told to come back later instead of starving the
  * server (WebSocket, key and JWT traffic never wait behind this queue).
  */
+import type { GateMetrics, VerificationSeries } from "../core/gate-metrics.ts";
 
 export const ARGON2_OPTIONS = { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 } as const;
 
@@ -58,7 +59,23 @@ export interface VerifierLimits {
   readonly queueLimit: number;
 }
 
-export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier {
+type Verify = PasswordVerifier["verify"];
+
+/** Each verification timed from the call to its outcome: the queue's wait and argon2id together, as the client waits. */
+function timeVerifications(verify: Verify, series: VerificationSeries): Verify {
+  return (password, hash, holders) => {
+    const started = performance.now();
+    return verify(password, hash, holders).then((outcome) => {
+      const counted = outcome === "match" ? series.valid : outcome === "mismatch" ? series.invalid : series.unavailable;
+      counted.checks.inc();
+      counted.duration.observe((performance.now() - started) / 1000);
+      return outcome;
+    });
+  };
+}
+
+/** `metrics`: the queue's depth and running checks (read at each scrape), its refusals and each check's time. */
+export function createPasswordVerifier(limits: VerifierLimits, metrics?: GateMetrics): PasswordVerifier {
   let active = 0;
   const waiting: Array<() => void> = [];
   /** Holders with a verification in the queue (not the ones running). */
@@ -76,16 +93,27 @@ export function createPasswordVerifier(limits: VerifierLimits): PasswordVerifier
     }
   };
 
+  const verify: Verify = (password, hash, holders) => {
+    if (active < limits.concurrency && waiting.length === 0) return run(password, hash);
+    const refused =
+      waiting.length >= limits.queueLimit ? "queueFull" : holders.some((holder) => queuedHolders.has(holder)) ? "holderQueued" : undefined;
+    if (refused !== undefined) {
+      metrics?.passwordQueue[refused].inc();
+      return Promise.resolve("busy");
+    }
+    for (const holder of holders) queuedHolders.add(holder);
+    return new Promise<void>((resolve) => waiting.push(resolve)).then(() => {
+      for (const holder of holders) queuedHolders.delete(holder);
+      return run(password, hash);
+    });
+  };
+  metrics?.sample(() => {
+    metrics.passwordQueue.depth.set(waiting.length);
+    metrics.passwordQueue.running.set(active);
+  });
+
   return {
-    verify(password, hash, holders) {
-      if (active < limits.concurrency && waiting.length === 0) return run(password, hash);
-      if (waiting.length >= limits.queueLimit || holders.some((holder) => queuedHolders.has(holder))) return Promise.resolve("busy");
-      for (const holder of holders) queuedHolders.add(holder);
-      return new Promise<void>((resolve) => waiting.push(resolve)).then(() => {
-        for (const holder of holders) queuedHolders.delete(holder);
-        return run(password, hash);
-      });
-    },
+    verify: metrics === undefined ? verify : timeVerifications(verify, metrics.passwordChecks),
     get active() {
       return active;
     },

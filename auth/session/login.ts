@@ -11,6 +11,7 @@ import { parseQuery, valuesOf } from "../core/query.ts";
 import type { Authenticator, Principal } from "../core/principal.ts";
 import type { Guard } from "../guard/guard.ts";
 import type { AuditLog } from "../guard/audit.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { AddressResolver, TransportCheck } from "../http/clients.ts";
 import { judgeCookieRequest } from "../http/csrf.ts";
@@ -33,6 +34,8 @@ export interface LoginOptions {
   readonly passwordTransport: TransportCheck | undefined;
   readonly guard: Guard;
   readonly audit: AuditLog;
+  /** Counts refusals by kind (METRICS). */
+  readonly metrics?: GateMetrics | undefined;
   readonly addressOf: AddressResolver;
   readonly originPolicy: OriginPolicy;
   /** The sign-in page itself (the console bundle's page), for GET and HEAD. */
@@ -70,8 +73,8 @@ class LoginEndpoints {
     names: { keyId?: string | undefined; username?: string },
     path = LOGIN_PATH,
   ) {
-    const { guard, audit, addressOf } = this.options;
-    return settleRefusal({ guard, audit }, { error, address: addressOf(request, server), path, ...names });
+    const { guard, audit, metrics, addressOf } = this.options;
+    return settleRefusal({ guard, audit, metrics }, { error, address: addressOf(request, server), path, ...names });
   }
 
   /** An API key, and only an API key: a JWT or the bootstrap token stays in the page that holds it. */

@@ -20,6 +20,7 @@ import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { AddressResolver, TransportCheck } from "../http/clients.ts";
 import { answerStoreFailures, jsonResponse, toResponse } from "../http/responses.ts";
@@ -55,6 +56,8 @@ export interface PasskeyRouteOptions {
   readonly now: Clock;
   readonly audit: AuditLog;
   readonly guard: Guard;
+  /** Counts refusals by kind (METRICS). */
+  readonly metrics?: GateMetrics | undefined;
   readonly addressOf: AddressResolver;
   readonly roleScopes: RoleScopes;
   /** Confirms the signed-in user's password before a passkey is added or removed. */

@@ -9,6 +9,7 @@ import { GateError, INSECURE_PASSWORD, tooManyAttempts } from "../core/errors.ts
 import type { Principal } from "../core/principal.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
 import { settleRefusal } from "../guard/refusals.ts";
 import type { AddressResolver, TransportCheck } from "../http/clients.ts";
 import { preparePassword } from "../secrets/passwords.ts";
@@ -20,6 +21,8 @@ export interface PasswordChecks {
   readonly passwordTransport?: TransportCheck | undefined;
   readonly guard: Guard;
   readonly audit: AuditLog;
+  /** Counts refusals by kind (METRICS). */
+  readonly metrics?: GateMetrics | undefined;
   readonly addressOf: AddressResolver;
 }
 

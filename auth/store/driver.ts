@@ -27,6 +27,18 @@ export interface SqlDriver extends SqlRunner {
    * with: SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock. Rolled back if `work` throws.
    */
   transaction<T>(work: Work<T>): Promise<T>;
+  /**
+   * Runs `work` in one read-only transaction that sees a single committed state while other
+   * processes go on writing (SQLite's WAL read transaction, PostgreSQL's REPEATABLE READ READ ONLY):
+   * a whole-store export. `schemaVersion` is that state's, read in the same transaction.
+   */
+  snapshot<T>(work: (tx: SqlRunner, schemaVersion: number) => Promise<T>): Promise<T>;
+  /**
+   * Copies the whole database into `file` (new or empty) as one consistent state while others
+   * write: SQLite's VACUUM INTO. false, copying nothing, on an engine without a database file of
+   * its own (PostgreSQL, whose backup is the JSON export).
+   */
+  copyTo(file: string): Promise<boolean>;
   schemaVersion(tx: SqlRunner): Promise<number>;
   setSchemaVersion(tx: SqlRunner, version: number): Promise<void>;
   /** Inside a write transaction that moved the revision: tells other processes at commit. */
@@ -57,6 +69,8 @@ export function guardDriver(engine: SqlDriver): SqlDriver {
     ...engine,
     ...guardRunner(engine),
     transaction: (work) => engine.transaction((tx) => work(guardRunner(tx))).catch(failStore),
+    snapshot: (work) => engine.snapshot((tx, version) => work(guardRunner(tx), version)).catch(failStore),
+    copyTo: (file) => engine.copyTo(file).catch(failStore),
     watch: (onChange) => engine.watch(onChange).catch(failStore),
   };
 }

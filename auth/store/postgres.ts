@@ -77,6 +77,14 @@ export function openPostgresDriver(url: string, options: PostgresOptions = {}): 
         await tx.unsafe("SELECT pg_advisory_xact_lock($1)", [WRITE_LOCK]);
         return work(createPostgresRunner(tx as unknown as SQL));
       }),
+    // One state for the whole read, while writers go on; read-only, so it takes no lock and waits for none.
+    snapshot: (work) =>
+      sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (tx) => {
+        const runner = createPostgresRunner(tx as unknown as SQL);
+        return work(runner, await selectSchemaVersion(runner));
+      }),
+    // No database file to copy here: a PostgreSQL backup is the JSON export.
+    copyTo: async () => false,
     schemaVersion: readSchemaVersion,
     setSchemaVersion: writeSchemaVersion,
     // Delivered at commit, dropped on rollback: a listener never reloads for a change that did not happen.

@@ -178,6 +178,34 @@ const MIGRATIONS: readonly Migration[] = [
       )${t.strict}`,
     ],
   },
+  {
+    // Device login (RFC 8628): one row per device waiting for a person, shared by every instance.
+    // The device code and the user code only as SHA-256; a wrong user code counts against every
+    // waiting row (failures); last_polled_at and interval_s decide slow_down in one transaction.
+    version: 10,
+    statements: (t) => [
+      `CREATE TABLE device_authorizations (
+        id TEXT PRIMARY KEY CHECK (length(id) = 16),
+        device_code_hash ${t.bytes} NOT NULL UNIQUE CHECK (length(device_code_hash) = 32),
+        user_code_hash ${t.bytes} NOT NULL CHECK (length(user_code_hash) = 32),
+        client_id TEXT NOT NULL CHECK (length(client_id) BETWEEN 1 AND 64),
+        scopes TEXT NOT NULL,
+        client_addr TEXT NOT NULL,
+        created_at ${t.int} NOT NULL,
+        expires_at ${t.int} NOT NULL,
+        interval_s ${t.int} NOT NULL CHECK (interval_s >= 1),
+        last_polled_at ${t.int},
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'consumed')),
+        approved_scopes TEXT,
+        approver TEXT,
+        decided_at ${t.int},
+        consumed_at ${t.int},
+        failures ${t.int} NOT NULL CHECK (failures >= 0)
+      )${t.strict}`,
+      "CREATE INDEX device_authorizations_user_code ON device_authorizations(user_code_hash)",
+      "CREATE INDEX device_authorizations_live ON device_authorizations(status, expires_at)",
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

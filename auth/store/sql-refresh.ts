@@ -45,7 +45,8 @@ const toRefresh = (row: RefreshRow): RefreshTokenRecord => ({
 const REFRESH_INSERT = `INSERT INTO refresh_tokens (id, family_id, secret_hash, subject, scopes, roles, client_id, created_at, expires_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
 
-const insertRefreshRow = (runner: SqlRunner, token: NewRefreshToken) =>
+/** Also the refresh token an approved device receives (sql-device.ts). */
+export const insertRefreshRow = (runner: SqlRunner, token: NewRefreshToken) =>
   runner.run(REFRESH_INSERT, [
     token.id,
     token.familyId,

@@ -9,6 +9,8 @@ import { guardDriver, type SqlDriver } from "./driver.ts";
 import { LATEST_SCHEMA, pendingMigrations } from "./schema.ts";
 import { createAppScopeMethods } from "./sql-app-scopes.ts";
 import { createBanMethods } from "./sql-bans.ts";
+import { createDeviceMethods } from "./sql-device.ts";
+import { createBackupMethods } from "./sql-export.ts";
 import { createKeyMethods } from "./sql-keys.ts";
 import { createSqlOperations } from "./sql-operations.ts";
 import { createPairingMethods } from "./sql-pairing.ts";
@@ -19,8 +21,11 @@ import { createSigningKeyMethods } from "./sql-signing-keys.ts";
 import { createUserMethods } from "./sql-users.ts";
 import { StoreError, type Store } from "./types.ts";
 
-/** Brings the schema to the latest version, in one locked transaction, or refuses a newer one. */
-export async function migrateSchema(driver: SqlDriver): Promise<void> {
+/**
+ * Brings the schema to the latest version (or to `target`, for an old backup being read), in one
+ * locked transaction, or refuses a newer one.
+ */
+export async function migrateSchema(driver: SqlDriver, target = LATEST_SCHEMA): Promise<void> {
   await driver.transaction(async (tx) => {
     const current = await driver.schemaVersion(tx);
     if (current > LATEST_SCHEMA) {
@@ -28,7 +33,7 @@ export async function migrateSchema(driver: SqlDriver): Promise<void> {
         `the database schema is version ${current}, newer than this tokengate understands (${LATEST_SCHEMA}); upgrade tokengate`,
       );
     }
-    for (const migration of pendingMigrations(driver.dialect, current)) {
+    for (const migration of pendingMigrations(driver.dialect, current).filter((step) => step.version <= target)) {
       for (const statement of migration.statements) await tx.run(statement);
       await driver.setSchemaVersion(tx, migration.version);
     }
@@ -51,6 +56,7 @@ export function createSqlStore(engine: SqlDriver): Store {
   const driver = guardDriver(engine);
   const sql = createSqlOperations(driver);
   return {
+    ...createBackupMethods(sql, driver),
     ...createKeyMethods(sql),
     ...createUserMethods(sql),
     ...createSigningKeyMethods(sql),
@@ -60,6 +66,7 @@ export function createSqlStore(engine: SqlDriver): Store {
     ...createSessionMethods(sql),
     ...createPasskeyMethods(sql),
     ...createAppScopeMethods(sql),
+    ...createDeviceMethods(sql),
     changeMarker: () => sql.readRevision(),
     watchChanges: (onChange) => driver.watch(onChange),
     close: () => driver.close(),

@@ -101,15 +101,32 @@ async function runTransaction<T>(db: Database, runner: SqlRunner, work: Work<T>)
   }
 }
 
-/** `file` is the database path; its directory is created readable only by this user. */
-export function openSqliteDriver(file: string): SqlDriver {
-  const db = openDatabaseFile(file);
+/**
+ * A read-only transaction (deferred BEGIN): in WAL mode it keeps the state of its first read to
+ * the end, while other connections and processes go on committing.
+ */
+async function runSnapshot<T>(db: Database, runner: SqlRunner, work: (tx: SqlRunner, schemaVersion: number) => Promise<T>): Promise<T> {
+  db.run("BEGIN");
+  try {
+    return await work(runner, await readUserVersion(runner));
+  } finally {
+    // Nothing was written: ending the read transaction either way is the same.
+    db.run("ROLLBACK");
+  }
+}
+
+/** The driver over an open database, whichever way it was opened. */
+function createSqliteDriver(db: Database): SqlDriver {
   const runner = createSqliteRunner(db);
   return {
     dialect: "sqlite",
     all: (text, params) => serialized(() => runner.all(text, params)),
     run: (text, params) => serialized(() => runner.run(text, params)),
     transaction: (work) => serialized(() => runTransaction(db, runner, work)),
+    snapshot: (work) => serialized(() => runSnapshot(db, runner, work)),
+    // VACUUM INTO reads one consistent state (a WAL read transaction) and writes a whole,
+    // compacted database file in rollback-journal mode: one file, no side files to copy with it.
+    copyTo: (file) => serialized(async () => (await runner.run("VACUUM INTO $1", [file]), true)),
     schemaVersion: readUserVersion,
     setSchemaVersion: writeUserVersion,
     announce: async () => {},
@@ -117,6 +134,41 @@ export function openSqliteDriver(file: string): SqlDriver {
     watch: async () => async () => {},
     close: () => serialized(async () => db.close(false)),
   };
+}
+
+/** `file` is the database path; its directory is created readable only by this user. */
+export function openSqliteDriver(file: string): SqlDriver {
+  return createSqliteDriver(openDatabaseFile(file));
+}
+
+/** SQLite's header bytes 18 and 19: 2 for a WAL-mode file, 1 for a rollback-journal one. */
+const WAL_HEADER_OFFSETS = [18, 19] as const;
+
+/**
+ * A private, writable in-memory copy of a database file's bytes (a backup being read): the file
+ * itself is never opened, so reading it leaves no side files and changes nothing. A whole file
+ * whose header says WAL (a copy of a store taken while no server ran) reads the same in
+ * rollback-journal mode, the only mode memory offers. `undefined` when SQLite cannot read it.
+ */
+export function openSqliteCopy(bytes: Uint8Array): SqlDriver | undefined {
+  const copy = new Uint8Array(bytes);
+  if (WAL_HEADER_OFFSETS.every((offset) => copy[offset] === 2)) for (const offset of WAL_HEADER_OFFSETS) copy[offset] = 1;
+  try {
+    const db = Database.deserialize(copy, { strict: true });
+    db.run("PRAGMA foreign_keys = ON");
+    // A damaged or cut-short file fails here rather than halfway through a read.
+    db.query("SELECT count(*) FROM sqlite_master").all();
+    return createSqliteDriver(db);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An empty database in memory, gone when closed (for bringing an old export up to the latest schema). */
+export function openSqliteMemory(): SqlDriver {
+  const db = new Database(":memory:", { strict: true });
+  db.run("PRAGMA foreign_keys = ON");
+  return createSqliteDriver(db);
 }
 
 export function openSqliteStore(file: string): Promise<Store> {

@@ -293,8 +293,133 @@ export interface AppScopeStore {
   listAppScopes(): Promise<string[]>;
 }
 
+/** Where a device login (RFC 8628) stands: waiting for a person, decided, or redeemed by the device. */
+export type DeviceStatus = "pending" | "approved" | "denied" | "consumed";
+
+/** A device waiting for a person (or decided): never its codes, which are stored only as digests. */
+export interface DeviceAuthorizationRecord {
+  /** Public: audit lines and logs name the login by it. */
+  readonly id: string;
+  readonly clientId: string;
+  /** What the device asked for. */
+  readonly scopes: readonly string[];
+  /** Where the device asked from (the client address the guard uses). */
+  readonly clientAddress: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** Seconds the device must wait between polls; slow_down adds 5. */
+  readonly intervalSeconds: number;
+  readonly lastPolledAt: number | null;
+  readonly status: DeviceStatus;
+  /** What the person granted (a narrowing of `scopes`); set on approval. */
+  readonly approvedScopes: readonly string[] | null;
+  /** Who decided: `user:<name>`, `key:<id>` or `bootstrap`. */
+  readonly approver: string | null;
+  readonly decidedAt: number | null;
+  /** Wrong user codes entered anywhere while this one waited. */
+  readonly failures: number;
+}
+
+export type NewDeviceAuthorization = Pick<
+  DeviceAuthorizationRecord,
+  "id" | "clientId" | "scopes" | "clientAddress" | "createdAt" | "expiresAt" | "intervalSeconds"
+> & {
+  /** SHA-256 of the device code. */
+  readonly deviceCodeHash: Uint8Array;
+  /** SHA-256 of the normalized user code (`BDWPHQPK`). */
+  readonly userCodeHash: Uint8Array;
+};
+
+/** How many devices may wait at once, and how long an ended login is kept (so a late poll is told "used", not "unknown"). */
+export interface DeviceLimits {
+  readonly perAddress: number;
+  readonly total: number;
+  readonly keepEndedMs: number;
+}
+
+/** "started"; "collision" (the user code is taken: draw another); "busy_address" / "busy" (too many waiting). */
+export type DeviceStartOutcome = "started" | "collision" | "busy_address" | "busy";
+
+/** A person's decision on a waiting device. */
+export type DeviceDecision =
+  | { readonly kind: "approve"; readonly scopes: readonly string[]; readonly approver: string; readonly at: number }
+  | { readonly kind: "deny"; readonly approver: string; readonly at: number };
+
+/**
+ * A device's poll, decided in one transaction: "pending" (its poll time noted), "slow_down" (it
+ * polled within its interval: the interval grew to `intervalSeconds`), "approved" (the record, to
+ * redeem), or why not.
+ */
+export type DevicePollOutcome =
+  | { readonly kind: "missing" | "wrong_client" | "consumed" | "denied" | "expired" | "pending" }
+  | { readonly kind: "slow_down"; readonly intervalSeconds: number }
+  | { readonly kind: "approved"; readonly record: DeviceAuthorizationRecord };
+
+/** What an approved device receives, written in the same transaction that spends its code. */
+export type DeviceCredentialRecord =
+  { readonly kind: "key"; readonly key: NewKey } | { readonly kind: "refresh"; readonly token: NewRefreshToken };
+
+/** Device logins (RFC 8628), shared by every instance. */
+export interface DeviceStore {
+  /** Stores a new login unless too many wait; forgets logins that ended `keepEndedMs` ago. */
+  startDeviceAuthorization(login: NewDeviceAuthorization, limits: DeviceLimits): Promise<DeviceStartOutcome>;
+  /**
+   * The waiting login a user code names (live, and not burnt by `maxFailures` wrong codes), or
+   * `undefined`: then the miss is counted against every waiting login, in the same transaction.
+   */
+  findDeviceAuthorization(userCodeHash: Uint8Array, now: number, maxFailures: number): Promise<DeviceAuthorizationRecord | undefined>;
+  /** Approves or denies a login that still waits; the decided record, or `undefined` when it no longer waits. */
+  decideDeviceAuthorization(id: string, decision: DeviceDecision, maxFailures: number): Promise<DeviceAuthorizationRecord | undefined>;
+  /** A device's poll with its code and client id, at `now` (see DevicePollOutcome). */
+  pollDeviceAuthorization(deviceCodeHash: Uint8Array, clientId: string, now: number, maxFailures: number): Promise<DevicePollOutcome>;
+  /** Spends an approved, live login and stores its credential, in one transaction; false when it was spent or ended meanwhile. */
+  redeemDeviceAuthorization(id: string, now: number, credential: DeviceCredentialRecord): Promise<boolean>;
+}
+
+/** A value of a copied row: an integer, text, bytes (digests, public keys) or null. */
+export type SnapshotValue = string | number | Uint8Array | null;
+
+/** A row by column name, as stored. */
+export type SnapshotRow = Readonly<Record<string, SnapshotValue>>;
+
+/**
+ * A whole store as stored, for backups and for moving between engines: every table of its schema
+ * version (the revision counter aside), secrets only as the store holds them (digests, argon2id
+ * hashes; the JWT signing keys whole).
+ */
+export interface StoreSnapshot {
+  readonly schemaVersion: number;
+  /** Every table of that version, in the order the migrations made them, with its rows. */
+  readonly tables: ReadonlyMap<string, readonly SnapshotRow[]>;
+}
+
+/**
+ * What an import did: "imported" (rows per table), "not_empty" (the store holds credentials and
+ * replacing was not asked for: the tables that hold them, nothing written), "schema_mismatch" (the
+ * snapshot's version is not the store's: nothing written).
+ */
+export type SnapshotImport =
+  | { readonly kind: "imported"; readonly counts: ReadonlyMap<string, number> }
+  | { readonly kind: "not_empty"; readonly counts: ReadonlyMap<string, number> }
+  | { readonly kind: "schema_mismatch"; readonly store: number; readonly snapshot: number };
+
+/** Whole-store copies: backup, restore, moving a store between SQLite and PostgreSQL. */
+export interface BackupStore {
+  readonly engine: "sqlite" | "postgres";
+  /** Every table's rows and the schema version, read in one consistent state while others write. */
+  exportSnapshot(): Promise<StoreSnapshot>;
+  /** SQLite: a consistent copy of the database into `file` (new or empty); false on an engine without a file. */
+  copyDatabase(file: string): Promise<boolean>;
+  /**
+   * Loads a snapshot of this store's schema version in one change (running servers reload): into a
+   * store without credentials, or, with `replace`, in place of everything it holds.
+   */
+  importSnapshot(snapshot: StoreSnapshot, replace: boolean): Promise<SnapshotImport>;
+}
+
 /** The embedded default implements every store interface over one database file. */
-export type Store = KeyStore &
+export type Store = BackupStore &
+  KeyStore &
   UserStore &
   SigningKeyStore &
   RefreshStore &
@@ -302,7 +427,8 @@ export type Store = KeyStore &
   PairingStore &
   SessionStore &
   PasskeyStore &
-  AppScopeStore;
+  AppScopeStore &
+  DeviceStore;
 
 export class StoreError extends Error {
   override readonly name = "StoreError";

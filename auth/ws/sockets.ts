@@ -14,6 +14,7 @@ import type { Clock } from "../core/clock.ts";
 import { parseApiKey } from "../secrets/keys.ts";
 import { settleRefusal, type RefusalSinks } from "../guard/refusals.ts";
 import type { Logger } from "../core/log.ts";
+import type { SocketSeries } from "../core/gate-metrics.ts";
 import { requireScope, type Authenticator, type Principal } from "../core/principal.ts";
 
 /** A socket whose credential expires is told this long before it does. */
@@ -59,6 +60,8 @@ export function closeInvalidated(
   now: number,
   /** Why the socket's client may no longer be served (a ban started since it connected), or undefined. */
   refuseClient: (client: string) => GateError | undefined = () => undefined,
+  /** Hears each socket closed because its principal was revoked (the revocation-to-close latency is measured there). */
+  onRevoked?: (principal: Principal) => void,
 ): number {
   let closed = 0;
   for (const ws of registry) {
@@ -66,6 +69,7 @@ export function closeInvalidated(
     const error = refuseClient(ws.data.client) ?? revalidate(principal, ws.data.scope);
     if (error !== undefined) {
       closeWithError(ws, error);
+      if (error.kind === "revoked_token") onRevoked?.(principal);
       closed += 1;
     } else if (
       // A proxied socket speaks the service's protocol: a warning there would be a frame the service
@@ -218,10 +222,12 @@ export interface SocketHandlerOptions {
   readonly idleTimeout: number;
   /** Verifies tokens sent in-band (`{"type":"auth"}`); without it such messages are echoed. */
   readonly reauth?: ReauthOptions | undefined;
+  /** Sockets opened, and closed by close code. */
+  readonly metrics?: SocketSeries | undefined;
 }
 
 export function createSocketHandler(options: SocketHandlerOptions): WebSocketHandler<WsData> {
-  const { logger, registry } = options;
+  const { logger, registry, metrics } = options;
   return {
     data: {} as WsData,
     maxPayloadLength: options.maxPayload,
@@ -231,6 +237,7 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
     closeOnBackpressureLimit: true,
     open(ws) {
       registry.add(ws);
+      metrics?.opened.inc();
       if (ws.data.link !== undefined) ws.data.link.attach(ws);
       else if (ws.data.app !== undefined) runApp(ws, logger, (app) => app.open?.(ws));
       else ws.send(ws.data.greeting);
@@ -258,6 +265,7 @@ export function createSocketHandler(options: SocketHandlerOptions): WebSocketHan
     },
     close(ws, code, reason) {
       registry.delete(ws);
+      metrics?.closed(code).inc();
       ws.data.link?.closed(code, reason);
       if (ws.data.app !== undefined) runApp(ws, logger, (app) => app.close?.(ws, code, reason));
       logger.info("ws.close", {

@@ -7,14 +7,12 @@
  * control is a 44 px target at phone size, and every page is saved as a screenshot at desktop and
  * phone size (tests/.artifacts/admin/).
  */
-import { AxeBuilder } from "@axe-core/playwright";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import jsQR from "jsqr";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, BrowserContextOptions, Page } from "playwright-core";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
-import { chromiumAvailable, launchChromium, requireChromium } from "../support/browser.ts";
+import { chromiumAvailable, decodeQr, launchChromium, requireChromium, seriousViolations, smallTargets } from "../support/browser.ts";
 import { ROOT, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import { captureOutput, expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
@@ -73,25 +71,6 @@ async function confirm(page: Page): Promise<void> {
   await page.getByTestId("confirm-yes").click();
 }
 
-/** The QR code as Chromium drew it, rasterised in the page, decoded by jsQR in this process. */
-async function decodeQr(page: Page): Promise<string | undefined> {
-  const size = 400;
-  // A string, as the page's own code: the tests' tsconfig has no DOM types.
-  const pixels = await page.evaluate<number[]>(`(async () => {
-    const svg = document.querySelector("#new-key-qr svg");
-    const image = new Image(${size}, ${size});
-    image.src = "data:image/svg+xml;base64," + btoa(new XMLSerializer().serializeToString(svg));
-    await image.decode();
-    const canvas = document.createElement("canvas");
-    canvas.width = ${size};
-    canvas.height = ${size};
-    const context = canvas.getContext("2d");
-    context.drawImage(image, 0, 0, ${size}, ${size});
-    return Array.from(context.getImageData(0, 0, ${size}, ${size}).data);
-  })()`);
-  return jsQR(Uint8ClampedArray.from(pixels), size, size)?.data;
-}
-
 interface Seeded {
   readonly admin: string;
   readonly viewerPassword: string;
@@ -127,7 +106,7 @@ describe.skipIf(!chromiumAvailable)("the admin console on a phone", () => {
     await page.getByTestId("copy-new-key").click();
     await waitForStatus(page, /^Key copied\./);
     expect(await page.evaluate<string>("navigator.clipboard.readText()")).toBe(secret);
-    expect(await decodeQr(page)).toBe(secret);
+    expect(await decodeQr(page, "#new-key-qr svg")).toBe(secret);
     const works = await fetch(`${app.http}/secure-data`, { headers: { "x-auth-token": secret } });
     expect(works.status).toBe(200);
     await page.screenshot({ path: join(ARTIFACTS, "key-made-phone.png"), fullPage: true });
@@ -285,27 +264,6 @@ describe.skipIf(!chromiumAvailable)("keyboard only", () => {
     expect(await page.evaluate<string | null>(`document.activeElement?.getAttribute("aria-label")`)).toBe("Revoke porch camera");
   }, 30_000);
 });
-
-/** Controls a finger must hit: each at least 44 × 44 CSS pixels (a checkbox counts by its label). */
-async function smallTargets(page: Page): Promise<string[]> {
-  return page.evaluate<string[]>(`(() => {
-    const controls = document.querySelectorAll("button, a, select, summary, input:not([type=checkbox]):not([type=hidden]), label.choice");
-    const small = [];
-    for (const control of controls) {
-      const box = control.getBoundingClientRect();
-      if (box.width === 0 || box.height === 0) continue;
-      if (box.height < 44 || box.width < 44) small.push(control.tagName + " " + control.textContent.trim() + " " + box.width + "x" + box.height);
-    }
-    return small;
-  })()`);
-}
-
-async function seriousViolations(page: Page): Promise<string[]> {
-  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21aa", "wcag22aa"]).analyze();
-  return results.violations
-    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
-    .map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`);
-}
 
 describe.skipIf(!chromiumAvailable)("every page, both themes, desktop and phone", () => {
   for (const colorScheme of ["light", "dark"] as const) {

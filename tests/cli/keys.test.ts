@@ -174,7 +174,7 @@ describe("durations", () => {
 describe("scopes of a new key", () => {
   test.each([
     [["--scopes", "data:raed"], {}, "unknown scope data:raed"],
-    [["--scopes", "data:read,ws:conect"], {}, "Known scopes: * admin data:read ws:connect"],
+    [["--scopes", "data:read,ws:conect"], {}, "Known scopes: * admin data:read metrics:read ws:connect"],
     [["--scopes", "display:show"], {}, "--allow-new-scope"],
     [["--scopes", "data:read", "--scopes", "ws:conect"], {}, "unknown scope ws:conect"],
   ])("%p is a usage error that lists the known scopes; nothing stored", async (args, env, words) => {

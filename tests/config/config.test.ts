@@ -33,6 +33,7 @@ describe("parseConfig defaults", () => {
         allowedOrigins: [],
         trustedProxies: [],
         banExempt: ["127.0.0.1", "::1"],
+        metrics: { enabled: true, allow: [] },
         auditLogFile: null,
         auditSuccessSample: 0,
         routesFile: null,
@@ -53,6 +54,8 @@ describe("parseConfig defaults", () => {
         shutdownTimeout: 5,
         sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
         webauthn: null,
+        publicUrl: null,
+        deviceClients: { others: "tokens", listed: new Map() },
       },
     });
   });
@@ -77,6 +80,8 @@ describe("parseConfig defaults", () => {
         ALLOWED_ORIGINS: "https://dash.lan:8443/",
         TRUSTED_PROXIES: "10.0.0.2",
         BAN_EXEMPT: "",
+        METRICS: "false",
+        METRICS_ALLOW: "10.0.0.5, 192.168.1.0/24",
         AUDIT_LOG_FILE: "/var/log/tokengate/audit.jsonl",
         AUDIT_SUCCESS_SAMPLE: "0.25",
         TLS_CERT_FILE: "/etc/tokengate/cert.pem",
@@ -117,6 +122,7 @@ describe("parseConfig defaults", () => {
         allowedOrigins: ["https://dash.lan:8443"],
         trustedProxies: ["10.0.0.2"],
         banExempt: [],
+        metrics: { enabled: false, allow: ["10.0.0.5", "192.168.1.0/24"] },
         auditLogFile: "/var/log/tokengate/audit.jsonl",
         auditSuccessSample: 0.25,
         routesFile: null,
@@ -137,6 +143,8 @@ describe("parseConfig defaults", () => {
         shutdownTimeout: 2,
         sessions: { idleMs: 7 * 86_400_000, lifetimeMs: 30 * 86_400_000 },
         webauthn: null,
+        publicUrl: null,
+        deviceClients: { others: "tokens", listed: new Map() },
       },
     });
   });
@@ -207,6 +215,8 @@ describe("problems", () => {
     ["ALLOWED_ORIGINS wildcard", { ALLOWED_ORIGINS: "*" }, "ALLOWED_ORIGINS", /origins such as/],
     ["TRUSTED_PROXIES with a name", { TRUSTED_PROXIES: "proxy.lan" }, "TRUSTED_PROXIES", /addresses or IPv4 CIDRs/],
     ["BAN_EXEMPT with a bad CIDR", { BAN_EXEMPT: "10.0.0.0/33" }, "BAN_EXEMPT", /addresses or IPv4 CIDRs/],
+    ["METRICS not a boolean", { METRICS: "sometimes" }, "METRICS", /true or false/],
+    ["METRICS_ALLOW with a name", { METRICS_ALLOW: "prometheus.lan" }, "METRICS_ALLOW", /addresses or IPv4 CIDRs/],
     ["AUDIT_SUCCESS_SAMPLE above 1", { AUDIT_SUCCESS_SAMPLE: "2" }, "AUDIT_SUCCESS_SAMPLE", /fraction from 0 to 1/],
     ["a certificate without its key", { TLS_CERT_FILE: "/etc/cert.pem" }, "TLS_KEY_FILE", /set together/],
     ["BASIC_AUTH not a boolean", { BASIC_AUTH: "maybe" }, "BASIC_AUTH", /true or false/],

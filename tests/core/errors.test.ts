@@ -27,6 +27,10 @@ describe("refusal policies", () => {
     ["invalid_request", "invalid_request", 400, 4400, false, true],
     ["unsupported_grant_type", "unsupported_grant_type", 400, 4400, false, false],
     ["too_many_requests", "too_many_requests", 429, 4429, false, true],
+    ["authorization_pending", "authorization_pending", 400, 4400, false, false],
+    ["slow_down", "slow_down", 400, 4400, false, false],
+    ["device_code_expired", "expired_token", 400, 4400, false, false],
+    ["device_denied", "access_denied", 400, 4400, false, false],
   ])("%s: wire %s, %d, close %d, guess %p, audited %p", (kind, wire, status, close, guess, audited) => {
     const error = new GateError(kind, "x");
     expect(error.code).toBe(wire as never);
@@ -44,8 +48,9 @@ describe("refusal policies", () => {
 
   test("kinds that share a wire code answer with the same HTTP status (clients see one code)", () => {
     const statusByWire = new Map<string, Set<number>>();
-    for (const policy of Object.values(POLICIES))
-      statusByWire.set(policy.wire, (statusByWire.get(policy.wire) ?? new Set()).add(policy.status));
+    // The one exception: RFC 8628 §3.5's access_denied comes from the token endpoint, where RFC 6749 §5.2 makes every error 400.
+    const policies = Object.entries(POLICIES).filter(([kind]) => kind !== "device_denied");
+    for (const [, policy] of policies) statusByWire.set(policy.wire, (statusByWire.get(policy.wire) ?? new Set()).add(policy.status));
     for (const [wire, statuses] of statusByWire) expect([wire, statuses.size]).toEqual([wire, 1]);
   });
 });

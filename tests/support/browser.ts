@@ -5,7 +5,9 @@
  */
 import { expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import { AxeBuilder } from "@axe-core/playwright";
+import jsQR from "jsqr";
+import { chromium, type Browser, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const chromiumAvailable = existsSync(CHROMIUM);
@@ -39,4 +41,48 @@ export function launchChromium(extra: readonly string[] = []): Promise<Browser> 
       ...extra,
     ],
   });
+}
+
+/**
+ * A QR code as Chromium drew it (the SVG under `selector`), rasterised in the page and decoded by
+ * jsQR in the test: an independent decoder reading the pixels, not the encoder's own matrix.
+ */
+export async function decodeQr(page: Page, selector: string): Promise<string | undefined> {
+  const size = 400;
+  // A string, as the page's own code: the tests' tsconfig has no DOM types.
+  const pixels = await page.evaluate<number[]>(`(async () => {
+    const svg = document.querySelector(${JSON.stringify(selector)});
+    const image = new Image(${size}, ${size});
+    image.src = "data:image/svg+xml;base64," + btoa(new XMLSerializer().serializeToString(svg));
+    await image.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = ${size};
+    canvas.height = ${size};
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0, ${size}, ${size});
+    return Array.from(context.getImageData(0, 0, ${size}, ${size}).data);
+  })()`);
+  return jsQR(Uint8ClampedArray.from(pixels), size, size)?.data;
+}
+
+/** Controls a finger must hit: each at least 44 × 44 CSS pixels (a checkbox counts by its label). */
+export async function smallTargets(page: Page): Promise<string[]> {
+  return page.evaluate<string[]>(`(() => {
+    const controls = document.querySelectorAll("button, a, select, summary, input:not([type=checkbox]):not([type=hidden]), label.choice");
+    const small = [];
+    for (const control of controls) {
+      const box = control.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0) continue;
+      if (box.height < 44 || box.width < 44) small.push(control.tagName + " " + control.textContent.trim() + " " + box.width + "x" + box.height);
+    }
+    return small;
+  })()`);
+}
+
+/** axe-core's serious and critical findings (WCAG 2.0, 2.1 and 2.2, A and AA) on the page as it stands. */
+export async function seriousViolations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21aa", "wcag22aa"]).analyze();
+  return results.violations
+    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+    .map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`);
 }

@@ -1,0 +1,195 @@
+/**
+ * The person's side of a device login (RFC 8628 §3.3), for the console's device view: JSON
+ * endpoints for anyone signed in (the session cookie, with the gate's CSRF rule, or a token).
+ * Refusals come in the token endpoint's shape (`error`, `error_description`, `code`, `detail`).
+ *
+ *   POST /auth/device/lookup   {user_code}            what the device asks for, from where, until when
+ *   POST /auth/device/approve  {user_code, scopes?}   approve, narrowing the scopes if wished
+ *   POST /auth/device/deny     {user_code}            deny
+ *
+ * Typed codes are guessable (20⁸), so they are guarded like pairing codes: a code that names no
+ * waiting device counts toward the client's ban (10 a minute) and against every waiting device,
+ * which dies after DEVICE_MAX_FAILURES of them from anywhere. The approver grants at most what the
+ * device asked for and what they hold themselves; decisions are audited.
+ */
+import { subjectOf } from "../authn/principals.ts";
+import { GateError } from "../core/errors.ts";
+import { ANY_SCOPE, hasScope, type Principal } from "../core/principal.ts";
+import { isoOrNull } from "../core/times.ts";
+import type { GateMetrics } from "../core/gate-metrics.ts";
+import type { AuditLog } from "../guard/audit.ts";
+import type { Guard } from "../guard/guard.ts";
+import { settleRefusal } from "../guard/refusals.ts";
+import type { AddressResolver } from "../http/clients.ts";
+import { answerStoreFailures, jsonResponse, readJsonObject, toOAuthResponse } from "../http/responses.ts";
+import type { ProtectedRoute } from "../http/routes.ts";
+import { completeVerificationUri, deviceCredentialOf, formatUserCode, parseUserCode, type DeviceClients } from "../secrets/device-codes.ts";
+import { parseScopes } from "../secrets/keys.ts";
+import { digestToken } from "../secrets/tokens.ts";
+import type { DeviceAuthorizationRecord, DeviceDecision, DeviceStore } from "../store/store.ts";
+import type { GateServer } from "../ws/data.ts";
+import { DEVICE_MAX_FAILURES } from "./device-grant.ts";
+
+export const DEVICE_LOOKUP_PATH = "/auth/device/lookup";
+export const DEVICE_APPROVE_PATH = "/auth/device/approve";
+export const DEVICE_DENY_PATH = "/auth/device/deny";
+
+export interface ApprovalOptions {
+  readonly store: DeviceStore;
+  readonly clients: DeviceClients;
+  readonly addressOf: AddressResolver;
+  readonly guard: Guard;
+  readonly audit: AuditLog;
+  /** Counts the refusals of user-code entry (tokengate_refusals_total). */
+  readonly metrics?: GateMetrics | undefined;
+  readonly now: () => number;
+  readonly servesServiceHost: (host: string | null) => boolean;
+  /** verification_uri as this request names it (the QR code on the page carries it). */
+  readonly pageUri: (request: Request, server: GateServer) => string;
+}
+
+const NOT_HERE = new GateError("not_found", "Not Found");
+const BAD_USER_CODE = new GateError("invalid_request", "user_code must be the 8 letters the device shows, such as BDWP-HQPK");
+const WRONG_USER_CODE = new GateError(
+  "wrong_grant_secret",
+  "That code is wrong, has expired or was already used: check the device's screen, or start again on the device",
+);
+const BAD_SCOPES = new GateError("invalid_request", 'scopes must be a list of scope names such as ["data:read"]');
+const NO_SCOPES = new GateError("invalid_request", "Choose at least one scope, or deny the device");
+const NOT_ASKED = new GateError("invalid_scope", "You can only narrow what the device asked for, not add to it");
+const NOT_YOURS = new GateError("invalid_scope", "You can give a device only scopes you hold yourself; untick the others");
+const PERSON_NEEDED = new GateError(
+  "access_denied",
+  "This device receives a person's tokens: sign in with your own account (a username), not a key, to approve it",
+);
+const CLIENT_REMOVED = new GateError("access_denied", "This client may no longer log in as a device (DEVICE_CLIENTS)");
+const DECIDED_MEANWHILE = new GateError("conflict", "The device was approved, denied or expired meanwhile");
+
+/** What the person sent: the code, and for an approval the scopes chosen (`undefined`: all that were asked). */
+interface CodeRequest {
+  readonly userCode: string;
+  readonly scopes: readonly string[] | undefined;
+}
+
+/** A JSON list of scope names, or `undefined` when it is not one. */
+function readScopeList(value: unknown): string[] | undefined {
+  if (!Array.isArray(value) || value.length > 64 || !value.every((entry) => typeof entry === "string")) return undefined;
+  if (value.length === 0) return [];
+  const parsed = parseScopes(value.join(" "));
+  return parsed !== undefined && parsed.length === new Set(value).size ? parsed : undefined;
+}
+
+async function readCodeRequest(request: Request): Promise<CodeRequest | GateError> {
+  const body = await readJsonObject(request);
+  if (body instanceof GateError) return body;
+  const userCode = typeof body.user_code === "string" ? parseUserCode(body.user_code) : undefined;
+  if (userCode === undefined) return BAD_USER_CODE;
+  if (body.scopes === undefined) return { userCode, scopes: undefined };
+  const scopes = readScopeList(body.scopes);
+  return scopes === undefined ? BAD_SCOPES : { userCode, scopes };
+}
+
+/** One call of an approval endpoint, the login found: what the step works on. */
+interface ApprovalCall {
+  readonly request: Request;
+  readonly server: GateServer;
+  readonly principal: Principal;
+  readonly asked: CodeRequest;
+  readonly login: DeviceAuthorizationRecord;
+}
+
+type Step = (call: ApprovalCall) => Promise<Record<string, unknown> | GateError>;
+
+/** The waiting login a typed code names, or the refusal: a miss is counted (the client's ban, every waiting login). */
+async function findLogin(options: ApprovalOptions, request: Request, server: GateServer, userCode: string, path: string) {
+  const found = await options.store.findDeviceAuthorization(digestToken(userCode), options.now(), DEVICE_MAX_FAILURES);
+  return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address: options.addressOf(request, server), path });
+}
+
+/** A protected JSON endpoint of the device view: the code read and looked up, then its step. */
+function approvalRoute(options: ApprovalOptions, path: string, step: Step): ProtectedRoute {
+  return {
+    kind: "http",
+    path,
+    methods: ["POST"],
+    scope: ANY_SCOPE,
+    handle: answerStoreFailures(async (request, principal, server) => {
+      if (options.servesServiceHost(request.headers.get("host"))) return toOAuthResponse(NOT_HERE);
+      const asked = await readCodeRequest(request);
+      if (asked instanceof GateError) return toOAuthResponse(asked);
+      const login = await findLogin(options, request, server, asked.userCode, path);
+      if (login instanceof GateError) return toOAuthResponse(login);
+      const answer = await step({ request, server, principal, asked, login });
+      return answer instanceof GateError ? toOAuthResponse(answer) : jsonResponse(200, JSON.stringify(answer));
+    }),
+  };
+}
+
+/** The scopes to grant: a narrowing of what the device asked for, within what the approver holds. */
+function chooseScopes(login: DeviceAuthorizationRecord, principal: Principal, chosen: readonly string[] | undefined) {
+  const scopes = chosen ?? login.scopes;
+  if (scopes.length === 0) return NO_SCOPES;
+  if (!scopes.every((scope) => login.scopes.includes(scope))) return NOT_ASKED;
+  return scopes.every((scope) => hasScope(principal, scope)) ? scopes : NOT_YOURS;
+}
+
+/** Whether this approver can give the device what it receives: a person's tokens need a person. */
+function approverFits(options: ApprovalOptions, login: DeviceAuthorizationRecord, principal: Principal): GateError | undefined {
+  const credential = deviceCredentialOf(options.clients, login.clientId);
+  if (credential === undefined) return CLIENT_REMOVED;
+  return credential === "tokens" && principal.kind !== "user" ? PERSON_NEEDED : undefined;
+}
+
+function describeLogin(options: ApprovalOptions, { request, server, principal, asked, login }: ApprovalCall) {
+  return {
+    user_code: formatUserCode(asked.userCode),
+    client_id: login.clientId,
+    scopes: login.scopes,
+    grantable: login.scopes.filter((scope) => hasScope(principal, scope)),
+    credential: deviceCredentialOf(options.clients, login.clientId) ?? null,
+    approvable: approverFits(options, login, principal) === undefined,
+    requested_from: login.clientAddress,
+    requested_at: isoOrNull(login.createdAt),
+    expires_at: isoOrNull(login.expiresAt),
+    verification_uri_complete: completeVerificationUri(options.pageUri(request, server), asked.userCode),
+  };
+}
+
+/** Records a decision on a login that still waits, and audits it. */
+async function recordDecision(options: ApprovalOptions, call: ApprovalCall, decision: DeviceDecision) {
+  const decided = await options.store.decideDeviceAuthorization(call.login.id, decision, DEVICE_MAX_FAILURES);
+  if (decided === undefined) return DECIDED_MEANWHILE;
+  const { principal, login } = call;
+  options.audit.record(decision.kind === "approve" ? "device.approved" : "device.denied", {
+    device: login.id,
+    client_id: login.clientId,
+    scopes: decision.kind === "approve" ? decision.scopes.join(" ") : undefined,
+    by: principal.id,
+    by_kind: principal.kind,
+    address: options.addressOf(call.request, call.server),
+    requested_from: login.clientAddress,
+  });
+  return decided;
+}
+
+export function createApprovalRoutes(options: ApprovalOptions): ProtectedRoute[] {
+  const approve: Step = async (call) => {
+    const unfit = approverFits(options, call.login, call.principal);
+    if (unfit !== undefined) return unfit;
+    const scopes = chooseScopes(call.login, call.principal, call.asked.scopes);
+    if (scopes instanceof GateError) return scopes;
+    const approver = subjectOf(call.principal);
+    const decided = await recordDecision(options, call, { kind: "approve", scopes, approver, at: options.now() });
+    return decided instanceof GateError ? decided : { approved: true, client_id: decided.clientId, scopes };
+  };
+  const deny: Step = async (call) => {
+    const decision: DeviceDecision = { kind: "deny", approver: subjectOf(call.principal), at: options.now() };
+    const decided = await recordDecision(options, call, decision);
+    return decided instanceof GateError ? decided : { denied: true, client_id: decided.clientId };
+  };
+  return [
+    approvalRoute(options, DEVICE_LOOKUP_PATH, async (call) => describeLogin(options, call)),
+    approvalRoute(options, DEVICE_APPROVE_PATH, approve),
+    approvalRoute(options, DEVICE_DENY_PATH, deny),
+  ];
+}
