@@ -5,6 +5,7 @@
  * (5 s more after each slow_down) until a person approves or denies or the code expires, and
  * writes what it receives to a file only its owner can read.
  */
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -93,6 +94,8 @@ async function postForm(options: LoginOptions, path: string, fields: Record<stri
       method: "POST",
       headers: { accept: "application/json" },
       body: new URLSearchParams(fields),
+      // A redirect would re-send the device code (307/308) to wherever it points.
+      redirect: "error",
       ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
     const body = (await response.json().catch(() => ({}))) as Json;
@@ -154,7 +157,8 @@ function credentialFile(options: LoginOptions, body: Json, now: number): string 
 /** Writes the file with mode 0600 from its first byte (a private temporary file, renamed into place). */
 function writePrivateFile(path: string, content: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temporary = `${path}.${process.pid}.tmp`;
+  // Random, not the pid: a leftover file of a reused pid would make "wx" fail after the code is spent.
+  const temporary = `${path}.${randomBytes(8).toString("hex")}.tmp`;
   writeFileSync(temporary, content, { mode: 0o600, flag: "wx" });
   chmodSync(temporary, 0o600);
   renameSync(temporary, path);
@@ -205,7 +209,14 @@ async function runDeviceLogin(args: string[], context: CliContext): Promise<numb
   context.io.out(describeCode(started, options.clientId, context.now() + started.expires_in * 1000));
   const tokens = await pollForTokens(options, started, context);
   if (typeof tokens === "number") return tokens;
-  writePrivateFile(options.out, credentialFile(options, tokens, context.now()));
+  try {
+    writePrivateFile(options.out, credentialFile(options, tokens, context.now()));
+  } catch (error) {
+    // The code is spent: say where writing failed, never what would have been written.
+    const why = error instanceof Error && "code" in error ? String(error.code) : "an error";
+    context.io.err(`Approved, but ${options.out} could not be written (${why}); start a new device login with a writable --out.\n`);
+    return EXIT.failure;
+  }
   const scope = text(tokens.scope) ?? "";
   context.io.out(`Approved. "${options.clientId}" may now use: ${scope || "nothing"}.\nSaved to ${options.out} (mode 600).\n`);
   return EXIT.ok;

@@ -153,32 +153,37 @@ function memoize<T>(make: (label: string) => T): (label: string) => T {
   };
 }
 
+/** A counter by route and code with its duration histogram by route: one StatusSeries per route, made once. */
+function createStatusFamily(registry: Registry, counted: { name: string; help: string }, timed: { name: string; help: string }) {
+  const counter = registry.counter({ ...counted, labelNames: ["route", "code"] });
+  const durations = registry.histogram({ ...timed, labelNames: ["route"], buckets: REQUEST_BUCKETS });
+  return memoize((label) => new StatusSeries(counter, label, durations.child(label)));
+}
+
 function createHttpSeries(registry: Registry) {
-  const requests = registry.counter({
-    name: "tokengate_http_requests_total",
-    help: "Requests the gate answered, by route (its route path, a routes-file route name, or unmatched) and status code (listed codes, else their class)",
-    labelNames: ["route", "code"],
-  });
-  const durations = registry.histogram({
-    name: "tokengate_http_request_duration_seconds",
-    help: "Time from a request reaching the gate to its answer (the response head; for a WebSocket, the upgrade), by route",
-    labelNames: ["route"],
-    buckets: REQUEST_BUCKETS,
-  });
-  const upstream = registry.counter({
-    name: "tokengate_proxy_upstream_responses_total",
-    help: "Answers of the routes file's services, by route name and status code (none: no answer, i.e. unreachable, too slow or a body too large)",
-    labelNames: ["route", "code"],
-  });
-  const upstreamDurations = registry.histogram({
-    name: "tokengate_proxy_upstream_duration_seconds",
-    help: "Time a routes-file service took to answer (its response head), by route name",
-    labelNames: ["route"],
-    buckets: REQUEST_BUCKETS,
-  });
   return {
-    routeSeries: memoize((label) => new StatusSeries(requests, label, durations.child(label))),
-    upstreamSeries: memoize((label) => new StatusSeries(upstream, label, upstreamDurations.child(label))),
+    routeSeries: createStatusFamily(
+      registry,
+      {
+        name: "tokengate_http_requests_total",
+        help: "Requests the gate answered, by route (its route path, a routes-file route name, or unmatched) and status code (listed codes, else their class)",
+      },
+      {
+        name: "tokengate_http_request_duration_seconds",
+        help: "Time from a request reaching the gate to its answer (the response head; for a WebSocket, the upgrade), by route",
+      },
+    ),
+    upstreamSeries: createStatusFamily(
+      registry,
+      {
+        name: "tokengate_proxy_upstream_responses_total",
+        help: "Answers of the routes file's services, by route name and status code (none: no answer, i.e. unreachable, too slow or a body too large)",
+      },
+      {
+        name: "tokengate_proxy_upstream_duration_seconds",
+        help: "Time a routes-file service took to answer (its response head), by route name",
+      },
+    ),
   };
 }
 

@@ -103,7 +103,11 @@ export class Authorizer {
       if (audit?.samplesSuccess === true) audit.success(verdict, () => this.addressOf(request, server), redactPath(exchange.path));
       return verdict;
     }
-    if (guard === undefined && audit === undefined && metrics === undefined) return verdict;
+    if (guard === undefined && audit === undefined) {
+      // Nothing to count toward a ban or audit: the refusal is only counted, without the address and path work.
+      metrics?.refusal(verdict.kind).inc();
+      return verdict;
+    }
     // Audited like a log line: a proxied service's paths are the client's to choose and may hold a key.
     const path = redactPath(exchange.path);
     return settleRefusal(

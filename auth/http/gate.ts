@@ -75,7 +75,9 @@ export function createGate(options: GateOptions): Gate {
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
   const accessLog: AccessLogMode = options.logger.enabled("info") ? options.accessLog : "off";
   // In "refused" mode successful HTTP requests are not logged; refusals and upgrades always are.
-  const logsStatus = (status: number) => accessLog !== "off" && (accessLog === "all" || status >= 400 || status === 101);
+  // Chosen once: the mode never changes while the gate runs.
+  const logsStatus =
+    accessLog === "off" ? () => false : accessLog === "all" ? () => true : (status: number) => status >= 400 || status === 101;
   const { metrics } = options;
   // Every answer is noted (logged, counted, timed) unless there is nothing to note it for.
   const noted = accessLog !== "off" || metrics !== undefined;
@@ -125,18 +127,25 @@ export function createGate(options: GateOptions): Gate {
       : allowOrigin(answer, origin);
   };
 
-  /** Every answer passes here once: its access-log line (as ACCESS_LOG says), its count and its time. */
+  /** What one answer leaves behind: its access-log line (as ACCESS_LOG says), its count and its time. */
+  const finish = (exchange: Exchange, series: StatusSeries | undefined, status: number): void => {
+    if (logsStatus(status)) exchange.log(options.logger, status);
+    series?.answered(status, (performance.now() - exchange.started) / 1000);
+  };
+
+  /** Every answer passes here once; a synchronous one (the usual success) without a closure. */
   const noteAnswer = (exchange: Exchange, series: StatusSeries | undefined, answer: Answer): Answer => {
-    const note = (resolved: Response | undefined) => {
-      const status = resolved === undefined ? 101 : resolved.status;
-      if (logsStatus(status)) exchange.log(options.logger, status);
-      series?.answered(status, (performance.now() - exchange.started) / 1000);
+    if (!(answer instanceof Promise)) {
+      finish(exchange, series, answer === undefined ? 101 : answer.status);
+      return answer;
+    }
+    const noted = (resolved: Response | undefined) => {
+      finish(exchange, series, resolved === undefined ? 101 : resolved.status);
       return resolved;
     };
-    if (!(answer instanceof Promise)) return note(answer);
-    if (series === undefined) return answer.then(note);
+    if (series === undefined) return answer.then(noted);
     // A handler that failed is answered 500 by the server's error handler: counted as such, then passed on.
-    return answer.then(note, (error: unknown) => {
+    return answer.then(noted, (error: unknown) => {
       series.answered(500, (performance.now() - exchange.started) / 1000);
       throw error;
     });
@@ -164,7 +173,7 @@ export function createGate(options: GateOptions): Gate {
   };
 
   return {
-    fetch: (request, server) => serve(request, server),
+    fetch: serve,
     serveRoute: serve,
     mount: (route) => void table.set(route.path, route),
   };

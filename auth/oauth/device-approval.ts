@@ -49,6 +49,7 @@ export interface ApprovalOptions {
 }
 
 const NOT_HERE = new GateError("not_found", "Not Found");
+const SCOPE_SPELLING = new GateError("invalid_request", 'Send the scopes to grant as "scopes", a list such as ["data:read"]');
 const BAD_USER_CODE = new GateError("invalid_request", "user_code must be the 8 letters the device shows, such as BDWP-HQPK");
 const WRONG_USER_CODE = new GateError(
   "wrong_grant_secret",
@@ -84,6 +85,8 @@ async function readCodeRequest(request: Request): Promise<CodeRequest | GateErro
   if (body instanceof GateError) return body;
   const userCode = typeof body.user_code === "string" ? parseUserCode(body.user_code) : undefined;
   if (userCode === undefined) return BAD_USER_CODE;
+  // `scope` (the OAuth spelling) would otherwise be ignored and grant all that was asked: say which name counts.
+  if (body.scope !== undefined) return SCOPE_SPELLING;
   if (body.scopes === undefined) return { userCode, scopes: undefined };
   const scopes = readScopeList(body.scopes);
   return scopes === undefined ? BAD_SCOPES : { userCode, scopes };

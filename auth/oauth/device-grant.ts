@@ -8,9 +8,9 @@
  */
 import { userPrincipal } from "../authn/users.ts";
 import { GateError } from "../core/errors.ts";
-import type { Principal } from "../core/principal.ts";
+import { BOOTSTRAP_PRINCIPAL, type Principal } from "../core/principal.ts";
 import { deviceCredentialOf, parseDeviceCode } from "../secrets/device-codes.ts";
-import { generateApiKey } from "../secrets/keys.ts";
+import { generateApiKey, keyState } from "../secrets/keys.ts";
 import { generateFamilyId } from "../secrets/refresh.ts";
 import { digestToken } from "../secrets/tokens.ts";
 import type { DeviceAuthorizationRecord, DeviceCredentialRecord } from "../store/store.ts";
@@ -50,16 +50,44 @@ function slowDown(intervalSeconds: number): GateError {
   return new GateError("slow_down", `Polling too fast: wait ${intervalSeconds} seconds between requests from now on`);
 }
 
-/** A device's own API key, named after it, with the scopes the person granted. */
-function mintKey(record: DeviceAuthorizationRecord, scopes: readonly string[], now: number) {
+/** What the approver can still give when the device polls: their current scopes, and when their own credential ends. */
+interface Granter {
+  readonly scopes: readonly string[];
+  readonly expiresAt: number | null;
+}
+
+/**
+ * The approver of a key-kind device as they are now: a person (enabled, their roles), the bootstrap
+ * token, or a key still in force. A key's device key ends when that key does, so a short-lived key
+ * cannot approve itself a permanent one.
+ */
+async function readGranter(context: TokenContext, record: DeviceAuthorizationRecord, now: number): Promise<Granter | GateError> {
+  const approver = record.approver ?? "";
+  if (approver === `key:${BOOTSTRAP_PRINCIPAL.id}`) return { scopes: BOOTSTRAP_PRINCIPAL.scopes, expiresAt: null };
+  if (approver.startsWith("key:")) {
+    const key = await context.store.getKey(approver.slice(4));
+    if (key === undefined || keyState(key, now) !== "active") return SUBJECT_GONE;
+    return { scopes: key.scopes, expiresAt: key.expiresAt };
+  }
+  const person = await readApprover(context, record);
+  return person instanceof GateError ? person : { scopes: person.scopes, expiresAt: null };
+}
+
+/** A device's own API key, named after it, with what the approver granted and still holds. */
+async function mintKey(context: TokenContext, record: DeviceAuthorizationRecord, now: number) {
+  const granter = await readGranter(context, record, now);
+  if (granter instanceof GateError) return granter;
+  const scopes = (record.approvedScopes ?? []).filter((scope) => mayHave(granter.scopes, scope));
+  if (scopes.length === 0) return LOST_SCOPES;
+  const { expiresAt } = granter;
   const key = generateApiKey();
   const name = `${record.clientId} (device login)`;
-  const principal: Principal = { id: key.id, kind: "key", name, scopes, expiresAt: null, roles: [], session: null, tokenId: null };
+  const principal: Principal = { id: key.id, kind: "key", name, scopes, expiresAt, roles: [], session: null, tokenId: null };
   const credential: DeviceCredentialRecord = {
     kind: "key",
-    key: { id: key.id, name, scopes, secretHash: digestToken(key.secret), createdAt: now, expiresAt: null },
+    key: { id: key.id, name, scopes, secretHash: digestToken(key.secret), createdAt: now, expiresAt },
   };
-  // RFC 6749 §5.1's shape, so any OAuth client takes it: the key is a bearer token that does not expire.
+  // RFC 6749 §5.1's shape, so any OAuth client takes it: the key is a bearer token (ending only with its approver's key).
   const answer = { access_token: key.token, token_type: "Bearer", scope: scopes.join(" "), key_id: key.id, name };
   const grant: Grant = { principal, clientId: record.clientId, ceiling: scopes, answer };
   return { credential, grant };
@@ -91,7 +119,7 @@ async function mintTokens(context: TokenContext, record: DeviceAuthorizationReco
 async function redeem(context: TokenContext, device: DeviceGrantOptions, record: DeviceAuthorizationRecord, now: number) {
   const kind = deviceCredentialOf(device.clients, record.clientId);
   if (kind === undefined) return CLIENT_REMOVED;
-  const minted = kind === "key" ? mintKey(record, record.approvedScopes ?? [], now) : await mintTokens(context, record);
+  const minted = kind === "key" ? await mintKey(context, record, now) : await mintTokens(context, record);
   if (minted instanceof GateError) return minted;
   if (!(await device.store.redeemDeviceAuthorization(record.id, now, minted.credential))) return CODE_USED;
   if (kind === "key") await device.afterKeyIssued();

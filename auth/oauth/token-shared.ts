@@ -18,7 +18,7 @@ import { parseApiKey } from "../secrets/keys.ts";
 import { generateRefreshToken, type parseRefreshToken } from "../secrets/refresh.ts";
 import { digestToken, tokenMatchesDigest } from "../secrets/tokens.ts";
 import type { DeviceClients } from "../secrets/device-codes.ts";
-import type { DeviceStore, NewRefreshToken, RefreshStore, RefreshTokenRecord, UserStore } from "../store/store.ts";
+import type { DeviceStore, KeyStore, NewRefreshToken, RefreshStore, RefreshTokenRecord, UserStore } from "../store/store.ts";
 import type { GateServer } from "../ws/data.ts";
 
 export interface TokenEndpointOptions {
@@ -29,7 +29,8 @@ export interface TokenEndpointOptions {
   readonly authenticatePassword: PasswordAuthenticator | undefined;
   /** Verifies an API key presented as a client secret. */
   readonly authenticateKey: (token: string) => Principal | GateError | Promise<Principal | GateError>;
-  readonly store: RefreshStore & UserStore;
+  /** Keys are read only to judge a key that approved a device login (device-grant.ts). */
+  readonly store: RefreshStore & UserStore & Pick<KeyStore, "getKey">;
   readonly roleScopes: RoleScopes;
   /** Refresh-token lifetime, seconds. */
   readonly refreshTtl: number;

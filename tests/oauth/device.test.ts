@@ -336,6 +336,40 @@ describe("what the person may grant", () => {
     expectNoSecretsInOutput();
   });
 
+  test("approve with the OAuth spelling `scope` is refused (400), not read as approve-everything", async () => {
+    const { app } = await appWithClock();
+    await using _app = app;
+    const login = await startLogin(app.http, "tv-box", "data:read ws:connect");
+    const person = await signInPerson(app, "vi", ["viewer"]);
+    const refused = await callApproval(app, "approve", { user_code: login.userCode, scope: "data:read" }, asPage(app, person));
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe("invalid_request");
+    expect((await callApproval(app, "lookup", { user_code: login.userCode }, asPage(app, person))).status).toBe(200);
+  });
+
+  test("a key that approves a =key device is judged again at the poll: the device's key ends with it, and a revoked approver gives nothing", async () => {
+    const { app, clock } = await appWithClock({ DEVICE_CLIENTS: "esp32=key" });
+    await using _app = app;
+    const ends = clock.now() + 3_600_000;
+    const approver = await insertApiKey(app.store, { name: "short-lived", scopes: ["data:read"], expiresAt: ends });
+    await app.app.keyring.refresh();
+    const headers = { "x-auth-token": approver.token };
+    const first = await startLogin(app.http, "esp32", "data:read");
+    expect((await callApproval(app, "approve", { user_code: first.userCode }, headers)).status).toBe(200);
+    clock.advance(5_000);
+    const granted = await pollToken(app.http, first.deviceCode, "esp32");
+    expect(granted.status).toBe(200);
+    expect(await app.store.getKey(String(granted.body.key_id))).toMatchObject({ scopes: ["data:read"], expiresAt: ends });
+    const second = await startLogin(app.http, "esp32", "data:read");
+    expect((await callApproval(app, "approve", { user_code: second.userCode }, headers)).status).toBe(200);
+    await app.store.revokeKey(approver.id, clock.now());
+    clock.advance(5_000);
+    const refused = await pollToken(app.http, second.deviceCode, "esp32");
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe("invalid_grant");
+    expectNoSecretsInOutput();
+  });
+
   test("tokens for a device need a person: an admin key may look but not approve (403)", async () => {
     await using app = await startTestApp();
     const login = await startLogin(app.http, "tv-box");
