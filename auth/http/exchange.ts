@@ -2,7 +2,7 @@
  * One request on its way through the gate: where it goes, with which parameters, and what its
  * access-log line will say. The steps fill in who acted as they learn it; the log reads it at the end.
  */
-import { elapsedMs, type Logger } from "../core/log.ts";
+import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { QueryParam } from "../core/query.ts";
 import { redactTarget } from "../core/redact.ts";
@@ -31,13 +31,13 @@ export class Exchange {
     this.remote = remote;
   }
 
-  /** The access-log line: method, redacted target, status, latency, principal id, peer. */
-  log(logger: Logger, status: number): void {
+  /** The access-log line: method, redacted target, status, latency (`ms` since `started`), principal id, peer. */
+  log(logger: Logger, status: number, ms: number): void {
     logger.access({
       method: this.request.method,
       target: redactTarget(this.path, this.params),
       status,
-      ms: elapsedMs(this.started),
+      ms: Math.round(ms * 100) / 100,
       principal: this.principal,
       remote: this.remote ?? peerAddress(this.request, this.server),
       upstream: this.upstream,

@@ -127,10 +127,16 @@ export function createGate(options: GateOptions): Gate {
       : allowOrigin(answer, origin);
   };
 
-  /** What one answer leaves behind: its access-log line (as ACCESS_LOG says), its count and its time. */
+  /**
+   * What one answer leaves behind: its access-log line (as ACCESS_LOG says), its count and its time.
+   * The clock is read once for both: a read costs about as much as the rest of this together.
+   */
   const finish = (exchange: Exchange, series: StatusSeries | undefined, status: number): void => {
-    if (logsStatus(status)) exchange.log(options.logger, status);
-    series?.answered(status, (performance.now() - exchange.started) / 1000);
+    const logged = logsStatus(status);
+    if (!logged && series === undefined) return;
+    const ms = performance.now() - exchange.started;
+    if (logged) exchange.log(options.logger, status, ms);
+    series?.answered(status, ms / 1000);
   };
 
   /** Every answer passes here once; a synchronous one (the usual success) without a closure. */

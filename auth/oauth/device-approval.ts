@@ -8,12 +8,13 @@
  *   POST /auth/device/deny     {user_code}            deny
  *
  * Typed codes are guessable (20⁸), so they are guarded like pairing codes: a code that names no
- * waiting device counts toward the client's ban (10 a minute) and against every waiting device,
- * which dies after DEVICE_MAX_FAILURES of them from anywhere. The approver grants at most what the
+ * waiting device counts toward the bans of the client's address and of the signed-in typist (10 a
+ * minute each) and against every waiting device, which dies after DEVICE_MAX_FAILURES of them from
+ * anywhere. The approver grants at most what the
  * device asked for and what they hold themselves; decisions are audited.
  */
 import { subjectOf } from "../authn/principals.ts";
-import { GateError } from "../core/errors.ts";
+import { GateError, tooManyAttempts } from "../core/errors.ts";
 import { ANY_SCOPE, hasScope, type Principal } from "../core/principal.ts";
 import { isoOrNull } from "../core/times.ts";
 import type { GateMetrics } from "../core/gate-metrics.ts";
@@ -103,10 +104,26 @@ interface ApprovalCall {
 
 type Step = (call: ApprovalCall) => Promise<Record<string, unknown> | GateError>;
 
-/** The waiting login a typed code names, or the refusal: a miss is counted (the client's ban, every waiting login). */
-async function findLogin(options: ApprovalOptions, request: Request, server: GateServer, userCode: string, path: string) {
-  const found = await options.store.findDeviceAuthorization(digestToken(userCode), options.now(), DEVICE_MAX_FAILURES);
-  return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address: options.addressOf(request, server), path });
+/** Who typed a code, as the guard counts accounts: a key by its id, a person by name (the bootstrap token: nobody). */
+function typistOf(principal: Principal): { keyId?: string; username?: string } {
+  if (principal.kind === "key") return { keyId: principal.id };
+  return principal.kind === "user" ? { username: principal.name } : {};
+}
+
+/**
+ * The waiting login a typed code names, or the refusal. A miss counts toward the bans of the
+ * address and of the one who typed it (so more addresses buy no more guesses), and against every
+ * waiting login. A banned typist is refused before the lookup: a right code would not help.
+ */
+async function findLogin(options: ApprovalOptions, call: Omit<ApprovalCall, "login">, path: string) {
+  const address = options.addressOf(call.request, call.server);
+  const typist = typistOf(call.principal);
+  const account =
+    typist.keyId !== undefined ? `key:${typist.keyId}` : typist.username !== undefined ? `user:${typist.username}` : undefined;
+  const wait = account === undefined ? 0 : options.guard.retryAfter(address, account);
+  if (wait > 0) return tooManyAttempts(wait);
+  const found = await options.store.findDeviceAuthorization(digestToken(call.asked.userCode), options.now(), DEVICE_MAX_FAILURES);
+  return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address, path, ...typist });
 }
 
 /** A protected JSON endpoint of the device view: the code read and looked up, then its step. */
@@ -120,7 +137,7 @@ function approvalRoute(options: ApprovalOptions, path: string, step: Step): Prot
       if (options.servesServiceHost(request.headers.get("host"))) return toOAuthResponse(NOT_HERE);
       const asked = await readCodeRequest(request);
       if (asked instanceof GateError) return toOAuthResponse(asked);
-      const login = await findLogin(options, request, server, asked.userCode, path);
+      const login = await findLogin(options, { request, server, principal, asked }, path);
       if (login instanceof GateError) return toOAuthResponse(login);
       const answer = await step({ request, server, principal, asked, login });
       return answer instanceof GateError ? toOAuthResponse(answer) : jsonResponse(200, JSON.stringify(answer));

@@ -6,6 +6,7 @@
  * the credential it brings. All of it is bookkeeping, except spending a login into an API key: a
  * new key is a change other instances reload for.
  */
+import { guardBucketOf } from "../core/addresses.ts";
 import type { SqlRunner } from "./driver.ts";
 import { insertKeyRow } from "./sql-keys.ts";
 import type { SqlOperations } from "./sql-operations.ts";
@@ -72,13 +73,15 @@ const selectById = (runner: SqlRunner, id: string) =>
 async function startLogin(tx: SqlRunner, login: NewDeviceAuthorization, limits: DeviceLimits): Promise<DeviceStartOutcome> {
   const now = login.createdAt;
   await tx.run("DELETE FROM device_authorizations WHERE expires_at < $1", [now - limits.keepEndedMs]);
-  const waiting = "status = 'pending' AND expires_at > $1";
-  const fromAddress = await selectCount(tx, `SELECT count(*) AS n FROM device_authorizations WHERE ${waiting} AND client_addr = $2`, [
-    now,
-    login.clientAddress,
-  ]);
-  if (fromAddress >= limits.perAddress) return "busy_address";
-  if ((await selectCount(tx, `SELECT count(*) AS n FROM device_authorizations WHERE ${waiting}`, [now])) >= limits.total) return "busy";
+  // At most `limits.total` rows: the addresses of every waiting login, grouped as the guard groups them
+  // (a global IPv6 address by its /64, which one machine can fill with addresses of its own).
+  const waitingFrom = await tx.all<{ client_addr: string }>(
+    "SELECT client_addr FROM device_authorizations WHERE status = 'pending' AND expires_at > $1",
+    [now],
+  );
+  const bucket = guardBucketOf(login.clientAddress);
+  if (waitingFrom.filter((row) => guardBucketOf(row.client_addr) === bucket).length >= limits.perAddress) return "busy_address";
+  if (waitingFrom.length >= limits.total) return "busy";
   // A user code names one login for as long as any row keeps it: a person never reaches another device's.
   const taken = await selectCount(tx, "SELECT count(*) AS n FROM device_authorizations WHERE user_code_hash = $1", [login.userCodeHash]);
   if (taken > 0) return "collision";

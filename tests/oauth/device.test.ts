@@ -3,7 +3,7 @@
  * (tests/support/device.ts), not by tokengate's CLI: the whole flow, every §3.5 answer
  * (authorization_pending, slow_down with the interval 5 s longer, access_denied, expired_token on
  * the injected clock), invalid_client, invalid_scope, single use, narrowed scopes, an API key for
- * a client DEVICE_CLIENTS marks so, and user-code guessing banned per address and per code.
+ * a client DEVICE_CLIENTS marks so, and user-code guessing banned per address, per typist and per code.
  */
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../auth/config/config.ts";
@@ -175,6 +175,21 @@ describe("POST /auth/device_authorization (RFC 8628 §3.1–3.2)", () => {
     const refused = await requestDeviceCode(app.http, { client_id: "box-10" });
     expect(refused.status).toBe(429);
     expect(refused.headers.get("retry-after")).toBe("60");
+  });
+});
+
+describe("waiting logins per address", () => {
+  test("a global IPv6 address counts as its /64: ten waiting from one /64 (each from its own address), the next waits", async () => {
+    await using app = await startTestApp({ TRUSTED_PROXIES: "127.0.0.1" });
+    const from = (address: string) => ({ "x-forwarded-for": address });
+    for (let index = 0; index < 10; index++)
+      expect((await requestDeviceCode(app.http, { client_id: `box-${index}` }, from(`2001:db8:5:6::${index + 1}`))).status).toBe(200);
+    const refused = await requestDeviceCode(app.http, { client_id: "box-10" }, from("2001:db8:5:6:aaaa:bbbb:cccc:dddd"));
+    expect(refused.status).toBe(429);
+    expect((await requestDeviceCode(app.http, { client_id: "box-11" }, from("2001:db8:5:7::1"))).status).toBe(200);
+    // LAN addresses count one by one, as the guard counts them.
+    for (let index = 0; index < 11; index++)
+      expect((await requestDeviceCode(app.http, { client_id: `lan-${index}` }, from(`fd00::${index + 1}`))).status).toBe(200);
   });
 });
 
@@ -400,7 +415,7 @@ describe("guessing user codes", () => {
   // Nobody exempt, and the loopback peer a trusted proxy: each guesser is the address it forwards.
   const GUARDED = { BAN_EXEMPT: "", TRUSTED_PROXIES: "127.0.0.1" };
 
-  test("ten wrong codes ban the address (429, even for the right code); another address still gets in", async () => {
+  test("ten wrong codes ban the address (429, even for the right code); someone else elsewhere still gets in", async () => {
     await using app = await startTestApp(GUARDED);
     const login = await startLogin(app.http, "tv-box");
     const person = await signInPerson(app, "vi", ["viewer"]);
@@ -413,19 +428,69 @@ describe("guessing user codes", () => {
     expect(statuses[9]).toBe(429);
     const banned = await callApproval(app, "lookup", { user_code: login.userCode }, from("192.168.1.50"));
     expect(banned.status).toBe(429);
-    expect((await callApproval(app, "lookup", { user_code: login.userCode }, from("192.168.1.51"))).status).toBe(200);
+    // The typist is banned too (the next test); someone else at another address gets in.
+    const other = await signInPerson(app, "wu", ["viewer"]);
+    const elsewhere = asPage(app, other, { "x-forwarded-for": "192.168.1.51" });
+    expect((await callApproval(app, "lookup", { user_code: login.userCode }, elsewhere)).status).toBe(200);
     expect(app.audit.some((line) => line.includes('"ban.started"') && line.includes("192.168.1.50"))).toBe(true);
     expectNoSecretsInOutput();
   });
+
+  test.each(["a person", "a key"])(
+    "ten wrong codes from %s at ten addresses ban the typist (429, even for the right code)",
+    async (kind) => {
+      await using app = await startTestApp(GUARDED);
+      const login = await startLogin(app.http, "tv-box");
+      const key = await insertApiKey(app.store, { name: "typist", scopes: ["data:read"] });
+      const person = await signInPerson(app, "vi", ["viewer"]);
+      const typist = (address: string) =>
+        kind === "a key"
+          ? { authorization: `Bearer ${key.token}`, "x-forwarded-for": address }
+          : asPage(app, person, { "x-forwarded-for": address });
+      const wrong = trackSecret(login.userCode === "BBBB-BBBB" ? "CCCC-CCCC" : "BBBB-BBBB");
+      const statuses: number[] = [];
+      for (let guess = 0; guess < 10; guess++)
+        statuses.push((await callApproval(app, "lookup", { user_code: wrong }, typist(`192.168.4.${guess + 1}`))).status);
+      expect(statuses).toEqual([...Array<number>(9).fill(400), 429]);
+      // A fresh address does not help the typist; someone else at the same address still gets in.
+      const banned = await callApproval(app, "lookup", { user_code: login.userCode }, typist("192.168.4.99"));
+      expect(banned.status).toBe(429);
+      expect(Number(banned.headers.get("retry-after"))).toBeGreaterThan(0);
+      const other = await signInPerson(app, "wu", ["viewer"]);
+      const right = await callApproval(
+        app,
+        "lookup",
+        { user_code: login.userCode },
+        asPage(app, other, { "x-forwarded-for": "192.168.4.99" }),
+      );
+      expect(right.status).toBe(200);
+      const subject = kind === "a key" ? `key:${key.id}` : "user:vi";
+      expect(app.audit.some((line) => line.includes('"ban.started"') && line.includes(subject))).toBe(true);
+      expect((await pollToken(app.http, login.deviceCode, "tv-box")).body.error).toBe("authorization_pending");
+      expectNoSecretsInOutput();
+    },
+  );
 
   test(`${DEVICE_MAX_FAILURES} wrong codes from anywhere burn every waiting login: its device gets expired_token`, async () => {
     await using app = await startTestApp(GUARDED);
     const login = await startLogin(app.http, "tv-box");
     const person = await signInPerson(app, "vi", ["viewer"]);
     const wrong = login.userCode === "BBBB-BBBB" ? "CCCC-CCCC" : "BBBB-BBBB";
+    // Ten typists (keys) at ten addresses: each of them and each address is banned at its tenth miss.
+    const typists = await Promise.all(
+      Array.from({ length: DEVICE_MAX_FAILURES / 10 }, (_, i) => insertApiKey(app.store, { name: `typist ${i}`, scopes: ["data:read"] })),
+    );
+    await app.app.keyring.refresh();
     for (let guess = 0; guess < DEVICE_MAX_FAILURES; guess++) {
+      const typist = typists[Math.floor(guess / 10)]!;
       const address = `192.168.2.${Math.floor(guess / 10) + 1}`;
-      await callApproval(app, "lookup", { user_code: wrong }, asPage(app, person, { "x-forwarded-for": address }));
+      const missed = await callApproval(
+        app,
+        "lookup",
+        { user_code: wrong },
+        { authorization: `Bearer ${typist.token}`, "x-forwarded-for": address },
+      );
+      expect(missed.status).toBe(guess % 10 === 9 ? 429 : 400);
     }
     const right = await callApproval(
       app,

@@ -124,6 +124,17 @@ describe.each(engines)("device logins on %s", (_name, engine, available) => {
     expect(await store.listKeys()).toEqual([]);
   });
 
+  it("counts a global IPv6 address as its /64, a LAN one by itself", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    const limits = { ...LIMITS, total: 10 };
+    for (const clientAddress of ["2001:db8:1:2::1", "2001:db8:1:2:0:0:0:2"])
+      expect(await store.startDeviceAuthorization(newLogin({ clientAddress }), limits)).toBe("started");
+    expect(await store.startDeviceAuthorization(newLogin({ clientAddress: "2001:db8:1:2:ffff::3" }), limits)).toBe("busy_address");
+    for (const clientAddress of ["fd00::1", "fd00::2", "fd00::3"])
+      expect(await store.startDeviceAuthorization(newLogin({ clientAddress }), limits)).toBe("started");
+  });
+
   it("limits per address and in all; a user code in use is a collision; ended logins are forgotten after a while", async () => {
     await using db = await engine(1);
     const store = db.stores[0]!;
