@@ -7,8 +7,9 @@ import { $, say } from "./dom.ts";
 import { actionButton, el, facts, fillList, whenInWords } from "./ui.ts";
 import type { View } from "./views.ts";
 
-/** `addr:192.168.1.9` → "address 192.168.1.9", `key:…` → "key …", `user:kim` → "user kim". */
+/** `addr:192.168.1.9` → "address 192.168.1.9", `key:…` → "key …", `user:kim` → "user kim", `codes:user:kim` → "user kim, typing device codes". */
 function subjectInWords(subject: string): string {
+  if (subject.startsWith("codes:")) return `${subjectInWords(subject.slice(6))}, typing device codes`;
   const [kind, ...rest] = subject.split(":");
   const value = rest.join(":");
   return kind === "addr" ? `address ${value}` : kind === "key" ? `key ${value}` : `user ${value}`;

@@ -50,8 +50,10 @@ export function closeCodeLabel(code: number): string {
 export type BanSubjectKind = "addr" | "key" | "user";
 export const BAN_SUBJECT_KINDS: readonly BanSubjectKind[] = ["addr", "key", "user"];
 
+/** A typist's ban (`codes:key:…`, `codes:user:…`) is labelled as the key's or the user's. */
 export function banSubjectKind(subject: string): BanSubjectKind {
-  return subject.startsWith("key:") ? "key" : subject.startsWith("user:") ? "user" : "addr";
+  const account = subject.startsWith("codes:") ? subject.slice(6) : subject;
+  return account.startsWith("key:") ? "key" : account.startsWith("user:") ? "user" : "addr";
 }
 
 /** Slots for statuses 0–599, and one for anything else: a status finds its counter by index. */

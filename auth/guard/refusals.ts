@@ -31,15 +31,26 @@ export interface Refusal {
   readonly keyId?: string | undefined;
   /** The username a refused password was for: guesses are counted for the account too. */
   readonly username?: string | undefined;
+  /**
+   * An account subject the caller made from a verified principal (not from what the client typed),
+   * counted instead of one made from `keyId` or `username`: `codes:key:<id>` for device codes.
+   */
+  readonly account?: string | undefined;
 }
 
 const KEY_ID = /^[0-9a-f]{12}$/;
+/** The ban subject of a signed-in typist of device codes, apart from the bans others' failures set on the same account. */
+export const TYPIST_PREFIX = "codes:";
 
 /**
  * Whether `text` is a subject the guard bans, as `bans list` shows it: `addr:<ip>` (an IPv6 /64 as
- * `addr:<prefix>::/64`), `key:<id>` or `user:<name>`. The CLI names one with it to lift a ban.
+ * `addr:<prefix>::/64`), `key:<id>`, `user:<name>`, or `codes:` before a key or user (device
+ * codes). The CLI names one with it to lift a ban.
  */
 export function isBanSubject(text: string): boolean {
+  // Someone signed in who typed wrong device codes: `codes:` and their own key or user subject.
+  if (text.startsWith(TYPIST_PREFIX))
+    return /^(key|user):/.test(text.slice(TYPIST_PREFIX.length)) && isBanSubject(text.slice(TYPIST_PREFIX.length));
   const colon = text.indexOf(":");
   const kind = text.slice(0, colon);
   const value = text.slice(colon + 1);
@@ -72,7 +83,7 @@ export function settleRefusal(sinks: RefusalSinks, refusal: Refusal): GateError 
   const names = namesOf(refusal);
   let outcome = refusal.answer ?? refusal.error;
   if (sinks.guard !== undefined && policy.guess) {
-    const account = accountOf(names);
+    const account = refusal.account ?? accountOf(names);
     sinks.guard.recordFailure(refusal.address, account);
     const wait = sinks.guard.retryAfter(refusal.address, account);
     if (wait > 0) outcome = tooManyAttempts(wait);

@@ -9,7 +9,7 @@
  *
  * Typed codes are guessable (20⁸), so they are guarded like pairing codes: a code that names no
  * waiting device counts toward the bans of the client's address and of the signed-in typist (10 a
- * minute each) and against every waiting device, which dies after DEVICE_MAX_FAILURES of them from
+ * minute each; the typist's own subject, `codes:…`, one lookup at a time) and against every waiting device, which dies after DEVICE_MAX_FAILURES of them from
  * anywhere. The approver grants at most what the
  * device asked for and what they hold themselves; decisions are audited.
  */
@@ -20,7 +20,7 @@ import { isoOrNull } from "../core/times.ts";
 import type { GateMetrics } from "../core/gate-metrics.ts";
 import type { AuditLog } from "../guard/audit.ts";
 import type { Guard } from "../guard/guard.ts";
-import { settleRefusal } from "../guard/refusals.ts";
+import { settleRefusal, TYPIST_PREFIX } from "../guard/refusals.ts";
 import type { AddressResolver } from "../http/clients.ts";
 import { answerStoreFailures, jsonResponse, readJsonObject, toOAuthResponse } from "../http/responses.ts";
 import type { ProtectedRoute } from "../http/routes.ts";
@@ -104,30 +104,45 @@ interface ApprovalCall {
 
 type Step = (call: ApprovalCall) => Promise<Record<string, unknown> | GateError>;
 
-/** Who typed a code, as the guard counts accounts: a key by its id, a person by name (the bootstrap token: nobody). */
-function typistOf(principal: Principal): { keyId?: string; username?: string } {
-  if (principal.kind === "key") return { keyId: principal.id };
-  return principal.kind === "user" ? { username: principal.name } : {};
+/**
+ * Who typed a code, as the guard counts them: `codes:key:<id>` or `codes:user:<name>` (the bootstrap
+ * token: nobody, only its address). A subject of its own: others' wrong passwords for that person,
+ * or wrong secrets for that key, do not shut them out of this page.
+ */
+function typistOf(principal: Principal): string | undefined {
+  if (principal.kind === "key") return `${TYPIST_PREFIX}key:${principal.id}`;
+  return principal.kind === "user" ? `${TYPIST_PREFIX}user:${principal.name}` : undefined;
 }
+
+const ONE_AT_A_TIME = new GateError("too_many_requests", "One code at a time: wait for the answer to the last one", {
+  headers: { "retry-after": "1" },
+});
 
 /**
  * The waiting login a typed code names, or the refusal. A miss counts toward the bans of the
- * address and of the one who typed it (so more addresses buy no more guesses), and against every
- * waiting login. A banned typist is refused before the lookup: a right code would not help.
+ * address and of the typist (so more addresses buy no more guesses), and against every waiting
+ * login. A banned typist is refused before the lookup, where a right code would not help; so is a
+ * typist whose previous code is still being looked up (a burst would pass the ban check all at once).
  */
-async function findLogin(options: ApprovalOptions, call: Omit<ApprovalCall, "login">, path: string) {
+async function findLogin(options: ApprovalOptions, typing: Set<string>, call: Omit<ApprovalCall, "login">, path: string) {
   const address = options.addressOf(call.request, call.server);
   const typist = typistOf(call.principal);
-  const account =
-    typist.keyId !== undefined ? `key:${typist.keyId}` : typist.username !== undefined ? `user:${typist.username}` : undefined;
-  const wait = account === undefined ? 0 : options.guard.retryAfter(address, account);
-  if (wait > 0) return tooManyAttempts(wait);
-  const found = await options.store.findDeviceAuthorization(digestToken(call.asked.userCode), options.now(), DEVICE_MAX_FAILURES);
-  return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address, path, ...typist });
+  if (typist !== undefined) {
+    const wait = options.guard.retryAfter(address, typist);
+    if (wait > 0) return tooManyAttempts(wait);
+    if (typing.has(typist)) return ONE_AT_A_TIME;
+    typing.add(typist);
+  }
+  try {
+    const found = await options.store.findDeviceAuthorization(digestToken(call.asked.userCode), options.now(), DEVICE_MAX_FAILURES);
+    return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address, path, account: typist });
+  } finally {
+    if (typist !== undefined) typing.delete(typist);
+  }
 }
 
 /** A protected JSON endpoint of the device view: the code read and looked up, then its step. */
-function approvalRoute(options: ApprovalOptions, path: string, step: Step): ProtectedRoute {
+function approvalRoute(options: ApprovalOptions, typing: Set<string>, path: string, step: Step): ProtectedRoute {
   return {
     kind: "http",
     path,
@@ -137,7 +152,7 @@ function approvalRoute(options: ApprovalOptions, path: string, step: Step): Prot
       if (options.servesServiceHost(request.headers.get("host"))) return toOAuthResponse(NOT_HERE);
       const asked = await readCodeRequest(request);
       if (asked instanceof GateError) return toOAuthResponse(asked);
-      const login = await findLogin(options, { request, server, principal, asked }, path);
+      const login = await findLogin(options, typing, { request, server, principal, asked }, path);
       if (login instanceof GateError) return toOAuthResponse(login);
       const answer = await step({ request, server, principal, asked, login });
       return answer instanceof GateError ? toOAuthResponse(answer) : jsonResponse(200, JSON.stringify(answer));
@@ -207,9 +222,11 @@ export function createApprovalRoutes(options: ApprovalOptions): ProtectedRoute[]
     const decided = await recordDecision(options, call, decision);
     return decided instanceof GateError ? decided : { denied: true, client_id: decided.clientId };
   };
+  // Typists with a code being looked up now, on this instance: one at a time each.
+  const typing = new Set<string>();
   return [
-    approvalRoute(options, DEVICE_LOOKUP_PATH, async (call) => describeLogin(options, call)),
-    approvalRoute(options, DEVICE_APPROVE_PATH, approve),
-    approvalRoute(options, DEVICE_DENY_PATH, deny),
+    approvalRoute(options, typing, DEVICE_LOOKUP_PATH, async (call) => describeLogin(options, call)),
+    approvalRoute(options, typing, DEVICE_APPROVE_PATH, approve),
+    approvalRoute(options, typing, DEVICE_DENY_PATH, deny),
   ];
 }

@@ -36,6 +36,7 @@ import { digestToken } from "../secrets/tokens.ts";
 import type { DeviceLimits, DeviceStore, NewDeviceAuthorization } from "../store/store.ts";
 import type { GateServer } from "../ws/data.ts";
 import { createApprovalRoutes } from "./device-approval.ts";
+import { DEVICE_MAX_FAILURES } from "./device-grant.ts";
 import { CLIENT_CHALLENGE, readPublicClient } from "./token-shared.ts";
 
 export { DEVICE_GRANT_TYPE, DEVICE_MAX_FAILURES } from "./device-grant.ts";
@@ -48,7 +49,7 @@ export const DEVICE_TTL_MS = 10 * 60_000;
 export const DEVICE_INTERVAL_SECONDS = 5;
 /** What a device asking for no scope asks for: what a new key gets by default. */
 export const DEVICE_DEFAULT_SCOPES: readonly string[] = DEFAULT_KEY_SCOPES;
-export const DEVICE_LIMITS: DeviceLimits = { perAddress: 10, total: 1000, keepEndedMs: 60 * 60_000 };
+export const DEVICE_LIMITS: DeviceLimits = { perAddress: 10, total: 1000, keepEndedMs: 60 * 60_000, maxFailures: DEVICE_MAX_FAILURES };
 
 export interface DeviceRouteOptions {
   readonly store: DeviceStore;

@@ -75,10 +75,10 @@ async function startLogin(tx: SqlRunner, login: NewDeviceAuthorization, limits: 
   await tx.run("DELETE FROM device_authorizations WHERE expires_at < $1", [now - limits.keepEndedMs]);
   // At most `limits.total` rows: the addresses of every waiting login, grouped as the guard groups them
   // (a global IPv6 address by its /64, which one machine can fill with addresses of its own).
-  const waitingFrom = await tx.all<{ client_addr: string }>(
-    "SELECT client_addr FROM device_authorizations WHERE status = 'pending' AND expires_at > $1",
-    [now],
-  );
+  const waitingFrom = await tx.all<{ client_addr: string }>(`SELECT client_addr FROM device_authorizations WHERE ${WAITING}`, [
+    now,
+    limits.maxFailures,
+  ]);
   const bucket = guardBucketOf(login.clientAddress);
   if (waitingFrom.filter((row) => guardBucketOf(row.client_addr) === bucket).length >= limits.perAddress) return "busy_address";
   if (waitingFrom.length >= limits.total) return "busy";

@@ -335,6 +335,8 @@ export interface DeviceLimits {
   readonly perAddress: number;
   readonly total: number;
   readonly keepEndedMs: number;
+  /** A login with this many wrong user codes counted against it waits no more, and fills no limit. */
+  readonly maxFailures: number;
 }
 
 /** "started"; "collision" (the user code is taken: draw another); "busy_address" / "busy" (too many waiting). */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { clientAddress, createAddressList, guardBucketOf, normalizeAddress } from "../../auth/core/addresses.ts";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
 import { createGuard, createMemoryAttemptStore, DEFAULT_LIMITS } from "../../auth/guard/guard.ts";
+import { isBanSubject } from "../../auth/guard/refusals.ts";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { openDataDirStore } from "../support/stores.ts";
 import { makeTempDir, ROOT, startTestApp, WsProbe, type TestApp, clockEnvironment } from "../support/harness.ts";
@@ -78,6 +79,25 @@ describe("addresses", () => {
     expect(proxies.has("192.168.50.200")).toBe(true);
     expect(proxies.has("192.168.51.1")).toBe(false);
     expect(normalizeAddress("::FFFF:1.2.3.4")).toBe("1.2.3.4");
+  });
+});
+
+describe("ban subjects a person may name to lift (bans clear, the admin API)", () => {
+  test.each([
+    ["addr:192.168.1.50", true],
+    ["addr:2001:db8:1:2::/64", true],
+    ["key:3f9a0c12be45", true],
+    ["user:alice", true],
+    ["codes:user:alice", true],
+    ["codes:key:3f9a0c12be45", true],
+    ["codes:addr:192.168.1.50", false],
+    ["codes:codes:user:alice", false],
+    ["codes:", false],
+    ["codes:key:tg_3f9a0c12be45_secret", false],
+    ["user:", false],
+    ["host:alice", false],
+  ])("%p → %p", (subject, expected) => {
+    expect(isBanSubject(subject)).toBe(expected);
   });
 });
 

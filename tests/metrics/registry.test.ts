@@ -129,12 +129,15 @@ describe("labels nothing a client sends can multiply", () => {
   });
 
   test("a ban's label is its subject's kind, never the subject", () => {
-    expect(["addr:192.0.2.1", "addr:2001:db8::/64", "key:0123456789ab", "user:alice"].map(banSubjectKind)).toEqual([
-      "addr",
-      "addr",
-      "key",
-      "user",
-    ]);
+    const subjects = [
+      "addr:192.0.2.1",
+      "addr:2001:db8::/64",
+      "key:0123456789ab",
+      "user:alice",
+      "codes:key:0123456789ab",
+      "codes:user:alice",
+    ];
+    expect(subjects.map(banSubjectKind)).toEqual(["addr", "addr", "key", "user", "key", "user"]);
   });
 
   test("the bound the README states: ≤ 260 series no request adds to, ≤ 56 more per route and per service", () => {

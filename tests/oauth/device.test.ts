@@ -19,6 +19,7 @@ import {
   parseUserCode,
   USER_CODE_ALPHABET,
 } from "../../auth/secrets/device-codes.ts";
+import { ENGINES, startEngineApp } from "../support/admin-engines.ts";
 import { startTestApp, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
@@ -464,10 +465,64 @@ describe("guessing user codes", () => {
         asPage(app, other, { "x-forwarded-for": "192.168.4.99" }),
       );
       expect(right.status).toBe(200);
-      const subject = kind === "a key" ? `key:${key.id}` : "user:vi";
+      const subject = kind === "a key" ? `codes:key:${key.id}` : "codes:user:vi";
       expect(app.audit.some((line) => line.includes('"ban.started"') && line.includes(subject))).toBe(true);
       expect((await pollToken(app.http, login.deviceCode, "tv-box")).body.error).toBe("authorization_pending");
       expectNoSecretsInOutput();
+    },
+  );
+
+  test("others' wrong passwords for a person, or wrong secrets for a key, do not shut them out of the device page", async () => {
+    // Passwords from the LAN over plain HTTP, so the guessers' forwarded addresses may send them.
+    await using app = await startTestApp({ ...GUARDED, ALLOW_INSECURE_PASSWORDS: "true" });
+    const login = await startLogin(app.http, "tv-box");
+    const key = await insertApiKey(app.store, { name: "holder", scopes: ["data:read"] });
+    const person = await signInPerson(app, "vi", ["viewer"]);
+    const forged = trackSecret(`${key.token.slice(0, -6)}${key.token.endsWith("AAAAAA") ? "BBBBBB" : "AAAAAA"}`);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const from = { "x-forwarded-for": `192.168.6.${attempt + 1}` };
+      await fetch(`${app.http}/secure-data`, { headers: { authorization: `Bearer ${forged}`, ...from } });
+      await fetch(`${app.http}/auth/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...from },
+        body: new URLSearchParams({ grant_type: "password", username: "vi", password: "not vi's password at all" }),
+      });
+    }
+    expect(app.audit.some((line) => line.includes('"ban.started"') && line.includes(`"key:${key.id}"`))).toBe(true);
+    expect(app.audit.some((line) => line.includes('"ban.started"') && line.includes('"user:vi"'))).toBe(true);
+    const asKey = { authorization: `Bearer ${key.token}`, "x-forwarded-for": "192.168.6.50" };
+    expect((await callApproval(app, "lookup", { user_code: login.userCode }, asKey)).status).toBe(200);
+    const asPerson = asPage(app, person, { "x-forwarded-for": "192.168.6.51" });
+    expect((await callApproval(app, "lookup", { user_code: login.userCode }, asPerson)).status).toBe(200);
+    expectNoSecretsInOutput();
+  });
+
+  test.each(ENGINES.filter(([, available]) => available).map(([name]) => name))(
+    "a burst of 100 wrong codes at once from one typist counts at most ten: the waiting login survives (%s)",
+    async (engine) => {
+      await using engineApp = await startEngineApp(engine, GUARDED);
+      const { app } = engineApp;
+      const login = await startLogin(app.http, "tv-box");
+      const key = await insertApiKey(app.store, { name: "burst", scopes: ["data:read"] });
+      await app.app.keyring.refresh();
+      const wrong = login.userCode === "BBBB-BBBB" ? "CCCC-CCCC" : "BBBB-BBBB";
+      const answers = await Promise.all(
+        Array.from({ length: DEVICE_MAX_FAILURES }, (_, i) =>
+          callApproval(app, "lookup", { user_code: wrong }, { authorization: `Bearer ${key.token}`, "x-forwarded-for": `10.9.${i}.1` }),
+        ),
+      );
+      const statuses = answers.map((answer) => answer.status);
+      expect(statuses.every((status) => status === 400 || status === 429)).toBe(true);
+      expect(statuses.filter((status) => status === 400).length).toBeLessThanOrEqual(9);
+      const person = await signInPerson(app, "vi", ["viewer"]);
+      const right = await callApproval(
+        app,
+        "lookup",
+        { user_code: login.userCode },
+        asPage(app, person, { "x-forwarded-for": "10.10.0.1" }),
+      );
+      expect(right.status).toBe(200);
+      expect((await pollToken(app.http, login.deviceCode, "tv-box")).body.error).toBe("authorization_pending");
     },
   );
 

@@ -10,8 +10,8 @@ import { digestToken } from "../../auth/secrets/tokens.ts";
 import type { DeviceCredentialRecord, DeviceLimits, NewDeviceAuthorization, Store } from "../../auth/store/store.ts";
 import { engines } from "./engines.ts";
 
-const LIMITS: DeviceLimits = { perAddress: 2, total: 3, keepEndedMs: 60_000 };
 const MAX_FAILURES = 3;
+const LIMITS: DeviceLimits = { perAddress: 2, total: 3, keepEndedMs: 60_000, maxFailures: MAX_FAILURES };
 
 let serial = 0;
 function newLogin(overrides: Partial<NewDeviceAuthorization> = {}): NewDeviceAuthorization & { deviceCode: string; userCode: string } {
@@ -122,6 +122,16 @@ describe.each(engines)("device logins on %s", (_name, engine, available) => {
     await approved(store, login);
     expect(await store.redeemDeviceAuthorization(login.id, 601_000, keyCredential(["data:read"]))).toBe(false);
     expect(await store.listKeys()).toEqual([]);
+  });
+
+  it("a login burnt by wrong user codes no longer fills the limits: its address may start again", async () => {
+    await using db = await engine(1);
+    const store = db.stores[0]!;
+    for (let i = 0; i < 2; i++) expect(await store.startDeviceAuthorization(newLogin(), LIMITS)).toBe("started");
+    expect(await store.startDeviceAuthorization(newLogin(), LIMITS)).toBe("busy_address");
+    for (let miss = 0; miss < MAX_FAILURES; miss++)
+      expect(await store.findDeviceAuthorization(digestToken(`no such code ${miss}`), 2_000, MAX_FAILURES)).toBeUndefined();
+    expect(await store.startDeviceAuthorization(newLogin(), LIMITS)).toBe("started");
   });
 
   it("counts a global IPv6 address as its /64, a LAN one by itself", async () => {
