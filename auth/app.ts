@@ -350,6 +350,7 @@ function listenerOptions(parts: Parts): ListenerOptions {
   const { config, logger, now } = options;
   const authentication = {
     authenticate: keyring.authenticate,
+    probe: keyring.probe,
     recordUse: keyring.recordUse,
     authenticatePassword: config.basicAuth ? parts.authenticatePassword : undefined,
     guard,

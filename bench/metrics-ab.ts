@@ -38,53 +38,39 @@ export interface MetricsResult {
 
 /** User and system time a process has spent, in clock ticks (/proc/PID/stat fields 14 and 15). */
 function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // The fields after the command name, which is in parentheses and may hold ") " itself.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** One pair: both servers under the same load at once; `a` over `b` in answers and in answers per CPU time. */
-async function runPair(
-  settings: Pick<MetricsSettings, "seconds" | "connections">,
-  a: RunningServer,
-  b: RunningServer,
-  row: MetricsRow,
-  flip: boolean,
-) {
-  // Which wrk starts first alternates, so neither server always gets the head start.
-  const servers = flip ? [b, a] : [a, b];
-  const before = servers.map((server) => cpuTicks(server.proc.pid));
-  const figures = await Promise.all(
-    servers.map((server) =>
-      wrk({
-        url: `http://127.0.0.1:${server.port}/secure-data`,
-        seconds: settings.seconds,
-        connections: settings.connections,
-        headers: row.headers,
-      }),
-    ),
-  );
-  const ticks = servers.map((server, i) => Math.max(cpuTicks(server.proc.pid) - before[i]!, 1));
-  const [x, y] = flip ? [1, 0] : [0, 1];
-  const [first, second] = [figures[x]!, figures[y]!];
-  if (first.non2xx + second.non2xx > 0) throw new Error(`metrics A/B (${row.label}): ${first.non2xx + second.non2xx} answers were not 2xx`);
-  return { rps: first.rps / second.rps, perCpu: first.rps / ticks[x]! / (second.rps / ticks[y]!) };
+/** One server's figures over the same seconds as the other's: answers per second, and per CPU tick. */
+async function loadOne(settings: Pick<MetricsSettings, "seconds" | "connections">, server: RunningServer, row: MetricsRow) {
+  const before = cpuTicks(server.proc.pid);
+  const url = `http://127.0.0.1:${server.port}/secure-data`;
+  const figures = await wrk({ url, seconds: settings.seconds, connections: settings.connections, headers: row.headers });
+  if (figures.non2xx > 0) throw new Error(`metrics A/B (${row.label}): ${figures.non2xx} answers were not 2xx`);
+  return { rps: figures.rps, perTick: figures.rps / Math.max(cpuTicks(server.proc.pid) - before, 1) };
 }
 
 /**
- * `pairs` pairs of a server made by `start(a)` over one made by `start(b)`, each pair with two fresh
- * processes started in turn (which first alternates): two identical servers kept for a whole run
- * differed by up to 3% (a process's own layout), more than the cost being measured.
+ * `pairs` pairs of a server made by `start(a)` over one made by `start(b)`, loaded at once. Each
+ * pair has two fresh processes (two identical servers kept for a whole run differed by up to 3%, a
+ * process's own layout, more than the cost being measured); which one starts first alternates.
  */
 async function comparePairs(settings: MetricsSettings, a: boolean, b: boolean, row: MetricsRow): Promise<MetricsResult> {
   const pairs: Array<{ rps: number; perCpu: number }> = [];
   for (let pair = 0; pair < settings.pairs; pair++) {
-    const flip = pair % 2 === 1;
-    const first = await settings.start(flip ? b : a);
-    const second = await settings.start(flip ? a : b);
-    const [serverA, serverB] = flip ? [second, first] : [first, second];
+    const aFirst = pair % 2 === 0;
+    const first = await settings.start(aFirst ? a : b);
+    const second = await settings.start(aFirst ? b : a);
+    const [serverA, serverB] = aFirst ? [first, second] : [second, first];
     try {
-      await runPair({ ...settings, seconds: 1 }, serverA, serverB, row, flip); // warm-up: JIT, connections
-      const result = await runPair(settings, serverA, serverB, row, flip);
+      const both = (seconds: number) =>
+        Promise.all([loadOne({ ...settings, seconds }, serverA, row), loadOne({ ...settings, seconds }, serverB, row)]);
+      await both(1); // warm-up: JIT, connections
+      const [onA, onB] = await both(settings.seconds);
+      const result = { rps: onA.rps / onB.rps, perCpu: onA.perTick / onB.perTick };
       pairs.push(result);
       settings.say(
         `  metrics A/B ${row.label.padEnd(16)} pair ${pair + 1}: req/s ${result.rps.toFixed(3)}, per CPU ${result.perCpu.toFixed(3)}`,

@@ -147,7 +147,8 @@ async function measureMetrics(): Promise<Record<string, MetricsResult>> {
       ),
     stop: async (server) => {
       await stop(server);
-      servers.splice(servers.indexOf(server), 1);
+      const index = servers.indexOf(server);
+      if (index >= 0) servers.splice(index, 1);
     },
     rows: [
       { key: "static", label: "static", headers: [`X-Auth-Token: ${token}`] },

@@ -5,11 +5,10 @@
  * Chromium is not installed the tests say so and skip, except in CI, where that is a failure.
  */
 import { insertApiKey } from "./support/keys.ts";
-import { chromiumAvailable, launchChromium, requireChromium } from "./support/browser.ts";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { chromiumAvailable, PHONE, useChromium } from "./support/browser.ts";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { type BrowserContextOptions, type Page } from "playwright-core";
 import { parseApiKey } from "../auth/secrets/keys.ts";
 import { formatPairingCode, issuePairingCode } from "../auth/oauth/pairing.ts";
 import { hashPassword } from "../auth/secrets/passwords.ts";
@@ -19,25 +18,13 @@ import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "
 const available = chromiumAvailable;
 const ARTIFACTS = join(ROOT, "tests/.artifacts");
 
-requireChromium("browser tests");
-
-let browser: Browser;
-beforeAll(async () => {
-  if (!available) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  if (available) await browser.close();
-});
-
-const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+const browser = useChromium("browser tests", ARTIFACTS);
 
 /** Console messages about the CSP, per page: the page's own files must never trip it. */
 const cspReports = new WeakMap<Page, string[]>();
 
 async function openConsole(app: { readonly http: string }, options: BrowserContextOptions = {}): Promise<Page> {
-  const context = await browser.newContext(options);
+  const context = await browser().newContext(options);
   const page = await context.newPage();
   const reports: string[] = [];
   cspReports.set(page, reports);
@@ -267,7 +254,7 @@ describe.skipIf(!available)("framing and headers (clickjacking)", () => {
         }),
     });
     try {
-      const context = await browser.newContext();
+      const context = await browser().newContext();
       const page = await context.newPage();
       const messages: string[] = [];
       page.on("console", (message) => void messages.push(message.text()));
@@ -290,7 +277,7 @@ describe.skipIf(!available)("framing and headers (clickjacking)", () => {
 describe.skipIf(!available)("forms before (or without) the script", () => {
   test("with JavaScript off, a token typed and Enter go in a POST body to /auth/login, never a URL; the console's own controls stay off", async () => {
     await using app = await startTestApp({ ACCESS_LOG: "all" });
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    const context = await browser().newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
     const urls: string[] = [];
     page.on("request", (request) => void urls.push(`${request.method()} ${request.url()}`));
@@ -319,7 +306,7 @@ describe.skipIf(!available)("forms before (or without) the script", () => {
 
   test("Enter before the script ran: the sign-in form posts to /auth/login, the pairing code (forced on) to the page; no secret in any URL", async () => {
     await using app = await startTestApp({ ACCESS_LOG: "all" });
-    const context = await browser.newContext();
+    const context = await browser().newContext();
     const page = await context.newPage();
     // The script never arrives (slow network, blocked), and something enabled the pairing code anyway.
     await page.route("**/*.js", (route) => route.abort());

@@ -1,8 +1,8 @@
 /**
  * Backup, restore, export and import of the whole store, once, for both faces. The CLI (`backup`,
  * `restore`, `export`, `import`) uses all of it. The admin API offers none of it yet; an endpoint
- * would answer with `exportStore`'s document and load a request's body with `restoreBackup`,
- * rather than write files where the server runs.
+ * would answer with `exportStore`'s document and load a request's body with `readBackupSource`
+ * and `loadBackup`, rather than write files where the server runs.
  *
  * What a backup holds is what the store holds: digests of keys, sessions and refresh tokens and
  * argon2id hashes of passwords (never a secret itself, nothing decoded or hashed again), and the
@@ -10,7 +10,19 @@
  * private (mode 0600) under a temporary name and renamed into place, so a backup is whole or absent.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { describeFsError, errorCode } from "../config/bootstrap.ts";
 import { readBackup, type BackupFormat } from "../store/backup-files.ts";
@@ -88,6 +100,18 @@ function describeWriteFailure(file: string, error: unknown): string {
       return `cannot write ${file}: it ${describeFsError(error)}`;
   }
 }
+
+/** `path` with its directory's links resolved (the file itself need not exist), for comparing where two names point. */
+function canonicalPath(path: string): string {
+  const full = resolve(path);
+  try {
+    return join(realpathSync(dirname(full)), basename(full));
+  } catch {
+    return full;
+  }
+}
+
+const samePath = (a: string, b: string) => canonicalPath(a) === canonicalPath(b);
 
 function isDirectory(path: string): boolean {
   try {
@@ -171,6 +195,14 @@ export interface BackupOptions {
  * SQLite database (VACUUM INTO), or the JSON export (PostgreSQL, or when asked for).
  */
 export async function writeBackup(store: BackupStore, file: string, options: BackupOptions): Promise<WrittenBackup | AdminProblem> {
+  // Renamed over the live database (or beside it as its journal), the copy would corrupt the store.
+  if (store.files.some((own) => samePath(own, file))) {
+    return new AdminProblem(
+      "invalid",
+      `${file} is where the store itself lives; name a file elsewhere, such as tokengate-backup.db`,
+      "FILE",
+    );
+  }
   const written = await publishFile(file, options.force, async (temp) => {
     const copied = options.format === "native" ? await copyDatabaseInto(store, temp) : undefined;
     if (copied !== undefined) return copied;
@@ -220,14 +252,4 @@ export async function loadBackup(
     );
   }
   return { format: backup.format, schemaVersion: backup.snapshot.schemaVersion, upgradedFrom: backup.upgradedFrom, counts: outcome.counts };
-}
-
-/** Both steps at once, for a caller that holds the store already (the admin API would, with a request's body). */
-export async function restoreBackup(
-  store: Pick<BackupStore, "importSnapshot">,
-  source: { readonly name: string; readonly bytes: Uint8Array },
-  force: boolean,
-): Promise<RestoredBackup | AdminProblem> {
-  const backup = await readBackupSource(source);
-  return backup instanceof AdminProblem ? backup : loadBackup(store, backup, force);
 }

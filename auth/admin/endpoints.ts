@@ -16,7 +16,8 @@ import { AdminProblem } from "./keys.ts";
 
 export const ADMIN_API = "/admin/api";
 const NOT_HERE = new GateError("not_found", "Not Found");
-export const ADMIN_SCOPE = "admin";
+import { ADMIN_SCOPE } from "../core/principal.ts";
+export { ADMIN_SCOPE };
 
 /** Where a set of endpoints is served and the scope it needs: the admin API's, unless said otherwise. */
 export interface EndpointMount {

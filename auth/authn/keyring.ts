@@ -50,6 +50,8 @@ export interface KeyringOptions {
 
 export interface Keyring {
   authenticate(token: string): Principal | GateError | Promise<Principal | GateError>;
+  /** `authenticate`, not counted: a look at a token that a counted check then judges. */
+  probe(token: string): Principal | GateError | Promise<Principal | GateError>;
   /** Notes a successful use; `remote` is only called once per key per flush window. */
   recordUse(principal: Principal, remote: () => string): void;
   /** Why an already-authenticated principal is no longer valid (for an open socket: for its `scope`), or `undefined` if it still is. */
@@ -133,6 +135,7 @@ export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
   });
   return {
     authenticate: metrics === undefined ? verify : countVerifications(verify, metrics.tokenChecks),
+    probe: verify,
     recordUse: usage.recordUse,
     revalidate,
     revokedAt: (principal) => findRevocationTime(view, principal),

@@ -58,8 +58,10 @@ async function syncView({ store, view, health, metrics }: PollerOptions, notify:
     if (changed) await view.reload(current);
     health.confirmSync(started);
     metrics?.poll.observe((performance.now() - started) / 1000);
-    if (changed) metrics?.reloads.inc();
-    if (changed) notify();
+    if (changed) {
+      metrics?.reloads.inc();
+      notify();
+    }
     return changed;
   } catch (error) {
     metrics?.failures.inc();

@@ -124,9 +124,15 @@ Secrets appear only as the store holds them: hashes, and the JWT signing keys. K
   },
 };
 
-/** The file's bytes, or a sentence naming it and what is wrong. */
+/** Far above any store's backup; a FILE larger than this is not one (or is /dev/zero). */
+const MAX_BACKUP_BYTES = 1024 * 1024 * 1024;
+
+/** The file's bytes, or a sentence naming it and what is wrong: only a regular file of a backup's size is read. */
 function readSourceFile(file: string): Uint8Array | string {
   try {
+    const stat = statSync(file);
+    if (!stat.isFile()) return `${file} is not a regular file (a directory, a device or a pipe); name the backup file itself`;
+    if (stat.size > MAX_BACKUP_BYTES) return `${file} is ${stat.size} bytes, more than any backup (1 GiB at most); is it the right file?`;
     return readFileSync(file);
   } catch (error) {
     return `cannot read ${file}: it ${describeFsError(error)}`;

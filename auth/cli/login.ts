@@ -12,12 +12,12 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { renderUnicodeCompact } from "uqr";
 import { isoOrNull } from "../core/times.ts";
+import { DEVICE_GRANT_TYPE } from "../oauth/device-grant.ts";
+import { CLIENT_NAME } from "../secrets/device-codes.ts";
 import { EXIT, UsageError, type CliContext, type CommandTable } from "./shared.ts";
 
-const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 /** However long the gate says a code lives, the command gives up after this. */
 const MAX_WAIT_MS = 30 * 60_000;
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const DEFAULT_DEVICE_FILE = join(homedir(), ".config", "tokengate", "device.json");
 
@@ -76,7 +76,7 @@ async function readOptions(args: string[], context: CliContext): Promise<LoginOp
   });
   if (!values.device) throw new UsageError("only --device is supported: tokengate login --device");
   const clientId = values["client-id"] ?? defaultClientId();
-  if (!CLIENT_ID.test(clientId)) throw new UsageError("--client-id must be 1 to 64 letters, digits or . _ : - characters");
+  if (!CLIENT_NAME.test(clientId)) throw new UsageError("--client-id must be 1 to 64 letters, digits or . _ : - characters");
   const ca = values.cacert === undefined ? undefined : await Bun.file(values.cacert).text();
   return {
     origin: readOrigin(values.url, context),
@@ -170,7 +170,7 @@ const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 async function pollForTokens(options: LoginOptions, started: DeviceAuthorization, context: CliContext): Promise<Json | number> {
   const deadline = context.now() + Math.min(started.expires_in * 1000, MAX_WAIT_MS);
   let interval = started.interval;
-  const fields = { grant_type: DEVICE_GRANT, device_code: started.device_code, client_id: options.clientId };
+  const fields = { grant_type: DEVICE_GRANT_TYPE, device_code: started.device_code, client_id: options.clientId };
   while (context.now() + interval * 1000 < deadline) {
     // A little over the interval: the gate counts from its own reading of the last poll.
     await sleep(interval * 1000 + 100);

@@ -50,12 +50,6 @@ export function closeCodeLabel(code: number): string {
 export type BanSubjectKind = "addr" | "key" | "user";
 export const BAN_SUBJECT_KINDS: readonly BanSubjectKind[] = ["addr", "key", "user"];
 
-/** A typist's ban (`codes:key:…`, `codes:user:…`) is labelled as the key's or the user's. */
-export function banSubjectKind(subject: string): BanSubjectKind {
-  const account = subject.startsWith("codes:") ? subject.slice(6) : subject;
-  return account.startsWith("key:") ? "key" : account.startsWith("user:") ? "user" : "addr";
-}
-
 /** Slots for statuses 0–599, and one for anything else: a status finds its counter by index. */
 const STATUS_SLOTS = 601;
 
@@ -223,11 +217,14 @@ function createAuthSeries(registry: Registry) {
     labelNames: ["reason"],
   });
   // Every kind from the start: a rate() over a series that appears mid-way misses its first count.
-  const byKind = new Map(Object.keys(POLICIES).map((kind) => [kind, refusals.child(kind)]));
+  const byKind = Object.fromEntries(Object.keys(POLICIES).map((kind) => [kind, refusals.child(kind)])) as Record<
+    GateErrorKind,
+    CounterChild
+  >;
   return {
     tokenChecks: series("token"),
     passwordChecks: series("password"),
-    refusal: (kind: GateErrorKind) => byKind.get(kind)!,
+    refusal: (kind: GateErrorKind) => byKind[kind],
   };
 }
 

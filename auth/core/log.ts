@@ -16,7 +16,12 @@ export type LogFields = Readonly<Record<string, string | number | boolean | unde
 
 /** Milliseconds since a `performance.now()` reading, to two decimals: the latencies log lines carry (not wall-clock time). */
 export function elapsedMs(started: number): number {
-  return Math.round((performance.now() - started) * 100) / 100;
+  return roundMs(performance.now() - started);
+}
+
+/** Milliseconds as the logs write them: to the hundredth. */
+export function roundMs(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }
 
 export interface LogSink {

@@ -139,12 +139,9 @@ abstract class Family<C extends Child> {
   }
 }
 
-export class Counter extends Family<CounterChild> {
-  readonly type = "counter";
-  protected make(labels: string): CounterChild {
-    return new CounterChild(labels);
-  }
-  protected renderChild(child: CounterChild, lines: string[]): void {
+/** A family of one sample per child: a counter or a gauge. */
+abstract class ValueFamily<C extends CounterChild | GaugeChild> extends Family<C> {
+  protected renderChild(child: C, lines: string[]): void {
     lines.push(`${this.name}${child.labels} ${formatSampleValue(child.value)}`);
   }
   countSeries(): number {
@@ -152,16 +149,17 @@ export class Counter extends Family<CounterChild> {
   }
 }
 
-export class Gauge extends Family<GaugeChild> {
+export class Counter extends ValueFamily<CounterChild> {
+  readonly type = "counter";
+  protected make(labels: string): CounterChild {
+    return new CounterChild(labels);
+  }
+}
+
+export class Gauge extends ValueFamily<GaugeChild> {
   readonly type = "gauge";
   protected make(labels: string): GaugeChild {
     return new GaugeChild(labels);
-  }
-  protected renderChild(child: GaugeChild, lines: string[]): void {
-    lines.push(`${this.name}${child.labels} ${formatSampleValue(child.value)}`);
-  }
-  countSeries(): number {
-    return this.size;
   }
 }
 

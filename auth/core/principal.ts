@@ -27,6 +27,9 @@ export interface Principal {
 /** Scope value of routes that any authenticated principal may use (e.g. /auth/whoami). */
 export const ANY_SCOPE = "";
 
+/** The scope of the admin API, and of anything that makes a key (a device's, through device login). */
+export const ADMIN_SCOPE = "admin";
+
 /**
  * Verifies a well-formed presented token: the principal it belongs to, or why it is refused.
  * Synchronous for secrets and cached JWTs; a Promise only when a JWT needs a signature check.

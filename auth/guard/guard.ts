@@ -9,7 +9,8 @@
 import type { BanRecord, BanStore } from "../store/store.ts";
 import type { Clock } from "../core/clock.ts";
 import { guardBucketOf } from "../core/addresses.ts";
-import { BAN_SUBJECT_KINDS, banSubjectKind, type GateMetrics } from "../core/gate-metrics.ts";
+import { BAN_SUBJECT_KINDS, type GateMetrics } from "../core/gate-metrics.ts";
+import { banSubjectKind } from "./refusals.ts";
 
 export interface AttemptStore {
   /** Adds a failure for `subject` and returns how many it has within the last `windowMs`. */

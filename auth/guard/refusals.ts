@@ -5,7 +5,7 @@
  * The caller resolves the client address once; both steps use it.
  */
 import type { AuditLog } from "./audit.ts";
-import type { GateMetrics } from "../core/gate-metrics.ts";
+import type { BanSubjectKind, GateMetrics } from "../core/gate-metrics.ts";
 import { tooManyAttempts, type GateError } from "../core/errors.ts";
 import type { Guard } from "./guard.ts";
 import { USERNAME } from "../authn/users.ts";
@@ -59,6 +59,12 @@ export function isBanSubject(text: string): boolean {
   if (kind !== "addr") return false;
   return parseIp(value.endsWith("::/64") ? value.slice(0, -3) : value) !== undefined;
 }
+/** A ban's metric label: the kind of its subject; a typist's (`codes:key:…`, `codes:user:…`) as the key's or the user's. */
+export function banSubjectKind(subject: string): BanSubjectKind {
+  const account = subject.startsWith(TYPIST_PREFIX) ? subject.slice(TYPIST_PREFIX.length) : subject;
+  return account.startsWith("key:") ? "key" : account.startsWith("user:") ? "user" : "addr";
+}
+
 const isPlainUsername = (text: string) => USERNAME.test(text) && text.length < SECRET_MIN_LENGTH && parseApiKey(text) === undefined;
 
 /**

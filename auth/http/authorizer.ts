@@ -28,6 +28,11 @@ export type UseRecorder = (principal: Principal, remote: () => string) => void;
 
 export interface AuthorizerOptions {
   readonly authenticate: Authenticator;
+  /**
+   * The same check, not counted in the metrics: for a look at a credential that the counted check
+   * then judges (the proxy asking whose a header is). Defaults to `authenticate`.
+   */
+  readonly probe?: Authenticator | undefined;
   readonly recordUse?: UseRecorder | undefined;
   /** Verifies `Authorization: Basic`; without it Basic is answered like an unknown scheme. */
   readonly authenticatePassword?: PasswordAuthenticator | undefined;

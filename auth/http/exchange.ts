@@ -2,7 +2,8 @@
  * One request on its way through the gate: where it goes, with which parameters, and what its
  * access-log line will say. The steps fill in who acted as they learn it; the log reads it at the end.
  */
-import type { Logger } from "../core/log.ts";
+import type { StatusSeries } from "../core/gate-metrics.ts";
+import { elapsedMs, roundMs, type Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import type { QueryParam } from "../core/query.ts";
 import { redactTarget } from "../core/redact.ts";
@@ -26,6 +27,13 @@ export class Exchange {
     readonly started: number,
   ) {}
 
+  /** What a proxied service answered (status 0: it never did), since `started`: for the access log and the route's series. */
+  noteUpstream(route: string, status: number, started: number, series: StatusSeries | undefined): void {
+    const ms = elapsedMs(started);
+    this.upstream = { route, status, ms };
+    series?.answered(status, ms / 1000);
+  }
+
   actAs(principal: Principal, remote?: string): void {
     this.principal = principal.id;
     this.remote = remote;
@@ -37,7 +45,7 @@ export class Exchange {
       method: this.request.method,
       target: redactTarget(this.path, this.params),
       status,
-      ms: Math.round(ms * 100) / 100,
+      ms: roundMs(ms),
       principal: this.principal,
       remote: this.remote ?? peerAddress(this.request, this.server),
       upstream: this.upstream,

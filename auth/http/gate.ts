@@ -7,10 +7,10 @@
  * the check. Each request may yield one access-log line.
  */
 import type { AccessLogMode, Logger } from "../core/log.ts";
-import { UNMATCHED_ROUTE, type GateMetrics, type StatusSeries } from "../core/gate-metrics.ts";
 import { NO_PARAMS, parseQuery } from "../core/query.ts";
 import { splitUrl } from "../core/redact.ts";
 import type { GateServer } from "../ws/data.ts";
+import { AnswerNotes, type Answer } from "./answer-notes.ts";
 import { Authorizer, type AuthorizerOptions } from "./authorizer.ts";
 import { Exchange } from "./exchange.ts";
 import { allowOrigin, preflightResponse, toResponse } from "./responses.ts";
@@ -27,8 +27,6 @@ export interface GateOptions extends AuthorizerOptions, Screens, UpgradeOptions 
   readonly logger: Logger;
   readonly accessLog: AccessLogMode;
 }
-
-type Answer = Response | undefined | Promise<Response | undefined>;
 
 /** A service's pages may send headers of their own: an allowed origin may send what it asks for (a plain list of names). */
 function proxiedPreflightHeaders(request: Request): string | undefined {
@@ -53,35 +51,11 @@ export interface Gate {
   mount(route: SocketRoute): void;
 }
 
-/**
- * A route's series, found once per route object and kept: the label (the route's path, or a
- * routes-file route's name; never the request's path) is built on its first request only.
- */
-function createSeriesFinder(metrics: GateMetrics): (route: Route | ProxiedRoute | undefined) => StatusSeries {
-  const unmatched = metrics.routeSeries(UNMATCHED_ROUTE);
-  // Keyed by the route object: a reloaded routes file brings new ones, and the old ones are collected.
-  const byRoute = new WeakMap<Route | ProxiedRoute, StatusSeries>();
-  return (route) => {
-    if (route === undefined) return unmatched;
-    let series = byRoute.get(route);
-    if (series === undefined) byRoute.set(route, (series = metrics.routeSeries(route.kind === "proxied" ? route.name : route.path)));
-    return series;
-  };
-}
-
 export function createGate(options: GateOptions): Gate {
   const authorizer = new Authorizer(options);
   const upgrader = new SocketUpgrader(authorizer, options);
   const table = new Map<string, Route>(options.routes.map((route) => [route.path, route]));
-  const accessLog: AccessLogMode = options.logger.enabled("info") ? options.accessLog : "off";
-  // In "refused" mode successful HTTP requests are not logged; refusals and upgrades always are.
-  // Chosen once: the mode never changes while the gate runs.
-  const logsStatus =
-    accessLog === "off" ? () => false : accessLog === "all" ? () => true : (status: number) => status >= 400 || status === 101;
-  const { metrics } = options;
-  // Every answer is noted (logged, counted, timed) unless there is nothing to note it for.
-  const noted = accessLog !== "off" || metrics !== undefined;
-  const seriesOf = metrics === undefined ? undefined : createSeriesFinder(metrics);
+  const notes = new AnswerNotes(options.logger, options.accessLog, options.metrics);
 
   const servePublic = (exchange: Exchange, route: PublicRoute): Response | Promise<Response> => {
     const { restricted } = route;
@@ -127,36 +101,6 @@ export function createGate(options: GateOptions): Gate {
       : allowOrigin(answer, origin);
   };
 
-  /**
-   * What one answer leaves behind: its access-log line (as ACCESS_LOG says), its count and its time.
-   * The clock is read once for both: a read costs about as much as the rest of this together.
-   */
-  const finish = (exchange: Exchange, series: StatusSeries | undefined, status: number): void => {
-    const logged = logsStatus(status);
-    if (!logged && series === undefined) return;
-    const ms = performance.now() - exchange.started;
-    if (logged) exchange.log(options.logger, status, ms);
-    series?.answered(status, ms / 1000);
-  };
-
-  /** Every answer passes here once; a synchronous one (the usual success) without a closure. */
-  const noteAnswer = (exchange: Exchange, series: StatusSeries | undefined, answer: Answer): Answer => {
-    if (!(answer instanceof Promise)) {
-      finish(exchange, series, answer === undefined ? 101 : answer.status);
-      return answer;
-    }
-    const noted = (resolved: Response | undefined) => {
-      finish(exchange, series, resolved === undefined ? 101 : resolved.status);
-      return resolved;
-    };
-    if (series === undefined) return answer.then(noted);
-    // A handler that failed is answered 500 by the server's error handler: counted as such, then passed on.
-    return answer.then(noted, (error: unknown) => {
-      series.answered(500, (performance.now() - exchange.started) / 1000);
-      throw error;
-    });
-  };
-
   /** The gate's own route for the exact path; else (or over the console, on a service's host) a proxied one. */
   const findRoute = (request: Request, path: string): Route | ProxiedRoute | undefined => {
     const own = table.get(path);
@@ -171,11 +115,10 @@ export function createGate(options: GateOptions): Gate {
   /** One request through every step; `given`: a route the caller found itself, else the table's for the path. */
   const serve = (request: Request, server: GateServer, given?: HttpRoute): Answer => {
     const { path, query } = splitUrl(request.url);
-    const exchange = new Exchange(request, server, path, query === "" ? NO_PARAMS : parseQuery(query), noted ? performance.now() : 0);
+    const exchange = new Exchange(request, server, path, query === "" ? NO_PARAMS : parseQuery(query), notes.arrival());
     const route = given ?? findRoute(request, path);
     const refusal = screenRequest(options, exchange, route);
-    const answer = refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route));
-    return noted ? noteAnswer(exchange, seriesOf?.(route), answer) : answer;
+    return notes.note(exchange, route, refusal !== undefined ? toResponse(refusal) : addCors(exchange, dispatch(exchange, route)));
   };
 
   return {

@@ -63,11 +63,11 @@ export interface Serving {
 }
 
 /** Observes, for a socket closed on revocation, how long after the stored revocation it closed. */
-function createRevocationTimer(metrics: GateMetrics, options: Pick<ListenerOptions, "revokedAt" | "now">) {
-  return (principal: Principal): void => {
+function createRevocationTimer(metrics: GateMetrics, options: Pick<ListenerOptions, "revokedAt">) {
+  return (principal: Principal, now: number): void => {
     const at = options.revokedAt?.(principal);
     // Stored by whichever process revoked, with its clock: a clock slightly ahead must not read as negative.
-    if (at !== undefined) metrics.sockets.revocationClose.observe(Math.max(0, options.now() - at) / 1000);
+    if (at !== undefined) metrics.sockets.revocationClose.observe(Math.max(0, now - at) / 1000);
   };
 }
 

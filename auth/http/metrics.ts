@@ -38,18 +38,16 @@ export function createMetricsRoute(options: MetricsRouteOptions): PublicRoute {
   const allowed = createAddressList([...LOOPBACK, ...options.allow]);
   const scrape = (request: Request) =>
     new Response(request.method === "HEAD" ? null : options.metrics.registry.render(), { headers: HEADERS });
+  const route = { kind: "http", path: METRICS_PATH, methods: ["GET", "HEAD"], handle: scrape } as const;
   return {
-    kind: "http",
-    path: METRICS_PATH,
-    methods: ["GET", "HEAD"],
+    ...route,
     scope: null,
     // A routes-file service on its own host (or under a /metrics prefix) keeps its own /metrics.
     yieldsToHostRoutes: true,
     restricted: {
       admits: (request, server) => allowed.has(options.addressOf(request, server)),
-      otherwise: { kind: "http", path: METRICS_PATH, methods: ["GET", "HEAD"], scope: METRICS_SCOPE, handle: scrape },
+      otherwise: { ...route, scope: METRICS_SCOPE },
     },
-    handle: scrape,
   };
 }
 

@@ -15,7 +15,7 @@
  */
 import { subjectOf } from "../authn/principals.ts";
 import { GateError, tooManyAttempts } from "../core/errors.ts";
-import { ANY_SCOPE, hasScope, type Principal } from "../core/principal.ts";
+import { ADMIN_SCOPE, ANY_SCOPE, hasScope, type Principal } from "../core/principal.ts";
 import { isoOrNull } from "../core/times.ts";
 import type { GateMetrics } from "../core/gate-metrics.ts";
 import type { AuditLog } from "../guard/audit.ts";
@@ -60,12 +60,21 @@ const BAD_SCOPES = new GateError("invalid_request", 'scopes must be a list of sc
 const NO_SCOPES = new GateError("invalid_request", "Choose at least one scope, or deny the device");
 const NOT_ASKED = new GateError("invalid_scope", "You can only narrow what the device asked for, not add to it");
 const NOT_YOURS = new GateError("invalid_scope", "You can give a device only scopes you hold yourself; untick the others");
+const ADMIN_NEEDED = new GateError(
+  "access_denied",
+  "This device receives an API key of its own, and only an admin may make keys: ask one to approve it",
+);
 const PERSON_NEEDED = new GateError(
   "access_denied",
   "This device receives a person's tokens: sign in with your own account (a username), not a key, to approve it",
 );
 const CLIENT_REMOVED = new GateError("access_denied", "This client may no longer log in as a device (DEVICE_CLIENTS)");
 const DECIDED_MEANWHILE = new GateError("conflict", "The device was approved, denied or expired meanwhile");
+// invalid_grant, as a wrong code is told, but no guess: it is not counted.
+const CODE_ENDED = new GateError(
+  "invalid_grant",
+  "That code was already approved, denied or used, or it has expired: if the device still needs to log in, start again on it",
+);
 
 /** What the person sent: the code, and for an approval the scopes chosen (`undefined`: all that were asked). */
 interface CodeRequest {
@@ -110,8 +119,7 @@ type Step = (call: ApprovalCall) => Promise<Record<string, unknown> | GateError>
  * or wrong secrets for that key, do not shut them out of this page.
  */
 function typistOf(principal: Principal): string | undefined {
-  if (principal.kind === "key") return `${TYPIST_PREFIX}key:${principal.id}`;
-  return principal.kind === "user" ? `${TYPIST_PREFIX}user:${principal.name}` : undefined;
+  return principal.kind === "bootstrap" ? undefined : `${TYPIST_PREFIX}${subjectOf(principal)}`;
 }
 
 const ONE_AT_A_TIME = new GateError("too_many_requests", "One code at a time: wait for the answer to the last one", {
@@ -135,6 +143,7 @@ async function findLogin(options: ApprovalOptions, typing: Set<string>, call: Om
   }
   try {
     const found = await options.store.findDeviceAuthorization(digestToken(call.asked.userCode), options.now(), DEVICE_MAX_FAILURES);
+    if (found === "ended") return CODE_ENDED;
     return found ?? settleRefusal(options, { error: WRONG_USER_CODE, address, path, account: typist });
   } finally {
     if (typist !== undefined) typing.delete(typist);
@@ -172,7 +181,9 @@ function chooseScopes(login: DeviceAuthorizationRecord, principal: Principal, ch
 function approverFits(options: ApprovalOptions, login: DeviceAuthorizationRecord, principal: Principal): GateError | undefined {
   const credential = deviceCredentialOf(options.clients, login.clientId);
   if (credential === undefined) return CLIENT_REMOVED;
-  return credential === "tokens" && principal.kind !== "user" ? PERSON_NEEDED : undefined;
+  // A key outlives whoever approved it (as a key made in the admin API does): only an admin may make one.
+  if (credential === "key") return hasScope(principal, ADMIN_SCOPE) ? undefined : ADMIN_NEEDED;
+  return principal.kind !== "user" ? PERSON_NEEDED : undefined;
 }
 
 function describeLogin(options: ApprovalOptions, { request, server, principal, asked, login }: ApprovalCall) {

@@ -77,6 +77,10 @@ const NO_CLIENT_ID = new GateError("invalid_request", "client_id is required: th
 const CLIENT_NOT_ALLOWED = new GateError("invalid_client", "This client_id may not log in as a device here (DEVICE_CLIENTS)", {
   headers: CLIENT_CHALLENGE,
 });
+const SCOPES_SPELLING = new GateError(
+  "invalid_request",
+  'Ask for scopes with "scope" (RFC 8628), space-separated, such as data:read ws:connect',
+);
 const BAD_SCOPE = new GateError("invalid_scope", "scope must be space-separated scope names such as data:read ws:connect");
 const EVERY_SCOPE = new GateError("invalid_scope", "A device may not ask for every scope (*): ask for the scopes it needs");
 const UNKNOWN_SCOPE = new GateError("invalid_scope", "A device may ask only for scopes this gate knows (GET /admin/api/scopes lists them)");
@@ -128,6 +132,8 @@ async function readDeviceRequest(options: DeviceRouteOptions, request: Request) 
   if (clientId instanceof GateError) return clientId;
   if (clientId === undefined) return NO_CLIENT_ID;
   if (deviceCredentialOf(options.clients, clientId) === undefined) return CLIENT_NOT_ALLOWED;
+  // Otherwise ignored, and the device would get the defaults rather than what it meant to ask for.
+  if (params.has("scopes")) return SCOPES_SPELLING;
   const scopes = readRequestedScopes(params.get("scope"), options.knownScopes());
   return scopes instanceof GateError ? scopes : { clientId, scopes };
 }

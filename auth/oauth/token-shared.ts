@@ -15,6 +15,7 @@ import type { GateMetrics } from "../core/gate-metrics.ts";
 import { peerAddress, type AddressResolver, type TransportCheck } from "../http/clients.ts";
 import { looksLikeJwt, type KeySet, type TokenSettings } from "../secrets/jwt.ts";
 import { parseApiKey } from "../secrets/keys.ts";
+import { CLIENT_NAME } from "../secrets/device-codes.ts";
 import { generateRefreshToken, type parseRefreshToken } from "../secrets/refresh.ts";
 import { digestToken, tokenMatchesDigest } from "../secrets/tokens.ts";
 import type { DeviceClients } from "../secrets/device-codes.ts";
@@ -133,7 +134,6 @@ const BAD_CLIENT_ID = oauthError(
   "client_id must be a name of 1 to 64 letters, digits or . _ : - characters, not a key or token",
 );
 /** A public client's name: short and plain, so it can be logged and stored; a credential pasted here is refused. */
-const CLIENT_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 const isClientName = (text: string) => CLIENT_NAME.test(text) && parseApiKey(text) === undefined && !looksLikeJwt(text);
 export const NO_REFRESH_TOKEN = oauthError("invalid_request", "grant_type=refresh_token needs refresh_token");
 export const BAD_REFRESH = oauthError("wrong_grant_secret", "The refresh token is not valid");

@@ -7,7 +7,6 @@
  */
 import { GateError } from "../core/errors.ts";
 import type { StatusSeries } from "../core/gate-metrics.ts";
-import { elapsedMs } from "../core/log.ts";
 import type { Exchange } from "../http/exchange.ts";
 import { toResponse } from "../http/responses.ts";
 import { stripResponseHeaders } from "./forwarding.ts";
@@ -132,10 +131,7 @@ export async function forwardHttp({ exchange, target, url, headers }: Forwarding
   if (body === null) timer.start();
   exchange.server.timeout(request, target.quietSeconds);
   const started = performance.now();
-  const note = (status: number) => {
-    exchange.upstream = { route: target.name, status, ms: elapsedMs(started) };
-    target.upstream?.answered(status, exchange.upstream.ms / 1000);
-  };
+  const note = (status: number) => exchange.noteUpstream(target.name, status, started, target.upstream);
   try {
     // A client that goes away mid-body cancels the streams, which ends the service's request too.
     const answer = await fetch(url, {

@@ -8,7 +8,7 @@
 import { CONFLICTING_TOKENS, parseBearerToken, type BasicCredentials } from "../authn/credentials.ts";
 import { normalizeAddress, type AddressList } from "../core/addresses.ts";
 import { GateError } from "../core/errors.ts";
-import { elapsedMs, type Logger } from "../core/log.ts";
+import type { Logger } from "../core/log.ts";
 import type { Principal } from "../core/principal.ts";
 import { redactPath, splitUrl } from "../core/redact.ts";
 import { findServiceRoute, routesServeHost, type RouteTable, type ServiceRoute } from "../config/routes-file.ts";
@@ -114,11 +114,17 @@ class ServiceProxy implements ProxiedRoute {
    * a router's Basic login without BASIC_AUTH, another scheme) is the service's: the cookie is the
    * gate's credential, the header passes through, and nobody is counted as guessing.
    */
+  /** A look at whose a header's token is, before the counted check judges the one that is the gate's. */
+  #probe(token: string) {
+    const { probe, authenticate } = this.authorizer.options;
+    return (probe ?? authenticate)(token);
+  }
+
   #isServiceAuthorization(credential: ProxyCredential["credential"]): boolean | Promise<boolean> {
     if (credential instanceof GateError) return true;
     if (typeof credential !== "string") return this.options.authenticatePassword === undefined;
     const isUnknown = (verdict: Principal | GateError) => verdict instanceof GateError && verdict.kind === "unknown_token";
-    const verdict = this.authorizer.options.authenticate(credential);
+    const verdict = this.#probe(credential);
     return verdict instanceof Promise ? verdict.then(isUnknown) : isUnknown(verdict);
   }
 
@@ -190,7 +196,7 @@ class ServiceProxy implements ProxiedRoute {
     const bearer = authorization === null ? undefined : parseBearerToken(authorization);
     if (bearer === undefined || bearer === read.credential) return false;
     const isOurs = (verdict: Principal | GateError) => !(verdict instanceof GateError && verdict.kind === "unknown_token");
-    const verdict = this.authorizer.options.authenticate(bearer);
+    const verdict = this.#probe(bearer);
     return verdict instanceof Promise ? verdict.then(isOurs) : isOurs(verdict);
   }
 
@@ -236,9 +242,7 @@ class ServiceProxy implements ProxiedRoute {
       upstreamRequestHeaders(request.headers, this.#facts(exchange, principal, authorizationIsOurs)),
       this.#target,
     );
-    const ms = elapsedMs(started);
-    exchange.upstream = { route: this.name, status: link instanceof GateError ? 0 : 101, ms };
-    this.#target.upstream?.answered(exchange.upstream.status, ms / 1000);
+    exchange.noteUpstream(this.name, link instanceof GateError ? 0 : 101, started, this.#target.upstream);
     if (link instanceof GateError) return toResponse(link);
     // The service's choice; else the plain marker if the client offered it (a browser that offered
     // protocols fails an answer without one); never a tokengate.bearer entry.

@@ -78,8 +78,8 @@ export interface DeviceClients {
 /** DEVICE_CLIENTS unset: any client id, each getting tokens. */
 export const ANY_DEVICE_CLIENT: DeviceClients = Object.freeze({ others: "tokens", listed: new Map() });
 
-/** A device's client_id: a short plain name, safe to log and to show. */
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A `client_id` as the gate takes one (public clients, device clients, DEVICE_CLIENTS): a short plain name, safe to log and to show. */
+export const CLIENT_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** `tokens` or `key` after `=`; nothing after the name means tokens. */
 function readCredential(text: string | undefined): DeviceCredential | undefined {
@@ -105,7 +105,7 @@ export function parseDeviceClients(text: string): DeviceClients | undefined {
       starSeen = true;
       others = credential;
     } else {
-      if (!CLIENT_ID.test(name) || listed.has(name)) return undefined;
+      if (!CLIENT_NAME.test(name) || listed.has(name)) return undefined;
       listed.set(name, credential);
     }
   }

@@ -52,18 +52,30 @@ async function readSqliteBackup(bytes: Uint8Array): Promise<BackupReading> {
   }
 }
 
-/** An export of an older schema, loaded into an empty database in memory at its version and migrated there. */
-async function upgradeSnapshot(snapshot: StoreSnapshot): Promise<BackupReading> {
-  if (snapshot.schemaVersion === LATEST_SCHEMA) return { ok: true, format: "json", snapshot, upgradedFrom: undefined };
+/**
+ * An export, loaded into an empty database in memory at its schema version (and migrated there when
+ * older): every row meets the schema's rules here, before a real store is touched, and a refusal
+ * names the file rather than coming from halfway through a restore.
+ */
+async function checkSnapshot(snapshot: StoreSnapshot): Promise<BackupReading> {
   const driver = openSqliteMemory();
+  const older = snapshot.schemaVersion < LATEST_SCHEMA;
   try {
     await migrateSchema(driver, snapshot.schemaVersion);
     await driver.transaction((tx) => insertSnapshot(tx, snapshot));
-    await migrateSchema(driver);
-    return { ok: true, format: "json", snapshot: await driver.snapshot(readSnapshot), upgradedFrom: snapshot.schemaVersion };
+    if (older) await migrateSchema(driver);
+    return {
+      ok: true,
+      format: "json",
+      snapshot: await driver.snapshot(readSnapshot),
+      upgradedFrom: older ? snapshot.schemaVersion : undefined,
+    };
   } catch (error) {
+    const why = describeError(error);
     return fail(
-      `holds schema ${snapshot.schemaVersion}, and its rows could not be brought to schema ${LATEST_SCHEMA} (${describeError(error)})`,
+      older
+        ? `holds schema ${snapshot.schemaVersion}, and its rows could not be brought to schema ${LATEST_SCHEMA} (${why})`
+        : `holds rows the store's rules refuse (${why}); was it edited by hand?`,
     );
   } finally {
     await driver.close();
@@ -87,5 +99,5 @@ export async function readBackup(bytes: Uint8Array): Promise<BackupReading> {
     return fail("is neither a tokengate backup (an SQLite database) nor an export (JSON from export --json)");
   }
   const parsed = parseSnapshotJson(text);
-  return parsed.ok ? upgradeSnapshot(parsed.snapshot) : fail(parsed.problem);
+  return parsed.ok ? checkSnapshot(parsed.snapshot) : fail(parsed.problem);
 }

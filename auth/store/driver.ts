@@ -39,6 +39,11 @@ export interface SqlDriver extends SqlRunner {
    * its own (PostgreSQL, whose backup is the JSON export).
    */
   copyTo(file: string): Promise<boolean>;
+  /**
+   * The files the database lives in, which a backup must never be written over: SQLite's file and
+   * the journal files beside it. None for a database server.
+   */
+  readonly files: readonly string[];
   schemaVersion(tx: SqlRunner): Promise<number>;
   setSchemaVersion(tx: SqlRunner, version: number): Promise<void>;
   /** Inside a write transaction that moved the revision: tells other processes at commit. */

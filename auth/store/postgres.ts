@@ -85,6 +85,7 @@ export function openPostgresDriver(url: string, options: PostgresOptions = {}): 
       }),
     // No database file to copy here: a PostgreSQL backup is the JSON export.
     copyTo: async () => false,
+    files: [],
     schemaVersion: readSchemaVersion,
     setSchemaVersion: writeSchemaVersion,
     // Delivered at commit, dropped on rollback: a listener never reloads for a change that did not happen.

@@ -119,14 +119,15 @@ export function parseSnapshotJson(text: string): SnapshotReading {
   let document: unknown;
   try {
     document = JSON.parse(text);
-  } catch (error) {
-    return fail(`is not valid JSON (${error instanceof Error ? error.message : "unreadable"}); was it cut short?`);
+  } catch {
+    // Not the parser's message: it quotes the file's text, which may be part of a signing key.
+    return fail("is not valid JSON; was it cut short, or edited by hand?");
   }
   if (!isRecord(document) || document.format !== EXPORT_FORMAT)
     return fail(`is JSON but not a tokengate export (no "format": "${EXPORT_FORMAT}")`);
   if (document.format_version !== EXPORT_FORMAT_VERSION) {
     return fail(
-      `is an export of format_version ${JSON.stringify(document.format_version)}; this tokengate reads format_version ${EXPORT_FORMAT_VERSION}: ` +
+      `is an export of format_version ${JSON.stringify(document.format_version)?.slice(0, 64) ?? "(none)"}; this tokengate reads format_version ${EXPORT_FORMAT_VERSION}: ` +
         "load it with the tokengate that wrote it",
     );
   }

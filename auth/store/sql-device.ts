@@ -100,15 +100,13 @@ async function startLogin(tx: SqlRunner, login: NewDeviceAuthorization, limits: 
 }
 
 async function findWaiting(tx: SqlRunner, userCodeHash: Uint8Array, now: number, maxFailures: number) {
-  const found = await selectOne(
-    tx,
-    `SELECT ${COLUMNS} FROM device_authorizations WHERE ${WAITING} AND user_code_hash = $3`,
-    [now, maxFailures, userCodeHash],
-    toDevice,
-  );
+  const found = await selectOne(tx, `SELECT ${COLUMNS} FROM device_authorizations WHERE user_code_hash = $1`, [userCodeHash], toDevice);
+  if (found !== undefined && found.status === "pending" && found.expiresAt > now) return found.failures < maxFailures ? found : undefined;
+  // A code that was decided, used or let expire is no guess: the page was reloaded, or the person came back late.
+  if (found !== undefined) return "ended";
   // A miss may be a guess at any waiting login: each of them counts it, so the odds stay bounded however many guess.
-  if (found === undefined) await tx.run(`UPDATE device_authorizations SET failures = failures + 1 WHERE ${WAITING}`, [now, maxFailures]);
-  return found;
+  await tx.run(`UPDATE device_authorizations SET failures = failures + 1 WHERE ${WAITING}`, [now, maxFailures]);
+  return undefined;
 }
 
 async function decide(tx: SqlRunner, id: string, decision: DeviceDecision, maxFailures: number) {

@@ -128,6 +128,7 @@ export function createBackupMethods(sql: SqlOperations, driver: SqlDriver): Back
     engine: driver.dialect,
     exportSnapshot: () => driver.snapshot(readSnapshot),
     copyDatabase: (file) => driver.copyTo(file),
+    files: driver.files,
     // A change: the revision moves and PostgreSQL notifies, so running servers reload what was loaded.
     importSnapshot: (snapshot, replace) =>
       sql.changeWhen(

@@ -116,10 +116,11 @@ async function runSnapshot<T>(db: Database, runner: SqlRunner, work: (tx: SqlRun
 }
 
 /** The driver over an open database, whichever way it was opened. */
-function createSqliteDriver(db: Database): SqlDriver {
+function createSqliteDriver(db: Database, file?: string): SqlDriver {
   const runner = createSqliteRunner(db);
   return {
     dialect: "sqlite",
+    files: file === undefined ? [] : ["", "-wal", "-shm", "-journal"].map((suffix) => `${file}${suffix}`),
     all: (text, params) => serialized(() => runner.all(text, params)),
     run: (text, params) => serialized(() => runner.run(text, params)),
     transaction: (work) => serialized(() => runTransaction(db, runner, work)),
@@ -138,7 +139,7 @@ function createSqliteDriver(db: Database): SqlDriver {
 
 /** `file` is the database path; its directory is created readable only by this user. */
 export function openSqliteDriver(file: string): SqlDriver {
-  return createSqliteDriver(openDatabaseFile(file));
+  return createSqliteDriver(openDatabaseFile(file), file);
 }
 
 /** SQLite's header bytes 18 and 19: 2 for a WAL-mode file, 1 for a rollback-journal one. */

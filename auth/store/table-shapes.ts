@@ -53,12 +53,16 @@ function splitDefinitions(body: string): string[] {
   return parts.map((part) => part.trim()).filter((part) => part !== "");
 }
 
-/** One column definition (`name TYPE …`); `undefined` for a table constraint or an unknown type. */
+/**
+ * One column definition (`name TYPE …`); `undefined` for a table constraint. A type this does not
+ * know is a mistake in a new migration: a column skipped here would be missing from every backup.
+ */
 function readColumn(table: string, definition: string): ColumnShape | undefined {
   const match = /^(\w+)\s+(\w+)/.exec(definition);
   if (match === null || TABLE_CONSTRAINTS.has(match[1]!.toUpperCase())) return undefined;
   const kind = KINDS[match[2]!.toUpperCase()];
-  if (kind === undefined) return undefined;
+  if (kind === undefined)
+    throw new Error(`${table}.${match[1]}: backups know no column type ${match[2]}; add it to KINDS in table-shapes.ts`);
   return {
     name: match[1]!,
     kind,

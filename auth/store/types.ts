@@ -366,10 +366,15 @@ export interface DeviceStore {
   /** Stores a new login unless too many wait; forgets logins that ended `keepEndedMs` ago. */
   startDeviceAuthorization(login: NewDeviceAuthorization, limits: DeviceLimits): Promise<DeviceStartOutcome>;
   /**
-   * The waiting login a user code names (live, and not burnt by `maxFailures` wrong codes), or
-   * `undefined`: then the miss is counted against every waiting login, in the same transaction.
+   * The waiting login a user code names (live, and not burnt by `maxFailures` wrong codes);
+   * "ended" for one kept after it was decided, used or expired (not a guess: nothing is counted);
+   * else `undefined`, and the miss is counted against every waiting login, in the same transaction.
    */
-  findDeviceAuthorization(userCodeHash: Uint8Array, now: number, maxFailures: number): Promise<DeviceAuthorizationRecord | undefined>;
+  findDeviceAuthorization(
+    userCodeHash: Uint8Array,
+    now: number,
+    maxFailures: number,
+  ): Promise<DeviceAuthorizationRecord | "ended" | undefined>;
   /** Approves or denies a login that still waits; the decided record, or `undefined` when it no longer waits. */
   decideDeviceAuthorization(id: string, decision: DeviceDecision, maxFailures: number): Promise<DeviceAuthorizationRecord | undefined>;
   /** A device's poll with its code and client id, at `now` (see DevicePollOutcome). */
@@ -412,6 +417,8 @@ export interface BackupStore {
   exportSnapshot(): Promise<StoreSnapshot>;
   /** SQLite: a consistent copy of the database into `file` (new or empty); false on an engine without a file. */
   copyDatabase(file: string): Promise<boolean>;
+  /** The files the store lives in (SQLite's and its journals'): never a backup's FILE. */
+  readonly files: readonly string[];
   /**
    * Loads a snapshot of this store's schema version in one change (running servers reload): into a
    * store without credentials, or, with `replace`, in place of everything it holds.

@@ -61,7 +61,7 @@ export function closeInvalidated(
   /** Why the socket's client may no longer be served (a ban started since it connected), or undefined. */
   refuseClient: (client: string) => GateError | undefined = () => undefined,
   /** Hears each socket closed because its principal was revoked (the revocation-to-close latency is measured there). */
-  onRevoked?: (principal: Principal) => void,
+  onRevoked?: (principal: Principal, now: number) => void,
 ): number {
   let closed = 0;
   for (const ws of registry) {
@@ -69,7 +69,7 @@ export function closeInvalidated(
     const error = refuseClient(ws.data.client) ?? revalidate(principal, ws.data.scope);
     if (error !== undefined) {
       closeWithError(ws, error);
-      if (error.kind === "revoked_token") onRevoked?.(principal);
+      if (error.kind === "revoked_token") onRevoked?.(principal, now);
       closed += 1;
     } else if (
       // A proxied socket speaks the service's protocol: a warning there would be a frame the service

@@ -7,36 +7,23 @@
  * control is a 44 px target at phone size, and every page is saved as a screenshot at desktop and
  * phone size (tests/.artifacts/admin/).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Browser, BrowserContextOptions, Page } from "playwright-core";
+import type { BrowserContextOptions, Page } from "playwright-core";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
-import { chromiumAvailable, decodeQr, launchChromium, requireChromium, seriousViolations, smallTargets } from "../support/browser.ts";
+import { chromiumAvailable, decodeQr, DESKTOP, PHONE, seriousViolations, smallTargets, useChromium } from "../support/browser.ts";
 import { ROOT, startTestApp, WsProbe, type TestApp } from "../support/harness.ts";
 import { insertApiKey } from "../support/keys.ts";
 import { captureOutput, expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
 const ARTIFACTS = join(ROOT, "tests/.artifacts/admin");
-const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
-const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
 const VIEWS = ["keys", "people", "sessions", "bans", "signing-keys", "activity", "account"] as const;
 
-requireChromium("admin console tests");
-
-let browser: Browser;
-beforeAll(async () => {
-  if (!chromiumAvailable) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  if (chromiumAvailable) await browser.close();
-});
+const browser = useChromium("admin console tests", ARTIFACTS);
 
 /** A page of its own browser context; every page error fails the test that caused it. */
 async function openPage(app: TestApp, options: BrowserContextOptions = {}): Promise<Page> {
-  const context = await browser.newContext({ ...options, permissions: ["clipboard-read", "clipboard-write"] });
+  const context = await browser().newContext({ ...options, permissions: ["clipboard-read", "clipboard-write"] });
   const page = await context.newPage();
   page.on("pageerror", (error) => captureOutput(`pageerror: ${error.message}`));
   await page.goto(`${app.http}/`);

@@ -7,7 +7,7 @@
  */
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT } from "../../auth/cli/shared.ts";
 import { generateApiKey } from "../../auth/secrets/keys.ts";
@@ -18,7 +18,7 @@ import type { Store } from "../../auth/store/store.ts";
 import { requestTokens, startEngineApp } from "../support/admin-engines.ts";
 import { cliWithInput, createKey, runCliProcess, type CliResult } from "../support/cli.ts";
 import { curl, makeTempDir, startTestApp } from "../support/harness.ts";
-import { captureOutput, expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
+import { captureOutput, expectNoSecretsInOutput, newSecret, trackSecret } from "../support/secrets.ts";
 import { createTestDatabase, openDataDirStore, postgresService } from "../support/stores.ts";
 
 const postgres = await postgresService();
@@ -306,6 +306,61 @@ describe("restore on a running server's store", () => {
     expect(refused.stderr).toBe(
       `restore: ${live} is a store in use, with recent changes still in ${live}-wal: back it up with backup (on its DATA_DIR) and restore that file\n`,
     );
+  });
+});
+
+describe("files a backup must not be, or be read from", () => {
+  test("--force onto the store's own file or its journals is refused, and the store stays whole", async () => {
+    await using app = await startTestApp();
+    await createKey(app.dataDir, "--name", "kept");
+    const live = join(app.dataDir, "tokengate.db");
+    for (const target of [live, `${live}-wal`, `${live}-shm`, join(app.dataDir, ".", "tokengate.db")]) {
+      const refused = await run({ DATA_DIR: app.dataDir }, "backup", target, "--force");
+      expect(refused.code).toBe(EXIT.failure);
+      expect(refused.stderr).toContain("is where the store itself lives");
+      const exported = await run({ DATA_DIR: app.dataDir }, "export", "--json", target, "--force");
+      expect(exported.code).toBe(EXIT.failure);
+    }
+    const listed = await run({ DATA_DIR: app.dataDir }, "keys", "list", "--json");
+    expect(listed.code).toBe(EXIT.ok);
+    expect(listed.stdout).toContain('"kept"');
+  });
+
+  test.each([
+    ["/dev/zero", "is not a regular file"],
+    ["a directory", "is not a regular file"],
+  ])("restore %s: refused at once, nothing read", async (source, words) => {
+    await using store = await makeStore("sqlite");
+    const file = source === "a directory" ? store.dir : source;
+    const refused = await run(store.env, "restore", file);
+    expect(refused.code).toBe(EXIT.failure);
+    expect(refused.stderr).toContain(words);
+  });
+
+  test("an export with a row the schema refuses is turned away before any store is made or touched", async () => {
+    await using source = await makeStore("sqlite");
+    await createKey(source.env.DATA_DIR!, "--name", "edited");
+    const file = join(source.dir, "edited.json");
+    expect((await run(source.env, "export", "--json", file)).code).toBe(EXIT.ok);
+    const document = JSON.parse(readFileSync(file, "utf8")) as { tables: { api_keys: Array<Record<string, unknown>> } };
+    document.tables.api_keys[0]!.id = "short";
+    writeFileSync(file, JSON.stringify(document));
+    using target = makeTempDir();
+    const refused = await run({ DATA_DIR: target.path }, "restore", file);
+    expect(refused.code).toBe(EXIT.failure);
+    expect(refused.stderr).toContain("holds rows the store's rules refuse");
+    expect(existsSync(join(target.path, "tokengate.db"))).toBe(false);
+  });
+
+  test("a damaged JSON export is refused without quoting its text", async () => {
+    await using store = await makeStore("sqlite");
+    const file = join(store.dir, "damaged.json");
+    const quoted = trackSecret(newSecret());
+    writeFileSync(file, `{"format":"tokengate-store", ${quoted} }`);
+    const refused = await run(store.env, "restore", file);
+    expect(refused.code).toBe(EXIT.failure);
+    expect(refused.stderr).toContain("is not valid JSON");
+    expect(refused.stderr).not.toContain(quoted.slice(0, 12));
   });
 });
 

@@ -3,7 +3,8 @@
  * the text format as Prometheus reads it, and labels that nothing a client sends can multiply.
  */
 import { describe, expect, test } from "bun:test";
-import { banSubjectKind, closeCodeLabel, createGateMetrics, statusLabel, UNMATCHED_ROUTE } from "../../auth/core/gate-metrics.ts";
+import { closeCodeLabel, createGateMetrics, statusLabel, UNMATCHED_ROUTE } from "../../auth/core/gate-metrics.ts";
+import { banSubjectKind } from "../../auth/guard/refusals.ts";
 import { createRegistry, escapeLabelValue, formatSampleValue } from "../../auth/core/metrics.ts";
 import { checkMetrics, parseSamples, promtoolAvailable, requirePromtool } from "../support/promtool.ts";
 

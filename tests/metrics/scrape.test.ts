@@ -207,6 +207,19 @@ describe("a scrape after traffic", () => {
     expect(sumSamples(samples, "tokengate_password_rejections_total")).toBe(0);
   });
 
+  test("the proxy's look at whose a header is counts no second check: one request, one valid check, no invalid one", async () => {
+    const count = async () => {
+      const now = parseSamples((await scrape(app.http)).text);
+      const checks = (result: string) => findSample(now, "tokengate_auth_checks_total", { credential: "token", result })?.value ?? 0;
+      return { valid: checks("valid"), invalid: checks("invalid") };
+    };
+    const before = await count();
+    // The gate's key in X-Auth-Token, and the web app's own bearer token, which the gate passes on unread.
+    const answer = await get("/svc/hello", { "x-auth-token": keys.service.token, authorization: `Bearer ${newSecret()}` });
+    expect(answer.status).toBe(200);
+    expect(await count()).toEqual({ valid: before.valid + 1, invalid: before.invalid });
+  });
+
   test("sockets: opened, closed 4403 on revocation, and how long after the revocation", () => {
     expect(findSample(samples, "tokengate_websockets_opened_total")?.value).toBe(1);
     expect(findSample(samples, "tokengate_websockets_open")?.value).toBe(0);

@@ -6,30 +6,17 @@
  * Chromium and decoded by jsQR, is verification_uri_complete. Then with the keyboard alone: a code
  * typed in, and Deny. axe in both themes, 44 px targets, screenshots (tests/.artifacts/device/).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Browser, BrowserContextOptions, Page } from "playwright-core";
-import { chromiumAvailable, decodeQr, launchChromium, requireChromium, seriousViolations, smallTargets } from "../support/browser.ts";
+import type { BrowserContextOptions, Page } from "playwright-core";
+import { chromiumAvailable, decodeQr, DESKTOP, PHONE, seriousViolations, smallTargets, useChromium } from "../support/browser.ts";
 import { pollToken, signInPerson, startLogin } from "../support/device.ts";
 import { ROOT, startTestApp, type TestApp } from "../support/harness.ts";
 import { captureOutput, expectNoSecretsInOutput } from "../support/secrets.ts";
 
 const ARTIFACTS = join(ROOT, "tests/.artifacts/device");
-const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
-const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
 
-requireChromium("device login browser tests");
-
-let browser: Browser;
-beforeAll(async () => {
-  if (!chromiumAvailable) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  if (chromiumAvailable) await browser.close();
-});
+const browser = useChromium("device login browser tests", ARTIFACTS);
 
 /** The app on a clock the test can move ahead (a device's next poll without waiting its interval). */
 async function appAhead(): Promise<{ app: TestApp; advance: (ms: number) => void }> {
@@ -39,7 +26,7 @@ async function appAhead(): Promise<{ app: TestApp; advance: (ms: number) => void
 }
 
 async function openPage(url: string, options: BrowserContextOptions): Promise<Page> {
-  const context = await browser.newContext(options);
+  const context = await browser().newContext(options);
   const page = await context.newPage();
   page.on("pageerror", (error) => captureOutput(`pageerror: ${error.message}`));
   await page.goto(url);

@@ -143,6 +143,12 @@ describe("POST /auth/device_authorization (RFC 8628 §3.1–3.2)", () => {
     ["a malformed scope", 400, "invalid_scope", { client_id: "tv-box", scope: "Data Read!" }],
     ["every scope (*)", 400, "invalid_scope", { client_id: "tv-box", scope: "*" }],
     ["a scope nobody knows", 400, "invalid_scope", { client_id: "tv-box", scope: "data:read garage:open" }],
+    [
+      "`scopes`, not the RFC's `scope` (not read as asking for the defaults)",
+      400,
+      "invalid_request",
+      { client_id: "tv-box", scopes: "admin" },
+    ],
     ["a client secret (devices are public clients)", 401, "invalid_client", { client_id: "tv-box", client_secret: "x" }],
   ])("%s → %d %s", async (_name, status, error, fields) => {
     await using app = await startTestApp();
@@ -336,7 +342,8 @@ describe("what the person may grant", () => {
     const { app, clock } = await appWithClock({ DEVICE_CLIENTS: "esp32=key" });
     await using _app = app;
     const login = await startLogin(app.http, "esp32", "data:read");
-    const person = await signInPerson(app, "vi", ["viewer"]);
+    // Only an admin may make a key (the next test but one: anyone else is refused).
+    const person = await signInPerson(app, "ad", ["admin"]);
     expect((await callApproval(app, "lookup", { user_code: login.userCode }, asPage(app, person))).body.credential).toBe("key");
     expect((await approve(app, login, person)).status).toBe(200);
     clock.advance(5_000);
@@ -367,7 +374,7 @@ describe("what the person may grant", () => {
     const { app, clock } = await appWithClock({ DEVICE_CLIENTS: "esp32=key" });
     await using _app = app;
     const ends = clock.now() + 3_600_000;
-    const approver = await insertApiKey(app.store, { name: "short-lived", scopes: ["data:read"], expiresAt: ends });
+    const approver = await insertApiKey(app.store, { name: "short-lived", scopes: ["admin", "data:read"], expiresAt: ends });
     await app.app.keyring.refresh();
     const headers = { "x-auth-token": approver.token };
     const first = await startLogin(app.http, "esp32", "data:read");
@@ -384,6 +391,22 @@ describe("what the person may grant", () => {
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe("invalid_grant");
     expectNoSecretsInOutput();
+  });
+
+  test("a key for a device needs an admin: a viewer (or a key without admin) may look but not approve (403)", async () => {
+    await using app = await startTestApp({ DEVICE_CLIENTS: "esp32=key" });
+    const login = await startLogin(app.http, "esp32", "data:read");
+    const viewer = await signInPerson(app, "vi", ["viewer"]);
+    const reader = await insertApiKey(app.store, { name: "reader", scopes: ["data:read"] });
+    await app.app.keyring.refresh();
+    for (const headers of [asPage(app, viewer), { "x-auth-token": reader.token }]) {
+      expect((await callApproval(app, "lookup", { user_code: login.userCode }, headers)).body).toMatchObject({ approvable: false });
+      const refused = await callApproval(app, "approve", { user_code: login.userCode }, headers);
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ error: "access_denied", code: "access_denied" });
+      expect(String(refused.body.error_description)).toContain("only an admin may make keys");
+    }
+    expect((await pollToken(app.http, login.deviceCode, "esp32")).body.error).toBe("authorization_pending");
   });
 
   test("tokens for a device need a person: an admin key may look but not approve (403)", async () => {
@@ -525,6 +548,23 @@ describe("guessing user codes", () => {
       expect((await pollToken(app.http, login.deviceCode, "tv-box")).body.error).toBe("authorization_pending");
     },
   );
+
+  test("a code already approved, looked up again (a reload of the page), is told so (400) and counts as no guess", async () => {
+    await using app = await startTestApp(GUARDED);
+    const login = await startLogin(app.http, "tv-box");
+    const waiting = await startLogin(app.http, "tv-box");
+    const person = await signInPerson(app, "vi", ["viewer"]);
+    const page = asPage(app, person, { "x-forwarded-for": "192.168.7.1" });
+    expect((await callApproval(app, "approve", { user_code: login.userCode }, page)).status).toBe(200);
+    for (let reload = 0; reload < 12; reload++) {
+      const again = await callApproval(app, "lookup", { user_code: login.userCode }, page);
+      expect(again.status).toBe(400);
+      expect(again.body.code).toBe("invalid_grant");
+      expect(String(again.body.error_description)).toContain("already approved, denied or used");
+    }
+    expect((await callApproval(app, "lookup", { user_code: waiting.userCode }, page)).status).toBe(200);
+    expect(app.audit.some((line) => line.includes('"ban.started"'))).toBe(false);
+  });
 
   test(`${DEVICE_MAX_FAILURES} wrong codes from anywhere burn every waiting login: its device gets expired_token`, async () => {
     await using app = await startTestApp(GUARDED);

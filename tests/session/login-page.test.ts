@@ -6,11 +6,10 @@
  * them. Screenshots of the view and of the signed-in console, at desktop and phone size in both
  * colour schemes, go to tests/.artifacts/.
  */
-import { chromiumAvailable, launchChromium, requireChromium } from "../support/browser.ts";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { chromiumAvailable, PHONE, useChromium } from "../support/browser.ts";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { type BrowserContextOptions, type Page } from "playwright-core";
 import { hashPassword } from "../../auth/secrets/passwords.ts";
 import { ROOT, startTestApp, type TestApp } from "../support/harness.ts";
 import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
@@ -18,25 +17,14 @@ import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 const available = chromiumAvailable;
 const ARTIFACTS = join(ROOT, "tests/.artifacts");
 
-requireChromium("browser tests");
+const browser = useChromium("browser tests", ARTIFACTS);
 
-let browser: Browser;
-beforeAll(async () => {
-  if (!available) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  if (available) await browser.close();
-});
-
-const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
 
 const cspReports = new WeakMap<Page, string[]>();
 
 async function openPage(url: string, options: BrowserContextOptions = {}): Promise<Page> {
-  const context = await browser.newContext(options);
+  const context = await browser().newContext(options);
   const page = await context.newPage();
   const reports: string[] = [];
   cspReports.set(page, reports);
@@ -193,7 +181,7 @@ describe.skipIf(!available)("passkeys", () => {
     await using app = await startTestApp({ WEBAUTHN_RP_ID: "localhost" });
     const password = await addUser(app, "pia");
     const local = app.http.replace("127.0.0.1", "localhost");
-    const context = await browser.newContext();
+    const context = await browser().newContext();
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send("WebAuthn.enable");

@@ -6,7 +6,7 @@
  * @simplewebauthn/browser and the gate's endpoints are tested together. Where Chromium is not
  * installed the tests skip, except in CI, as tests/browser.test.ts does.
  */
-import { chromiumAvailable, launchChromium, requireChromium } from "../support/browser.ts";
+import { chromiumAvailable, launchChromium, useChromium } from "../support/browser.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
 import { type Browser, type CDPSession, type Page } from "playwright-core";
@@ -18,16 +18,7 @@ import { expectNoSecretsInOutput, trackSecret } from "../support/secrets.ts";
 
 const available = chromiumAvailable;
 
-requireChromium("passkey browser tests");
-
-let browser: Browser;
-beforeAll(async () => {
-  if (!available) return;
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  if (available) await browser.close();
-});
+const browser = useChromium("passkey browser tests");
 
 /** A page of its own (its own cookies) with a virtual platform authenticator attached. */
 interface Device {
@@ -46,7 +37,7 @@ interface VirtualCredential {
 }
 
 async function openDevice(app: TestApp): Promise<Device> {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable");

@@ -3,11 +3,11 @@
  * is, whether it is here, and how it is started on these machines. In CI a missing Chromium is a
  * failed test, never a silent skip.
  */
-import { expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
 import { AxeBuilder } from "@axe-core/playwright";
 import jsQR from "jsqr";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const chromiumAvailable = existsSync(CHROMIUM);
@@ -20,6 +20,32 @@ export function requireChromium(what: string): void {
     });
   }
   if (!chromiumAvailable) console.warn(`${what} skipped: ${CHROMIUM} not found (apt-get install chromium)`);
+}
+
+/** The phone every page is looked at on (a 390×844 touch screen), and a desktop window. */
+export const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+export const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
+
+/**
+ * One Chromium for a test file: required as `requireChromium` says, launched before the file's
+ * tests (with `artifacts`, the screenshots' folder, made first) and closed after them. Call the
+ * returned function inside a test for the browser.
+ */
+export function useChromium(what: string, artifacts?: string): () => Browser {
+  requireChromium(what);
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    if (!chromiumAvailable) return;
+    if (artifacts !== undefined) mkdirSync(artifacts, { recursive: true });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return () => {
+    if (browser === undefined) throw new Error(`${what}: Chromium was not launched`);
+    return browser;
+  };
 }
 
 /**
